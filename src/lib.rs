@@ -1,0 +1,13 @@
+//! gregor: an Apache Kafka–compatible broker in one static binary.
+//!
+//! Layout, outermost first:
+//! - `broker`: accepts connections, frames requests, dispatches to handlers;
+//! - `cluster`: the cluster coordinator (ZooKeeper's role) — topic metadata
+//!   as a state machine changed by logged commands;
+//! - `storage`: per-partition segmented logs with recovery and retention;
+//! - `records`: record batch validation, offset assignment, legacy formats;
+//! - `protocol`: Kafka framing and the supported API table;
+//! - `config`: flags, environment and files resolved into settings.
+
+pub mod protocol;
+pub mod records;

@@ -1,0 +1,12 @@
+//! The Kafka wire format: size-prefixed frames, request headers, and the
+//! table of API versions gregor implements. Message bodies are encoded and
+//! decoded by the `kafka-protocol` crate; this module adds only what sits
+//! around them. No I/O here: bytes in, bytes out.
+
+mod frame;
+mod request;
+mod supported;
+
+pub use frame::{FrameError, encode_response, split_frame};
+pub use request::{DecodedRequest, RequestError, decode_request};
+pub use supported::{SUPPORTED_APIS, api_versions_body, supported_range};

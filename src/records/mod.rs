@@ -1,0 +1,12 @@
+//! Record batches as they travel through the broker: validated by their
+//! header and CRC, given offsets by patching the header, and converted to or
+//! from the legacy message formats only for clients that need them.
+//! Individual records are never decoded on the produce or fetch path.
+
+mod batch;
+mod legacy;
+
+pub use batch::{
+    BATCH_HEADER_LEN, BatchHeader, RecordError, assign_offsets, first_magic, split_batches,
+};
+pub use legacy::{down_convert, up_convert};
