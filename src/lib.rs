@@ -11,3 +11,8 @@
 
 pub mod protocol;
 pub mod records;
+pub mod admin_http;
+pub mod broker;
+pub mod cluster;
+pub mod config;
+pub mod storage;

@@ -2,7 +2,7 @@
 //! byte count followed by that many bytes.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::ResponseHeader;
+use kafka_protocol::messages::{ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::Encodable;
 
 /// Why a connection's byte stream cannot be framed. Either one closes the
@@ -42,11 +42,11 @@ pub fn split_frame(buf: &mut BytesMut, limit: usize) -> Result<Option<Bytes>, Fr
 }
 
 /// Appends a complete response frame (size, header, body) to `out`.
-pub fn encode_response<M: Encodable>(
+pub fn encode_response(
     out: &mut BytesMut,
     correlation_id: i32,
     header_version: i16,
-    body: &M,
+    body: &ResponseKind,
     body_version: i16,
 ) -> anyhow::Result<()> {
     let start = out.len();

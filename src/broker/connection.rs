@@ -1,0 +1,196 @@
+//! One client connection: frames in, responses out, in request order.
+//!
+//! The reader decodes each request and starts its handler at once, so a
+//! client may pipeline; the writer awaits handlers in the order their
+//! requests arrived and coalesces the responses that are ready into one
+//! write. A malformed frame closes the connection after the responses
+//! already owed have been written; nothing else is affected.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{ApiKey, ResponseKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::BrokerContext;
+use super::dispatch::dispatch;
+use crate::protocol::{RequestError, api_versions_body, decode_request, encode_response, split_frame};
+
+/// Requests a connection may have in flight before the reader waits.
+const MAX_IN_FLIGHT: usize = 128;
+const READ_BUFFER: usize = 256 * 1024;
+
+/// What a connection knows about where it was accepted.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    pub listener: String,
+    pub peer: std::net::SocketAddr,
+}
+
+type Pending = JoinHandle<Option<Bytes>>;
+
+pub async fn serve(
+    ctx: Arc<BrokerContext>,
+    socket: TcpStream,
+    info: ConnectionInfo,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = socket.set_nodelay(true);
+    let (mut reader, writer) = socket.into_split();
+    let (responses, pending) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
+    let writer_task = tokio::spawn(write_responses(writer, pending));
+    let limit = ctx.settings.socket_request_max_bytes;
+    let mut buf = BytesMut::with_capacity(READ_BUFFER);
+    'read: loop {
+        loop {
+            match split_frame(&mut buf, limit) {
+                Ok(Some(frame)) => {
+                    ctx.metrics.bytes_in(frame.len() + 4);
+                    match start_request(&ctx, &info, frame) {
+                        Ok(handle) => {
+                            if responses.send(handle).await.is_err() {
+                                break 'read;
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(peer = %info.peer, %error, "closing connection");
+                            break 'read;
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::warn!(peer = %info.peer, %error, "closing connection");
+                    break 'read;
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(READ_BUFFER);
+        }
+        tokio::select! {
+            read = reader.read_buf(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(responses);
+    let _ = writer_task.await;
+}
+
+/// Decodes a frame and spawns its handler. Returns an error when the
+/// connection must close.
+fn start_request(
+    ctx: &Arc<BrokerContext>,
+    info: &ConnectionInfo,
+    frame: Bytes,
+) -> Result<Pending, RequestError> {
+    let started = Instant::now();
+    let request = match decode_request(frame) {
+        Ok(request) => request,
+        Err(RequestError::UnsupportedVersion {
+            api_key: ApiKey::ApiVersions,
+            correlation_id,
+            ..
+        }) => {
+            // Kafka's answer to a too-new ApiVersions: error 35 and a v0 body
+            // listing what is supported, so the client can retry lower.
+            let body = ResponseKind::ApiVersions(api_versions_body(
+                ResponseError::UnsupportedVersion.code(),
+            ));
+            let mut out = BytesMut::new();
+            return Ok(tokio::spawn(async move {
+                encode_response(&mut out, correlation_id, 0, &body, 0).ok()?;
+                Some(out.freeze())
+            }));
+        }
+        Err(error) => return Err(error),
+    };
+    let api_key = request.api_key;
+    let version = request.header.request_api_version;
+    let correlation_id = request.header.correlation_id;
+    let Some(response) = dispatch(ctx, info, request) else {
+        return Err(RequestError::UnknownApiKey {
+            api_key: api_key as i16,
+            correlation_id,
+        });
+    };
+    let ctx = ctx.clone();
+    Ok(tokio::spawn(async move {
+        let Some(body) = response.await else {
+            ctx.metrics.request_done(api_key, started.elapsed(), 0);
+            return Some(Bytes::new());
+        };
+        let mut out = BytesMut::new();
+        let header_version = api_key.response_header_version(version);
+        if let Err(error) = encode_response(&mut out, correlation_id, header_version, &body, version) {
+            tracing::error!(?api_key, version, %error, "could not encode response");
+            return None;
+        }
+        ctx.metrics.request_done(api_key, started.elapsed(), out.len());
+        Some(out.freeze())
+    }))
+}
+
+async fn write_responses(mut writer: OwnedWriteHalf, mut pending: mpsc::Receiver<Pending>) {
+    let mut queue: VecDeque<Pending> = VecDeque::new();
+    let mut out = BytesMut::new();
+    loop {
+        if queue.is_empty() {
+            match pending.recv().await {
+                Some(handle) => queue.push_back(handle),
+                None => break,
+            }
+        }
+        while queue.len() < MAX_IN_FLIGHT {
+            match pending.try_recv() {
+                Ok(handle) => queue.push_back(handle),
+                Err(_) => break,
+            }
+        }
+        let Some(first) = queue.pop_front() else {
+            continue;
+        };
+        let mut close = !append_response(&mut out, first.await);
+        // Coalesce whatever else is already answered into the same write.
+        while !close && queue.front().is_some_and(|h| h.is_finished()) {
+            if let Some(next) = queue.pop_front() {
+                close = !append_response(&mut out, next.await);
+            }
+        }
+        if writer.write_all(&out).await.is_err() {
+            return;
+        }
+        out.clear();
+        if close {
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+fn append_response(
+    out: &mut BytesMut,
+    response: Result<Option<Bytes>, tokio::task::JoinError>,
+) -> bool {
+    match response {
+        Ok(Some(bytes)) => {
+            out.extend_from_slice(&bytes);
+            true
+        }
+        Ok(None) => false,
+        Err(error) => {
+            tracing::error!(%error, "request handler failed");
+            false
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Routes a decoded request to its handler.
+//!
+//! `dispatch` runs synchronously on the connection's reader: whatever must
+//! happen in request order (queuing produce batches onto partitions) is done
+//! before it returns, and the rest is the returned future.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use kafka_protocol::messages::{RequestKind, ResponseKind};
+
+use super::BrokerContext;
+use super::connection::ConnectionInfo;
+use super::handlers;
+use crate::protocol::{DecodedRequest, api_versions_body};
+
+/// Resolves to the response body, or to `None` when Kafka sends no
+/// response at all (Produce with `acks=0`).
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send>>;
+
+pub fn dispatch(
+    ctx: &Arc<BrokerContext>,
+    info: &ConnectionInfo,
+    request: DecodedRequest,
+) -> Option<ResponseFuture> {
+    let version = request.header.request_api_version;
+    let ctx = ctx.clone();
+    let future: ResponseFuture = match request.body {
+        RequestKind::ApiVersions(_) => {
+            Box::pin(async { Some(ResponseKind::ApiVersions(api_versions_body(0))) })
+        }
+        RequestKind::Produce(body) => {
+            let silent = body.acks == 0;
+            let queued = handlers::produce::enqueue(&ctx, body, version);
+            Box::pin(async move {
+                let response = queued.await;
+                (!silent).then_some(ResponseKind::Produce(response))
+            })
+        }
+        RequestKind::Fetch(body) => Box::pin(async move {
+            Some(ResponseKind::Fetch(handlers::fetch::handle(&ctx, body, version).await))
+        }),
+        RequestKind::ListOffsets(body) => Box::pin(async move {
+            Some(ResponseKind::ListOffsets(handlers::list_offsets::handle(&ctx, body, version)))
+        }),
+        RequestKind::Metadata(body) => {
+            let listener = info.listener.clone();
+            Box::pin(async move {
+                Some(ResponseKind::Metadata(
+                    handlers::metadata::handle(&ctx, &listener, body, version).await,
+                ))
+            })
+        }
+        RequestKind::CreateTopics(body) => Box::pin(async move {
+            Some(ResponseKind::CreateTopics(handlers::topics::create(&ctx, body, version).await))
+        }),
+        RequestKind::DeleteTopics(body) => Box::pin(async move {
+            Some(ResponseKind::DeleteTopics(handlers::topics::delete(&ctx, body, version).await))
+        }),
+        RequestKind::CreatePartitions(body) => Box::pin(async move {
+            Some(ResponseKind::CreatePartitions(handlers::topics::create_partitions(&ctx, body).await))
+        }),
+        RequestKind::DescribeConfigs(body) => Box::pin(async move {
+            Some(ResponseKind::DescribeConfigs(handlers::configs::describe(&ctx, body, version)))
+        }),
+        RequestKind::InitProducerId(body) => Box::pin(async move {
+            Some(ResponseKind::InitProducerId(handlers::producer_id::handle(&ctx, body).await))
+        }),
+        RequestKind::DescribeCluster(_) => {
+            let listener = info.listener.clone();
+            Box::pin(async move {
+                Some(ResponseKind::DescribeCluster(handlers::metadata::describe_cluster(&ctx, &listener)))
+            })
+        }
+        // decode_request refuses every API outside the supported table, so
+        // this is reached only if the table and this match disagree.
+        _ => {
+            tracing::error!(api_key = ?request.api_key, "no handler for a supported API");
+            return None;
+        }
+    };
+    Some(future)
+}

@@ -1,0 +1,202 @@
+//! Fetch: whole batches from each requested partition within the request's
+//! byte limits, parked up to `max_wait_ms` until `min_bytes` are available.
+//! Batches go out as stored; only clients too old to read v2 batches
+//! (Fetch v0–v3) get them converted.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+
+use crate::broker::BrokerContext;
+use crate::broker::partition::Partition;
+use crate::records::down_convert;
+use crate::storage::StorageError;
+
+struct Wanted {
+    topic: TopicName,
+    partition_index: i32,
+    fetch_offset: i64,
+    partition_max_bytes: usize,
+    partition: Option<Arc<Partition>>,
+}
+
+pub async fn handle(ctx: &Arc<BrokerContext>, request: FetchRequest, version: i16) -> FetchResponse {
+    let wanted: Vec<Wanted> = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic.partitions.iter().map(|p| Wanted {
+                topic: topic.topic.clone(),
+                partition_index: p.partition,
+                fetch_offset: p.fetch_offset,
+                partition_max_bytes: p.partition_max_bytes.max(0) as usize,
+                partition: ctx.partitions.get(&topic.topic.0, p.partition),
+            })
+        })
+        .collect();
+    // Fetch v0–v2 had no response-wide limit.
+    let max_bytes = if version >= 3 {
+        request.max_bytes.max(0) as usize
+    } else {
+        usize::MAX
+    };
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    loop {
+        // Register for wake-ups before reading, so an append between the
+        // read and the wait is not missed.
+        let mut waits: Vec<_> = wanted
+            .iter()
+            .filter_map(|w| w.partition.as_ref())
+            .map(|p| Box::pin(p.appended().notified()))
+            .collect();
+        for wait in &mut waits {
+            wait.as_mut().enable();
+        }
+        let (response, bytes, has_error) = read_all(&wanted, max_bytes, version);
+        let now = tokio::time::Instant::now();
+        if bytes >= min_bytes || has_error || now >= deadline || waits.is_empty() {
+            ctx.metrics.bytes_fetched(bytes);
+            return response;
+        }
+        let any_append = std::future::poll_fn(|cx| {
+            for wait in waits.iter_mut() {
+                if Pin::as_mut(wait).poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+            }
+            Poll::Pending
+        });
+        if tokio::time::timeout_at(deadline, any_append).await.is_err() {
+            let (response, bytes, _) = read_all(&wanted, max_bytes, version);
+            ctx.metrics.bytes_fetched(bytes);
+            return response;
+        }
+    }
+}
+
+/// Reads every wanted partition once. Returns the response, the record
+/// bytes in it, and whether any partition carries an error.
+fn read_all(wanted: &[Wanted], max_bytes: usize, version: i16) -> (FetchResponse, usize, bool) {
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut remaining = max_bytes;
+    let mut total = 0;
+    let mut has_error = false;
+    for w in wanted {
+        let data = match &w.partition {
+            None => {
+                has_error = true;
+                error_data(w.partition_index, ResponseError::UnknownTopicOrPartition)
+            }
+            Some(partition) => {
+                // The first batch of the response is always whole, even past
+                // the limits, so a consumer can never get stuck behind it.
+                let limit = if total == 0 {
+                    w.partition_max_bytes.min(remaining).max(1)
+                } else {
+                    w.partition_max_bytes.min(remaining)
+                };
+                match read_partition(partition, w.fetch_offset, limit, total == 0, version) {
+                    Ok(records) => {
+                        total += records.len();
+                        remaining = remaining.saturating_sub(records.len());
+                        PartitionData::default()
+                            .with_partition_index(w.partition_index)
+                            .with_high_watermark(partition.high_watermark())
+                            .with_last_stable_offset(partition.high_watermark())
+                            .with_log_start_offset(partition.log_start_offset())
+                            .with_aborted_transactions(Some(Vec::new()))
+                            .with_records(Some(records))
+                    }
+                    Err(error) => {
+                        has_error = true;
+                        error_data(w.partition_index, error)
+                            .with_high_watermark(partition.high_watermark())
+                            .with_log_start_offset(partition.log_start_offset())
+                    }
+                }
+            }
+        };
+        match topics.last_mut() {
+            Some(last) if last.topic == w.topic => last.partitions.push(data),
+            _ => topics.push(
+                FetchableTopicResponse::default()
+                    .with_topic(w.topic.clone())
+                    .with_partitions(vec![data]),
+            ),
+        }
+    }
+    (FetchResponse::default().with_responses(topics), total, has_error)
+}
+
+fn read_partition(
+    partition: &Partition,
+    offset: i64,
+    limit: usize,
+    first: bool,
+    version: i16,
+) -> Result<Bytes, ResponseError> {
+    if limit == 0 && !first {
+        return Ok(Bytes::new());
+    }
+    let batches = partition.read(offset, limit).map_err(|error| match error {
+        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        other => {
+            tracing::error!(error = %other, topic = %partition.topic, "read failed");
+            ResponseError::KafkaStorageError
+        }
+    })?;
+    // Later partitions must not overshoot the response limit.
+    let batches: Vec<Bytes> = if first {
+        batches
+    } else {
+        let mut used = 0;
+        batches
+            .into_iter()
+            .take_while(|b| {
+                used += b.len();
+                used <= limit
+            })
+            .collect()
+    };
+    if version < 4 {
+        let magic = if version < 2 { 0 } else { 1 };
+        return down_convert(&batches, magic).map_err(|error| {
+            tracing::error!(%error, "down-conversion failed");
+            ResponseError::CorruptMessage
+        });
+    }
+    Ok(concat(batches))
+}
+
+fn concat(mut batches: Vec<Bytes>) -> Bytes {
+    match batches.len() {
+        0 => Bytes::new(),
+        1 => batches.pop().unwrap_or_default(),
+        _ => {
+            let mut out = BytesMut::with_capacity(batches.iter().map(Bytes::len).sum());
+            for batch in &batches {
+                out.extend_from_slice(batch);
+            }
+            out.freeze()
+        }
+    }
+}
+
+fn error_data(index: i32, error: ResponseError) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(index)
+        .with_error_code(error.code())
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_records(Some(Bytes::new()))
+}

@@ -1,0 +1,74 @@
+//! ListOffsets: earliest (-2), latest (-1) or the first offset at or after a
+//! timestamp, per partition.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use crate::broker::BrokerContext;
+use crate::broker::partition::Partition;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+
+pub fn handle(ctx: &Arc<BrokerContext>, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let response =
+                        ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                    let result = match ctx.partitions.get(&topic.name.0, p.partition_index) {
+                        None => Err(ResponseError::UnknownTopicOrPartition),
+                        Some(partition) => lookup(&partition, p.timestamp),
+                    };
+                    match result {
+                        Ok((offset, timestamp)) if version == 0 => {
+                            let offsets = if offset >= 0 { vec![offset] } else { Vec::new() };
+                            let _ = timestamp;
+                            response.with_old_style_offsets(offsets)
+                        }
+                        Ok((offset, timestamp)) => response
+                            .with_offset(offset)
+                            .with_timestamp(timestamp)
+                            .with_leader_epoch(0),
+                        Err(error) => response
+                            .with_error_code(error.code())
+                            .with_offset(-1)
+                            .with_timestamp(-1),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// (offset, timestamp) for a ListOffsets target; (-1, -1) when no record
+/// has a timestamp at or after the one asked for, as Kafka answers.
+fn lookup(partition: &Partition, target: i64) -> Result<(i64, i64), ResponseError> {
+    match target {
+        LATEST => Ok((partition.high_watermark(), -1)),
+        EARLIEST => Ok((partition.log_start_offset(), -1)),
+        timestamp if timestamp >= 0 => match partition.offset_for_timestamp(timestamp) {
+            Ok(Some((offset, found))) => Ok((offset, found)),
+            Ok(None) => Ok((-1, -1)),
+            Err(error) => {
+                tracing::error!(%error, "timestamp lookup failed");
+                Err(ResponseError::KafkaStorageError)
+            }
+        },
+        _ => Err(ResponseError::InvalidRequest),
+    }
+}

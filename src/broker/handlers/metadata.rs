@@ -1,0 +1,177 @@
+//! Metadata and DescribeCluster: answered from the cluster metadata image,
+//! with each broker's address as advertised on the listener the client
+//! connected to. Unknown topics are created here when auto-creation is on.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{
+    BrokerId, DescribeClusterResponse, MetadataRequest, MetadataResponse,
+};
+
+use super::{str_bytes, topic_name};
+use crate::broker::BrokerContext;
+use crate::cluster::{CreateTopicRequest, MetadataImage, TopicState, validate_topic_name};
+
+pub async fn handle(
+    ctx: &Arc<BrokerContext>,
+    listener: &str,
+    request: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
+    // v0 asks for all topics with an empty list; v1+ with null.
+    let requested: Option<Vec<String>> = match request.topics {
+        None => None,
+        Some(topics) if topics.is_empty() && version == 0 => None,
+        Some(topics) => Some(
+            topics
+                .into_iter()
+                .filter_map(|t| t.name.map(|n| n.0.to_string()))
+                .collect(),
+        ),
+    };
+    // Before v4 there was no flag and brokers always auto-created.
+    let allow_auto_create =
+        ctx.settings.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
+
+    let mut errors: Vec<(String, ResponseError)> = Vec::new();
+    if let Some(names) = &requested {
+        let image = ctx.coordinator.image();
+        for name in names {
+            if image.topic(name).is_some() {
+                continue;
+            }
+            if validate_topic_name(name).is_err() {
+                errors.push((name.clone(), ResponseError::InvalidTopicException));
+            } else if !allow_auto_create {
+                errors.push((name.clone(), ResponseError::UnknownTopicOrPartition));
+            } else if let Err(error) = auto_create(ctx, name).await {
+                errors.push((name.clone(), error));
+            }
+        }
+    }
+
+    let image = ctx.coordinator.image();
+    let mut topics: Vec<MetadataResponseTopic> = match &requested {
+        None => image.topics().map(topic_metadata).collect(),
+        Some(names) => names
+            .iter()
+            .filter_map(|name| image.topic(name))
+            .map(topic_metadata)
+            .collect(),
+    };
+    for (name, error) in errors {
+        topics.push(
+            MetadataResponseTopic::default()
+                .with_name(Some(topic_name(&name)))
+                .with_error_code(error.code()),
+        );
+    }
+    MetadataResponse::default()
+        .with_brokers(brokers(&image, listener))
+        .with_cluster_id(Some(str_bytes(&image.cluster_id)))
+        .with_controller_id(BrokerId(ctx.settings.broker_id))
+        .with_topics(topics)
+}
+
+async fn auto_create(ctx: &Arc<BrokerContext>, name: &str) -> Result<(), ResponseError> {
+    let request = CreateTopicRequest {
+        name: name.to_string(),
+        partitions: ctx.settings.num_partitions,
+        replication_factor: ctx.settings.default_replication_factor,
+        configs: Default::default(),
+        validate_only: false,
+    };
+    match ctx.coordinator.create_topic(request).await {
+        Ok(_) => {
+            tracing::info!(topic = name, "auto-created topic");
+            ctx.partitions.reconcile(&ctx.coordinator.image());
+            Ok(())
+        }
+        // Another request created it first: fine.
+        Err(error) if error.code().0 == ResponseError::TopicAlreadyExists.code() => Ok(()),
+        Err(error) => {
+            tracing::warn!(topic = name, %error, "auto-creation failed");
+            Err(ResponseError::try_from_code(error.code().0).unwrap_or(ResponseError::UnknownServerError))
+        }
+    }
+}
+
+fn topic_metadata(topic: &TopicState) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(index, p)| {
+            let error = if p.leader < 0 {
+                ResponseError::LeaderNotAvailable.code()
+            } else {
+                0
+            };
+            MetadataResponsePartition::default()
+                .with_error_code(error)
+                .with_partition_index(index as i32)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
+                .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&topic.name)))
+        .with_topic_id(topic.id)
+        .with_is_internal(topic.name.starts_with("__"))
+        .with_partitions(partitions)
+}
+
+/// Each unfenced broker's address on `listener` (clients must reconnect
+/// through the same listener they came in on).
+fn advertised(image: &MetadataImage, listener: &str) -> Vec<(i32, String, u16, Option<String>)> {
+    image
+        .brokers()
+        .filter(|b| !b.fenced)
+        .filter_map(|b| {
+            let endpoint = b
+                .listeners
+                .iter()
+                .find(|l| l.name == listener)
+                .or_else(|| b.listeners.first())?;
+            Some((b.id, endpoint.host.clone(), endpoint.port, b.rack.clone()))
+        })
+        .collect()
+}
+
+fn brokers(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker> {
+    advertised(image, listener)
+        .into_iter()
+        .map(|(id, host, port, rack)| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(id))
+                .with_host(str_bytes(&host))
+                .with_port(i32::from(port))
+                .with_rack(rack.as_deref().map(str_bytes))
+        })
+        .collect()
+}
+
+pub fn describe_cluster(ctx: &Arc<BrokerContext>, listener: &str) -> DescribeClusterResponse {
+    let image = ctx.coordinator.image();
+    let brokers = advertised(&image, listener)
+        .into_iter()
+        .map(|(id, host, port, rack)| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(id))
+                .with_host(str_bytes(&host))
+                .with_port(i32::from(port))
+                .with_rack(rack.as_deref().map(str_bytes))
+        })
+        .collect();
+    DescribeClusterResponse::default()
+        .with_cluster_id(str_bytes(&image.cluster_id))
+        .with_controller_id(BrokerId(ctx.settings.broker_id))
+        .with_brokers(brokers)
+}

@@ -1,0 +1,22 @@
+//! One module per Kafka API (or family of APIs). Handlers turn a decoded
+//! request into a response body; per-partition failures are error codes in
+//! that body, never Rust errors.
+
+pub mod configs;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+pub mod producer_id;
+pub mod topics;
+
+use kafka_protocol::messages::TopicName;
+use kafka_protocol::protocol::StrBytes;
+
+pub(crate) fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+pub(crate) fn str_bytes(value: &str) -> StrBytes {
+    StrBytes::from_string(value.to_string())
+}

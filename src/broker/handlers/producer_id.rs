@@ -1,0 +1,51 @@
+//! InitProducerId for idempotent producers. Ids come from blocks the
+//! cluster coordinator allocates, so they stay unique across restarts.
+//! Transactions are not supported: a transactional id is refused.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+
+use crate::broker::BrokerContext;
+
+const BLOCK_SIZE: i64 = 1000;
+
+pub async fn handle(ctx: &Arc<BrokerContext>, request: InitProducerIdRequest) -> InitProducerIdResponse {
+    let response = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    if request.transactional_id.is_some() {
+        return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
+    // An idempotent producer re-initialising (KIP-360) keeps its id and
+    // bumps its epoch.
+    if request.producer_id.0 >= 0 && request.producer_epoch >= 0 {
+        let epoch = request.producer_epoch.checked_add(1);
+        return match epoch {
+            Some(epoch) => response
+                .with_producer_id(request.producer_id)
+                .with_producer_epoch(epoch),
+            None => response.with_error_code(ResponseError::InvalidProducerEpoch.code()),
+        };
+    }
+    let mut ids = ctx.producer_ids.lock().await;
+    if ids.is_empty() {
+        match ctx
+            .coordinator
+            .allocate_producer_ids(ctx.settings.broker_id, BLOCK_SIZE)
+            .await
+        {
+            Ok(block) => *ids = block,
+            Err(error) => {
+                tracing::error!(%error, "could not allocate producer ids");
+                return response.with_error_code(ResponseError::CoordinatorNotAvailable.code());
+            }
+        }
+    }
+    let id = ids.start;
+    ids.start += 1;
+    response
+        .with_producer_id(ProducerId(id))
+        .with_producer_epoch(0)
+}

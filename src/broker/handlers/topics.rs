@@ -1,0 +1,176 @@
+//! CreateTopics, DeleteTopics and CreatePartitions: validated here, decided
+//! by the cluster coordinator, then reflected in the hosted partitions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse,
+};
+use uuid::Uuid;
+
+use super::{str_bytes, topic_name};
+use crate::broker::BrokerContext;
+use crate::cluster::{ClusterError, CreateTopicRequest};
+use crate::config::TopicConfig;
+
+fn rejected(code: ResponseError, message: impl Into<String>) -> ClusterError {
+    ClusterError::Rejected {
+        code: crate::cluster::KafkaCode(code.code()),
+        message: message.into(),
+    }
+}
+
+pub async fn create(
+    ctx: &Arc<BrokerContext>,
+    request: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let configs: BTreeMap<String, String> = topic
+            .configs
+            .iter()
+            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+            .collect();
+        // -1 means "the broker's default" (v4+).
+        let partitions = if topic.num_partitions == -1 {
+            ctx.settings.num_partitions
+        } else {
+            topic.num_partitions
+        };
+        let replication_factor = if topic.replication_factor == -1 {
+            ctx.settings.default_replication_factor
+        } else {
+            topic.replication_factor
+        };
+        let outcome = match TopicConfig::from_pairs(configs.clone(), &ctx.settings.log) {
+            Err(error) => Err(rejected(ResponseError::InvalidConfig, error.to_string())),
+            Ok(_) if !topic.assignments.is_empty() => Err(rejected(
+                ResponseError::InvalidRequest,
+                "manual replica assignment is not supported",
+            )),
+            Ok(_) => {
+                ctx.coordinator
+                    .create_topic(CreateTopicRequest {
+                        name: name.clone(),
+                        partitions,
+                        replication_factor,
+                        configs,
+                        validate_only: request.validate_only,
+                    })
+                    .await
+            }
+        };
+        let result = CreatableTopicResult::default().with_name(topic_name(&name));
+        results.push(match outcome {
+            Ok(summary) => {
+                tracing::info!(topic = %name, partitions, "created topic");
+                result
+                    .with_topic_id(summary.id)
+                    .with_num_partitions(summary.partitions)
+                    .with_replication_factor(summary.replication_factor)
+                    .with_configs(Some(Vec::new()))
+            }
+            Err(error) => {
+                let mut result = result
+                    .with_error_code(error.code().0)
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1);
+                if version >= 1 {
+                    result = result.with_error_message(Some(str_bytes(&message(&error))));
+                }
+                result
+            }
+        });
+    }
+    ctx.partitions.reconcile(&ctx.coordinator.image());
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+pub async fn delete(
+    ctx: &Arc<BrokerContext>,
+    request: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
+    // v0–v5 name topics in `topic_names`; v6 in `topics`, by name or id.
+    let image = ctx.coordinator.image();
+    let mut targets: Vec<(Option<String>, Uuid)> = request
+        .topic_names
+        .iter()
+        .map(|n| (Some(n.0.to_string()), Uuid::nil()))
+        .collect();
+    for state in &request.topics {
+        let name = match &state.name {
+            Some(name) => Some(name.0.to_string()),
+            None => image.topic_by_id(state.topic_id).map(|t| t.name.clone()),
+        };
+        targets.push((name, state.topic_id));
+    }
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, topic_id) in targets {
+        let outcome = match &name {
+            None => Err(rejected(ResponseError::UnknownTopicId, "unknown topic id")),
+            Some(_) if !ctx.settings.delete_topic_enable => Err(rejected(
+                ResponseError::TopicDeletionDisabled,
+                "delete.topic.enable is false",
+            )),
+            Some(name) => ctx.coordinator.delete_topic(name).await,
+        };
+        let result = DeletableTopicResult::default()
+            .with_name(name.as_deref().map(topic_name))
+            .with_topic_id(topic_id);
+        responses.push(match outcome {
+            Ok(id) => {
+                tracing::info!(topic = ?name, "deleted topic");
+                result.with_topic_id(id)
+            }
+            Err(error) => {
+                let result = result.with_error_code(error.code().0);
+                if version >= 5 {
+                    result.with_error_message(Some(str_bytes(&message(&error))))
+                } else {
+                    result
+                }
+            }
+        });
+    }
+    ctx.partitions.reconcile(&ctx.coordinator.image());
+    DeleteTopicsResponse::default().with_responses(responses)
+}
+
+pub async fn create_partitions(
+    ctx: &Arc<BrokerContext>,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let outcome = ctx
+            .coordinator
+            .create_partitions(&name, topic.count, request.validate_only)
+            .await;
+        let result = CreatePartitionsTopicResult::default().with_name(topic.name);
+        results.push(match outcome {
+            Ok(()) => result,
+            Err(error) => result
+                .with_error_code(error.code().0)
+                .with_error_message(Some(str_bytes(&message(&error)))),
+        });
+    }
+    ctx.partitions.reconcile(&ctx.coordinator.image());
+    CreatePartitionsResponse::default().with_results(results)
+}
+
+fn message(error: &ClusterError) -> String {
+    match error {
+        ClusterError::Rejected { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,33 @@
+//! The broker: listeners, connections, request dispatch and handlers, and
+//! the partitions it hosts.
+
+mod connection;
+mod dispatch;
+mod handlers;
+pub mod metrics;
+mod partition;
+mod partitions;
+mod producer_state;
+mod server;
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+pub use partitions::{Partitions, TopicPartition};
+pub use server::{StartError, run};
+
+use crate::cluster::ClusterCoordinator;
+use crate::config::BrokerSettings;
+use metrics::Metrics;
+
+/// What every request handler may reach.
+pub struct BrokerContext {
+    pub settings: BrokerSettings,
+    pub coordinator: Arc<dyn ClusterCoordinator>,
+    pub partitions: Arc<Partitions>,
+    pub metrics: Arc<Metrics>,
+    /// The unused rest of the producer-id block this broker holds.
+    pub producer_ids: Mutex<Range<i64>>,
+}

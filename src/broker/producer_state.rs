@@ -1,0 +1,163 @@
+//! Idempotent producer bookkeeping for one partition: the last few batches
+//! of every producer id, so retries are answered with their original offset
+//! and gaps are refused with Kafka's error codes.
+
+use std::collections::{HashMap, VecDeque};
+
+use kafka_protocol::error::ResponseError;
+
+use crate::records::BatchHeader;
+
+/// Kafka keeps the metadata of the last five batches per producer; clients
+/// never have more than five in flight when idempotence is on.
+const BATCHES_KEPT: usize = 5;
+
+#[derive(Debug, Clone, Copy)]
+struct BatchEntry {
+    first_sequence: i32,
+    last_sequence: i32,
+    base_offset: i64,
+}
+
+#[derive(Debug, Default)]
+struct ProducerEntry {
+    epoch: i16,
+    batches: VecDeque<BatchEntry>,
+}
+
+/// What to do with an incoming batch.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// Append it.
+    Append,
+    /// A retry of a batch already in the log at this base offset.
+    Duplicate { base_offset: i64 },
+    /// Refuse it with this error.
+    Reject(ResponseError),
+}
+
+#[derive(Debug, Default)]
+pub struct ProducerStates {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+impl ProducerStates {
+    /// Checks `header` against what this producer id appended before.
+    pub fn check(&self, header: &BatchHeader) -> SequenceCheck {
+        if !header.has_producer_id() || header.base_sequence < 0 {
+            return SequenceCheck::Append;
+        }
+        let Some(entry) = self.producers.get(&header.producer_id) else {
+            // A producer unknown here (new, or its state expired) must start a
+            // fresh sequence; Kafka 2.5+ accepts any sequence for an unknown
+            // producer so that retention cannot make producers fail.
+            return SequenceCheck::Append;
+        };
+        if header.producer_epoch < entry.epoch {
+            return SequenceCheck::Reject(ResponseError::InvalidProducerEpoch);
+        }
+        if header.producer_epoch > entry.epoch {
+            return if header.base_sequence == 0 {
+                SequenceCheck::Append
+            } else {
+                SequenceCheck::Reject(ResponseError::OutOfOrderSequenceNumber)
+            };
+        }
+        if let Some(dup) = entry.batches.iter().find(|b| {
+            b.first_sequence == header.base_sequence && b.last_sequence == header.last_sequence()
+        }) {
+            return SequenceCheck::Duplicate {
+                base_offset: dup.base_offset,
+            };
+        }
+        let expected = entry
+            .batches
+            .back()
+            .map(|b| next_sequence(b.last_sequence))
+            .unwrap_or(0);
+        if header.base_sequence == expected {
+            SequenceCheck::Append
+        } else {
+            SequenceCheck::Reject(ResponseError::OutOfOrderSequenceNumber)
+        }
+    }
+
+    /// Records a batch that was appended with `base_offset` (also used to
+    /// rebuild the state from the log at start-up).
+    pub fn record(&mut self, header: &BatchHeader, base_offset: i64) {
+        if !header.has_producer_id() || header.base_sequence < 0 {
+            return;
+        }
+        let entry = self.producers.entry(header.producer_id).or_default();
+        if header.producer_epoch != entry.epoch {
+            entry.epoch = header.producer_epoch;
+            entry.batches.clear();
+        }
+        if entry.batches.len() == BATCHES_KEPT {
+            entry.batches.pop_front();
+        }
+        entry.batches.push_back(BatchEntry {
+            first_sequence: header.base_sequence,
+            last_sequence: header.last_sequence(),
+            base_offset,
+        });
+    }
+}
+
+fn next_sequence(sequence: i32) -> i32 {
+    if sequence == i32::MAX { 0 } else { sequence + 1 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(producer_id: i64, epoch: i16, base_sequence: i32, count: i32) -> BatchHeader {
+        BatchHeader {
+            base_offset: 0,
+            batch_length: 0,
+            attributes: 0,
+            last_offset_delta: count - 1,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            producer_id,
+            producer_epoch: epoch,
+            base_sequence,
+            record_count: count,
+        }
+    }
+
+    #[test]
+    fn retried_batch_is_answered_with_its_original_offset() {
+        let mut states = ProducerStates::default();
+        let first = header(7, 0, 0, 3);
+        assert_eq!(states.check(&first), SequenceCheck::Append);
+        states.record(&first, 100);
+        assert_eq!(
+            states.check(&first),
+            SequenceCheck::Duplicate { base_offset: 100 }
+        );
+        assert_eq!(states.check(&header(7, 0, 3, 1)), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn sequence_gap_is_out_of_order() {
+        let mut states = ProducerStates::default();
+        states.record(&header(7, 0, 0, 3), 0);
+        assert_eq!(
+            states.check(&header(7, 0, 5, 1)),
+            SequenceCheck::Reject(ResponseError::OutOfOrderSequenceNumber)
+        );
+    }
+
+    #[test]
+    fn older_epoch_is_fenced() {
+        let mut states = ProducerStates::default();
+        states.record(&header(7, 2, 0, 1), 0);
+        assert_eq!(
+            states.check(&header(7, 1, 1, 1)),
+            SequenceCheck::Reject(ResponseError::InvalidProducerEpoch)
+        );
+        assert_eq!(states.check(&header(7, 3, 0, 1)), SequenceCheck::Append);
+    }
+}

@@ -1,0 +1,232 @@
+//! Start-up and shutdown of a broker process: open the data directory and
+//! the cluster coordinator, bring partitions in step with the metadata,
+//! accept connections on every listener, and on shutdown stop accepting,
+//! let in-flight requests finish, then flush and close every log.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use super::connection::{self, ConnectionInfo};
+use super::metrics::Metrics;
+use super::partition::now_ms;
+use super::{BrokerContext, Partitions};
+use crate::admin_http;
+use crate::cluster::{
+    BrokerRegistration, ClusterCoordinator, ClusterError, EmbeddedCoordinator, Listener,
+    SecurityProtocol,
+};
+use crate::config::BrokerSettings;
+
+/// Why a broker could not start; each names what the operator must fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory {path} is not usable by uid {uid}: {reason} (fix: chown it to uid {uid} or choose another log.dirs)")]
+    DataDir {
+        path: PathBuf,
+        uid: u32,
+        reason: String,
+    },
+    #[error("cannot listen on {address} for listener {listener}: {reason}")]
+    Bind {
+        listener: String,
+        address: String,
+        reason: String,
+    },
+    #[error("cluster metadata: {0}")]
+    Cluster(#[from] ClusterError),
+}
+
+/// Runs the broker until `shutdown` turns true.
+pub async fn run(settings: BrokerSettings, mut shutdown: watch::Receiver<bool>) -> Result<(), StartError> {
+    prepare_data_dir(&settings.data_dir)?;
+    let coordinator = Arc::new(EmbeddedCoordinator::open(&settings.data_dir, settings.broker_id)?);
+    let listeners = settings
+        .listeners
+        .iter()
+        .map(|l| Listener {
+            name: l.name.clone(),
+            host: l.advertised_host.clone(),
+            port: l.advertised_port,
+            security_protocol: SecurityProtocol::Plaintext,
+        })
+        .collect();
+    coordinator
+        .register_broker(BrokerRegistration {
+            broker_id: settings.broker_id,
+            incarnation_id: Uuid::new_v4(),
+            listeners,
+            rack: None,
+        })
+        .await?;
+
+    // Bind before opening logs, so a second start on a busy port fails fast
+    // and touches nothing.
+    let mut bound = Vec::new();
+    for listener in &settings.listeners {
+        let socket = TcpListener::bind(&listener.bind).await.map_err(|e| StartError::Bind {
+            listener: listener.name.clone(),
+            address: listener.bind.clone(),
+            reason: if e.kind() == std::io::ErrorKind::AddrInUse {
+                "address already in use (is another broker running?)".to_string()
+            } else {
+                e.to_string()
+            },
+        })?;
+        bound.push((listener.name.clone(), socket));
+    }
+
+    let partitions = Arc::new(Partitions::new(&settings.data_dir, settings.log.clone()));
+    partitions.reconcile(&coordinator.image());
+    let ctx = Arc::new(BrokerContext {
+        coordinator: coordinator.clone() as Arc<dyn ClusterCoordinator>,
+        partitions: partitions.clone(),
+        metrics: Arc::new(Metrics::default()),
+        producer_ids: Mutex::new(0..0),
+        settings,
+    });
+
+    let mut background = JoinSet::new();
+    background.spawn(follow_metadata(ctx.clone(), shutdown.clone()));
+    background.spawn(housekeeping(ctx.clone(), shutdown.clone()));
+    match admin_http::bind(ctx.settings.admin_listener).await {
+        Ok(admin) => {
+            background.spawn(admin_http::serve(admin, ctx.clone(), shutdown.clone()));
+        }
+        Err(error) => tracing::warn!(address = %ctx.settings.admin_listener, %error, "admin HTTP listener disabled"),
+    }
+
+    let mut connections = JoinSet::new();
+    let mut acceptors = JoinSet::new();
+    let (conn_tx, mut conn_rx) = tokio::sync::mpsc::unbounded_channel();
+    for (name, socket) in bound {
+        let address = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(listener = %name, %address, "listening");
+        acceptors.spawn(accept_loop(name, socket, conn_tx.clone(), shutdown.clone()));
+    }
+    drop(conn_tx);
+    tracing::info!(broker_id = ctx.settings.broker_id, "broker started");
+
+    loop {
+        tokio::select! {
+            accepted = conn_rx.recv() => match accepted {
+                Some((stream, info)) => {
+                    let ctx = ctx.clone();
+                    let shutdown = shutdown.clone();
+                    connections.spawn(async move {
+                        ctx.metrics.connection_opened();
+                        connection::serve(ctx.clone(), stream, info, shutdown).await;
+                        ctx.metrics.connection_closed();
+                    });
+                }
+                None => break,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+
+    tracing::info!("shutting down: draining connections");
+    acceptors.abort_all();
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(ctx.settings.shutdown_timeout, drain).await.is_err() {
+        tracing::warn!("connections still open after the shutdown timeout; closing them");
+        connections.abort_all();
+    }
+    background.abort_all();
+    partitions.close_all();
+    tracing::info!("broker stopped cleanly");
+    let _ = shutdown.borrow_and_update();
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: String,
+    socket: TcpListener,
+    connections: tokio::sync::mpsc::UnboundedSender<(tokio::net::TcpStream, ConnectionInfo)>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = socket.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let info = ConnectionInfo { listener: listener.clone(), peer };
+                    if connections.send((stream, info)).is_err() {
+                        return;
+                    }
+                }
+                // Out of file descriptors and the like: log, back off, retry.
+                Err(error) => {
+                    tracing::warn!(%listener, %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Keeps hosted partitions in step with every new metadata image.
+async fn follow_metadata(ctx: Arc<BrokerContext>, mut shutdown: watch::Receiver<bool>) {
+    let mut images = ctx.coordinator.watch();
+    loop {
+        tokio::select! {
+            changed = images.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let image = images.borrow_and_update().clone();
+                ctx.partitions.reconcile(&image);
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Time-based flushing (every second, cheap when nothing is due) and
+/// retention (every `log.retention.check.interval.ms`).
+async fn housekeeping(ctx: Arc<BrokerContext>, mut shutdown: watch::Receiver<bool>) {
+    let retention_every = ctx.settings.log.retention_check_interval;
+    let mut flush_tick = tokio::time::interval(Duration::from_secs(1).min(retention_every));
+    let mut last_retention = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = flush_tick.tick() => {
+                let retention_due = last_retention.elapsed() >= retention_every;
+                if retention_due {
+                    last_retention = tokio::time::Instant::now();
+                }
+                let partitions = ctx.partitions.clone();
+                let _ = tokio::task::spawn_blocking(move || partitions.tick(now_ms(), retention_due)).await;
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Creates the data directory and proves it writable, so a bind-mounted
+/// directory owned by someone else fails at start-up with one clear line.
+fn prepare_data_dir(path: &Path) -> Result<(), StartError> {
+    let fail = |reason: String| StartError::DataDir {
+        path: path.to_path_buf(),
+        uid: current_uid(),
+        reason,
+    };
+    std::fs::create_dir_all(path).map_err(|e| fail(e.to_string()))?;
+    let probe = path.join(".gregor-write-test");
+    std::fs::write(&probe, b"ok").map_err(|e| fail(format!("cannot write: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+fn current_uid() -> u32 {
+    // The owner of /proc/self is this process's uid; no libc call needed.
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
+}
+

@@ -1,0 +1,87 @@
+//! Kafka error codes as the coordinator reports them, and [`Rejection`], a
+//! refused command's code plus the message for the response.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A Kafka protocol error code, as carried in responses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KafkaCode(pub i16);
+
+impl KafkaCode {
+    pub const NONE: Self = Self(0);
+    pub const UNKNOWN_SERVER_ERROR: Self = Self(-1);
+    pub const UNKNOWN_TOPIC_OR_PARTITION: Self = Self(3);
+    pub const BROKER_NOT_AVAILABLE: Self = Self(8);
+    pub const INVALID_TOPIC_EXCEPTION: Self = Self(17);
+    pub const TOPIC_ALREADY_EXISTS: Self = Self(36);
+    pub const INVALID_PARTITIONS: Self = Self(37);
+    pub const INVALID_REPLICATION_FACTOR: Self = Self(38);
+    pub const INVALID_REPLICA_ASSIGNMENT: Self = Self(39);
+    pub const INVALID_CONFIG: Self = Self(40);
+    pub const INVALID_REQUEST: Self = Self(42);
+    pub const FENCED_LEADER_EPOCH: Self = Self(74);
+    pub const STALE_BROKER_EPOCH: Self = Self(77);
+    pub const INVALID_UPDATE_VERSION: Self = Self(95);
+    pub const INELIGIBLE_REPLICA: Self = Self(107);
+
+    /// Kafka's name for the code, or `"UNKNOWN"` for codes gregor never emits.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::NONE => "NONE",
+            Self::UNKNOWN_SERVER_ERROR => "UNKNOWN_SERVER_ERROR",
+            Self::UNKNOWN_TOPIC_OR_PARTITION => "UNKNOWN_TOPIC_OR_PARTITION",
+            Self::BROKER_NOT_AVAILABLE => "BROKER_NOT_AVAILABLE",
+            Self::INVALID_TOPIC_EXCEPTION => "INVALID_TOPIC_EXCEPTION",
+            Self::TOPIC_ALREADY_EXISTS => "TOPIC_ALREADY_EXISTS",
+            Self::INVALID_PARTITIONS => "INVALID_PARTITIONS",
+            Self::INVALID_REPLICATION_FACTOR => "INVALID_REPLICATION_FACTOR",
+            Self::INVALID_REPLICA_ASSIGNMENT => "INVALID_REPLICA_ASSIGNMENT",
+            Self::INVALID_CONFIG => "INVALID_CONFIG",
+            Self::INVALID_REQUEST => "INVALID_REQUEST",
+            Self::FENCED_LEADER_EPOCH => "FENCED_LEADER_EPOCH",
+            Self::STALE_BROKER_EPOCH => "STALE_BROKER_EPOCH",
+            Self::INVALID_UPDATE_VERSION => "INVALID_UPDATE_VERSION",
+            Self::INELIGIBLE_REPLICA => "INELIGIBLE_REPLICA",
+            _ => "UNKNOWN",
+        }
+    }
+}
+
+impl fmt::Display for KafkaCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name(), self.0)
+    }
+}
+
+/// Why a command was refused: the Kafka code for the response and a message
+/// for its `error_message` field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: KafkaCode,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(code: KafkaCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// Shorthand for refusing with `code` and `message`.
+pub(crate) fn rejected<T>(code: KafkaCode, message: impl Into<String>) -> Result<T, Rejection> {
+    Err(Rejection::new(code, message))
+}

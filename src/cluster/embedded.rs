@@ -1,0 +1,403 @@
+//! The single-node coordinator a broker runs in-process (combined mode).
+//!
+//! It plays the coordinator leader: it makes the non-deterministic choices
+//! (topic ids, replica placement), dry-runs the command on a copy of the
+//! image, makes it durable in the [`CommandLog`], and only then publishes the
+//! new image. A rejected command is never logged.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex as StdMutex};
+
+use tokio::sync::{Mutex, MutexGuard, watch};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::command_log::{CommandLog, LogEntry};
+use super::metadata::{ApplyOutcome, Command, ConfigResource, KafkaCode, MetadataImage, Rejection};
+use super::{
+    BoxFuture, BrokerRegistration, ClusterCoordinator, ClusterError, CreateTopicRequest,
+    TopicSummary, validate_topic_name,
+};
+
+/// State changed together: `image` reflects exactly the log's entries, so
+/// the next command's index is `image.last_applied + 1`.
+struct Committed {
+    image: Arc<MetadataImage>,
+    /// The std mutex only lets a blocking thread borrow the log for the
+    /// `fdatasync`; the async mutex around `Committed` orders proposals.
+    log: Arc<StdMutex<CommandLog>>,
+    log_path: PathBuf,
+    /// The append in flight. It outlives its proposer if that is cancelled,
+    /// and is then settled by the next [`EmbeddedCoordinator::lock`].
+    pending: Option<PendingAppend>,
+}
+
+/// An append running on a blocking thread and the image it commits.
+struct PendingAppend {
+    image: Arc<MetadataImage>,
+    task: JoinHandle<Result<(), ClusterError>>,
+}
+
+impl Committed {
+    fn next_index(&self) -> u64 {
+        self.image.last_applied + 1
+    }
+}
+
+/// The embedded coordinator; cheap to share behind an `Arc`.
+pub struct EmbeddedCoordinator {
+    committed: Mutex<Committed>,
+    images: watch::Sender<Arc<MetadataImage>>,
+}
+
+impl EmbeddedCoordinator {
+    /// Opens (formatting on first start) the coordinator's directory under
+    /// `data_dir` and rebuilds the image by replaying the command log.
+    pub fn open(data_dir: &Path, node_id: i32) -> Result<Self, ClusterError> {
+        let (log, entries) = CommandLog::open(data_dir, node_id)?;
+        let mut image = MetadataImage::new(log.marker().cluster_id.clone());
+        for entry in &entries {
+            image
+                .apply(entry.index, &entry.command)
+                .map_err(|rejection| log.corrupt_entry(entry.index, rejection.to_string()))?;
+        }
+        tracing::info!(
+            cluster_id = %image.cluster_id,
+            node_id,
+            replayed = entries.len(),
+            topics = image.topics.len(),
+            "cluster metadata loaded"
+        );
+        let log_path = log.path().to_owned();
+        let image = Arc::new(image);
+        let (images, _) = watch::channel(Arc::clone(&image));
+        Ok(Self {
+            committed: Mutex::new(Committed {
+                image,
+                log: Arc::new(StdMutex::new(log)),
+                log_path,
+                pending: None,
+            }),
+            images,
+        })
+    }
+
+    /// Validates, logs and applies one command, then publishes the new image.
+    ///
+    /// Commands are the leader's decisions: callers fill in ids and
+    /// placements themselves. The trait methods do that for the common cases.
+    pub async fn propose(&self, command: Command) -> Result<ApplyOutcome, ClusterError> {
+        let mut committed = self.lock().await;
+        self.propose_locked(&mut committed, command).await
+    }
+
+    /// Locks the committed state, first settling an append left behind by a
+    /// cancelled proposal: its image is committed exactly when it succeeded,
+    /// so the image keeps matching the log.
+    async fn lock(&self) -> MutexGuard<'_, Committed> {
+        let mut committed = self.committed.lock().await;
+        // Awaited in place, so cancelling this wait leaves it for the next.
+        let outcome = match committed.pending.as_mut() {
+            Some(pending) => Some((&mut pending.task).await),
+            None => None,
+        };
+        if let (Some(outcome), Some(pending)) = (outcome, committed.pending.take()) {
+            match outcome {
+                Ok(Ok(())) => {
+                    committed.image = pending.image;
+                    self.images.send_replace(Arc::clone(&committed.image));
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "an abandoned metadata log append failed");
+                }
+                Err(error) => {
+                    tracing::error!(%error, "an abandoned metadata log append panicked");
+                }
+            }
+        }
+        committed
+    }
+
+    async fn propose_locked(
+        &self,
+        committed: &mut Committed,
+        command: Command,
+    ) -> Result<ApplyOutcome, ClusterError> {
+        let index = committed.next_index();
+        let mut next = MetadataImage::clone(&committed.image);
+        let outcome = next.apply(index, &command)?;
+        let entry = LogEntry { index, command };
+        let log = Arc::clone(&committed.log);
+        let log_path = committed.log_path.clone();
+        let next = Arc::new(next);
+        let task = tokio::task::spawn_blocking(move || {
+            let mut log = log.lock().map_err(|_| poisoned(&log_path))?;
+            log.append(&entry)
+        });
+        // Kept in `committed` while awaited: if this future is dropped, the
+        // append still finishes and `lock` commits or discards its image.
+        let pending = committed.pending.insert(PendingAppend {
+            image: Arc::clone(&next),
+            task,
+        });
+        let written = (&mut pending.task).await;
+        committed.pending = None;
+        written.map_err(|e| task_failed(&committed.log_path, &e))??;
+        committed.image = next;
+        self.images.send_replace(Arc::clone(&committed.image));
+        Ok(outcome)
+    }
+
+    /// Applies `command` to a copy of the current image without logging it.
+    fn dry_run(committed: &Committed, command: &Command) -> Result<ApplyOutcome, ClusterError> {
+        let mut scratch = MetadataImage::clone(&committed.image);
+        Ok(scratch.apply(committed.next_index(), command)?)
+    }
+
+    async fn register(&self, reg: BrokerRegistration) -> Result<i64, ClusterError> {
+        let mut committed = self.lock().await;
+        let registered = self
+            .propose_locked(
+                &mut committed,
+                Command::RegisterBroker {
+                    broker_id: reg.broker_id,
+                    incarnation_id: reg.incarnation_id,
+                    listeners: reg.listeners,
+                    rack: reg.rack,
+                },
+            )
+            .await?;
+        let ApplyOutcome::BrokerRegistered { broker_epoch } = registered else {
+            return Err(unexpected(&registered));
+        };
+        // In combined mode the broker reads this very image, so it has
+        // caught up the moment it registers; no heartbeat round is needed.
+        self.propose_locked(
+            &mut committed,
+            Command::UnfenceBroker {
+                broker_id: reg.broker_id,
+                broker_epoch,
+            },
+        )
+        .await?;
+        Ok(broker_epoch)
+    }
+
+    async fn create(&self, req: CreateTopicRequest) -> Result<TopicSummary, ClusterError> {
+        // Checked first so a bad name is reported as such, not as whatever
+        // placement would have complained about.
+        validate_topic_name(&req.name)
+            .map_err(|reason| Rejection::new(KafkaCode::INVALID_TOPIC_EXCEPTION, reason))?;
+        let mut committed = self.lock().await;
+        let image = &committed.image;
+        if image.topic(&req.name).is_some() {
+            return Err(Rejection::new(
+                KafkaCode::TOPIC_ALREADY_EXISTS,
+                format!("topic '{}' already exists", req.name),
+            )
+            .into());
+        }
+        let assignments = image.place_replicas(
+            req.partitions,
+            req.replication_factor,
+            rotation(committed.next_index()),
+        )?;
+        let mut topic_id = Uuid::new_v4();
+        while image.topic_by_id(topic_id).is_some() {
+            topic_id = Uuid::new_v4();
+        }
+        let command = Command::CreateTopic {
+            name: req.name.clone(),
+            topic_id,
+            configs: req.configs,
+            assignments,
+        };
+        let id = if req.validate_only {
+            Self::dry_run(&committed, &command)?;
+            Uuid::nil()
+        } else {
+            self.propose_locked(&mut committed, command).await?;
+            topic_id
+        };
+        Ok(TopicSummary {
+            id,
+            name: req.name,
+            partitions: req.partitions,
+            replication_factor: req.replication_factor,
+        })
+    }
+
+    async fn delete(&self, name: &str) -> Result<Uuid, ClusterError> {
+        let mut committed = self.lock().await;
+        let topic_id = committed
+            .image
+            .topic(name)
+            .map(|topic| topic.id)
+            .ok_or_else(|| unknown_topic(name))?;
+        self.propose_locked(&mut committed, Command::DeleteTopic { topic_id })
+            .await?;
+        Ok(topic_id)
+    }
+
+    async fn add_partitions(
+        &self,
+        name: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> Result<(), ClusterError> {
+        let mut committed = self.lock().await;
+        let image = &committed.image;
+        let topic = image.topic(name).ok_or_else(|| unknown_topic(name))?;
+        let current = topic.partitions.len();
+        let wanted = usize::try_from(total).unwrap_or(0);
+        if wanted <= current {
+            let message = if wanted == current {
+                format!("topic already has {current} partitions")
+            } else {
+                format!(
+                    "topic currently has {current} partitions, which is higher than the requested {total}"
+                )
+            };
+            return Err(Rejection::new(KafkaCode::INVALID_PARTITIONS, message).into());
+        }
+        let replication_factor = topic
+            .partitions
+            .first()
+            .map_or(0, |p| i16::try_from(p.replicas.len()).unwrap_or(i16::MAX));
+        // Continue the topic's round-robin where its existing partitions end.
+        let start = rotation(committed.next_index()) + current;
+        let new_assignments =
+            image.place_replicas(total - current as i32, replication_factor, start)?;
+        let command = Command::CreatePartitions {
+            name: name.to_owned(),
+            new_assignments,
+        };
+        if validate_only {
+            Self::dry_run(&committed, &command)?;
+        } else {
+            self.propose_locked(&mut committed, command).await?;
+        }
+        Ok(())
+    }
+
+    async fn alter_configs(
+        &self,
+        name: &str,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+    ) -> Result<(), ClusterError> {
+        self.propose(Command::AlterConfigs {
+            resource: ConfigResource::Topic(name.to_owned()),
+            set,
+            delete,
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn producer_ids(&self, broker_id: i32, count: i64) -> Result<Range<i64>, ClusterError> {
+        match self
+            .propose(Command::AllocateProducerIds { broker_id, count })
+            .await?
+        {
+            ApplyOutcome::ProducerIds(range) => Ok(range),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+/// The first broker (in id order) of a new placement. Derived from the log
+/// index so it rotates between topics and survives restarts without state.
+fn rotation(next_index: u64) -> usize {
+    // Truncation is fine: only the value modulo the broker count matters.
+    next_index as usize
+}
+
+fn poisoned(log_path: &Path) -> ClusterError {
+    ClusterError::storage(
+        log_path,
+        std::io::Error::other("log lock poisoned by a panic during an earlier append"),
+    )
+}
+
+fn task_failed(log_path: &Path, error: &tokio::task::JoinError) -> ClusterError {
+    ClusterError::storage(
+        log_path,
+        std::io::Error::other(format!("log task failed: {error}")),
+    )
+}
+
+fn unknown_topic(name: &str) -> ClusterError {
+    Rejection::new(
+        KafkaCode::UNKNOWN_TOPIC_OR_PARTITION,
+        format!("topic '{name}' does not exist"),
+    )
+    .into()
+}
+
+fn unexpected(outcome: &ApplyOutcome) -> ClusterError {
+    Rejection::new(
+        KafkaCode::UNKNOWN_SERVER_ERROR,
+        format!("unexpected outcome {outcome:?}"),
+    )
+    .into()
+}
+
+impl ClusterCoordinator for EmbeddedCoordinator {
+    fn register_broker(&self, reg: BrokerRegistration) -> BoxFuture<'_, Result<i64, ClusterError>> {
+        Box::pin(self.register(reg))
+    }
+
+    fn create_topic(
+        &self,
+        req: CreateTopicRequest,
+    ) -> BoxFuture<'_, Result<TopicSummary, ClusterError>> {
+        Box::pin(self.create(req))
+    }
+
+    fn delete_topic(&self, name: &str) -> BoxFuture<'_, Result<Uuid, ClusterError>> {
+        let name = name.to_owned();
+        Box::pin(async move { self.delete(&name).await })
+    }
+
+    fn create_partitions(
+        &self,
+        name: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> BoxFuture<'_, Result<(), ClusterError>> {
+        let name = name.to_owned();
+        Box::pin(async move { self.add_partitions(&name, total, validate_only).await })
+    }
+
+    fn alter_topic_configs(
+        &self,
+        name: &str,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+    ) -> BoxFuture<'_, Result<(), ClusterError>> {
+        let name = name.to_owned();
+        Box::pin(async move { self.alter_configs(&name, set, delete).await })
+    }
+
+    fn allocate_producer_ids(
+        &self,
+        broker_id: i32,
+        count: i64,
+    ) -> BoxFuture<'_, Result<Range<i64>, ClusterError>> {
+        Box::pin(self.producer_ids(broker_id, count))
+    }
+
+    fn image(&self) -> Arc<MetadataImage> {
+        Arc::clone(&self.images.borrow())
+    }
+
+    fn watch(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.images.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,292 @@
+//! The embedded coordinator against a real (temporary) data directory.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+
+use super::*;
+use crate::cluster::command_log::METADATA_DIR;
+use crate::cluster::{Listener, SecurityProtocol};
+
+const NODE: i32 = 1;
+
+fn registration(broker_id: i32) -> BrokerRegistration {
+    BrokerRegistration {
+        broker_id,
+        incarnation_id: Uuid::new_v4(),
+        listeners: vec![Listener {
+            name: "PLAINTEXT".into(),
+            host: "127.0.0.1".into(),
+            port: 9092,
+            security_protocol: SecurityProtocol::Plaintext,
+        }],
+        rack: None,
+    }
+}
+
+fn topic(name: &str, partitions: i32, replication_factor: i16) -> CreateTopicRequest {
+    CreateTopicRequest {
+        name: name.into(),
+        partitions,
+        replication_factor,
+        configs: BTreeMap::new(),
+        validate_only: false,
+    }
+}
+
+/// A coordinator with broker `NODE` registered.
+async fn started(dir: &Path) -> EmbeddedCoordinator {
+    let coordinator = EmbeddedCoordinator::open(dir, NODE).expect("open");
+    coordinator
+        .register_broker(registration(NODE))
+        .await
+        .expect("register");
+    coordinator
+}
+
+fn log_path(dir: &Path) -> PathBuf {
+    dir.join(METADATA_DIR).join("commands.log")
+}
+
+#[tokio::test]
+async fn registered_broker_is_unfenced_with_its_registration_index_as_epoch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let coordinator = EmbeddedCoordinator::open(dir.path(), NODE).expect("open");
+    let epoch = coordinator
+        .register_broker(registration(NODE))
+        .await
+        .expect("register");
+    let image = coordinator.image();
+    let broker = image.broker(NODE).expect("broker");
+    assert_eq!(broker.epoch, epoch);
+    assert!(!broker.fenced);
+    assert_eq!(image.cluster_id.len(), 22);
+}
+
+#[tokio::test]
+async fn reopen_replays_the_log_and_keeps_topic_ids() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cluster_id, id, first_epoch) = {
+        let coordinator = started(dir.path()).await;
+        let summary = coordinator
+            .create_topic(topic("orders", 3, 1))
+            .await
+            .expect("create");
+        coordinator
+            .create_partitions("orders", 5, false)
+            .await
+            .expect("grow");
+        let image = coordinator.image();
+        let epoch = image.broker(NODE).expect("broker").epoch;
+        (image.cluster_id.clone(), summary.id, epoch)
+    };
+    let coordinator = EmbeddedCoordinator::open(dir.path(), NODE).expect("reopen");
+    let image = coordinator.image();
+    assert_eq!(image.cluster_id, cluster_id);
+    let orders = image.topic("orders").expect("topic survives restart");
+    assert_eq!(orders.id, id);
+    assert_eq!(orders.partitions.len(), 5);
+    let epoch = coordinator
+        .register_broker(registration(NODE))
+        .await
+        .expect("re-register");
+    assert!(epoch > first_epoch, "broker epochs grow across restarts");
+}
+
+#[tokio::test]
+async fn torn_last_line_is_dropped_and_the_log_stays_appendable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(started(dir.path()).await);
+    let path = log_path(dir.path());
+    let intact = fs::read(&path).expect("read log");
+    OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(br#"{"index":3,"command":{"type":"create_to"#))
+        .expect("tear");
+
+    let coordinator = EmbeddedCoordinator::open(dir.path(), NODE).expect("open with torn line");
+    assert_eq!(fs::read(&path).expect("read log"), intact);
+    coordinator
+        .create_topic(topic("after-tear", 1, 1))
+        .await
+        .expect("append after recovery");
+    drop(coordinator);
+    let coordinator = EmbeddedCoordinator::open(dir.path(), NODE).expect("reopen");
+    assert!(coordinator.image().topic("after-tear").is_some());
+}
+
+#[tokio::test]
+async fn corrupt_line_before_the_end_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(started(dir.path()).await);
+    let path = log_path(dir.path());
+    let text = fs::read_to_string(&path).expect("read log");
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[1] = "garbage";
+    fs::write(&path, lines.join("\n") + "\n").expect("write");
+    let err = EmbeddedCoordinator::open(dir.path(), NODE)
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(err, ClusterError::CorruptLog { line: 2, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn meta_json_disagreeing_with_the_log_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(started(dir.path()).await);
+    let meta = dir.path().join(METADATA_DIR).join("meta.json");
+    fs::write(
+        &meta,
+        r#"{"cluster_id":"AAAAAAAAAAAAAAAAAAAAAA","node_id":1}"#,
+    )
+    .expect("write");
+    let err = EmbeddedCoordinator::open(dir.path(), NODE)
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(err, ClusterError::InconsistentMetadata { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("AAAAAAAAAAAAAAAAAAAAAA"), "{err}");
+}
+
+#[tokio::test]
+async fn opening_as_another_node_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(EmbeddedCoordinator::open(dir.path(), NODE).expect("open"));
+    let err = EmbeddedCoordinator::open(dir.path(), NODE + 1)
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(err, ClusterError::InconsistentMetadata { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn watch_fires_on_create() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let coordinator = started(dir.path()).await;
+    let mut images = coordinator.watch();
+    images.mark_unchanged();
+    coordinator
+        .create_topic(topic("orders", 1, 1))
+        .await
+        .expect("create");
+    images.changed().await.expect("sender alive");
+    assert!(images.borrow_and_update().topic("orders").is_some());
+}
+
+#[tokio::test]
+async fn rejected_commands_are_not_logged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let coordinator = started(dir.path()).await;
+    let before = fs::read(log_path(dir.path())).expect("read log");
+    let err = coordinator
+        .create_topic(topic("orders", 1, 3))
+        .await
+        .expect_err("too few brokers");
+    assert_eq!(err.code(), KafkaCode::INVALID_REPLICATION_FACTOR);
+    assert_eq!(
+        err.to_string(),
+        "INVALID_REPLICATION_FACTOR (38): replication factor 3 larger than available brokers 1"
+    );
+    let err = coordinator
+        .create_topic(topic("bad name", 1, 1))
+        .await
+        .expect_err("bad name");
+    assert_eq!(err.code(), KafkaCode::INVALID_TOPIC_EXCEPTION);
+    assert_eq!(fs::read(log_path(dir.path())).expect("read log"), before);
+}
+
+#[tokio::test]
+async fn validate_only_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let coordinator = started(dir.path()).await;
+    let before = coordinator.image();
+    let summary = coordinator
+        .create_topic(CreateTopicRequest {
+            validate_only: true,
+            ..topic("orders", 2, 1)
+        })
+        .await
+        .expect("valid");
+    assert!(summary.id.is_nil());
+    assert_eq!(summary.partitions, 2);
+    assert!(Arc::ptr_eq(&before, &coordinator.image()));
+}
+
+#[tokio::test]
+async fn topic_lifecycle_through_the_trait() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let coordinator: Arc<dyn ClusterCoordinator> = Arc::new(started(dir.path()).await);
+    let summary = coordinator
+        .create_topic(topic("orders", 2, 1))
+        .await
+        .expect("create");
+    let err = coordinator
+        .create_topic(topic("orders", 2, 1))
+        .await
+        .expect_err("duplicate");
+    assert_eq!(err.code(), KafkaCode::TOPIC_ALREADY_EXISTS);
+    let err = coordinator
+        .create_partitions("orders", 1, false)
+        .await
+        .expect_err("shrink");
+    assert_eq!(err.code(), KafkaCode::INVALID_PARTITIONS);
+    coordinator
+        .alter_topic_configs(
+            "orders",
+            BTreeMap::from([("retention.ms".to_owned(), "60000".to_owned())]),
+            vec![],
+        )
+        .await
+        .expect("alter");
+    let first = coordinator
+        .allocate_producer_ids(NODE, 1000)
+        .await
+        .expect("ids");
+    let second = coordinator
+        .allocate_producer_ids(NODE, 1000)
+        .await
+        .expect("ids");
+    assert_eq!((first, second), (0..1000, 1000..2000));
+    assert_eq!(
+        coordinator.delete_topic("orders").await.expect("delete"),
+        summary.id
+    );
+    let err = coordinator.delete_topic("orders").await.expect_err("gone");
+    assert_eq!(err.code(), KafkaCode::UNKNOWN_TOPIC_OR_PARTITION);
+}
+
+#[tokio::test]
+async fn cancelled_proposal_does_not_wedge_the_coordinator() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let coordinator = started(dir.path()).await;
+    // Polled exactly once — far enough to hand the append to a blocking
+    // thread — and then dropped.
+    let mut proposal = coordinator.create_topic(topic("orders", 1, 1));
+    let first_poll =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(proposal.as_mut().poll(cx))).await;
+    drop(proposal);
+    if first_poll.is_pending() {
+        let image = coordinator.image();
+        assert!(
+            image.topic("orders").is_none(),
+            "not yet known to be durable"
+        );
+    }
+    coordinator
+        .create_partitions("orders", 2, false)
+        .await
+        .expect("the abandoned append landed and is adopted");
+    drop(coordinator);
+    let reopened = EmbeddedCoordinator::open(dir.path(), NODE).expect("reopen");
+    assert_eq!(
+        reopened.image().topic("orders").map(|t| t.partitions.len()),
+        Some(2)
+    );
+}

@@ -1,0 +1,488 @@
+//! The cluster metadata state machine: [`MetadataImage`] changed only by
+//! [`MetadataImage::apply`]ing logged [`Command`]s.
+//!
+//! `apply` is deterministic — no clocks, randomness or I/O — so every node
+//! that applies the same log reaches the same image. Whoever proposes a
+//! command (the coordinator leader) makes the non-deterministic choices
+//! first (topic UUIDs, replica placement) and writes them into the command.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::code::rejected;
+pub use super::code::{KafkaCode, Rejection};
+use topics::check_replication_factor;
+
+/// How clients reach a broker on one listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub security_protocol: SecurityProtocol,
+}
+
+/// A registered broker as the cluster sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerState {
+    pub id: i32,
+    /// Changes on every process start; tells a restart from a retry.
+    pub incarnation_id: Uuid,
+    /// The log index of the registration, so it grows with every restart.
+    pub epoch: i64,
+    pub listeners: Vec<Listener>,
+    pub rack: Option<String>,
+    /// A fenced broker leads nothing and receives no new replicas.
+    pub fenced: bool,
+    pub shutting_down: bool,
+}
+
+impl BrokerState {
+    /// Whether new replicas and leadership may be given to this broker.
+    pub fn is_available(&self) -> bool {
+        !self.fenced && !self.shutting_down
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// The leader's broker id, or -1 when the partition has none.
+    pub leader: i32,
+    /// +1 whenever the leader changes.
+    pub leader_epoch: i32,
+    /// +1 on every change of this partition; guards `PartitionChange`.
+    pub partition_epoch: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicState {
+    pub id: Uuid,
+    pub name: String,
+    pub configs: BTreeMap<String, String>,
+    /// Indexed by partition number.
+    pub partitions: Vec<PartitionState>,
+}
+
+/// The thing an `AlterConfigs` command changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigResource {
+    Topic(String),
+    Broker(i32),
+}
+
+/// One change to the cluster metadata, as written to the command log.
+///
+/// Broker lifecycle commands carry the broker epoch they were decided
+/// against, so a decision about an old incarnation (say, fencing after a
+/// missed heartbeat) cannot hit the broker's newer registration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Command {
+    RegisterBroker {
+        broker_id: i32,
+        incarnation_id: Uuid,
+        listeners: Vec<Listener>,
+        rack: Option<String>,
+    },
+    FenceBroker {
+        broker_id: i32,
+        broker_epoch: i64,
+    },
+    UnfenceBroker {
+        broker_id: i32,
+        broker_epoch: i64,
+    },
+    BeginShutdown {
+        broker_id: i32,
+        broker_epoch: i64,
+    },
+    UnregisterBroker {
+        broker_id: i32,
+        broker_epoch: i64,
+    },
+    CreateTopic {
+        name: String,
+        topic_id: Uuid,
+        configs: BTreeMap<String, String>,
+        /// Replicas of each new partition, first replica = preferred leader.
+        assignments: Vec<Vec<i32>>,
+    },
+    /// By id, so a delete decided for a topic cannot remove a later topic
+    /// that reuses its name.
+    DeleteTopic {
+        topic_id: Uuid,
+    },
+    CreatePartitions {
+        name: String,
+        /// Replicas of each added partition, numbered after the existing ones.
+        new_assignments: Vec<Vec<i32>>,
+    },
+    AlterConfigs {
+        resource: ConfigResource,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+    },
+    PartitionChange {
+        topic_id: Uuid,
+        partition: i32,
+        expected_partition_epoch: i32,
+        leader: Option<i32>,
+        isr: Option<Vec<i32>>,
+    },
+    AllocateProducerIds {
+        broker_id: i32,
+        count: i64,
+    },
+}
+
+/// What an accepted command produced, for the proposer's response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    BrokerRegistered {
+        broker_epoch: i64,
+    },
+    TopicCreated {
+        topic_id: Uuid,
+    },
+    TopicDeleted {
+        topic_id: Uuid,
+        name: String,
+    },
+    ProducerIds(Range<i64>),
+    /// The command was accepted and changed the state.
+    Applied,
+    /// The command was accepted but asked for the state already in place.
+    Unchanged,
+}
+
+/// The cluster metadata at one log index.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    pub cluster_id: String,
+    pub brokers: BTreeMap<i32, BrokerState>,
+    pub topics: BTreeMap<String, TopicState>,
+    /// Topic id → name; always the inverse of `topics`.
+    pub topic_names_by_id: BTreeMap<Uuid, String>,
+    pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
+    /// The first producer id of the next block handed out.
+    pub next_producer_id: i64,
+    /// Index of the last command applied; 0 before any.
+    pub last_applied: u64,
+}
+
+/// The longest topic name Kafka accepts (it leaves room in file names for
+/// the partition suffix).
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// The most partitions one request may add; like Kafka's controller limit on
+/// records per user operation, it keeps one request from flooding the log
+/// and memory.
+pub const MAX_NEW_PARTITIONS: i32 = 10_000;
+
+/// Checks a topic name the way Kafka does; the error says what is wrong.
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("topic name is illegal, it can't be empty".to_owned());
+    }
+    if name == "." || name == ".." {
+        return Err("topic name cannot be \".\" or \"..\"".to_owned());
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return Err(format!(
+            "topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LEN} characters, topic name: {name}"
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "topic name {name:?} is illegal, it contains {bad:?}, a character other than ASCII alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+impl MetadataImage {
+    /// An empty image for a freshly formatted cluster.
+    pub fn new(cluster_id: impl Into<String>) -> Self {
+        Self {
+            cluster_id: cluster_id.into(),
+            ..Self::default()
+        }
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&TopicState> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<&TopicState> {
+        self.topic_names_by_id
+            .get(&id)
+            .and_then(|name| self.topics.get(name))
+    }
+
+    /// All topics, ordered by name.
+    pub fn topics(&self) -> impl Iterator<Item = &TopicState> {
+        self.topics.values()
+    }
+
+    pub fn broker(&self, id: i32) -> Option<&BrokerState> {
+        self.brokers.get(&id)
+    }
+
+    /// All registered brokers, fenced ones included, ordered by id.
+    pub fn brokers(&self) -> impl Iterator<Item = &BrokerState> {
+        self.brokers.values()
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<&PartitionState> {
+        let index = usize::try_from(index).ok()?;
+        self.topics.get(topic)?.partitions.get(index)
+    }
+
+    /// Ids of the brokers that may take new replicas, ascending.
+    pub fn available_brokers(&self) -> Vec<i32> {
+        self.brokers
+            .values()
+            .filter(|b| b.is_available())
+            .map(|b| b.id)
+            .collect()
+    }
+
+    /// Round-robin placement of `count` partitions with `replication_factor`
+    /// replicas over the available brokers, partition `p` starting at broker
+    /// `(start + p) mod n`. The proposer picks `start` (rotating it spreads
+    /// leaders across topics); the result goes into the command.
+    pub fn place_replicas(
+        &self,
+        count: i32,
+        replication_factor: i16,
+        start: usize,
+    ) -> Result<Vec<Vec<i32>>, Rejection> {
+        if count < 1 {
+            return rejected(
+                KafkaCode::INVALID_PARTITIONS,
+                format!("number of partitions must be at least 1, got {count}"),
+            );
+        }
+        if count > MAX_NEW_PARTITIONS {
+            return rejected(
+                KafkaCode::INVALID_PARTITIONS,
+                format!("cannot add {count} partitions at once, the limit is {MAX_NEW_PARTITIONS}"),
+            );
+        }
+        let brokers = self.available_brokers();
+        check_replication_factor(i64::from(replication_factor), brokers.len())?;
+        let rf = usize::from(replication_factor.unsigned_abs());
+        Ok((0..count as usize)
+            .map(|p| {
+                (0..rf)
+                    .map(|r| brokers[(start + p + r) % brokers.len()])
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// Applies `cmd`, the command at log `index`.
+    ///
+    /// On `Err` the image is unchanged, so a proposer can dry-run a command
+    /// on a clone and log it only if it is accepted. Replaying the same
+    /// commands at the same indexes always yields an equal image.
+    pub fn apply(&mut self, index: u64, cmd: &Command) -> Result<ApplyOutcome, Rejection> {
+        if index <= self.last_applied {
+            return rejected(
+                KafkaCode::UNKNOWN_SERVER_ERROR,
+                format!(
+                    "command index {index} is not after last applied index {}",
+                    self.last_applied
+                ),
+            );
+        }
+        let outcome = self.apply_command(index, cmd)?;
+        self.last_applied = index;
+        Ok(outcome)
+    }
+
+    fn apply_command(&mut self, index: u64, cmd: &Command) -> Result<ApplyOutcome, Rejection> {
+        match cmd {
+            Command::RegisterBroker {
+                broker_id,
+                incarnation_id,
+                listeners,
+                rack,
+            } => {
+                if *broker_id < 0 {
+                    return rejected(
+                        KafkaCode::INVALID_REQUEST,
+                        format!("broker id must not be negative, got {broker_id}"),
+                    );
+                }
+                let broker_epoch = i64::try_from(index).map_err(|_| {
+                    Rejection::new(KafkaCode::UNKNOWN_SERVER_ERROR, "log index overflows i64")
+                })?;
+                // A (re)registered broker starts fenced: it is unfenced only
+                // once it has shown it caught up with the metadata log.
+                self.brokers.insert(
+                    *broker_id,
+                    BrokerState {
+                        id: *broker_id,
+                        incarnation_id: *incarnation_id,
+                        epoch: broker_epoch,
+                        listeners: listeners.clone(),
+                        rack: rack.clone(),
+                        fenced: true,
+                        shutting_down: false,
+                    },
+                );
+                Ok(ApplyOutcome::BrokerRegistered { broker_epoch })
+            }
+            Command::FenceBroker {
+                broker_id,
+                broker_epoch,
+            } => {
+                let broker = self.current_broker(*broker_id, *broker_epoch)?;
+                Ok(set_flag(&mut broker.fenced, true))
+            }
+            Command::UnfenceBroker {
+                broker_id,
+                broker_epoch,
+            } => {
+                let broker = self.current_broker(*broker_id, *broker_epoch)?;
+                Ok(set_flag(&mut broker.fenced, false))
+            }
+            Command::BeginShutdown {
+                broker_id,
+                broker_epoch,
+            } => {
+                let broker = self.current_broker(*broker_id, *broker_epoch)?;
+                Ok(set_flag(&mut broker.shutting_down, true))
+            }
+            Command::UnregisterBroker {
+                broker_id,
+                broker_epoch,
+            } => {
+                self.current_broker(*broker_id, *broker_epoch)?;
+                self.brokers.remove(broker_id);
+                Ok(ApplyOutcome::Applied)
+            }
+            Command::CreateTopic {
+                name,
+                topic_id,
+                configs,
+                assignments,
+            } => self.create_topic(name, *topic_id, configs, assignments),
+            Command::DeleteTopic { topic_id } => {
+                let Some(name) = self.topic_names_by_id.remove(topic_id) else {
+                    return rejected(
+                        KafkaCode::UNKNOWN_TOPIC_OR_PARTITION,
+                        format!("no topic with id {topic_id}"),
+                    );
+                };
+                self.topics.remove(&name);
+                Ok(ApplyOutcome::TopicDeleted {
+                    topic_id: *topic_id,
+                    name,
+                })
+            }
+            Command::CreatePartitions {
+                name,
+                new_assignments,
+            } => self.create_partitions(name, new_assignments),
+            Command::AlterConfigs {
+                resource,
+                set,
+                delete,
+            } => self.alter_configs(resource, set, delete),
+            Command::PartitionChange {
+                topic_id,
+                partition,
+                expected_partition_epoch,
+                leader,
+                isr,
+            } => self.change_partition(
+                *topic_id,
+                *partition,
+                *expected_partition_epoch,
+                *leader,
+                isr.as_deref(),
+            ),
+            Command::AllocateProducerIds { broker_id, count } => {
+                if !self.brokers.contains_key(broker_id) {
+                    return rejected(
+                        KafkaCode::BROKER_NOT_AVAILABLE,
+                        format!("broker {broker_id} is not registered"),
+                    );
+                }
+                if *count < 1 {
+                    return rejected(
+                        KafkaCode::INVALID_REQUEST,
+                        format!("producer id block size must be positive, got {count}"),
+                    );
+                }
+                let start = self.next_producer_id;
+                let Some(end) = start.checked_add(*count) else {
+                    return rejected(
+                        KafkaCode::UNKNOWN_SERVER_ERROR,
+                        "producer ids are exhausted",
+                    );
+                };
+                self.next_producer_id = end;
+                Ok(ApplyOutcome::ProducerIds(start..end))
+            }
+        }
+    }
+
+    /// The registration of `broker_id`, if `broker_epoch` is its current epoch.
+    fn current_broker(
+        &mut self,
+        broker_id: i32,
+        broker_epoch: i64,
+    ) -> Result<&mut BrokerState, Rejection> {
+        let Some(broker) = self.brokers.get_mut(&broker_id) else {
+            return rejected(
+                KafkaCode::BROKER_NOT_AVAILABLE,
+                format!("broker {broker_id} is not registered"),
+            );
+        };
+        if broker.epoch != broker_epoch {
+            return rejected(
+                KafkaCode::STALE_BROKER_EPOCH,
+                format!(
+                    "broker {broker_id} epoch is {}, command was for epoch {broker_epoch}",
+                    broker.epoch
+                ),
+            );
+        }
+        Ok(broker)
+    }
+}
+
+fn set_flag(flag: &mut bool, value: bool) -> ApplyOutcome {
+    if *flag == value {
+        ApplyOutcome::Unchanged
+    } else {
+        *flag = value;
+        ApplyOutcome::Applied
+    }
+}
+
+mod topics;
+
+#[cfg(test)]
+mod tests;

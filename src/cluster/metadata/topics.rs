@@ -1,0 +1,312 @@
+//! Topic, partition and config commands of the state machine.
+//!
+//! Every handler checks all preconditions before changing anything, which is
+//! what lets [`MetadataImage::apply`] promise an unchanged image on `Err`.
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use super::{
+    ApplyOutcome, BrokerState, ConfigResource, MetadataImage, PartitionState, TopicState,
+    validate_topic_name,
+};
+use crate::cluster::code::{KafkaCode, Rejection, rejected};
+use crate::cluster::topic_config::{validate_topic_config, validate_topic_config_key};
+
+impl MetadataImage {
+    pub(super) fn create_topic(
+        &mut self,
+        name: &str,
+        topic_id: Uuid,
+        configs: &BTreeMap<String, String>,
+        assignments: &[Vec<i32>],
+    ) -> Result<ApplyOutcome, Rejection> {
+        validate_topic_name(name)
+            .or_else(|reason| rejected(KafkaCode::INVALID_TOPIC_EXCEPTION, reason))?;
+        if self.topics.contains_key(name) {
+            return rejected(
+                KafkaCode::TOPIC_ALREADY_EXISTS,
+                format!("topic '{name}' already exists"),
+            );
+        }
+        // '.' and '_' collide in metric names, so Kafka refuses a topic that
+        // differs from an existing one only in those characters.
+        let collision_key = name.replace('.', "_");
+        if let Some(other) = self
+            .topics
+            .keys()
+            .find(|other| other.replace('.', "_") == collision_key)
+        {
+            return rejected(
+                KafkaCode::INVALID_TOPIC_EXCEPTION,
+                format!("topic '{name}' collides with existing topic '{other}'"),
+            );
+        }
+        if topic_id.is_nil() || self.topic_names_by_id.contains_key(&topic_id) {
+            return rejected(
+                KafkaCode::INVALID_REQUEST,
+                format!("topic id {topic_id} is reserved or already in use"),
+            );
+        }
+        if assignments.is_empty() {
+            return rejected(
+                KafkaCode::INVALID_PARTITIONS,
+                "number of partitions must be at least 1",
+            );
+        }
+        self.check_assignments(assignments, None)?;
+        for (key, value) in configs {
+            validate_topic_config(key, value)
+                .or_else(|reason| rejected(KafkaCode::INVALID_CONFIG, reason))?;
+        }
+        self.topics.insert(
+            name.to_owned(),
+            TopicState {
+                id: topic_id,
+                name: name.to_owned(),
+                configs: configs.clone(),
+                partitions: assignments.iter().map(|r| new_partition(r)).collect(),
+            },
+        );
+        self.topic_names_by_id.insert(topic_id, name.to_owned());
+        Ok(ApplyOutcome::TopicCreated { topic_id })
+    }
+
+    pub(super) fn create_partitions(
+        &mut self,
+        name: &str,
+        new_assignments: &[Vec<i32>],
+    ) -> Result<ApplyOutcome, Rejection> {
+        let Some(topic) = self.topics.get(name) else {
+            return rejected(
+                KafkaCode::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("topic '{name}' does not exist"),
+            );
+        };
+        if new_assignments.is_empty() {
+            return rejected(
+                KafkaCode::INVALID_PARTITIONS,
+                format!("topic already has {} partitions", topic.partitions.len()),
+            );
+        }
+        if topic.partitions.len() + new_assignments.len() > i32::MAX as usize {
+            return rejected(KafkaCode::INVALID_PARTITIONS, "too many partitions");
+        }
+        let replication_factor = topic.partitions.first().map(|p| p.replicas.len());
+        self.check_assignments(new_assignments, replication_factor)?;
+        if let Some(topic) = self.topics.get_mut(name) {
+            topic
+                .partitions
+                .extend(new_assignments.iter().map(|r| new_partition(r)));
+        }
+        Ok(ApplyOutcome::Applied)
+    }
+
+    /// Replica lists must be non-empty, of one length (`expected_len` when
+    /// given), without duplicates, and name only available brokers.
+    pub(super) fn check_assignments(
+        &self,
+        assignments: &[Vec<i32>],
+        expected_len: Option<usize>,
+    ) -> Result<(), Rejection> {
+        let available = self.available_brokers();
+        let expected_len = expected_len.unwrap_or_else(|| assignments.first().map_or(0, Vec::len));
+        for (partition, replicas) in assignments.iter().enumerate() {
+            check_replication_factor(replicas.len() as i64, available.len())?;
+            if replicas.len() != expected_len {
+                return rejected(
+                    KafkaCode::INVALID_REPLICA_ASSIGNMENT,
+                    format!(
+                        "partition {partition} has {} replicas, the topic has {expected_len}",
+                        replicas.len()
+                    ),
+                );
+            }
+            for (i, broker) in replicas.iter().enumerate() {
+                if replicas[..i].contains(broker) {
+                    return rejected(
+                        KafkaCode::INVALID_REPLICA_ASSIGNMENT,
+                        format!("partition {partition} lists broker {broker} twice"),
+                    );
+                }
+                if !available.contains(broker) {
+                    return rejected(
+                        KafkaCode::INVALID_REPLICA_ASSIGNMENT,
+                        format!(
+                            "partition {partition} names broker {broker}, which is not available"
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn alter_configs(
+        &mut self,
+        resource: &ConfigResource,
+        set: &BTreeMap<String, String>,
+        delete: &[String],
+    ) -> Result<ApplyOutcome, Rejection> {
+        if let Some(key) = delete.iter().find(|key| set.contains_key(*key)) {
+            return rejected(
+                KafkaCode::INVALID_CONFIG,
+                format!("config {key} is both set and deleted"),
+            );
+        }
+        let configs = match resource {
+            ConfigResource::Topic(name) => {
+                let Some(topic) = self.topics.get_mut(name) else {
+                    return rejected(
+                        KafkaCode::UNKNOWN_TOPIC_OR_PARTITION,
+                        format!("topic '{name}' does not exist"),
+                    );
+                };
+                for (key, value) in set {
+                    validate_topic_config(key, value)
+                        .or_else(|reason| rejected(KafkaCode::INVALID_CONFIG, reason))?;
+                }
+                for key in delete {
+                    validate_topic_config_key(key)
+                        .or_else(|reason| rejected(KafkaCode::INVALID_CONFIG, reason))?;
+                }
+                &mut topic.configs
+            }
+            ConfigResource::Broker(id) => {
+                // Like Kafka, configs may be stored for a broker id that has
+                // not registered yet; it picks them up when it does.
+                if *id < 0 {
+                    return rejected(
+                        KafkaCode::INVALID_REQUEST,
+                        format!("broker id must not be negative, got {id}"),
+                    );
+                }
+                if let Some(key) = set.keys().chain(delete).find(|key| key.is_empty()) {
+                    return rejected(
+                        KafkaCode::INVALID_CONFIG,
+                        format!("bad config name {key:?}"),
+                    );
+                }
+                self.broker_configs.entry(*id).or_default()
+            }
+        };
+        let before = configs.clone();
+        configs.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for key in delete {
+            configs.remove(key);
+        }
+        let changed = *configs != before;
+        if let ConfigResource::Broker(id) = resource
+            && self.broker_configs.get(id).is_some_and(BTreeMap::is_empty)
+        {
+            self.broker_configs.remove(id);
+        }
+        Ok(if changed {
+            ApplyOutcome::Applied
+        } else {
+            ApplyOutcome::Unchanged
+        })
+    }
+
+    pub(super) fn change_partition(
+        &mut self,
+        topic_id: Uuid,
+        partition: i32,
+        expected_partition_epoch: i32,
+        leader: Option<i32>,
+        isr: Option<&[i32]>,
+    ) -> Result<ApplyOutcome, Rejection> {
+        let brokers = &self.brokers;
+        let state = self
+            .topic_names_by_id
+            .get(&topic_id)
+            .and_then(|name| self.topics.get_mut(name))
+            .and_then(|topic| topic.partitions.get_mut(usize::try_from(partition).ok()?));
+        let Some(state) = state else {
+            return rejected(
+                KafkaCode::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("no partition {partition} of topic id {topic_id}"),
+            );
+        };
+        if state.partition_epoch != expected_partition_epoch {
+            return rejected(
+                KafkaCode::INVALID_UPDATE_VERSION,
+                format!(
+                    "partition epoch is {}, change expected {expected_partition_epoch}",
+                    state.partition_epoch
+                ),
+            );
+        }
+        let new_isr = isr.map_or_else(|| state.isr.clone(), <[i32]>::to_vec);
+        let new_leader = leader.unwrap_or(state.leader);
+        let is_available = |id: &i32| brokers.get(id).is_some_and(BrokerState::is_available);
+        for (i, replica) in new_isr.iter().enumerate() {
+            if new_isr[..i].contains(replica) {
+                return rejected(
+                    KafkaCode::INVALID_REQUEST,
+                    format!("isr lists broker {replica} twice"),
+                );
+            }
+            // Only brokers able to follow may join; existing members stay
+            // until the leader shrinks the ISR.
+            let joining = !state.isr.contains(replica);
+            if !state.replicas.contains(replica) || (joining && !is_available(replica)) {
+                return rejected(
+                    KafkaCode::INELIGIBLE_REPLICA,
+                    format!("broker {replica} cannot join the isr"),
+                );
+            }
+        }
+        if new_leader != -1 && !new_isr.contains(&new_leader) {
+            return rejected(
+                KafkaCode::INVALID_REQUEST,
+                format!("leader {new_leader} is not in the isr {new_isr:?}"),
+            );
+        }
+        let leader_changed = new_leader != state.leader;
+        if leader_changed && new_leader != -1 && !is_available(&new_leader) {
+            return rejected(
+                KafkaCode::INELIGIBLE_REPLICA,
+                format!("broker {new_leader} is not available to lead"),
+            );
+        }
+        if !leader_changed && new_isr == state.isr {
+            return Ok(ApplyOutcome::Unchanged);
+        }
+        if leader_changed {
+            state.leader = new_leader;
+            state.leader_epoch += 1;
+        }
+        state.isr = new_isr;
+        state.partition_epoch += 1;
+        Ok(ApplyOutcome::Applied)
+    }
+}
+
+/// Replication factor `requested` must be in `1..=available`.
+pub(super) fn check_replication_factor(requested: i64, available: usize) -> Result<(), Rejection> {
+    if requested < 1 {
+        return rejected(
+            KafkaCode::INVALID_REPLICATION_FACTOR,
+            format!("replication factor must be at least 1, got {requested}"),
+        );
+    }
+    if requested > available as i64 {
+        return rejected(
+            KafkaCode::INVALID_REPLICATION_FACTOR,
+            format!("replication factor {requested} larger than available brokers {available}"),
+        );
+    }
+    Ok(())
+}
+
+fn new_partition(replicas: &[i32]) -> PartitionState {
+    PartitionState {
+        replicas: replicas.to_vec(),
+        isr: replicas.to_vec(),
+        leader: replicas.first().copied().unwrap_or(-1),
+        leader_epoch: 0,
+        partition_epoch: 0,
+    }
+}

@@ -1,0 +1,175 @@
+//! The cluster coordinator (ZooKeeper's role), in KRaft's shape.
+//!
+//! - [`metadata`]: the deterministic state machine — [`MetadataImage`]
+//!   changed only by applying [`Command`]s, refusing with a [`KafkaCode`];
+//! - [`command_log`]: the durable, replayable log of accepted commands;
+//! - [`embedded`]: [`EmbeddedCoordinator`], the single-node coordinator a
+//!   broker runs in-process when no coordinator is configured.
+//!
+//! Brokers talk to the coordinator only through [`ClusterCoordinator`], so
+//! the embedded coordinator and a remote one (over HTTP) are interchangeable.
+
+mod code;
+pub mod command_log;
+pub mod embedded;
+pub mod metadata;
+mod topic_config;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+pub use command_log::{CommandLog, LogEntry, MetaMarker, new_cluster_id};
+pub use embedded::EmbeddedCoordinator;
+pub use metadata::{
+    ApplyOutcome, BrokerState, Command, ConfigResource, KafkaCode, Listener, MetadataImage,
+    PartitionState, Rejection, SecurityProtocol, TopicState, validate_topic_name,
+};
+
+/// A future the coordinator trait returns; boxed so the trait stays
+/// object-safe (`Arc<dyn ClusterCoordinator>`).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// What a broker announces when it starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerRegistration {
+    pub broker_id: i32,
+    /// Fresh for every process start.
+    pub incarnation_id: Uuid,
+    pub listeners: Vec<Listener>,
+    pub rack: Option<String>,
+}
+
+/// A CreateTopics entry. The broker resolves Kafka's `-1` defaults for
+/// `partitions` and `replication_factor` before calling.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateTopicRequest {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+    /// Check everything, change nothing.
+    pub validate_only: bool,
+}
+
+/// The result of a (possibly validate-only) topic creation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicSummary {
+    /// Nil when the request was `validate_only`, as in Kafka.
+    pub id: Uuid,
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i16,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The command was refused; `code` and `message` go into the response.
+    #[error("{code}: {message}")]
+    Rejected { code: KafkaCode, message: String },
+    /// Reading or writing the coordinator's files failed.
+    #[error("cluster metadata storage {}: {source}", path.display())]
+    Storage {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The command log cannot be parsed or replayed.
+    #[error("cluster metadata log {} line {line} is corrupt: {reason}", path.display())]
+    CorruptLog {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    /// The data directory belongs to another cluster or node, or its format
+    /// marker and log disagree; starting would mix two clusters' state.
+    #[error("inconsistent cluster metadata in {}: {reason}", path.display())]
+    InconsistentMetadata { path: PathBuf, reason: String },
+}
+
+impl ClusterError {
+    /// The Kafka code to answer with: the rejection's own, otherwise
+    /// `UNKNOWN_SERVER_ERROR`.
+    pub fn code(&self) -> KafkaCode {
+        match self {
+            Self::Rejected { code, .. } => *code,
+            _ => KafkaCode::UNKNOWN_SERVER_ERROR,
+        }
+    }
+
+    /// The text for a response's `error_message`: the rejection's own
+    /// message, otherwise the whole error.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Rejected { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    pub(crate) fn storage(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Storage {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl From<Rejection> for ClusterError {
+    fn from(rejection: Rejection) -> Self {
+        Self::Rejected {
+            code: rejection.code,
+            message: rejection.message,
+        }
+    }
+}
+
+/// The coordinator as brokers see it: changes go through it, and it hands
+/// out the committed metadata image.
+pub trait ClusterCoordinator: Send + Sync {
+    /// Registers (or re-registers after a restart) a broker; returns its new
+    /// broker epoch.
+    fn register_broker(&self, reg: BrokerRegistration) -> BoxFuture<'_, Result<i64, ClusterError>>;
+
+    fn create_topic(
+        &self,
+        req: CreateTopicRequest,
+    ) -> BoxFuture<'_, Result<TopicSummary, ClusterError>>;
+
+    /// Deletes the topic; returns the id it had.
+    fn delete_topic(&self, name: &str) -> BoxFuture<'_, Result<Uuid, ClusterError>>;
+
+    /// Grows the topic to `total` partitions; fewer than it has is
+    /// `INVALID_PARTITIONS`.
+    fn create_partitions(
+        &self,
+        name: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> BoxFuture<'_, Result<(), ClusterError>>;
+
+    /// Sets then deletes (resets to default) topic config entries.
+    fn alter_topic_configs(
+        &self,
+        name: &str,
+        set: BTreeMap<String, String>,
+        delete: Vec<String>,
+    ) -> BoxFuture<'_, Result<(), ClusterError>>;
+
+    /// Reserves `count` producer ids for `broker_id`; blocks never overlap
+    /// and only move forward.
+    fn allocate_producer_ids(
+        &self,
+        broker_id: i32,
+        count: i64,
+    ) -> BoxFuture<'_, Result<Range<i64>, ClusterError>>;
+
+    /// The latest committed image; brokers answer Metadata from it.
+    fn image(&self) -> Arc<MetadataImage>;
+
+    /// Wakes on every new image (the embedded stand-in for brokers pulling
+    /// the metadata log).
+    fn watch(&self) -> tokio::sync::watch::Receiver<Arc<MetadataImage>>;
+}

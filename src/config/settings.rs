@@ -1,0 +1,410 @@
+//! Stage 2: validated, typed settings. Every failure names the key, the
+//! offending value and where it came from.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::ConfigError;
+use super::listeners::{ListenerSettings, default_advertised_host, resolve_listeners};
+use super::raw::{RawConfig, RawValue, Source};
+
+/// Everything the broker needs, in real types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerSettings {
+    pub broker_id: i32,
+    pub listeners: Vec<ListenerSettings>,
+    pub data_dir: PathBuf,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics: bool,
+    pub delete_topic_enable: bool,
+    pub log: LogDefaults,
+    pub socket_request_max_bytes: usize,
+    pub message_max_bytes: usize,
+    /// External coordinator address; `None` means the embedded one.
+    pub coordinator: Option<String>,
+    pub admin_listener: SocketAddr,
+    pub log_format: LogFormat,
+    pub groups: GroupSettings,
+    pub shutdown_timeout: Duration,
+}
+
+/// Broker-wide log defaults; per-topic overrides produce another instance
+/// (see `resolve_topic_log`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDefaults {
+    /// `None` = keep forever.
+    pub retention: Option<Duration>,
+    /// `None` = no size limit.
+    pub retention_bytes: Option<u64>,
+    pub segment_bytes: u64,
+    pub segment_roll: Duration,
+    pub flush_interval_messages: u64,
+    /// `None` = never flush on a timer (Kafka's Long.MAX).
+    pub flush_interval: Option<Duration>,
+    pub retention_check_interval: Duration,
+    pub index_interval_bytes: u64,
+    pub message_timestamp_type: TimestampType,
+    pub cleanup_policy: String,
+    /// `message.max.bytes` broker-wide, `max.message.bytes` per topic.
+    pub max_message_bytes: usize,
+    /// `min.insync.replicas`; kept so per-topic overrides round-trip.
+    pub min_insync_replicas: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    CreateTime,
+    LogAppendTime,
+}
+
+impl TimestampType {
+    /// Kafka's spelling, as used in configs and DescribeConfigs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimestampType::CreateTime => "CreateTime",
+            TimestampType::LogAppendTime => "LogAppendTime",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Consumer-group coordinator limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSettings {
+    pub min_session_timeout: Duration,
+    pub max_session_timeout: Duration,
+    pub initial_rebalance_delay: Duration,
+    pub offsets_retention: Duration,
+}
+
+/// A value under validation: key, text and origin, so that every parse
+/// helper can produce the one-line error without extra plumbing.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Field<'a> {
+    pub key: &'a str,
+    pub value: &'a str,
+    pub from: &'a Source,
+}
+
+impl<'a> Field<'a> {
+    pub fn new(key: &'a str, rv: &'a RawValue) -> Self {
+        Field {
+            key,
+            value: &rv.value,
+            from: &rv.from,
+        }
+    }
+
+    pub fn err(&self, reason: impl Into<String>) -> ConfigError {
+        ConfigError::invalid(self.key, self.value, self.from, reason)
+    }
+
+    /// An integer in `min..=max`. Kafka trims values before parsing, so do we.
+    pub fn int_in(&self, min: i64, max: i64) -> Result<i64, ConfigError> {
+        let n: i64 = self
+            .value
+            .trim()
+            .parse()
+            .map_err(|_| self.err("expected an integer"))?;
+        if n < min {
+            return Err(self.err(format!("must be at least {min}")));
+        }
+        if n > max {
+            return Err(self.err(format!("must be at most {max}")));
+        }
+        Ok(n)
+    }
+
+    pub fn bool(&self) -> Result<bool, ConfigError> {
+        match self.value.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(self.err("expected true or false")),
+        }
+    }
+
+    /// A time in `unit_ms` units where -1 means unlimited.
+    pub fn time_or_unlimited(
+        &self,
+        unit_ms: i64,
+        max: i64,
+    ) -> Result<Option<Duration>, ConfigError> {
+        match self.int_in(-1, max)? {
+            -1 => Ok(None),
+            n => Ok(Some(Duration::from_millis(to_u64(n) * to_u64(unit_ms)))),
+        }
+    }
+
+    pub fn timestamp_type(&self) -> Result<TimestampType, ConfigError> {
+        let v = self.value.trim();
+        if v.eq_ignore_ascii_case("CreateTime") {
+            Ok(TimestampType::CreateTime)
+        } else if v.eq_ignore_ascii_case("LogAppendTime") {
+            Ok(TimestampType::LogAppendTime)
+        } else {
+            Err(self.err("expected CreateTime or LogAppendTime"))
+        }
+    }
+
+    /// Only deletion is implemented; accepting `compact` would silently
+    /// keep data the user expects to be compacted away.
+    pub fn cleanup_policy(&self) -> Result<String, ConfigError> {
+        let v = self.value.trim().to_ascii_lowercase();
+        if v == "delete" {
+            Ok(v)
+        } else {
+            Err(self.err("only \"delete\" is supported; log compaction is not implemented"))
+        }
+    }
+}
+
+/// Callers check the sign first; this just avoids `as` on negative values.
+pub(super) fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn ms(n: i64) -> Duration {
+    Duration::from_millis(to_u64(n))
+}
+
+const I32_MAX: i64 = i32::MAX as i64;
+
+impl RawConfig {
+    /// The value of a key that has a built-in default, or of an optional
+    /// key that is known to be present.
+    fn field_owned(&self, key: &str) -> Result<RawValue, ConfigError> {
+        self.get_or_default(key)
+            .ok_or_else(|| ConfigError::Invalid {
+                key: key.to_string(),
+                value: String::new(),
+                from: Source::Default,
+                reason: "missing value".into(),
+            })
+    }
+
+    fn int(&self, key: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+        let rv = self.field_owned(key)?;
+        Field::new(key, &rv).int_in(min, max)
+    }
+
+    fn boolean(&self, key: &str) -> Result<bool, ConfigError> {
+        let rv = self.field_owned(key)?;
+        Field::new(key, &rv).bool()
+    }
+
+    /// The first of `keys` that is present, with Kafka's precedence
+    /// (e.g. ms over minutes over hours) regardless of each value's source.
+    fn first_of<'k>(&self, keys: &[&'k str]) -> Option<(&'k str, RawValue)> {
+        keys.iter()
+            .find_map(|k| self.get(k).map(|rv| (*k, rv.clone())))
+            .or_else(|| {
+                keys.iter()
+                    .find_map(|k| self.get_or_default(k).map(|rv| (*k, rv)))
+            })
+    }
+
+    /// Validates with the real advertised-host lookup.
+    pub fn validate(&self) -> Result<BrokerSettings, ConfigError> {
+        self.validate_with(&default_advertised_host)
+    }
+
+    /// Validates; `default_host` supplies the advertised host for wildcard
+    /// listeners (tests pass a fixed one).
+    pub fn validate_with(
+        &self,
+        default_host: &dyn Fn() -> String,
+    ) -> Result<BrokerSettings, ConfigError> {
+        let groups = GroupSettings {
+            min_session_timeout: ms(self.int("group.min.session.timeout.ms", 0, I32_MAX)?),
+            max_session_timeout: ms(self.int("group.max.session.timeout.ms", 0, I32_MAX)?),
+            initial_rebalance_delay: ms(self.int(
+                "group.initial.rebalance.delay.ms",
+                0,
+                I32_MAX,
+            )?),
+            offsets_retention: ms(self.int("offsets.retention.minutes", 1, I32_MAX)? * 60_000),
+        };
+        if groups.min_session_timeout > groups.max_session_timeout {
+            let rv = self.field_owned("group.min.session.timeout.ms")?;
+            return Err(Field::new("group.min.session.timeout.ms", &rv)
+                .err("must not exceed group.max.session.timeout.ms"));
+        }
+        let log = self.log_defaults()?;
+        Ok(BrokerSettings {
+            broker_id: self.broker_id()?,
+            listeners: resolve_listeners(self, default_host)?,
+            data_dir: self.data_dir()?,
+            num_partitions: i32::try_from(self.int("num.partitions", 1, I32_MAX)?).unwrap_or(1),
+            default_replication_factor: i16::try_from(self.int(
+                "default.replication.factor",
+                1,
+                i64::from(i16::MAX),
+            )?)
+            .unwrap_or(1),
+            auto_create_topics: self.boolean("auto.create.topics.enable")?,
+            delete_topic_enable: self.boolean("delete.topic.enable")?,
+            socket_request_max_bytes: usize::try_from(self.int(
+                "socket.request.max.bytes",
+                1,
+                I32_MAX,
+            )?)
+            .unwrap_or(usize::MAX),
+            message_max_bytes: log.max_message_bytes,
+            log,
+            coordinator: self.coordinator(),
+            admin_listener: self.admin_listener()?,
+            log_format: self.log_format()?,
+            groups,
+            shutdown_timeout: ms(self.int("gregor.shutdown.timeout.ms", 0, i64::MAX)?),
+        })
+    }
+
+    /// `broker.id`, or KRaft's `node.id`; both set must agree.
+    fn broker_id(&self) -> Result<i32, ConfigError> {
+        let id = |key: &str, rv: &RawValue| {
+            Field::new(key, rv)
+                .int_in(0, I32_MAX)
+                .map(|n| i32::try_from(n).unwrap_or(0))
+        };
+        match (self.explicit("broker.id"), self.explicit("node.id")) {
+            (Some(b), Some(n)) => {
+                let (bid, nid) = (id("broker.id", b)?, id("node.id", n)?);
+                if bid != nid {
+                    return Err(
+                        Field::new("node.id", n).err(format!("must equal broker.id ({bid})"))
+                    );
+                }
+                Ok(bid)
+            }
+            (None, Some(n)) => id("node.id", n),
+            _ => id("broker.id", &self.field_owned("broker.id")?),
+        }
+    }
+
+    /// The first entry of `log.dirs` (or `log.dir`); gregor uses one directory.
+    fn data_dir(&self) -> Result<PathBuf, ConfigError> {
+        let (key, rv) = match self.get("log.dirs") {
+            Some(rv) => ("log.dirs", rv.clone()),
+            None => ("log.dir", self.field_owned("log.dir")?),
+        };
+        rv.value
+            .split(',')
+            .map(str::trim)
+            .find(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .ok_or_else(|| Field::new(key, &rv).err("expected at least one directory"))
+    }
+
+    fn log_defaults(&self) -> Result<LogDefaults, ConfigError> {
+        let retention = match self.first_of(&[
+            "log.retention.ms",
+            "log.retention.minutes",
+            "log.retention.hours",
+        ]) {
+            Some(("log.retention.ms", rv)) => {
+                Field::new("log.retention.ms", &rv).time_or_unlimited(1, i64::MAX)?
+            }
+            Some(("log.retention.minutes", rv)) => {
+                Field::new("log.retention.minutes", &rv).time_or_unlimited(60_000, I32_MAX)?
+            }
+            Some((key, rv)) => Field::new(key, &rv).time_or_unlimited(3_600_000, I32_MAX)?,
+            None => Some(Duration::from_secs(168 * 3600)),
+        };
+        let segment_roll = match self.first_of(&["log.roll.ms", "log.roll.hours"]) {
+            Some(("log.roll.ms", rv)) => ms(Field::new("log.roll.ms", &rv).int_in(1, i64::MAX)?),
+            Some((key, rv)) => ms(Field::new(key, &rv).int_in(1, I32_MAX)? * 3_600_000),
+            None => Duration::from_secs(168 * 3600),
+        };
+        let retention_bytes = self.int("log.retention.bytes", -1, i64::MAX)?;
+        let flush_interval = match self.get("log.flush.interval.ms") {
+            Some(rv) => Some(ms(
+                Field::new("log.flush.interval.ms", rv).int_in(0, i64::MAX)?
+            )),
+            None => None,
+        };
+        let ts = self.field_owned("log.message.timestamp.type")?;
+        let policy = self.field_owned("log.cleanup.policy")?;
+        Ok(LogDefaults {
+            retention,
+            retention_bytes: (retention_bytes >= 0).then(|| to_u64(retention_bytes)),
+            segment_bytes: to_u64(self.int("log.segment.bytes", 14, I32_MAX)?),
+            segment_roll,
+            flush_interval_messages: to_u64(self.int(
+                "log.flush.interval.messages",
+                1,
+                i64::MAX,
+            )?),
+            flush_interval,
+            retention_check_interval: ms(self.int(
+                "log.retention.check.interval.ms",
+                1,
+                i64::MAX,
+            )?),
+            index_interval_bytes: to_u64(self.int("log.index.interval.bytes", 0, I32_MAX)?),
+            message_timestamp_type: Field::new("log.message.timestamp.type", &ts)
+                .timestamp_type()?,
+            cleanup_policy: Field::new("log.cleanup.policy", &policy).cleanup_policy()?,
+            max_message_bytes: usize::try_from(self.int("message.max.bytes", 0, I32_MAX)?)
+                .unwrap_or(usize::MAX),
+            min_insync_replicas: i32::try_from(self.int("min.insync.replicas", 1, I32_MAX)?)
+                .unwrap_or(1),
+        })
+    }
+
+    /// `coordinator.connect`, else the first `zookeeper.connect` server with
+    /// any chroot stripped (the chroot follows the last server).
+    fn coordinator(&self) -> Option<String> {
+        if let Some(rv) = self.get("coordinator.connect")
+            && !rv.value.trim().is_empty()
+        {
+            return Some(rv.value.trim().to_string());
+        }
+        let zk = self.get("zookeeper.connect")?;
+        let first = zk.value.split(',').map(str::trim).find(|s| !s.is_empty())?;
+        let host_port = first.split('/').next().unwrap_or(first).trim();
+        if host_port.is_empty() {
+            None
+        } else if host_port.contains(':') {
+            Some(host_port.to_string())
+        } else {
+            // ZooKeeper's client assumes its well-known port when none is given.
+            Some(format!("{host_port}:2181"))
+        }
+    }
+
+    fn admin_listener(&self) -> Result<SocketAddr, ConfigError> {
+        let rv = self.field_owned("admin.listener")?;
+        let field = Field::new("admin.listener", &rv);
+        let text = rv.value.trim();
+        let mut addr = match text.parse::<SocketAddr>() {
+            Ok(a) => a,
+            // Host names (e.g. localhost) need resolving; take the first address.
+            Err(_) => text
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut it| it.next())
+                .ok_or_else(|| field.err("expected host:port"))?,
+        };
+        if let Some(port) = self.explicit("admin.port") {
+            let p = Field::new("admin.port", port).int_in(0, i64::from(u16::MAX))?;
+            addr.set_port(u16::try_from(p).unwrap_or(0));
+        }
+        Ok(addr)
+    }
+
+    fn log_format(&self) -> Result<LogFormat, ConfigError> {
+        let rv = self.field_owned("gregor.log.format")?;
+        match rv.value.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(Field::new("gregor.log.format", &rv).err("expected text or json")),
+        }
+    }
+}

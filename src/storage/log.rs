@@ -1,0 +1,405 @@
+//! [`PartitionLog`]: the append-only log of one partition, made of segments.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use super::batch::BatchHeader;
+use super::cache::BatchCache;
+use super::recovery::{self, CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_FILE};
+use super::segment::Segment;
+use super::{StorageError, log_dir_io};
+
+/// Per-partition log settings (Kafka topic configs). Defaults are Kafka's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Roll when the active segment would exceed this size (`segment.bytes`). Capped at
+    /// `u32::MAX` because index positions are 32-bit.
+    pub segment_bytes: u64,
+    /// Roll when the active segment's first batch is older than this (`segment.ms`), measured
+    /// against the timestamps of incoming batches as Kafka does.
+    pub segment_roll: Duration,
+    /// Delete closed segments whose newest timestamp is older than this; `None` keeps forever.
+    pub retention: Option<Duration>,
+    /// Delete oldest segments while the log stays at least this big; `None` is unlimited.
+    pub retention_bytes: Option<u64>,
+    /// fsync after this many records were appended since the last flush.
+    pub flush_interval_messages: u64,
+    /// fsync (via [`PartitionLog::maybe_flush`]) when the oldest unflushed append is older.
+    pub flush_interval: Option<Duration>,
+    /// Approximate bytes of log between sparse index entries.
+    pub index_interval_bytes: u64,
+    /// Bytes of recently appended batches kept in memory to serve fetches; 0 disables.
+    pub cache_bytes: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        const HOUR: u64 = 3600;
+        Self {
+            segment_bytes: 1 << 30,
+            segment_roll: Duration::from_secs(168 * HOUR),
+            retention: Some(Duration::from_secs(168 * HOUR)),
+            retention_bytes: None,
+            flush_interval_messages: i64::MAX as u64,
+            flush_interval: None,
+            index_interval_bytes: 4096,
+            cache_bytes: 8 << 20,
+        }
+    }
+}
+
+/// Result of appending one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// Wall-clock time of the append in ms since the epoch. The broker reports it only for
+    /// topics with `LogAppendTime` (and -1 otherwise, as Kafka does).
+    pub log_append_time: i64,
+}
+
+/// Current wall-clock time in ms since the Unix epoch.
+pub(super) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub(super) fn millis(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+/// What roll decisions need to know about the segment a batch would go into.
+struct RollState {
+    base: i64,
+    size: u64,
+    first_ts: Option<i64>,
+    created_ms: i64,
+}
+
+/// The log of one partition: closed segments plus one active segment receiving appends.
+///
+/// Not internally synchronized: appends need `&mut self`, reads take `&self` and use positioned
+/// reads, so a `RwLock` around it gives concurrent fetches.
+#[derive(Debug)]
+pub struct PartitionLog {
+    pub(super) dir: PathBuf,
+    pub(super) config: LogConfig,
+    /// Segments no longer appended to, by base offset.
+    pub(super) closed: BTreeMap<i64, Segment>,
+    pub(super) active: Segment,
+    pub(super) log_start: i64,
+    pub(super) size_bytes: u64,
+    pub(super) cache: BatchCache,
+    recovery_point: i64,
+    unflushed_records: u64,
+    first_unflushed_ms: Option<i64>,
+}
+
+impl PartitionLog {
+    /// Opens or creates the log in `dir`, recovering after a crash (see the `recovery`
+    /// module: the `.clean_shutdown` marker decides whether segments are trusted or scanned
+    /// from the `recovery-point` checkpoint on). After an unclean open the recovered state is
+    /// flushed, so the recovery point equals the log end either way.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<Self, StorageError> {
+        let now = now_ms();
+        let mut rec = recovery::recover(dir, config.index_interval_bytes, now)?;
+        let active = match rec.segments.pop_last() {
+            Some((_, seg)) => seg,
+            None => Segment::create(dir, rec.log_start, now)?,
+        };
+        let size_bytes = rec.segments.values().map(|s| s.size).sum::<u64>() + active.size;
+        let mut log = Self {
+            dir: dir.to_path_buf(),
+            cache: BatchCache::new(config.cache_bytes),
+            config,
+            closed: rec.segments,
+            recovery_point: active.next_offset,
+            active,
+            log_start: rec.log_start,
+            size_bytes,
+            unflushed_records: 0,
+            first_unflushed_ms: None,
+        };
+        if rec.was_unclean {
+            log.recovery_point = -1;
+            log.flush()?;
+        }
+        tracing::debug!(
+            dir = %dir.display(), log_start = log.log_start, log_end = log.log_end_offset(),
+            segments = log.segment_count(), "opened partition log"
+        );
+        Ok(log)
+    }
+
+    /// Applies a changed topic config; takes effect for the next append/retention pass.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.cache.set_capacity(config.cache_bytes);
+        self.config = config;
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start
+    }
+
+    /// Next offset to assign.
+    pub fn log_end_offset(&self) -> i64 {
+        self.active.next_offset
+    }
+
+    /// Total bytes of all segment `.log` files.
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.closed.len() + 1
+    }
+
+    /// Appends batches whose base offsets already continue the log end consecutively. Every
+    /// batch is validated before anything is written, so an error leaves the log unchanged.
+    /// Batches going to the same segment are written with one positioned write; a batch never
+    /// spans segments. Applies the message-count flush policy. One [`AppendInfo`] per batch.
+    pub fn append(&mut self, batches: &[Bytes]) -> Result<Vec<AppendInfo>, StorageError> {
+        if batches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let headers = self.validate_append(batches)?;
+        let now = now_ms();
+        let mut i = 0;
+        while i < batches.len() {
+            if self.needs_roll(&self.roll_state(), &headers[i], now) {
+                self.roll(now)?;
+            }
+            let mut state = self.roll_state();
+            let mut end = i;
+            while end < batches.len() && (end == i || !self.needs_roll(&state, &headers[end], now))
+            {
+                state.size += batches[end].len() as u64;
+                state.first_ts.get_or_insert(headers[end].max_timestamp);
+                end += 1;
+            }
+            self.write_run(&batches[i..end], &headers[i..end])?;
+            i = end;
+        }
+        let mut records = 0u64;
+        let infos = batches
+            .iter()
+            .zip(&headers)
+            .map(|(b, h)| {
+                records += h.record_count.max(0) as u64;
+                self.cache.push(h.base_offset, h.last_offset(), b.clone());
+                AppendInfo {
+                    base_offset: h.base_offset,
+                    last_offset: h.last_offset(),
+                    log_append_time: now,
+                }
+            })
+            .collect();
+        self.unflushed_records = self.unflushed_records.saturating_add(records);
+        self.first_unflushed_ms.get_or_insert(now);
+        if self.unflushed_records >= self.config.flush_interval_messages {
+            self.flush()?;
+        }
+        Ok(infos)
+    }
+
+    fn validate_append(&self, batches: &[Bytes]) -> Result<Vec<BatchHeader>, StorageError> {
+        let malformed = |reason: &str| StorageError::MalformedBatch {
+            reason: reason.to_string(),
+        };
+        let mut expected = self.log_end_offset();
+        let mut headers = Vec::with_capacity(batches.len());
+        for b in batches {
+            let h = BatchHeader::parse(b).ok_or_else(|| malformed("shorter than a v2 header"))?;
+            h.check_structure().map_err(malformed)?;
+            if h.total_len() != b.len() {
+                return Err(malformed("batch length field disagrees with buffer size"));
+            }
+            if h.base_offset != expected {
+                return Err(StorageError::NonConsecutiveOffset {
+                    expected,
+                    found: h.base_offset,
+                });
+            }
+            expected = h.last_offset() + 1;
+            headers.push(h);
+        }
+        Ok(headers)
+    }
+
+    fn roll_state(&self) -> RollState {
+        RollState {
+            base: self.active.base_offset,
+            size: self.active.size,
+            first_ts: self.active.first_batch_timestamp,
+            created_ms: self.active.created_ms,
+        }
+    }
+
+    /// Whether `h` must go to a new segment. An empty segment always takes the batch.
+    fn needs_roll(&self, seg: &RollState, h: &BatchHeader, now: i64) -> bool {
+        if seg.size == 0 {
+            return false;
+        }
+        let limit = self.config.segment_bytes.min(u64::from(u32::MAX));
+        let roll_ms = millis(self.config.segment_roll);
+        let waited = match seg.first_ts {
+            Some(t) if t >= 0 => h.max_timestamp.saturating_sub(t),
+            _ => now - seg.created_ms,
+        };
+        seg.size + h.total_len() as u64 > limit
+            || h.last_offset() - seg.base > i64::from(u32::MAX)
+            || waited > roll_ms
+    }
+
+    /// Writes consecutive batches that all belong to the active segment in one call.
+    fn write_run(
+        &mut self,
+        batches: &[Bytes],
+        headers: &[BatchHeader],
+    ) -> Result<(), StorageError> {
+        if let [single] = batches {
+            self.active.write_at_end(single)?;
+        } else {
+            let total = batches.iter().map(Bytes::len).sum();
+            let mut buf = Vec::with_capacity(total);
+            for b in batches {
+                buf.extend_from_slice(b);
+            }
+            self.active.write_at_end(&buf)?;
+        }
+        let interval = self.config.index_interval_bytes;
+        for h in headers {
+            let pos = self.active.size;
+            self.active.note_batch(pos, h, interval);
+            self.size_bytes += h.total_len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Closes the active segment (writing its indexes; fsync is left to the next flush) and
+    /// starts a new one at the log end. No-op on an empty active segment.
+    pub(super) fn roll(&mut self, now: i64) -> Result<(), StorageError> {
+        if self.active.is_empty() {
+            return Ok(());
+        }
+        let fresh = Segment::create(&self.dir, self.log_end_offset(), now)?;
+        let mut old = std::mem::replace(&mut self.active, fresh);
+        old.persist(false)?;
+        tracing::debug!(dir = %self.dir.display(), base = self.active.base_offset, "rolled segment");
+        self.closed.insert(old.base_offset, old);
+        Ok(())
+    }
+
+    /// Segments in offset order, the active one last.
+    pub(super) fn segments(&self) -> impl Iterator<Item = &Segment> {
+        self.closed.values().chain(std::iter::once(&self.active))
+    }
+
+    /// Whole batches from the one containing `offset`, up to `max_bytes` in total but always at
+    /// least that first batch. Empty at the log end; `OffsetOutOfRange` outside
+    /// `[log_start, log_end]`. Served from memory when the cache reaches back far enough,
+    /// otherwise from a single segment file (the next fetch continues in the next one).
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<Bytes>, StorageError> {
+        let log_end = self.log_end_offset();
+        if offset < self.log_start || offset > log_end {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start,
+                log_end,
+            });
+        }
+        if offset == log_end {
+            return Ok(Vec::new());
+        }
+        if let Some(hit) = self.cache.read(offset, max_bytes) {
+            return Ok(hit);
+        }
+        let floor = self.closed.range(..=offset).next_back().map(|(b, _)| *b);
+        let from = floor.unwrap_or(i64::MIN);
+        for seg in self.segments().filter(|s| s.base_offset >= from) {
+            if seg.next_offset > offset {
+                return seg.read(offset, max_bytes);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// Kafka ListOffsets by timestamp: the first batch (at or after the log start) whose max
+    /// timestamp is `>= timestamp_ms`, as `(offset, that batch's max timestamp)`. The offset is
+    /// the batch's base offset, raised to the log start if the batch straddles it.
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
+        for seg in self.segments() {
+            if seg.next_offset <= self.log_start || seg.max_timestamp < timestamp_ms {
+                continue;
+            }
+            if let Some((offset, ts)) = seg.find_timestamp(timestamp_ms, self.log_start)? {
+                return Ok(Some((offset.max(self.log_start), ts)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// fsyncs every segment with unsynced data (normally just the active one and any segment
+    /// rolled since the last flush) and its indexes, then advances and persists the recovery
+    /// point to the log end.
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        for seg in self.closed.values_mut() {
+            seg.persist(true)?;
+        }
+        self.active.persist(true)?;
+        let log_end = self.log_end_offset();
+        if self.recovery_point != log_end {
+            // Not fsynced: a lost update only makes the next recovery scan more.
+            recovery::write_checkpoint(&self.dir, RECOVERY_POINT_FILE, log_end, false)?;
+            self.recovery_point = log_end;
+        }
+        self.unflushed_records = 0;
+        self.first_unflushed_ms = None;
+        Ok(())
+    }
+
+    /// Flushes if `flush_interval` has elapsed since the oldest unflushed append.
+    pub fn maybe_flush(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        if let (Some(interval), Some(first)) = (self.config.flush_interval, self.first_unflushed_ms)
+            && now_ms - first >= millis(interval)
+        {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and writes the clean shutdown marker, so the next open skips recovery.
+    pub fn close(mut self) -> Result<(), StorageError> {
+        self.close_in_place()
+    }
+
+    /// [`close`](Self::close) for a log shared behind a lock: after it, the
+    /// caller must not append again (the marker would then lie).
+    pub fn close_in_place(&mut self) -> Result<(), StorageError> {
+        self.flush()?;
+        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        std::fs::File::create(&marker)
+            .and_then(|f| f.sync_all())
+            .map_err(log_dir_io(&marker))?;
+        recovery::sync_dir(&self.dir)
+    }
+
+    /// Deletes the whole log directory (topic deletion).
+    pub fn delete(mut self) -> Result<(), StorageError> {
+        self.delete_in_place()
+    }
+
+    /// [`delete`](Self::delete) for a log shared behind a lock; the log
+    /// must not be used afterwards.
+    pub fn delete_in_place(&mut self) -> Result<(), StorageError> {
+        std::fs::remove_dir_all(&self.dir).map_err(log_dir_io(&self.dir))
+    }
+}

@@ -1,0 +1,81 @@
+//! Per-partition append-only log storage.
+//!
+//! This module knows Kafka v2 record batches and offsets, nothing else: records are never
+//! decoded, and nothing here is async. The broker owns one [`PartitionLog`] per partition.
+//!
+//! # On-disk layout of one partition directory (e.g. `data/topic-0/`)
+//!
+//! - `<base>.log`: concatenated record batches whose first batch has base offset `<base>`
+//!   (zero-padded to 20 digits, as Kafka names them).
+//! - `<base>.index`: sparse offset index, 8-byte entries `relative offset u32 BE, file position u32 BE`.
+//! - `<base>.timeindex`: sparse time index, 12-byte entries `max timestamp so far i64 BE,
+//!   relative base offset u32 BE`.
+//! - `recovery-point`: decimal offset below which all data is known to be fsynced.
+//! - `log-start-offset`: decimal log start offset (survives retention and DeleteRecords).
+//! - `.clean_shutdown`: written by [`PartitionLog::close`], deleted by [`PartitionLog::open`].
+//!
+//! Indexes are kept in memory and appended to their files on roll, flush and close. They are
+//! validated on open and rebuilt from the segment whenever missing or inconsistent, so they are
+//! never the source of truth.
+
+mod batch;
+mod cache;
+mod index;
+mod log;
+mod recovery;
+mod retention;
+mod segment;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+
+pub use batch::{BATCH_HEADER_LEN, BatchHeader, LOG_OVERHEAD, MAGIC_V2, crc_matches};
+pub use log::{AppendInfo, LogConfig, PartitionLog};
+
+/// Everything that can go wrong in the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// Reading, writing, syncing or deleting a segment or index file failed.
+    #[error("I/O error on segment file {path}: {source}")]
+    SegmentIo {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading or writing a checkpoint/marker file or the log directory itself failed.
+    #[error("I/O error on log metadata {path}: {source}")]
+    LogDirIo {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A batch stored on disk did not pass validation where it was expected to be intact.
+    #[error("corrupt batch at offset {offset}: {reason}")]
+    CorruptBatch { offset: i64, reason: String },
+    /// A batch handed to `append` is not a well-formed v2 batch.
+    #[error("malformed batch passed to append: {reason}")]
+    MalformedBatch { reason: String },
+    /// A batch handed to `append` does not start at the next offset of the log.
+    #[error("batch base offset {found} does not continue the log at {expected}")]
+    NonConsecutiveOffset { expected: i64, found: i64 },
+    /// The requested offset is outside `[log_start, log_end]`.
+    #[error("offset {offset} out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+}
+
+/// Maps an `io::Error` on a segment/index file to [`StorageError::SegmentIo`].
+pub(crate) fn segment_io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StorageError {
+    let path = path.to_path_buf();
+    move |source| StorageError::SegmentIo { path, source }
+}
+
+/// Maps an `io::Error` on a metadata file or the directory to [`StorageError::LogDirIo`].
+pub(crate) fn log_dir_io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StorageError {
+    let path = path.to_path_buf();
+    move |source| StorageError::LogDirIo { path, source }
+}
