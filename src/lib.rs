@@ -9,10 +9,10 @@
 //! - `protocol`: Kafka framing and the supported API table;
 //! - `config`: flags, environment and files resolved into settings.
 
-pub mod protocol;
-pub mod records;
 pub mod admin_http;
 pub mod broker;
 pub mod cluster;
 pub mod config;
+pub mod protocol;
+pub mod records;
 pub mod storage;

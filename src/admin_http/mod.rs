@@ -22,7 +22,11 @@ pub async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(address).await
 }
 
-pub async fn serve(listener: TcpListener, ctx: Arc<BrokerContext>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<BrokerContext>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -78,7 +82,8 @@ async fn respond(
 pub fn probe(address: &str) -> Result<(), String> {
     use std::io::{Read, Write};
     use std::time::Duration;
-    let mut stream = std::net::TcpStream::connect(address).map_err(|e| format!("{address}: {e}"))?;
+    let mut stream =
+        std::net::TcpStream::connect(address).map_err(|e| format!("{address}: {e}"))?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
@@ -88,6 +93,9 @@ pub fn probe(address: &str) -> Result<(), String> {
     if reply.starts_with("HTTP/1.1 200") {
         Ok(())
     } else {
-        Err(format!("{address}: unhealthy: {}", reply.lines().next().unwrap_or("no reply")))
+        Err(format!(
+            "{address}: unhealthy: {}",
+            reply.lines().next().unwrap_or("no reply")
+        ))
     }
 }

@@ -21,7 +21,9 @@ use tokio::task::JoinHandle;
 
 use super::BrokerContext;
 use super::dispatch::dispatch;
-use crate::protocol::{RequestError, api_versions_body, decode_request, encode_response, split_frame};
+use crate::protocol::{
+    RequestError, api_versions_body, decode_request, encode_response, split_frame,
+};
 
 /// Requests a connection may have in flight before the reader waits.
 const MAX_IN_FLIGHT: usize = 128;
@@ -132,11 +134,14 @@ fn start_request(
         };
         let mut out = BytesMut::new();
         let header_version = api_key.response_header_version(version);
-        if let Err(error) = encode_response(&mut out, correlation_id, header_version, &body, version) {
+        if let Err(error) =
+            encode_response(&mut out, correlation_id, header_version, &body, version)
+        {
             tracing::error!(?api_key, version, %error, "could not encode response");
             return None;
         }
-        ctx.metrics.request_done(api_key, started.elapsed(), out.len());
+        ctx.metrics
+            .request_done(api_key, started.elapsed(), out.len());
         Some(out.freeze())
     }))
 }

@@ -39,10 +39,14 @@ pub fn dispatch(
             })
         }
         RequestKind::Fetch(body) => Box::pin(async move {
-            Some(ResponseKind::Fetch(handlers::fetch::handle(&ctx, body, version).await))
+            Some(ResponseKind::Fetch(
+                handlers::fetch::handle(&ctx, body, version).await,
+            ))
         }),
         RequestKind::ListOffsets(body) => Box::pin(async move {
-            Some(ResponseKind::ListOffsets(handlers::list_offsets::handle(&ctx, body, version)))
+            Some(ResponseKind::ListOffsets(handlers::list_offsets::handle(
+                &ctx, body, version,
+            )))
         }),
         RequestKind::Metadata(body) => {
             let listener = info.listener.clone();
@@ -53,24 +57,36 @@ pub fn dispatch(
             })
         }
         RequestKind::CreateTopics(body) => Box::pin(async move {
-            Some(ResponseKind::CreateTopics(handlers::topics::create(&ctx, body, version).await))
+            Some(ResponseKind::CreateTopics(
+                handlers::topics::create(&ctx, body, version).await,
+            ))
         }),
         RequestKind::DeleteTopics(body) => Box::pin(async move {
-            Some(ResponseKind::DeleteTopics(handlers::topics::delete(&ctx, body, version).await))
+            Some(ResponseKind::DeleteTopics(
+                handlers::topics::delete(&ctx, body, version).await,
+            ))
         }),
         RequestKind::CreatePartitions(body) => Box::pin(async move {
-            Some(ResponseKind::CreatePartitions(handlers::topics::create_partitions(&ctx, body).await))
+            Some(ResponseKind::CreatePartitions(
+                handlers::topics::create_partitions(&ctx, body).await,
+            ))
         }),
         RequestKind::DescribeConfigs(body) => Box::pin(async move {
-            Some(ResponseKind::DescribeConfigs(handlers::configs::describe(&ctx, body, version)))
+            Some(ResponseKind::DescribeConfigs(handlers::configs::describe(
+                &ctx, body, version,
+            )))
         }),
         RequestKind::InitProducerId(body) => Box::pin(async move {
-            Some(ResponseKind::InitProducerId(handlers::producer_id::handle(&ctx, body).await))
+            Some(ResponseKind::InitProducerId(
+                handlers::producer_id::handle(&ctx, body).await,
+            ))
         }),
         RequestKind::DescribeCluster(_) => {
             let listener = info.listener.clone();
             Box::pin(async move {
-                Some(ResponseKind::DescribeCluster(handlers::metadata::describe_cluster(&ctx, &listener)))
+                Some(ResponseKind::DescribeCluster(
+                    handlers::metadata::describe_cluster(&ctx, &listener),
+                ))
             })
         }
         // decode_request refuses every API outside the supported table, so

@@ -108,7 +108,10 @@ impl Metrics {
                 "gregor_request_latency_seconds_sum{{api=\"{key:?}\"}} {}",
                 stats.latency_micros.load(Relaxed) as f64 / 1e6
             );
-            let _ = writeln!(out, "gregor_request_latency_seconds_count{{api=\"{key:?}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "gregor_request_latency_seconds_count{{api=\"{key:?}\"}} {count}"
+            );
         }
         for (name, value) in [
             ("gregor_bytes_in_total", &self.bytes_in),
@@ -123,7 +126,11 @@ impl Metrics {
             "# TYPE gregor_connections gauge\ngregor_connections {}",
             self.connections.load(Relaxed)
         );
-        let _ = writeln!(out, "# TYPE gregor_partitions gauge\ngregor_partitions {}", partitions.len());
+        let _ = writeln!(
+            out,
+            "# TYPE gregor_partitions gauge\ngregor_partitions {}",
+            partitions.len()
+        );
         let _ = writeln!(out, "# TYPE gregor_log_end_offset gauge");
         for (topic, partition, _, end, _) in partitions {
             let _ = writeln!(

@@ -135,7 +135,10 @@ impl Partition {
     }
 
     fn with_log<T>(&self, f: impl FnOnce(&PartitionLog) -> T) -> T {
-        let guard = self.log.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let guard = self
+            .log
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&guard)
     }
 

@@ -47,9 +47,7 @@ impl Partitions {
             topic: topic.to_string(),
             partition,
         };
-        self.read()
-            .get(&key)
-            .map(|hosted| hosted.partition.clone())
+        self.read().get(&key).map(|hosted| hosted.partition.clone())
     }
 
     pub fn all(&self) -> Vec<Arc<Partition>> {
@@ -65,7 +63,10 @@ impl Partitions {
     }
 
     /// Resolves a topic's log settings from broker defaults and its configs.
-    fn log_settings(&self, configs: &std::collections::BTreeMap<String, String>) -> (LogConfig, WritePolicy) {
+    fn log_settings(
+        &self,
+        configs: &std::collections::BTreeMap<String, String>,
+    ) -> (LogConfig, WritePolicy) {
         let resolved = resolve_topic_log(&self.defaults, configs).unwrap_or_else(|error| {
             tracing::warn!(%error, "invalid topic config ignored; using broker defaults");
             self.defaults.clone()
@@ -155,7 +156,9 @@ impl Partitions {
                     log_start_offset = partition.log_start_offset(),
                     "retention deleted segments"
                 ),
-                Err(error) => tracing::error!(%error, topic = %partition.topic, "housekeeping failed"),
+                Err(error) => {
+                    tracing::error!(%error, topic = %partition.topic, "housekeeping failed")
+                }
             }
         }
     }

@@ -26,7 +26,9 @@ use crate::config::BrokerSettings;
 /// Why a broker could not start; each names what the operator must fix.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("data directory {path} is not usable by uid {uid}: {reason} (fix: chown it to uid {uid} or choose another log.dirs)")]
+    #[error(
+        "data directory {path} is not usable by uid {uid}: {reason} (fix: chown it to uid {uid} or choose another log.dirs)"
+    )]
     DataDir {
         path: PathBuf,
         uid: u32,
@@ -43,9 +45,15 @@ pub enum StartError {
 }
 
 /// Runs the broker until `shutdown` turns true.
-pub async fn run(settings: BrokerSettings, mut shutdown: watch::Receiver<bool>) -> Result<(), StartError> {
+pub async fn run(
+    settings: BrokerSettings,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), StartError> {
     prepare_data_dir(&settings.data_dir)?;
-    let coordinator = Arc::new(EmbeddedCoordinator::open(&settings.data_dir, settings.broker_id)?);
+    let coordinator = Arc::new(EmbeddedCoordinator::open(
+        &settings.data_dir,
+        settings.broker_id,
+    )?);
     let listeners = settings
         .listeners
         .iter()
@@ -69,15 +77,17 @@ pub async fn run(settings: BrokerSettings, mut shutdown: watch::Receiver<bool>) 
     // and touches nothing.
     let mut bound = Vec::new();
     for listener in &settings.listeners {
-        let socket = TcpListener::bind(&listener.bind).await.map_err(|e| StartError::Bind {
-            listener: listener.name.clone(),
-            address: listener.bind.clone(),
-            reason: if e.kind() == std::io::ErrorKind::AddrInUse {
-                "address already in use (is another broker running?)".to_string()
-            } else {
-                e.to_string()
-            },
-        })?;
+        let socket = TcpListener::bind(&listener.bind)
+            .await
+            .map_err(|e| StartError::Bind {
+                listener: listener.name.clone(),
+                address: listener.bind.clone(),
+                reason: if e.kind() == std::io::ErrorKind::AddrInUse {
+                    "address already in use (is another broker running?)".to_string()
+                } else {
+                    e.to_string()
+                },
+            })?;
         bound.push((listener.name.clone(), socket));
     }
 
@@ -98,14 +108,19 @@ pub async fn run(settings: BrokerSettings, mut shutdown: watch::Receiver<bool>) 
         Ok(admin) => {
             background.spawn(admin_http::serve(admin, ctx.clone(), shutdown.clone()));
         }
-        Err(error) => tracing::warn!(address = %ctx.settings.admin_listener, %error, "admin HTTP listener disabled"),
+        Err(error) => {
+            tracing::warn!(address = %ctx.settings.admin_listener, %error, "admin HTTP listener disabled")
+        }
     }
 
     let mut connections = JoinSet::new();
     let mut acceptors = JoinSet::new();
     let (conn_tx, mut conn_rx) = tokio::sync::mpsc::unbounded_channel();
     for (name, socket) in bound {
-        let address = socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let address = socket
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         tracing::info!(listener = %name, %address, "listening");
         acceptors.spawn(accept_loop(name, socket, conn_tx.clone(), shutdown.clone()));
     }
@@ -134,7 +149,10 @@ pub async fn run(settings: BrokerSettings, mut shutdown: watch::Receiver<bool>) 
     tracing::info!("shutting down: draining connections");
     acceptors.abort_all();
     let drain = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(ctx.settings.shutdown_timeout, drain).await.is_err() {
+    if tokio::time::timeout(ctx.settings.shutdown_timeout, drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after the shutdown timeout; closing them");
         connections.abort_all();
     }
@@ -227,6 +245,7 @@ fn prepare_data_dir(path: &Path) -> Result<(), StartError> {
 fn current_uid() -> u32 {
     // The owner of /proc/self is this process's uid; no libc call needed.
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
 }
-

@@ -22,7 +22,9 @@ const CONTROL_BIT: i16 = 0x20;
 /// INVALID_RECORD for the partition; the connection stays open).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RecordError {
-    #[error("record set truncated: {needed} bytes needed at position {position}, {available} present")]
+    #[error(
+        "record set truncated: {needed} bytes needed at position {position}, {available} present"
+    )]
     Truncated {
         position: usize,
         needed: usize,
@@ -32,7 +34,9 @@ pub enum RecordError {
     InvalidLength { position: usize, length: i32 },
     #[error("batch at position {position} has magic {magic}; expected 2")]
     UnexpectedMagic { position: usize, magic: i8 },
-    #[error("batch at position {position} fails its CRC-32C check (stored {stored:#010x}, computed {computed:#010x})")]
+    #[error(
+        "batch at position {position} fails its CRC-32C check (stored {stored:#010x}, computed {computed:#010x})"
+    )]
     CrcMismatch {
         position: usize,
         stored: u32,

@@ -76,6 +76,20 @@ pub fn down_convert(batches: &[Bytes], magic: i8) -> Result<Bytes, RecordError> 
     Ok(out.freeze())
 }
 
+/// The first record at or after `timestamp` in a stored v2 batch, as
+/// (offset, timestamp). ListOffsets by time needs record precision, which
+/// the batch header alone cannot give; this is off the hot path.
+pub fn find_by_timestamp(batch: &Bytes, timestamp: i64) -> Result<Option<(i64, i64)>, RecordError> {
+    let mut input = batch.clone();
+    let set = RecordBatchDecoder::decode(&mut input).map_err(legacy_error)?;
+    Ok(set
+        .records
+        .iter()
+        .filter(|r| !r.control)
+        .find(|r| r.timestamp >= timestamp)
+        .map(|r| (r.offset, r.timestamp)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::batch::tests::{record, v2_batch};

@@ -9,4 +9,4 @@ mod legacy;
 pub use batch::{
     BATCH_HEADER_LEN, BatchHeader, RecordError, assign_offsets, first_magic, split_batches,
 };
-pub use legacy::{down_convert, up_convert};
+pub use legacy::{down_convert, find_by_timestamp, up_convert};

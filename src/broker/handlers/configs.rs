@@ -9,7 +9,7 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
-use super::str_bytes;
+use super::{since, str_bytes};
 use crate::broker::BrokerContext;
 use crate::config::describe_topic_configs;
 
@@ -60,12 +60,16 @@ pub fn describe(
                     wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
                 })
                 .map(|(key, value, is_default)| {
-                    let source = if is_default { SOURCE_DEFAULT } else { SOURCE_TOPIC };
+                    let source = if is_default {
+                        SOURCE_DEFAULT
+                    } else {
+                        SOURCE_TOPIC
+                    };
                     DescribeConfigsResourceResult::default()
                         .with_name(str_bytes(&key))
                         .with_value(Some(str_bytes(&value)))
                         .with_is_default(is_default && version == 0)
-                        .with_config_source(source)
+                        .with_config_source(since(version, 1, source, -1))
                 })
                 .collect();
             result.with_configs(configs)

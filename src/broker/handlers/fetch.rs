@@ -14,6 +14,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 
+use super::since;
 use crate::broker::BrokerContext;
 use crate::broker::partition::Partition;
 use crate::records::down_convert;
@@ -27,7 +28,11 @@ struct Wanted {
     partition: Option<Arc<Partition>>,
 }
 
-pub async fn handle(ctx: &Arc<BrokerContext>, request: FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(
+    ctx: &Arc<BrokerContext>,
+    request: FetchRequest,
+    version: i16,
+) -> FetchResponse {
     let wanted: Vec<Wanted> = request
         .topics
         .iter()
@@ -111,16 +116,31 @@ fn read_all(wanted: &[Wanted], max_bytes: usize, version: i16) -> (FetchResponse
                         PartitionData::default()
                             .with_partition_index(w.partition_index)
                             .with_high_watermark(partition.high_watermark())
-                            .with_last_stable_offset(partition.high_watermark())
-                            .with_log_start_offset(partition.log_start_offset())
-                            .with_aborted_transactions(Some(Vec::new()))
+                            .with_last_stable_offset(since(
+                                version,
+                                4,
+                                partition.high_watermark(),
+                                -1,
+                            ))
+                            .with_log_start_offset(since(
+                                version,
+                                5,
+                                partition.log_start_offset(),
+                                -1,
+                            ))
+                            .with_aborted_transactions(since(version, 4, Some(Vec::new()), None))
                             .with_records(Some(records))
                     }
                     Err(error) => {
                         has_error = true;
                         error_data(w.partition_index, error)
                             .with_high_watermark(partition.high_watermark())
-                            .with_log_start_offset(partition.log_start_offset())
+                            .with_log_start_offset(since(
+                                version,
+                                5,
+                                partition.log_start_offset(),
+                                -1,
+                            ))
                     }
                 }
             }
@@ -134,7 +154,11 @@ fn read_all(wanted: &[Wanted], max_bytes: usize, version: i16) -> (FetchResponse
             ),
         }
     }
-    (FetchResponse::default().with_responses(topics), total, has_error)
+    (
+        FetchResponse::default().with_responses(topics),
+        total,
+        has_error,
+    )
 }
 
 fn read_partition(
@@ -196,7 +220,5 @@ fn error_data(index: i32, error: ResponseError) -> PartitionData {
         .with_partition_index(index)
         .with_error_code(error.code())
         .with_high_watermark(-1)
-        .with_last_stable_offset(-1)
-        .with_log_start_offset(-1)
         .with_records(Some(Bytes::new()))
 }

@@ -9,13 +9,19 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use super::since;
 use crate::broker::BrokerContext;
 use crate::broker::partition::Partition;
+use crate::records::find_by_timestamp;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 
-pub fn handle(ctx: &Arc<BrokerContext>, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub fn handle(
+    ctx: &Arc<BrokerContext>,
+    request: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
     let topics = request
         .topics
         .into_iter()
@@ -24,26 +30,26 @@ pub fn handle(ctx: &Arc<BrokerContext>, request: ListOffsetsRequest, version: i1
                 .partitions
                 .iter()
                 .map(|p| {
-                    let response =
-                        ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                    let response = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
                     let result = match ctx.partitions.get(&topic.name.0, p.partition_index) {
                         None => Err(ResponseError::UnknownTopicOrPartition),
                         Some(partition) => lookup(&partition, p.timestamp),
                     };
                     match result {
-                        Ok((offset, timestamp)) if version == 0 => {
-                            let offsets = if offset >= 0 { vec![offset] } else { Vec::new() };
-                            let _ = timestamp;
+                        Ok((offset, _)) if version == 0 => {
+                            let offsets = if offset >= 0 {
+                                vec![offset]
+                            } else {
+                                Vec::new()
+                            };
                             response.with_old_style_offsets(offsets)
                         }
                         Ok((offset, timestamp)) => response
                             .with_offset(offset)
                             .with_timestamp(timestamp)
-                            .with_leader_epoch(0),
-                        Err(error) => response
-                            .with_error_code(error.code())
-                            .with_offset(-1)
-                            .with_timestamp(-1),
+                            .with_leader_epoch(since(version, 4, 0, -1)),
+                        Err(error) => response.with_error_code(error.code()),
                     }
                 })
                 .collect();
@@ -61,14 +67,29 @@ fn lookup(partition: &Partition, target: i64) -> Result<(i64, i64), ResponseErro
     match target {
         LATEST => Ok((partition.high_watermark(), -1)),
         EARLIEST => Ok((partition.log_start_offset(), -1)),
-        timestamp if timestamp >= 0 => match partition.offset_for_timestamp(timestamp) {
-            Ok(Some((offset, found))) => Ok((offset, found)),
-            Ok(None) => Ok((-1, -1)),
-            Err(error) => {
-                tracing::error!(%error, "timestamp lookup failed");
-                Err(ResponseError::KafkaStorageError)
-            }
-        },
+        timestamp if timestamp >= 0 => by_timestamp(partition, timestamp).map_err(|error| {
+            tracing::error!(%error, "timestamp lookup failed");
+            ResponseError::KafkaStorageError
+        }),
         _ => Err(ResponseError::InvalidRequest),
     }
+}
+
+/// The log finds the first batch whose max timestamp reaches `timestamp`;
+/// the exact record is then found inside that batch.
+fn by_timestamp(partition: &Partition, timestamp: i64) -> Result<(i64, i64), String> {
+    let Some((batch_offset, _)) = partition
+        .offset_for_timestamp(timestamp)
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok((-1, -1));
+    };
+    let batches = partition.read(batch_offset, 1).map_err(|e| e.to_string())?;
+    for batch in &batches {
+        let found = find_by_timestamp(batch, timestamp).map_err(|e| e.to_string())?;
+        if let Some(found) = found.filter(|(offset, _)| *offset >= batch_offset) {
+            return Ok(found);
+        }
+    }
+    Ok((-1, -1))
 }

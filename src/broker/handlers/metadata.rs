@@ -13,7 +13,7 @@ use kafka_protocol::messages::{
     BrokerId, DescribeClusterResponse, MetadataRequest, MetadataResponse,
 };
 
-use super::{str_bytes, topic_name};
+use super::{since, str_bytes, topic_name};
 use crate::broker::BrokerContext;
 use crate::cluster::{CreateTopicRequest, MetadataImage, TopicState, validate_topic_name};
 
@@ -57,11 +57,11 @@ pub async fn handle(
 
     let image = ctx.coordinator.image();
     let mut topics: Vec<MetadataResponseTopic> = match &requested {
-        None => image.topics().map(topic_metadata).collect(),
+        None => image.topics().map(|t| topic_metadata(t, version)).collect(),
         Some(names) => names
             .iter()
             .filter_map(|name| image.topic(name))
-            .map(topic_metadata)
+            .map(|t| topic_metadata(t, version))
             .collect(),
     };
     for (name, error) in errors {
@@ -72,9 +72,9 @@ pub async fn handle(
         );
     }
     MetadataResponse::default()
-        .with_brokers(brokers(&image, listener))
-        .with_cluster_id(Some(str_bytes(&image.cluster_id)))
-        .with_controller_id(BrokerId(ctx.settings.broker_id))
+        .with_brokers(brokers(&image, listener, version))
+        .with_cluster_id(since(version, 2, Some(str_bytes(&image.cluster_id)), None))
+        .with_controller_id(BrokerId(since(version, 1, ctx.settings.broker_id, -1)))
         .with_topics(topics)
 }
 
@@ -96,12 +96,13 @@ async fn auto_create(ctx: &Arc<BrokerContext>, name: &str) -> Result<(), Respons
         Err(error) if error.code().0 == ResponseError::TopicAlreadyExists.code() => Ok(()),
         Err(error) => {
             tracing::warn!(topic = name, %error, "auto-creation failed");
-            Err(ResponseError::try_from_code(error.code().0).unwrap_or(ResponseError::UnknownServerError))
+            Err(ResponseError::try_from_code(error.code().0)
+                .unwrap_or(ResponseError::UnknownServerError))
         }
     }
 }
 
-fn topic_metadata(topic: &TopicState) -> MetadataResponseTopic {
+fn topic_metadata(topic: &TopicState, version: i16) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
@@ -116,15 +117,15 @@ fn topic_metadata(topic: &TopicState) -> MetadataResponseTopic {
                 .with_error_code(error)
                 .with_partition_index(index as i32)
                 .with_leader_id(BrokerId(p.leader))
-                .with_leader_epoch(p.leader_epoch)
+                .with_leader_epoch(since(version, 7, p.leader_epoch, -1))
                 .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
                 .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
         })
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
-        .with_topic_id(topic.id)
-        .with_is_internal(topic.name.starts_with("__"))
+        .with_topic_id(since(version, 10, topic.id, Default::default()))
+        .with_is_internal(since(version, 1, topic.name.starts_with("__"), false))
         .with_partitions(partitions)
 }
 
@@ -145,7 +146,7 @@ fn advertised(image: &MetadataImage, listener: &str) -> Vec<(i32, String, u16, O
         .collect()
 }
 
-fn brokers(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker> {
+fn brokers(image: &MetadataImage, listener: &str, version: i16) -> Vec<MetadataResponseBroker> {
     advertised(image, listener)
         .into_iter()
         .map(|(id, host, port, rack)| {
@@ -153,7 +154,7 @@ fn brokers(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker>
                 .with_node_id(BrokerId(id))
                 .with_host(str_bytes(&host))
                 .with_port(i32::from(port))
-                .with_rack(rack.as_deref().map(str_bytes))
+                .with_rack(since(version, 1, rack.as_deref().map(str_bytes), None))
         })
         .collect()
 }

@@ -20,3 +20,10 @@ pub(crate) fn topic_name(name: &str) -> TopicName {
 pub(crate) fn str_bytes(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_string())
 }
+
+/// `value` when the response version has the field (from `min` on), else
+/// the field's default: the codec refuses to encode a non-default value in
+/// a version that lacks the field.
+pub(crate) fn since<T>(version: i16, min: i16, value: T, default: T) -> T {
+    if version >= min { value } else { default }
+}

@@ -9,6 +9,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use tokio::sync::oneshot;
 
+use super::{since, str_bytes};
 use crate::broker::BrokerContext;
 use crate::broker::partition::Appended;
 use crate::records::{RecordError, first_magic, split_batches, up_convert};
@@ -50,7 +51,7 @@ pub fn enqueue(
                     },
                     PartitionOutcome::Failed(error, message) => Err((error, message)),
                 };
-                partition_responses.push(partition_response(index, result));
+                partition_responses.push(partition_response(index, result, version));
             }
             responses.push(
                 TopicProduceResponse::default()
@@ -87,7 +88,8 @@ fn queue_partition(
     };
     match validated {
         Ok(batches) => {
-            ctx.metrics.records_in(batches.iter().map(|(h, _)| h.record_count as u64).sum());
+            ctx.metrics
+                .records_in(batches.iter().map(|(h, _)| h.record_count as u64).sum());
             PartitionOutcome::Queued(partition.append(batches))
         }
         Err(error) => {
@@ -105,18 +107,17 @@ fn queue_partition(
 fn partition_response(
     index: i32,
     result: Result<Appended, (ResponseError, Option<String>)>,
+    version: i16,
 ) -> PartitionProduceResponse {
     let response = PartitionProduceResponse::default().with_index(index);
     match result {
         Ok(appended) => response
             .with_base_offset(appended.base_offset)
-            .with_log_append_time_ms(appended.log_append_time)
-            .with_log_start_offset(appended.log_start_offset),
+            .with_log_append_time_ms(since(version, 2, appended.log_append_time, -1))
+            .with_log_start_offset(since(version, 5, appended.log_start_offset, -1)),
         Err((error, message)) => response
             .with_error_code(error.code())
             .with_base_offset(-1)
-            .with_log_append_time_ms(-1)
-            .with_log_start_offset(-1)
-            .with_error_message(message.map(|m| super::str_bytes(&m))),
+            .with_error_message(since(version, 8, message.map(|m| str_bytes(&m)), None)),
     }
 }

@@ -11,7 +11,10 @@ use crate::broker::BrokerContext;
 
 const BLOCK_SIZE: i64 = 1000;
 
-pub async fn handle(ctx: &Arc<BrokerContext>, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(
+    ctx: &Arc<BrokerContext>,
+    request: InitProducerIdRequest,
+) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);

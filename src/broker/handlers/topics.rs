@@ -14,7 +14,7 @@ use kafka_protocol::messages::{
 };
 use uuid::Uuid;
 
-use super::{str_bytes, topic_name};
+use super::{since, str_bytes, topic_name};
 use crate::broker::BrokerContext;
 use crate::cluster::{ClusterError, CreateTopicRequest};
 use crate::config::TopicConfig;
@@ -73,21 +73,14 @@ pub async fn create(
             Ok(summary) => {
                 tracing::info!(topic = %name, partitions, "created topic");
                 result
-                    .with_topic_id(summary.id)
-                    .with_num_partitions(summary.partitions)
-                    .with_replication_factor(summary.replication_factor)
-                    .with_configs(Some(Vec::new()))
+                    .with_topic_id(since(version, 7, summary.id, Uuid::nil()))
+                    .with_num_partitions(since(version, 5, summary.partitions, -1))
+                    .with_replication_factor(since(version, 5, summary.replication_factor, -1))
+                    .with_configs(since(version, 5, Some(Vec::new()), None))
             }
-            Err(error) => {
-                let mut result = result
-                    .with_error_code(error.code().0)
-                    .with_num_partitions(-1)
-                    .with_replication_factor(-1);
-                if version >= 1 {
-                    result = result.with_error_message(Some(str_bytes(&message(&error))));
-                }
-                result
-            }
+            Err(error) => result
+                .with_error_code(error.code().0)
+                .with_error_message(since(version, 1, Some(str_bytes(&error.message())), None)),
         });
     }
     ctx.partitions.reconcile(&ctx.coordinator.image());
@@ -125,20 +118,15 @@ pub async fn delete(
         };
         let result = DeletableTopicResult::default()
             .with_name(name.as_deref().map(topic_name))
-            .with_topic_id(topic_id);
+            .with_topic_id(since(version, 6, topic_id, Uuid::nil()));
         responses.push(match outcome {
             Ok(id) => {
                 tracing::info!(topic = ?name, "deleted topic");
-                result.with_topic_id(id)
+                result.with_topic_id(since(version, 6, id, Uuid::nil()))
             }
-            Err(error) => {
-                let result = result.with_error_code(error.code().0);
-                if version >= 5 {
-                    result.with_error_message(Some(str_bytes(&message(&error))))
-                } else {
-                    result
-                }
-            }
+            Err(error) => result
+                .with_error_code(error.code().0)
+                .with_error_message(since(version, 5, Some(str_bytes(&error.message())), None)),
         });
     }
     ctx.partitions.reconcile(&ctx.coordinator.image());
@@ -161,16 +149,9 @@ pub async fn create_partitions(
             Ok(()) => result,
             Err(error) => result
                 .with_error_code(error.code().0)
-                .with_error_message(Some(str_bytes(&message(&error)))),
+                .with_error_message(Some(str_bytes(&error.message()))),
         });
     }
     ctx.partitions.reconcile(&ctx.coordinator.image());
     CreatePartitionsResponse::default().with_results(results)
-}
-
-fn message(error: &ClusterError) -> String {
-    match error {
-        ClusterError::Rejected { message, .. } => message.clone(),
-        other => other.to_string(),
-    }
 }
