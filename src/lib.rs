@@ -10,9 +10,16 @@
 //! - `config`: flags, environment and files resolved into settings.
 
 pub mod admin_http;
+mod allocator;
 pub mod broker;
 pub mod cluster;
 pub mod config;
+
+/// One allocator for the binary and its tests, so hostile inputs are
+/// tested against the allocator that serves them in production.
+#[global_allocator]
+static ALLOCATOR: allocator::GuardedAllocator = allocator::GuardedAllocator;
+
 pub mod protocol;
 pub mod records;
 pub mod storage;

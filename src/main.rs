@@ -8,9 +8,6 @@ use clap::{Parser, Subcommand};
 use gregor::config::{self, ConfigSources, LogFormat};
 use tokio::sync::watch;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// An Apache Kafka-compatible broker, coordinator and tools in one binary.
 #[derive(Parser, Debug)]
 #[command(name = "gregor", version)]

@@ -61,6 +61,8 @@ def test_hostile_frames_close_only_their_connection(broker):
         request(3, 99, 1),                                  # Metadata v99
         request(0, 7, 1, body=b"\x01\x02"),                 # truncated Produce body
         struct.pack(">i", 3) + b"abc",                      # too short for a header
+        # Produce v3 claiming 2^31-1 topics in a 30-byte frame.
+        request(0, 3, 1, body=struct.pack(">hhii", -1, 1, 1000, 2**31 - 1)),
     ]
     for frame in hostile:
         s = connect(broker)
