@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install -q -r tests/clients/requirements.txt
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo build --bins
