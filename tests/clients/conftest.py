@@ -39,9 +39,10 @@ def wait_for_port(port, proc, timeout=15.0):
 class Broker:
     """A gregor broker process on loopback."""
 
-    def __init__(self, data_dir, extra=(), env=None):
+    def __init__(self, data_dir, extra=(), env=None, listeners=None, port=None):
         self.data_dir = Path(data_dir)
-        self.port = free_port()
+        self.port = port or free_port()
+        self.listeners = listeners or f"PLAINTEXT://127.0.0.1:{self.port}"
         self.admin_port = free_port()
         self.extra = list(extra)
         self.env = dict(os.environ, **(env or {}))
@@ -57,7 +58,7 @@ class Broker:
         return [
             str(BIN), "broker",
             "--data-dir", str(self.data_dir),
-            "--listeners", f"PLAINTEXT://127.0.0.1:{self.port}",
+            "--listeners", self.listeners,
             "--admin", f"127.0.0.1:{self.admin_port}",
             *self.extra,
         ]
@@ -91,8 +92,8 @@ class Broker:
 def make_broker(tmp_path):
     brokers = []
 
-    def make(extra=(), env=None, data_dir=None):
-        broker = Broker(data_dir or tmp_path / f"data{len(brokers)}", extra, env)
+    def make(extra=(), env=None, data_dir=None, listeners=None, port=None):
+        broker = Broker(data_dir or tmp_path / f"data{len(brokers)}", extra, env, listeners, port)
         brokers.append(broker)
         return broker.start()
 
