@@ -7,6 +7,7 @@
 //! already owed have been written; nothing else is affected.
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -148,7 +149,7 @@ fn start_request(
 
 async fn write_responses(mut writer: OwnedWriteHalf, mut pending: mpsc::Receiver<Pending>) {
     let mut queue: VecDeque<Pending> = VecDeque::new();
-    let mut out = BytesMut::new();
+    let mut out: Vec<Bytes> = Vec::new();
     loop {
         if queue.is_empty() {
             match pending.recv().await {
@@ -165,17 +166,16 @@ async fn write_responses(mut writer: OwnedWriteHalf, mut pending: mpsc::Receiver
         let Some(first) = queue.pop_front() else {
             continue;
         };
-        let mut close = !append_response(&mut out, first.await);
+        let mut close = !take_response(&mut out, first.await);
         // Coalesce whatever else is already answered into the same write.
         while !close && queue.front().is_some_and(|h| h.is_finished()) {
             if let Some(next) = queue.pop_front() {
-                close = !append_response(&mut out, next.await);
+                close = !take_response(&mut out, next.await);
             }
         }
-        if writer.write_all(&out).await.is_err() {
+        if write_all_vectored(&mut writer, &mut out).await.is_err() {
             return;
         }
-        out.clear();
         if close {
             return;
         }
@@ -183,13 +183,49 @@ async fn write_responses(mut writer: OwnedWriteHalf, mut pending: mpsc::Receiver
     let _ = writer.shutdown().await;
 }
 
-fn append_response(
-    out: &mut BytesMut,
+/// Writes every buffer with as few syscalls as the socket allows, without
+/// copying responses into one buffer first. Empties `buffers`.
+async fn write_all_vectored(
+    writer: &mut OwnedWriteHalf,
+    buffers: &mut Vec<Bytes>,
+) -> std::io::Result<()> {
+    // Linux accepts at most 1024 slices per writev.
+    const MAX_SLICES: usize = 1024;
+    let mut first = 0;
+    while first < buffers.len() {
+        let slices: Vec<IoSlice<'_>> = buffers[first..]
+            .iter()
+            .take(MAX_SLICES)
+            .map(|b| IoSlice::new(b))
+            .collect();
+        let mut written = writer.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 && first < buffers.len() {
+            let len = buffers[first].len();
+            if written >= len {
+                written -= len;
+                first += 1;
+            } else {
+                buffers[first] = buffers[first].slice(written..);
+                written = 0;
+            }
+        }
+    }
+    buffers.clear();
+    Ok(())
+}
+
+fn take_response(
+    out: &mut Vec<Bytes>,
     response: Result<Option<Bytes>, tokio::task::JoinError>,
 ) -> bool {
     match response {
         Ok(Some(bytes)) => {
-            out.extend_from_slice(&bytes);
+            if !bytes.is_empty() {
+                out.push(bytes);
+            }
             true
         }
         Ok(None) => false,
