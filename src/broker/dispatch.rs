@@ -89,6 +89,70 @@ pub fn dispatch(
                 ))
             })
         }
+        RequestKind::FindCoordinator(body) => {
+            let listener = info.listener.clone();
+            Box::pin(async move {
+                Some(ResponseKind::FindCoordinator(
+                    handlers::groups::find_coordinator(&ctx, &listener, body, version),
+                ))
+            })
+        }
+        RequestKind::JoinGroup(body) => {
+            let caller = handlers::groups::Caller {
+                client_id: request
+                    .header
+                    .client_id
+                    .as_ref()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+                client_host: format!("/{}", info.peer.ip()),
+            };
+            Box::pin(async move {
+                Some(ResponseKind::JoinGroup(
+                    handlers::groups::join(&ctx, &caller, body, version).await,
+                ))
+            })
+        }
+        RequestKind::SyncGroup(body) => Box::pin(async move {
+            Some(ResponseKind::SyncGroup(
+                handlers::groups::sync(&ctx, body, version).await,
+            ))
+        }),
+        RequestKind::Heartbeat(body) => Box::pin(async move {
+            Some(ResponseKind::Heartbeat(
+                handlers::groups::heartbeat(&ctx, body).await,
+            ))
+        }),
+        RequestKind::LeaveGroup(body) => Box::pin(async move {
+            Some(ResponseKind::LeaveGroup(
+                handlers::groups::leave(&ctx, body, version).await,
+            ))
+        }),
+        RequestKind::OffsetCommit(body) => Box::pin(async move {
+            Some(ResponseKind::OffsetCommit(
+                handlers::groups::offset_commit(&ctx, body, version).await,
+            ))
+        }),
+        RequestKind::OffsetFetch(body) => Box::pin(async move {
+            Some(ResponseKind::OffsetFetch(handlers::groups::offset_fetch(
+                &ctx, body, version,
+            )))
+        }),
+        RequestKind::DescribeGroups(body) => Box::pin(async move {
+            Some(ResponseKind::DescribeGroups(
+                handlers::groups::describe(&ctx, body, version).await,
+            ))
+        }),
+        RequestKind::ListGroups(body) => Box::pin(async move {
+            Some(ResponseKind::ListGroups(
+                handlers::groups::list(&ctx, body, version).await,
+            ))
+        }),
+        RequestKind::DeleteGroups(body) => Box::pin(async move {
+            Some(ResponseKind::DeleteGroups(
+                handlers::groups::delete(&ctx, body).await,
+            ))
+        }),
         // decode_request refuses every API outside the supported table, so
         // this is reached only if the table and this match disagree.
         _ => {

@@ -28,6 +28,8 @@ pub struct BrokerContext {
     pub coordinator: Arc<dyn ClusterCoordinator>,
     pub partitions: Arc<Partitions>,
     pub metrics: Arc<Metrics>,
+    /// The consumer-group coordinator and its committed-offset store.
+    pub groups: Arc<crate::group::GroupCoordinator>,
     /// The unused rest of the producer-id block this broker holds.
     pub producer_ids: Mutex<Range<i64>>,
 }

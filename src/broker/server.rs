@@ -22,6 +22,7 @@ use crate::cluster::{
     SecurityProtocol,
 };
 use crate::config::BrokerSettings;
+use crate::group::GroupCoordinator;
 
 /// Why a broker could not start; each names what the operator must fix.
 #[derive(Debug, thiserror::Error)]
@@ -93,10 +94,21 @@ pub async fn run(
 
     let partitions = Arc::new(Partitions::new(&settings.data_dir, settings.log.clone()));
     partitions.reconcile(&coordinator.image());
+    let groups = GroupCoordinator::start(
+        &settings.data_dir,
+        settings.groups.clone(),
+        shutdown.clone(),
+    )
+    .map_err(|e| StartError::DataDir {
+        path: settings.data_dir.clone(),
+        uid: current_uid(),
+        reason: e.to_string(),
+    })?;
     let ctx = Arc::new(BrokerContext {
         coordinator: coordinator.clone() as Arc<dyn ClusterCoordinator>,
         partitions: partitions.clone(),
         metrics: Arc::new(Metrics::default()),
+        groups: Arc::new(groups),
         producer_ids: Mutex::new(0..0),
         settings,
     });
@@ -158,6 +170,7 @@ pub async fn run(
     }
     background.abort_all();
     partitions.close_all();
+    ctx.groups.close();
     tracing::info!("broker stopped cleanly");
     let _ = shutdown.borrow_and_update();
     Ok(())

@@ -131,7 +131,10 @@ fn topic_metadata(topic: &TopicState, version: i16) -> MetadataResponseTopic {
 
 /// Each unfenced broker's address on `listener` (clients must reconnect
 /// through the same listener they came in on).
-fn advertised(image: &MetadataImage, listener: &str) -> Vec<(i32, String, u16, Option<String>)> {
+pub(crate) fn advertised(
+    image: &MetadataImage,
+    listener: &str,
+) -> Vec<(i32, String, u16, Option<String>)> {
     image
         .brokers()
         .filter(|b| !b.fenced)
