@@ -194,13 +194,13 @@ fn rebuild_producer_state(log: &PartitionLog, producers: &mut ProducerStates) {
         let Ok(batches) = log.read(offset, 1024 * 1024) else {
             return;
         };
-        if batches.is_empty() {
-            return;
-        }
-        for batch in &batches {
-            let header = BatchHeader::read(batch);
+        let before = offset;
+        for header in batches.iter().filter_map(|b| BatchHeader::parse(b)) {
             producers.record(&header, header.base_offset);
             offset = header.last_offset() + 1;
+        }
+        if offset == before {
+            return;
         }
     }
 }

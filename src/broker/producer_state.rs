@@ -120,6 +120,9 @@ mod tests {
         BatchHeader {
             base_offset: 0,
             batch_length: 0,
+            partition_leader_epoch: 0,
+            magic: 2,
+            crc: 0,
             attributes: 0,
             last_offset_delta: count - 1,
             base_timestamp: 0,

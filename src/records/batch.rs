@@ -10,6 +10,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 /// Bytes before the first record of a v2 batch.
 pub const BATCH_HEADER_LEN: usize = 61;
+/// Bytes before the part `batchLength` counts (baseOffset, batchLength).
+pub const LOG_OVERHEAD: usize = 12;
+/// The only batch format the log stores.
+pub const MAGIC_V2: i8 = 2;
 /// Bytes of a legacy message or batch before its magic byte is known:
 /// offset (8) + size (4) + crc/partitionLeaderEpoch (4) + magic (1).
 const MAGIC_OFFSET: usize = 16;
@@ -56,11 +60,14 @@ pub enum RecordError {
     Empty,
 }
 
-/// A view over one validated v2 batch header.
+/// The fixed fields of a v2 batch header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchHeader {
     pub base_offset: i64,
     pub batch_length: i32,
+    pub partition_leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
     pub attributes: i16,
     pub last_offset_delta: i32,
     pub base_timestamp: i64,
@@ -84,12 +91,19 @@ fn be_i64(b: &[u8], at: usize) -> i64 {
 }
 
 impl BatchHeader {
-    /// Reads the header of a v2 batch; `bytes` must hold at least
-    /// [`BATCH_HEADER_LEN`] bytes.
-    pub fn read(bytes: &[u8]) -> Self {
-        BatchHeader {
+    /// Reads the header at the start of `bytes`; `None` when fewer than
+    /// [`BATCH_HEADER_LEN`] bytes are given. Nothing is validated here: see
+    /// [`BatchHeader::check_structure`] and [`crc_matches`].
+    pub fn parse(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() < BATCH_HEADER_LEN {
+            return None;
+        }
+        Some(BatchHeader {
             base_offset: be_i64(bytes, 0),
             batch_length: be_i32(bytes, 8),
+            partition_leader_epoch: be_i32(bytes, 12),
+            magic: bytes[MAGIC_OFFSET] as i8,
+            crc: be_i32(bytes, 17) as u32,
             attributes: be_i16(bytes, 21),
             last_offset_delta: be_i32(bytes, 23),
             base_timestamp: be_i64(bytes, 27),
@@ -98,7 +112,34 @@ impl BatchHeader {
             producer_epoch: be_i16(bytes, 51),
             base_sequence: be_i32(bytes, 53),
             record_count: be_i32(bytes, 57),
+        })
+    }
+
+    /// Size of the whole batch, including baseOffset and batchLength. Only
+    /// meaningful once [`BatchHeader::check_structure`] has passed.
+    pub fn total_len(&self) -> usize {
+        LOG_OVERHEAD + self.batch_length.max(0) as usize
+    }
+
+    /// What can be checked without the body: the length covers at least
+    /// the header, magic is 2, offsets and counts are not negative.
+    pub fn check_structure(&self) -> Result<(), &'static str> {
+        if i64::from(self.batch_length) < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i64 {
+            return Err("batch length shorter than the v2 header");
         }
+        if self.magic != MAGIC_V2 {
+            return Err("magic is not 2");
+        }
+        if self.base_offset < 0 {
+            return Err("negative base offset");
+        }
+        if self.last_offset_delta < 0 {
+            return Err("negative last offset delta");
+        }
+        if self.record_count < 0 {
+            return Err("negative record count");
+        }
+        Ok(())
     }
 
     pub fn last_offset(&self) -> i64 {
@@ -121,6 +162,12 @@ impl BatchHeader {
         let last = i64::from(self.base_sequence) + i64::from(self.last_offset_delta);
         (last % (i64::from(i32::MAX) + 1)) as i32
     }
+}
+
+/// True if the CRC-32C in the header of `batch` (one whole batch) matches
+/// its bytes from the attributes on; input shorter than a header never does.
+pub fn crc_matches(batch: &[u8]) -> bool {
+    BatchHeader::parse(batch).is_some_and(|h| crc32c::crc32c(&batch[CRC_START..]) == h.crc)
 }
 
 /// Magic byte of the first entry in a record set, if there are enough bytes.
@@ -162,16 +209,21 @@ pub fn split_batches(records: &Bytes) -> Result<Vec<(BatchHeader, Bytes)>, Recor
                 available: rest.len(),
             });
         }
-        let stored = be_i32(rest, 17) as u32;
+        let Some(header) = BatchHeader::parse(rest) else {
+            return Err(RecordError::Truncated {
+                position,
+                needed: BATCH_HEADER_LEN,
+                available: rest.len(),
+            });
+        };
         let computed = crc32c::crc32c(&rest[CRC_START..total]);
-        if stored != computed {
+        if header.crc != computed {
             return Err(RecordError::CrcMismatch {
                 position,
-                stored,
+                stored: header.crc,
                 computed,
             });
         }
-        let header = BatchHeader::read(rest);
         let span = i64::from(header.last_offset_delta) + 1;
         if header.record_count <= 0 || span != i64::from(header.record_count) {
             return Err(RecordError::CountMismatch {

@@ -7,6 +7,7 @@ mod batch;
 mod legacy;
 
 pub use batch::{
-    BATCH_HEADER_LEN, BatchHeader, RecordError, assign_offsets, first_magic, split_batches,
+    BATCH_HEADER_LEN, BatchHeader, LOG_OVERHEAD, MAGIC_V2, RecordError, assign_offsets,
+    crc_matches, first_magic, split_batches,
 };
 pub use legacy::{down_convert, find_by_timestamp, up_convert};
