@@ -26,6 +26,28 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9644")]
         address: String,
     },
+    /// kafka-topics.sh: create, list, describe, alter and delete topics.
+    #[command(disable_help_flag = true)]
+    Topics(ToolArgs),
+    /// kafka-console-producer.sh: publish lines from stdin to a topic.
+    #[command(disable_help_flag = true)]
+    ConsoleProducer(ToolArgs),
+    /// kafka-console-consumer.sh: print records from a topic.
+    #[command(disable_help_flag = true)]
+    ConsoleConsumer(ToolArgs),
+    /// kafka-consumer-groups.sh: list, describe, reset and delete groups.
+    #[command(disable_help_flag = true)]
+    ConsumerGroups(ToolArgs),
+    /// Stop the running `broker` or `coordinator` (the server-stop scripts).
+    #[command(disable_help_flag = true)]
+    ServerStop(ToolArgs),
+}
+
+/// A tool's own arguments, parsed by `gregor::cli` with Kafka's flags.
+#[derive(clap::Args, Debug)]
+struct ToolArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<std::ffi::OsString>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -82,12 +104,19 @@ fn args_for_invoked_name() -> Vec<std::ffi::OsString> {
                 .map(|n| n.to_string_lossy().into_owned())
         })
         .unwrap_or_default();
-    let subcommand = match invoked.trim_end_matches(".sh") {
-        "kafka-server-start" => Some("broker"),
-        _ => None,
+    let inserted: &[&str] = match invoked.trim_end_matches(".sh") {
+        "kafka-server-start" => &["broker"],
+        "kafka-topics" => &["topics"],
+        "kafka-console-producer" => &["console-producer"],
+        "kafka-console-consumer" => &["console-consumer"],
+        "kafka-consumer-groups" => &["consumer-groups"],
+        "zookeeper-server-start" => &["coordinator"],
+        "kafka-server-stop" => &["server-stop", "broker"],
+        "zookeeper-server-stop" => &["server-stop", "coordinator"],
+        _ => &[],
     };
-    if let Some(subcommand) = subcommand {
-        args.insert(1, subcommand.into());
+    for (i, arg) in inserted.iter().enumerate() {
+        args.insert(1 + i, arg.into());
     }
     args
 }
@@ -113,6 +142,11 @@ fn main() -> ExitCode {
             }
         },
         Command::Broker(args) => run_broker(args),
+        Command::Topics(t) => gregor::cli::run(gregor::cli::Tool::Topics, t.args),
+        Command::ConsoleProducer(t) => gregor::cli::run(gregor::cli::Tool::ConsoleProducer, t.args),
+        Command::ConsoleConsumer(t) => gregor::cli::run(gregor::cli::Tool::ConsoleConsumer, t.args),
+        Command::ConsumerGroups(t) => gregor::cli::run(gregor::cli::Tool::ConsumerGroups, t.args),
+        Command::ServerStop(t) => gregor::cli::run(gregor::cli::Tool::ServerStop, t.args),
     }
 }
 

@@ -1,0 +1,460 @@
+//! `kafka-topics.sh`: create, list, describe, alter and delete topics,
+//! printing what Kafka 2.2's tool prints.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::{
+    AlterConfigsRequest, ApiKey, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
+    DescribeConfigsRequest, IncrementalAlterConfigsRequest, TopicName, alter_configs_request,
+    incremental_alter_configs_request,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::args::{TopicsArgs, key_values};
+use super::client::{Client, TopicInfo, check};
+use super::{ToolError, bootstrap};
+
+const ADMIN_TIMEOUT_MS: i32 = 30_000;
+const TOPIC_RESOURCE: i8 = 2;
+/// DescribeConfigs v1+ `config_source` for a per-topic override.
+const TOPIC_CONFIG_SOURCE: i8 = 1;
+
+enum Action {
+    Create,
+    List,
+    Describe,
+    Delete,
+    Alter,
+}
+
+fn action(args: &TopicsArgs) -> Result<Action, ToolError> {
+    let chosen: Vec<Action> = [
+        (args.create, Action::Create),
+        (args.list, Action::List),
+        (args.describe, Action::Describe),
+        (args.delete, Action::Delete),
+        (args.alter, Action::Alter),
+    ]
+    .into_iter()
+    .filter_map(|(set, action)| set.then_some(action))
+    .collect();
+    let mut chosen = chosen.into_iter();
+    match (chosen.next(), chosen.next()) {
+        (Some(action), None) => Ok(action),
+        _ => Err(ToolError::Usage(
+            "Command must include exactly one action: --list, --describe, --create, --alter or --delete"
+                .to_string(),
+        )),
+    }
+}
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+fn required_topic(args: &TopicsArgs) -> Result<&str, ToolError> {
+    args.topic
+        .as_deref()
+        .ok_or_else(|| ToolError::Usage("Missing required argument \"[topic]\"".to_string()))
+}
+
+pub async fn run(args: TopicsArgs) -> Result<ExitCode, ToolError> {
+    let action = action(&args)?;
+    let configs = key_values(&args.config, "--config")?;
+    let servers = bootstrap::resolve(&args.server, None).await?;
+    let mut client = Client::connect(&servers, "kafka-topics").await?;
+    match action {
+        Action::Create => create(&mut client, &args, configs).await,
+        Action::List => list(&mut client, &args).await,
+        Action::Describe => describe(&mut client, &args).await,
+        Action::Delete => delete(&mut client, &args).await,
+        Action::Alter => alter(&mut client, &args, configs).await,
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn create(
+    client: &mut Client,
+    args: &TopicsArgs,
+    configs: BTreeMap<String, String>,
+) -> Result<(), ToolError> {
+    let topic = required_topic(args)?;
+    let partitions = args.partitions.unwrap_or(-1);
+    let replication_factor = args.replication_factor.unwrap_or(-1);
+    if partitions == 0 || partitions < -1 || replication_factor == 0 || replication_factor < -1 {
+        return Err(ToolError::Usage(
+            "--partitions and --replication-factor must be at least 1".to_string(),
+        ));
+    }
+    let request_topic = CreatableTopic::default()
+        .with_name(name(topic))
+        .with_num_partitions(partitions)
+        .with_replication_factor(replication_factor)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_string(k.clone()))
+                        .with_value(Some(StrBytes::from_string(v.clone())))
+                })
+                .collect(),
+        );
+    if (partitions == -1 || replication_factor == -1)
+        && client.any().version(ApiKey::CreateTopics).unwrap_or(0) < 4
+    {
+        return Err(ToolError::Usage(
+            "Missing required argument \"[partitions]\" or \"[replication-factor]\"".to_string(),
+        ));
+    }
+    let response = client
+        .any()
+        .send(|_| {
+            CreateTopicsRequest::default()
+                .with_topics(vec![request_topic.clone()])
+                .with_timeout_ms(ADMIN_TIMEOUT_MS)
+        })
+        .await?;
+    for result in response.topics {
+        if result.error_code == ResponseError::TopicAlreadyExists.code() && args.if_not_exists {
+            continue;
+        }
+        if result.error_code != 0 {
+            let detail = result
+                .error_message
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| super::client::describe_code(result.error_code));
+            return Err(ToolError::Failed(format!(
+                "Error while executing topic command : {detail}"
+            )));
+        }
+        println!("Created topic {topic}.");
+    }
+    Ok(())
+}
+
+/// Topics selected by `--topic` (exact name) or all of them.
+async fn selected(client: &mut Client, args: &TopicsArgs) -> Result<Vec<TopicInfo>, ToolError> {
+    let (_, mut topics) = client.metadata(None).await?;
+    topics
+        .retain(|t| t.error_code == 0 || t.error_code == ResponseError::LeaderNotAvailable.code());
+    if args.exclude_internal {
+        topics.retain(|t| !t.is_internal);
+    }
+    if let Some(topic) = &args.topic {
+        topics.retain(|t| &t.name == topic);
+    }
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(topics)
+}
+
+async fn list(client: &mut Client, args: &TopicsArgs) -> Result<(), ToolError> {
+    for topic in selected(client, args).await? {
+        println!("{}", topic.name);
+    }
+    Ok(())
+}
+
+fn join(ids: &[i32]) -> String {
+    ids.iter()
+        .map(|id| id.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+async fn describe(client: &mut Client, args: &TopicsArgs) -> Result<(), ToolError> {
+    let topics = selected(client, args).await?;
+    if topics.is_empty()
+        && let Some(topic) = &args.topic
+        && !args.if_exists
+    {
+        return Err(ToolError::Failed(format!(
+            "Error while executing topic command : Topic '{topic}' does not exist as expected"
+        )));
+    }
+    let overrides = topic_overrides(client, &topics).await?;
+    for topic in topics {
+        let replication = topic
+            .partitions
+            .first()
+            .map(|p| p.replicas.len())
+            .unwrap_or(0);
+        let configs = overrides.get(&topic.name).cloned().unwrap_or_default();
+        println!(
+            "Topic:{}\tPartitionCount:{}\tReplicationFactor:{}\tConfigs:{}",
+            topic.name,
+            topic.partitions.len(),
+            replication,
+            configs
+        );
+        for p in &topic.partitions {
+            let leader = if p.leader < 0 {
+                "none".to_string()
+            } else {
+                p.leader.to_string()
+            };
+            println!(
+                "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
+                topic.name,
+                p.partition,
+                leader,
+                join(&p.replicas),
+                join(&p.isr)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Each topic's non-default configs as Kafka prints them: `k=v,k=v`.
+/// Empty when the broker cannot describe configs.
+async fn topic_overrides(
+    client: &mut Client,
+    topics: &[TopicInfo],
+) -> Result<BTreeMap<String, String>, ToolError> {
+    let connection = client.any();
+    if topics.is_empty() || !connection.supports(ApiKey::DescribeConfigs) {
+        return Ok(BTreeMap::new());
+    }
+    let resources: Vec<DescribeConfigsResource> = topics
+        .iter()
+        .map(|t| {
+            DescribeConfigsResource::default()
+                .with_resource_type(TOPIC_RESOURCE)
+                .with_resource_name(StrBytes::from_string(t.name.clone()))
+                .with_configuration_keys(None)
+        })
+        .collect();
+    let version = connection.version(ApiKey::DescribeConfigs).unwrap_or(0);
+    let response = connection
+        .send(|_| DescribeConfigsRequest::default().with_resources(resources.clone()))
+        .await?;
+    let mut out = BTreeMap::new();
+    for result in response.results {
+        if result.error_code != 0 {
+            continue;
+        }
+        let pairs: Vec<String> = result
+            .configs
+            .iter()
+            .filter(|c| {
+                if version >= 1 {
+                    c.config_source == TOPIC_CONFIG_SOURCE
+                } else {
+                    !c.is_default
+                }
+            })
+            .map(|c| {
+                let value = if c.is_sensitive {
+                    "(sensitive)".to_string()
+                } else {
+                    c.value.as_deref().unwrap_or("null").to_string()
+                };
+                format!("{}={}", c.name, value)
+            })
+            .collect();
+        out.insert(result.resource_name.to_string(), pairs.join(","));
+    }
+    Ok(out)
+}
+
+async fn exists(client: &mut Client, topic: &str) -> Result<bool, ToolError> {
+    let (_, topics) = client.metadata(Some(&[topic.to_string()])).await?;
+    Ok(topics.iter().any(|t| t.name == topic && t.error_code == 0))
+}
+
+fn missing(topic: &str) -> ToolError {
+    ToolError::Failed(format!(
+        "Error while executing topic command : Topic '{topic}' does not exist as expected"
+    ))
+}
+
+async fn delete(client: &mut Client, args: &TopicsArgs) -> Result<(), ToolError> {
+    let topic = required_topic(args)?;
+    if !exists(client, topic).await? {
+        return if args.if_exists {
+            Ok(())
+        } else {
+            Err(missing(topic))
+        };
+    }
+    let response = client
+        .any()
+        .send(|version| {
+            let request = DeleteTopicsRequest::default().with_timeout_ms(ADMIN_TIMEOUT_MS);
+            if version >= 6 {
+                request.with_topics(vec![
+                    DeleteTopicState::default().with_name(Some(name(topic))),
+                ])
+            } else {
+                request.with_topic_names(vec![name(topic)])
+            }
+        })
+        .await?;
+    for result in response.responses {
+        check(result.error_code, || {
+            format!("Error while executing topic command : deleting topic '{topic}'")
+        })?;
+    }
+    println!("Topic {topic} is marked for deletion.");
+    Ok(())
+}
+
+async fn alter(
+    client: &mut Client,
+    args: &TopicsArgs,
+    configs: BTreeMap<String, String>,
+) -> Result<(), ToolError> {
+    let topic = required_topic(args)?;
+    if args.partitions.is_none() && configs.is_empty() && args.delete_config.is_empty() {
+        return Err(ToolError::Usage(
+            "--alter needs --partitions, --config or --delete-config".to_string(),
+        ));
+    }
+    if !exists(client, topic).await? {
+        return if args.if_exists {
+            Ok(())
+        } else {
+            Err(missing(topic))
+        };
+    }
+    if let Some(count) = args.partitions {
+        let response = client
+            .any()
+            .send(|_| {
+                CreatePartitionsRequest::default()
+                    .with_topics(vec![
+                        CreatePartitionsTopic::default()
+                            .with_name(name(topic))
+                            .with_count(count)
+                            .with_assignments(None),
+                    ])
+                    .with_timeout_ms(ADMIN_TIMEOUT_MS)
+            })
+            .await?;
+        for result in response.results {
+            if result.error_code != 0 {
+                let detail = result
+                    .error_message
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| super::client::describe_code(result.error_code));
+                return Err(ToolError::Failed(format!(
+                    "Error while executing topic command : {detail}"
+                )));
+            }
+        }
+        println!("Adding partitions succeeded!");
+    }
+    if !configs.is_empty() || !args.delete_config.is_empty() {
+        alter_configs(client, topic, &configs, &args.delete_config).await?;
+        println!("Updated config for topic {topic}.");
+    }
+    Ok(())
+}
+
+async fn alter_configs(
+    client: &mut Client,
+    topic: &str,
+    set: &BTreeMap<String, String>,
+    remove: &[String],
+) -> Result<(), ToolError> {
+    let resource_name = StrBytes::from_string(topic.to_string());
+    let text = |s: &String| StrBytes::from_string(s.clone());
+    if client.any().supports(ApiKey::IncrementalAlterConfigs) {
+        use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+        let mut entries: Vec<AlterableConfig> = set
+            .iter()
+            .map(|(k, v)| {
+                AlterableConfig::default()
+                    .with_name(text(k))
+                    .with_config_operation(0)
+                    .with_value(Some(text(v)))
+            })
+            .collect();
+        entries.extend(remove.iter().map(|k| {
+            AlterableConfig::default()
+                .with_name(text(k))
+                .with_config_operation(1)
+                .with_value(None)
+        }));
+        let response = client
+            .any()
+            .send(|_| {
+                IncrementalAlterConfigsRequest::default().with_resources(vec![
+                    AlterConfigsResource::default()
+                        .with_resource_type(TOPIC_RESOURCE)
+                        .with_resource_name(resource_name.clone())
+                        .with_configs(entries.clone()),
+                ])
+            })
+            .await?;
+        for r in response.responses {
+            check(r.error_code, || {
+                format!("altering configs of topic '{topic}'")
+            })?;
+        }
+        return Ok(());
+    }
+    if client.any().supports(ApiKey::AlterConfigs) {
+        use alter_configs_request::{AlterConfigsResource, AlterableConfig};
+        // AlterConfigs replaces the whole set: start from the current overrides.
+        let current = topic_overrides(
+            client,
+            &[TopicInfo {
+                name: topic.to_string(),
+                error_code: 0,
+                is_internal: false,
+                partitions: Vec::new(),
+            }],
+        )
+        .await?;
+        let mut merged: BTreeMap<String, String> = current
+            .get(topic)
+            .map(|s| {
+                s.split(',')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        merged.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for key in remove {
+            merged.remove(key);
+        }
+        let entries: Vec<AlterableConfig> = merged
+            .iter()
+            .map(|(k, v)| {
+                AlterableConfig::default()
+                    .with_name(text(k))
+                    .with_value(Some(text(v)))
+            })
+            .collect();
+        let response = client
+            .any()
+            .send(|_| {
+                AlterConfigsRequest::default().with_resources(vec![
+                    AlterConfigsResource::default()
+                        .with_resource_type(TOPIC_RESOURCE)
+                        .with_resource_name(resource_name.clone())
+                        .with_configs(entries.clone()),
+                ])
+            })
+            .await?;
+        for r in response.responses {
+            check(r.error_code, || {
+                format!("altering configs of topic '{topic}'")
+            })?;
+        }
+        return Ok(());
+    }
+    Err(ToolError::Failed(format!(
+        "the broker at {} does not support changing topic configs (no AlterConfigs or IncrementalAlterConfigs)",
+        client.any().address()
+    )))
+}
