@@ -46,7 +46,9 @@ def read_until_idle(consumer, expected, timeout=30):
 
 
 @pytest.mark.parametrize("api_version", [(0, 10, 1), None])
-def test_kafka_python_group_commits_and_resumes(fast_broker, api_version):
+def test_kafka_python_group_commits_and_resumes(broker, api_version):
+    # The default broker: the first rebalance waits out the initial delay.
+    fast_broker = broker
     topic = "tutorial"
     produce(fast_broker.bootstrap, topic, [f"a{i}".encode() for i in range(20)])
     extra = {"api_version": api_version} if api_version else {}
@@ -71,3 +73,168 @@ def test_kafka_python_group_commits_and_resumes(fast_broker, api_version):
     got = read_until_idle(second, 7)
     second.close()
     assert sorted(r.value for r in got) == sorted(f"b{i}".encode() for i in range(7))
+
+
+def confluent_consumer(bootstrap, group, **extra):
+    from confluent_kafka import Consumer
+    return Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 500,
+        **extra,
+    })
+
+
+def poll_consume(consumer, into, seconds):
+    """Polls for `seconds`, committing each message synchronously."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        m = consumer.poll(0.1)
+        if m is None or m.error():
+            continue
+        into.append((m.partition(), m.offset()))
+        consumer.commit(message=m, asynchronous=False)
+
+
+def test_two_confluent_consumers_share_partitions_and_hand_over(fast_broker):
+    from confluent_kafka import TopicPartition
+    create_topic(fast_broker.bootstrap, "shared", 4)
+    a = confluent_consumer(fast_broker.bootstrap, "sharing")
+    b = confluent_consumer(fast_broker.bootstrap, "sharing")
+    a.subscribe(["shared"])
+    b.subscribe(["shared"])
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        a.poll(0.1)
+        b.poll(0.1)
+        mine = {p.partition for p in a.assignment()}
+        theirs = {p.partition for p in b.assignment()}
+        if mine and theirs and not mine & theirs and mine | theirs == {0, 1, 2, 3}:
+            break
+    assert mine and theirs and not mine & theirs and mine | theirs == {0, 1, 2, 3}
+
+    produce(fast_broker.bootstrap, "shared", [f"m{i}".encode() for i in range(100)], partitions=4)
+    got_a, got_b = [], []
+    deadline = time.time() + 30
+    while len(got_a) + len(got_b) < 100 and time.time() < deadline:
+        poll_consume(a, got_a, 0.3)
+        poll_consume(b, got_b, 0.3)
+    assert {p for p, _ in got_a} <= mine
+    assert {p for p, _ in got_b} <= theirs
+
+    produce(fast_broker.bootstrap, "shared", [f"n{i}".encode() for i in range(100)], partitions=4)
+    poll_consume(b, got_b, 0.5)
+    b.close()
+    deadline = time.time() + 30
+    while len(got_a) + len(got_b) < 200 and time.time() < deadline:
+        poll_consume(a, got_a, 0.5)
+    poll_consume(a, got_a, 1.0)
+    assert {p.partition for p in a.assignment()} == {0, 1, 2, 3}
+    everything = got_a + got_b
+    assert len(everything) == 200
+    assert len(set(everything)) == 200, "a message was consumed twice"
+    committed = a.committed([TopicPartition("shared", p) for p in range(4)], timeout=10)
+    assert sum(tp.offset for tp in committed) == 200
+    a.close()
+
+
+def test_aiokafka_group_commits_and_resumes(fast_broker):
+    from aiokafka import AIOKafkaConsumer
+
+    async def consume(expected):
+        consumer = AIOKafkaConsumer(
+            "aio-group", bootstrap_servers=fast_broker.bootstrap, group_id="aio",
+            enable_auto_commit=False, auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        got = []
+        try:
+            deadline = time.time() + 30
+            while len(got) < expected and time.time() < deadline:
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    got.extend(r.value for r in records)
+            await consumer.commit()
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                got.extend(r.value for r in records)
+        finally:
+            await consumer.stop()
+        return got
+
+    produce(fast_broker.bootstrap, "aio-group", [f"x{i}".encode() for i in range(30)])
+    assert sorted(asyncio.run(consume(30))) == sorted(f"x{i}".encode() for i in range(30))
+    produce(fast_broker.bootstrap, "aio-group", [f"y{i}".encode() for i in range(5)])
+    assert sorted(asyncio.run(consume(5))) == sorted(f"y{i}".encode() for i in range(5))
+
+
+def test_committed_offsets_survive_kill_9(fast_broker):
+    from confluent_kafka import TopicPartition
+    create_topic(fast_broker.bootstrap, "durable-offsets", 3)
+    consumer = confluent_consumer(fast_broker.bootstrap, "survivor")
+    offsets = [TopicPartition("durable-offsets", p, 10 * (p + 1)) for p in range(3)]
+    consumer.commit(offsets=offsets, asynchronous=False)
+    consumer.close()
+
+    fast_broker.kill9()
+    fast_broker.start()
+    consumer = confluent_consumer(fast_broker.bootstrap, "survivor")
+    committed = consumer.committed(
+        [TopicPartition("durable-offsets", p) for p in range(3)], timeout=20
+    )
+    consumer.close()
+    assert [(tp.partition, tp.offset) for tp in committed] == [(0, 10), (1, 20), (2, 30)]
+
+
+def test_kcat_balanced_consumer(fast_broker):
+    lines = [f"line {i}" for i in range(10)]
+    produce(fast_broker.bootstrap, "kcat-group", [line.encode() for line in lines])
+    result = subprocess.run(
+        ["kcat", "-b", fast_broker.bootstrap, "-G", "kcat-g", "kcat-group",
+         "-X", "auto.offset.reset=earliest", "-c", "10", "-f", "%s\\n"],
+        capture_output=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert sorted(result.stdout.decode().splitlines()) == sorted(lines)
+
+
+def test_admin_lists_describes_and_deletes_groups(fast_broker):
+    produce(fast_broker.bootstrap, "admin-groups", [b"v"])
+    consumer = KafkaConsumer(
+        "admin-groups", bootstrap_servers=fast_broker.bootstrap, group_id="watched",
+        auto_offset_reset="earliest", client_id="watcher",
+    )
+    assert read_until_idle(consumer, 1)
+    consumer.commit()
+
+    admin = KafkaAdminClient(bootstrap_servers=fast_broker.bootstrap)
+    listed = {g["group_id"]: g for g in admin.list_groups()}
+    assert "watched" in listed
+    assert listed["watched"]["protocol_type"] == "consumer"
+    stable = admin.list_groups(states_filter=["Stable"])
+    assert [g["group_id"] for g in stable] == ["watched"]
+
+    described = admin.describe_groups(["watched", "never-heard-of"])
+    group = described["watched"]
+    assert group["group_state"] == "Stable"
+    assert group["protocol_type"] == "consumer"
+    assert group["protocol_data"] in ("range", "roundrobin", "sticky")
+    [member] = group["members"]
+    assert member["client_id"] == "watcher"
+    assert member["client_host"].endswith("127.0.0.1")
+    assert described["never-heard-of"]["group_state"] == "Dead"
+
+    assert admin.delete_groups(["watched"]) == {"watched": "NonEmptyGroupError"}
+    consumer.close()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if admin.describe_groups(["watched"])["watched"]["group_state"] == "Empty":
+            break
+        time.sleep(0.2)
+    assert admin.delete_groups(["watched"]) == {"watched": "OK"}
+    assert admin.delete_groups(["watched"]) == {"watched": "GroupIdNotFoundError"}
+    assert "watched" not in {g["group_id"] for g in admin.list_groups()}
+    admin.close()
