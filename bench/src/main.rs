@@ -1,0 +1,85 @@
+//! `gregor-bench`: a benchmark driven by a real Kafka client (librdkafka via
+//! the `rdkafka` crate), so it measures what applications see.
+//!
+//! Layout:
+//! - `client`  — client settings from flags, the admin client, topic readiness
+//! - `produce` — N messages of S bytes, flat out or at a fixed rate; ack latency
+//! - `consume` — read N messages from the beginning of a topic
+//! - `e2e`     — producer and consumer at a fixed rate; send timestamps in the payload
+//! - `report`  — histograms, rates and the one JSON line each run prints
+//!
+//! Every run prints exactly one JSON line on stdout; progress and the
+//! effective client settings go to stderr.
+
+mod client;
+mod consume;
+mod e2e;
+mod produce;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::client::ClientArgs;
+
+#[derive(Parser)]
+#[command(
+    name = "gregor-bench",
+    about = "Kafka benchmark on librdkafka; one JSON line per run"
+)]
+struct Cli {
+    /// Bootstrap servers (host:port[,host:port]).
+    #[arg(long, global = true, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// Free-form label copied into the JSON line (e.g. the broker's name).
+    #[arg(long, global = true, default_value = "")]
+    label: String,
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Produce N messages of S bytes; throughput and ack latency.
+    Produce(produce::ProduceArgs),
+    /// Consume N messages from the beginning of a topic; throughput.
+    Consume(consume::ConsumeArgs),
+    /// Produce and consume at a fixed rate; end-to-end latency after a warm-up.
+    E2e(e2e::E2eArgs),
+    /// Create a topic (admin client) and wait until it has leaders.
+    CreateTopic {
+        #[arg(long)]
+        topic: String,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.mode {
+        Mode::Produce(args) => produce::run(&cli.bootstrap, &args),
+        Mode::Consume(args) => consume::run(&cli.bootstrap, &args),
+        Mode::E2e(args) => e2e::run(&cli.bootstrap, &args),
+        Mode::CreateTopic { topic, partitions, client } => {
+            client::create_topic(&cli.bootstrap, &client, &topic, partitions).map(|()| {
+                serde_json::json!({"mode": "create-topic", "topic": topic, "partitions": partitions})
+            })
+        }
+    };
+    match result {
+        Ok(mut line) => {
+            line["label"] = serde_json::Value::from(cli.label);
+            line["bootstrap"] = serde_json::Value::from(cli.bootstrap);
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("gregor-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Latency histograms and the numbers each JSON line carries.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+/// Latencies in microseconds, 1 µs to 100 s at 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 100_000_000, 3).expect("static histogram bounds are valid")
+}
+
+/// p50/p99/p99.9/max in milliseconds (and the sample count).
+pub fn latency_summary(histogram: &Histogram<u64>) -> Value {
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    json!({
+        "count": histogram.len(),
+        "p50_ms": ms(histogram.value_at_quantile(0.50)),
+        "p99_ms": ms(histogram.value_at_quantile(0.99)),
+        "p999_ms": ms(histogram.value_at_quantile(0.999)),
+        "max_ms": ms(histogram.max()),
+        "mean_ms": round3(histogram.mean() / 1000.0),
+    })
+}
+
+/// Messages per second and MB/s (10^6 bytes) over `elapsed`.
+pub fn throughput(messages: u64, bytes: u64, elapsed: Duration) -> Value {
+    let seconds = elapsed.as_secs_f64().max(1e-9);
+    json!({
+        "elapsed_s": round3(seconds),
+        "msgs_per_s": (messages as f64 / seconds).round(),
+        "mb_per_s": round3(bytes as f64 / seconds / 1e6),
+    })
+}
+
+pub fn round3(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}
+
+/// Sleeps or spins until `deadline`: sleeping alone overshoots by tens of
+/// microseconds, which would skew a fixed-rate schedule.
+pub fn wait_until(deadline: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        let left = deadline - now;
+        if left > Duration::from_micros(200) {
+            std::thread::sleep(left - Duration::from_micros(100));
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
