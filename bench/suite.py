@@ -1,0 +1,552 @@
+#!/usr/bin/env python3
+"""The benchmark suite of issue 5: gregor side by side with a peer broker
+(Tansu, memory engine) and with this machine's own limits (iperf3 loopback,
+fio sequential writes), every scenario interleaved run by run.
+
+Run it through scripts/bench.sh, which builds what it needs. Writes every
+raw line to bench/results/<date>.jsonl and prints a markdown table of
+medians, spreads (min-max) and ratios. A measurement, not a test: nothing
+here asserts a time.
+"""
+import argparse
+import datetime
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_BIN = ROOT / "bench" / "target" / "release" / "gregor-bench"
+KIB = 1024
+
+
+def log(message):
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, proc, timeout=30.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"broker exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.001)
+    raise TimeoutError(f"port {port} did not open")
+
+
+def proc_status(pid):
+    """VmRSS and VmHWM in MiB."""
+    values = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) / 1024
+    return values
+
+
+def cpu_seconds(pid):
+    """utime + stime of the process, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# --------------------------------------------------------------- brokers
+
+class Broker:
+    """A broker process on a free loopback port."""
+
+    def __init__(self, name, argv_for_port, env=None, workdir=None):
+        self.name = name
+        self.argv_for_port = argv_for_port
+        self.env = dict(os.environ, **(env or {}))
+        self.workdir = workdir
+        self.proc = None
+        self.port = None
+
+    def start(self):
+        self.port = free_port()
+        argv = self.argv_for_port(self.port)
+        log(f"start {self.name}: {' '.join(map(str, argv))}")
+        self.log_file = open(Path(self.workdir) / f"{self.name}.log", "ab")
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(argv, env=self.env, stdout=self.log_file,
+                                     stderr=self.log_file, cwd=self.workdir)
+        wait_for_port(self.port, self.proc)
+        self.startup_ms = (time.perf_counter() - started) * 1000
+        return self
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def gregor_broker(binary, workdir, name="gregor", overrides=()):
+    data = Path(workdir) / f"{name}-data"
+
+    def argv(port):
+        extra = []
+        for item in overrides:
+            extra += ["--override", item]
+        return [binary, "broker", "--data-dir", data,
+                "--listeners", f"PLAINTEXT://127.0.0.1:{port}",
+                "--admin", f"127.0.0.1:{free_port()}", *extra]
+    return Broker(name, argv, env={"GREGOR_LOG": "warn"}, workdir=workdir)
+
+
+def tansu_broker(binary, workdir, name="tansu"):
+    def argv(port):
+        url = f"tcp://127.0.0.1:{port}"
+        return [binary, "broker",
+                "--storage-engine", "memory://tansu/",
+                "--listener-url", url,
+                "--advertised-listener-url", url,
+                "--prometheus-listener-url", f"tcp://127.0.0.1:{free_port()}"]
+    return Broker(name, argv, env={"RUST_LOG": "warn"}, workdir=workdir)
+
+
+class Sampler:
+    """Samples a process's RSS every 50 ms while a run is in progress."""
+
+    def __init__(self, pid):
+        self.pid, self.peak_rss = pid, 0.0
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def loop(self):
+        while not self.stop_event.is_set():
+            try:
+                self.peak_rss = max(self.peak_rss, proc_status(self.pid)["VmRSS"])
+            except (OSError, KeyError):
+                return
+            self.stop_event.wait(0.05)
+
+    def __enter__(self):
+        self.cpu_before = cpu_seconds(self.pid)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_event.set()
+        self.thread.join()
+        self.cpu = cpu_seconds(self.pid) - self.cpu_before
+        self.status = proc_status(self.pid)
+
+
+# ------------------------------------------------------------ scenarios
+
+def scenarios(quick):
+    """(key, title, mode, broker kind, bench arguments). Sizes keep the full
+    suite to a few minutes on a 2-core machine."""
+    n100 = 20_000 if quick else 2_000_000
+    n1k = 5_000 if quick else 500_000
+    n_durable = 2_000 if quick else 200_000
+    e2e = ["--warmup-s", "0.5", "--duration-s", "1"] if quick else ["--warmup-s", "2", "--duration-s", "8"]
+    rate = (lambda r: str(r // 10)) if quick else str
+    return [
+        ("produce_100B_acks1", "produce 100 B, acks=1", "produce", "default",
+         ["--messages", str(n100), "--size", "100", "--acks", "1"]),
+        ("produce_1KiB_acksall", "produce 1 KiB, acks=all", "produce", "default",
+         ["--messages", str(n1k), "--size", str(KIB), "--acks", "all"]),
+        ("consume_1KiB", "consume 1 KiB (from the beginning)", "consume", "default",
+         ["--messages", str(n1k)]),
+        ("e2e_1KiB_10k_linger0", "e2e 1 KiB @ 10 000/s, linger.ms=0", "e2e", "default",
+         ["--size", str(KIB), "--rate", rate(10_000), "--linger-ms", "0", *e2e]),
+        ("e2e_1KiB_10k_default", "e2e 1 KiB @ 10 000/s, client default linger", "e2e", "default",
+         ["--size", str(KIB), "--rate", rate(10_000), *e2e]),
+        ("e2e_100B_50k", "e2e 100 B @ 50 000/s", "e2e", "default",
+         ["--size", "100", "--rate", rate(50_000), *e2e]),
+        ("produce_1KiB_acksall_durable", "produce 1 KiB, acks=all, flush.interval.messages=1",
+         "produce", "durable",
+         ["--messages", str(n_durable), "--size", str(KIB), "--acks", "all"]),
+    ]
+
+
+def run_bench(bootstrap, label, mode, args, timeout=300):
+    argv = [str(BENCH_BIN), "--bootstrap", bootstrap, "--label", label, mode, *args]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    sys.stderr.write(done.stderr)
+    if done.returncode != 0:
+        return {"mode": mode, "label": label, "error": done.stderr.strip().splitlines()[-1:]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- limits
+
+def iperf_loopback_mb_s(seconds):
+    port = free_port()
+    server = subprocess.Popen(["iperf3", "-s", "-1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 5
+        while True:
+            client = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-J"],
+                                    capture_output=True, text=True)
+            if client.returncode == 0 or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        result = json.loads(client.stdout)
+        return result["end"]["sum_received"]["bits_per_second"] / 8 / 1e6
+    finally:
+        server.kill()
+        server.wait()
+
+
+def fio_write_mb_s(directory, size, fdatasync):
+    """Sequential 1 MiB writes; without fdatasync this is the page-cache
+    write rate, the bound of the broker's default flush policy."""
+    argv = ["fio", "--name=seqwrite", f"--directory={directory}", "--rw=write", "--bs=1M",
+            f"--size={size}", "--ioengine=psync", "--output-format=json"]
+    if fdatasync:
+        # One fdatasync per 1 MiB write: the durable-commit floor.
+        argv.append("--fdatasync=1")
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    for leftover in Path(directory).glob("seqwrite*"):
+        leftover.unlink()
+    return json.loads(done.stdout)["jobs"][0]["write"]["bw_bytes"] / 1e6
+
+
+def loopback_rtt_ms(size=KIB, rounds=5000):
+    """Round trip of `size` bytes over loopback TCP (Python on both ends):
+    the floor for produce -> broker -> consume, which is two such hops."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def echo():
+        conn, _ = listener.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with conn:
+            while True:
+                data = b""
+                while len(data) < size:
+                    chunk = conn.recv(size - len(data))
+                    if not chunk:
+                        return
+                    data += chunk
+                conn.sendall(data)
+
+    thread = threading.Thread(target=echo, daemon=True)
+    thread.start()
+    client = socket.create_connection(listener.getsockname())
+    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    payload, samples = b"x" * size, []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        client.sendall(payload)
+        got = 0
+        while got < size:
+            got += len(client.recv(size - got))
+        samples.append((time.perf_counter() - start) * 1000)
+    client.close()
+    listener.close()
+    samples.sort()
+    return {"p50_ms": samples[len(samples) // 2], "p99_ms": samples[int(len(samples) * 0.99)]}
+
+
+def measure_limits(workdir, quick, runs, out):
+    limits = {}
+    if shutil.which("iperf3"):
+        values = [iperf_loopback_mb_s(1 if quick else 3) for _ in range(runs)]
+        limits["loopback_mb_s"] = values
+    else:
+        log("iperf3 not installed: no loopback limit")
+    if shutil.which("fio"):
+        limits["disk_write_mb_s"] = [fio_write_mb_s(workdir, "32M" if quick else "1G", False) for _ in range(runs)]
+        limits["disk_write_fdatasync_mb_s"] = [
+            fio_write_mb_s(workdir, "16M" if quick else "256M", True) for _ in range(runs)]
+    else:
+        log("fio not installed: no disk limit")
+    rtt = [loopback_rtt_ms(rounds=500 if quick else 5000) for _ in range(runs)]
+    limits["loopback_rtt_1KiB_p50_ms"] = [r["p50_ms"] for r in rtt]
+    limits["loopback_rtt_1KiB_p99_ms"] = [r["p99_ms"] for r in rtt]
+    for key, values in limits.items():
+        out({"kind": "limit", "name": key, "values": values})
+    return {key: statistics.median(values) for key, values in limits.items()}, limits
+
+
+# ------------------------------------------------------------ start-up
+
+def gregor_startup(binary, runs):
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_startup.py"),
+                           "--bin", str(binary), "--runs", str(runs)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def peer_startup(make_broker, runs):
+    """The same measurement as scripts/bench_startup.py, for any broker:
+    start to first accepted connection, then VmRSS after 2 s idle."""
+    startups, rss = [], []
+    for _ in range(runs):
+        broker = make_broker().start()
+        startups.append(broker.startup_ms)
+        time.sleep(2)
+        rss.append(proc_status(broker.proc.pid)["VmRSS"])
+        broker.stop()
+    return {"startup_ms_median": statistics.median(startups), "startup_ms_min": min(startups),
+            "startup_ms_max": max(startups), "idle_rss_mb_median": statistics.median(rss),
+            "idle_rss_mb_min": min(rss), "idle_rss_mb_max": max(rss)}
+
+
+# ---------------------------------------------------------------- table
+
+def spread(values, digits):
+    if not values:
+        return None
+    fmt = f"{{:,.{digits}f}}"
+    median = statistics.median(values)
+    if len(values) == 1:
+        return median, fmt.format(median)
+    return median, f"{fmt.format(median)} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "—"
+    return f"{a / b:.2f}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="seconds-long smoke of each mode")
+    parser.add_argument("--gregor-bin", default=str(ROOT / "target" / "release" / "gregor"))
+    parser.add_argument("--tansu-bin", default=os.environ.get("TANSU_BIN") or shutil.which("tansu")
+                        or "/work/.peers/tansu/bin/tansu")
+    parser.add_argument("--no-peer", action="store_true", help="gregor only")
+    parser.add_argument("--no-limits", action="store_true", help="skip iperf3/fio")
+    parser.add_argument("--perf", metavar="FILE", help="perf record -g gregor during run 1 of produce 100 B")
+    parser.add_argument("--results", default=str(ROOT / "bench" / "results"))
+    args = parser.parse_args()
+
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
+    results_dir = Path(args.results)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    jsonl_path = results_dir / (f"{stamp}-quick.jsonl" if args.quick else f"{stamp}.jsonl")
+    jsonl = open(jsonl_path, "w")
+
+    def out(line):
+        line.setdefault("suite", stamp)
+        jsonl.write(json.dumps(line) + "\n")
+        jsonl.flush()
+
+    workdir = tempfile.mkdtemp(prefix="gregor-bench-")
+    targets = ["gregor"]
+    peer_note = None
+    if not args.no_peer:
+        if Path(args.tansu_bin).exists() or shutil.which(args.tansu_bin):
+            targets.append("tansu")
+        else:
+            peer_note = f"Tansu not found at {args.tansu_bin}: peer columns empty"
+            log(peer_note)
+    out({"kind": "environment", "gregor_bin": args.gregor_bin, "tansu_bin": args.tansu_bin if "tansu" in targets else None,
+         "nproc": os.cpu_count(), "kernel": os.uname().release, "quick": args.quick, "runs": args.runs,
+         "gregor_git": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                                      capture_output=True, text=True).stdout.strip()})
+
+    limits, _ = ({}, {}) if args.no_limits else measure_limits(workdir, args.quick, args.runs, out)
+
+    brokers = {"gregor": gregor_broker(args.gregor_bin, workdir).start(),
+               "gregor-durable": gregor_broker(args.gregor_bin, workdir, "gregor-durable",
+                                               ["log.flush.interval.messages=1"]).start()}
+    if "tansu" in targets:
+        try:
+            brokers["tansu"] = tansu_broker(args.tansu_bin, workdir).start()
+        except (RuntimeError, TimeoutError) as error:
+            peer_note = f"Tansu did not start: {error} (log in {workdir}/tansu.log)"
+            log(peer_note)
+            targets.remove("tansu")
+
+    samples = {}  # (scenario, target) -> list of result lines
+    peak_rss = {t: 0.0 for t in brokers}
+    try:
+        for run in range(1, args.runs + 1):
+            for key, title, mode, kind, bench_args in scenarios(args.quick):
+                for target in targets:
+                    if kind == "durable" and target != "gregor":
+                        continue  # Tansu's memory engine has no durable commit.
+                    broker = brokers["gregor-durable" if kind == "durable" else target]
+                    topic_key = key.replace("consume_1KiB", "produce_1KiB_acksall")
+                    topic = f"bench-{topic_key}-{run}"
+                    perf = None
+                    if args.perf and target == "gregor" and run == 1 and key == "produce_100B_acks1":
+                        perf = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-o", args.perf,
+                                                 "-p", str(broker.proc.pid)],
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                        time.sleep(0.5)
+                    with Sampler(broker.proc.pid) as sampler:
+                        line = run_bench(broker.bootstrap, target, mode, ["--topic", topic, *bench_args])
+                    if perf:
+                        perf.send_signal(signal.SIGINT)
+                        perf.wait()
+                    line.update({"kind": "run", "scenario": key, "target": target, "run": run,
+                                 "broker": {"cpu_s": round(sampler.cpu, 3), "peak_rss_mb": round(sampler.peak_rss, 1),
+                                            "vm_hwm_mb": round(sampler.status.get("VmHWM", 0), 1)}})
+                    peak_rss[broker.name] = max(peak_rss[broker.name], sampler.peak_rss)
+                    out(line)
+                    samples.setdefault((key, target), []).append(line)
+                    summary = line.get("msgs_per_s"), line.get("mb_per_s"), line.get("e2e_latency", {}).get("p50_ms")
+                    log(f"run {run} {key} {target}: msgs/s={summary[0]} MB/s={summary[1]} e2e p50={summary[2]} "
+                        f"{'ERROR ' + str(line['error']) if 'error' in line else ''}")
+        hwm = {name: proc_status(b.proc.pid).get("VmHWM", 0) for name, b in brokers.items()}
+    finally:
+        for broker in brokers.values():
+            broker.stop()
+
+    startup = {"gregor": gregor_startup(args.gregor_bin, max(args.runs, 3))}
+    if "tansu" in targets:
+        startup["tansu"] = peer_startup(lambda: tansu_broker(args.tansu_bin, workdir), max(args.runs, 3))
+    for target, values in startup.items():
+        out({"kind": "startup", "target": target, **values})
+    out({"kind": "rss_under_load", "peak_rss_mb": peak_rss, "vm_hwm_mb": hwm})
+
+    table = render_table(samples, targets, limits, startup, peak_rss, hwm, args, peer_note)
+    (results_dir / jsonl_path.name.replace(".jsonl", ".md")).write_text(table)
+    print(table)
+    log(f"raw lines: {jsonl_path}")
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def render_table(samples, targets, limits, startup, peak_rss, hwm, args, peer_note):
+    rows = []
+    loop = limits.get("loopback_mb_s")
+    disk = limits.get("disk_write_mb_s")
+    disk_sync = limits.get("disk_write_fdatasync_mb_s")
+    rtt = limits.get("loopback_rtt_1KiB_p50_ms")
+
+    def values(key, target, pick):
+        got = []
+        for line in samples.get((key, target), []):
+            if "error" not in line:
+                value = pick(line)
+                if value is not None:
+                    got.append(value)
+        return got
+
+    def add(title, key, pick, digits, limit=None, target_text="", met=None, higher_is_better=True):
+        g = spread(values(key, "gregor", pick), digits)
+        t = spread(values(key, "tansu", pick), digits) if "tansu" in targets else None
+        g_median = g[0] if g else None
+        t_median = t[0] if t else None
+        met_text = "" if met is None or g_median is None else ("yes" if met(g_median, t_median) else "**no**")
+        rows.append([title, g[1] if g else "failed", t[1] if t else "—",
+                     ratio(g_median, t_median), ratio(g_median, limit), target_text, met_text])
+
+    def both_limits(*candidates):
+        present = [c for c in candidates if c]
+        return min(present) if present else None
+
+    mb = lambda line: line.get("mb_per_s")
+    msgs = lambda line: line.get("msgs_per_s")
+    add("produce 100 B acks=1 — msg/s", "produce_100B_acks1", msgs, 0,
+        limit=(both_limits(loop, disk) or 0) * 1e6 / 100 or None,
+        target_text="≥ 2 000 000 and > Tansu",
+        met=lambda g, t: g >= 2_000_000 and (t is None or g > t))
+    add("produce 100 B acks=1 — p99 ack latency (ms)", "produce_100B_acks1",
+        lambda l: l.get("ack_latency", {}).get("p99_ms"), 2)
+    add("produce 1 KiB acks=all — MB/s", "produce_1KiB_acksall", mb, 1,
+        limit=both_limits(loop, disk), target_text="≥ 1 000 MB/s", met=lambda g, t: g >= 1000)
+    add("produce 1 KiB acks=all, flush every message (group commit) — MB/s",
+        "produce_1KiB_acksall_durable", mb, 1, limit=both_limits(loop, disk_sync),
+        target_text="≥ 700 MB/s", met=lambda g, t: g >= 700)
+    add("consume 1 KiB from the log — MB/s", "consume_1KiB", mb, 1, limit=loop,
+        target_text="≥ 1 000 MB/s", met=lambda g, t: g >= 1000)
+    for key, title, p50_target, p99_target in [
+        ("e2e_1KiB_10k_linger0", "e2e 1 KiB @ 10k/s linger.ms=0", 0.3, 1.0),
+        ("e2e_1KiB_10k_default", "e2e 1 KiB @ 10k/s default linger", None, None),
+        ("e2e_100B_50k", "e2e 100 B @ 50k/s", None, None),
+    ]:
+        for pct, label, limit_value, goal in [("p50_ms", "p50", rtt, p50_target), ("p99_ms", "p99", None, p99_target),
+                                              ("p999_ms", "p99.9", None, None), ("max_ms", "max", None, None)]:
+            add(f"{title} — {label} (ms)", key, lambda l, p=pct: l.get("e2e_latency", {}).get(p), 3,
+                limit=limit_value, target_text=f"≤ {goal} ms" if goal else "",
+                met=(lambda g, t, goal=goal: g <= goal) if goal else None)
+    for key, title in [("produce_100B_acks1", "produce 100 B"), ("produce_1KiB_acksall", "produce 1 KiB acks=all"),
+                       ("consume_1KiB", "consume 1 KiB")]:
+        def cpu_per_gb(line):
+            gb = line.get("messages", 0) * line.get("size", 0) / 1e9
+            return line["broker"]["cpu_s"] / gb if gb else None
+        add(f"broker CPU s per GB, {title}", key, cpu_per_gb, 2)
+
+    g_start, t_start = startup.get("gregor", {}), startup.get("tansu", {})
+
+    def startup_row(title, median_key, min_key, max_key, digits, target_text, goal):
+        def fmt(d):
+            if not d:
+                return "—"
+            low = d.get(min_key)
+            return (f"{d[median_key]:.{digits}f}" + (f" ({low:.{digits}f}–{d[max_key]:.{digits}f})" if low is not None else f" (max {d[max_key]:.{digits}f})"))
+        g = g_start.get(median_key)
+        t = t_start.get(median_key)
+        rows.append([title, fmt(g_start), fmt(t_start), ratio(g, t), "—", target_text,
+                     "" if g is None else ("yes" if g <= goal else "**no**")])
+
+    startup_row("start-up to first accepted connection (ms)", "startup_ms_median", "startup_ms_min",
+                "startup_ms_max", 1, "≤ 10 ms", 10)
+    startup_row("idle RSS (MB)", "idle_rss_mb_median", "idle_rss_mb_min", "idle_rss_mb_max", 1, "≤ 16 MB", 16)
+    g_peak, t_peak = peak_rss.get("gregor"), peak_rss.get("tansu")
+    rows.append(["peak RSS under load, sampled every 50 ms (MB)", f"{g_peak:.1f} (VmHWM {hwm.get('gregor', 0):.1f})",
+                 f"{t_peak:.1f} (VmHWM {hwm.get('tansu', 0):.1f})" if t_peak else "—", ratio(g_peak, t_peak), "—",
+                 "bounded (≤ 256 MB while GBs are written)",
+                 "yes" if g_peak and hwm.get("gregor", 0) <= 256 else "**no**"])
+    size_mb = g_start.get("binary_mb")
+    if size_mb is not None:
+        rows.append(["binary size (MB), this build (not the static musl image)", f"{size_mb:.1f}", "—", "—", "—",
+                     "≤ 20 MB", "yes" if size_mb <= 20 else "**no**"])
+
+    header = ["scenario", "gregor median (min–max)", "Tansu median (min–max)", "gregor/Tansu",
+              "gregor/limit", "target (issue 5)", "met?"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+    def limit_text(name, unit, digits=0):
+        v = limits.get(name)
+        return f"{v:,.{digits}f} {unit}" if v is not None else "not measured"
+    notes = [
+        "",
+        f"{args.runs} run(s) per scenario{' (quick smoke sizes)' if args.quick else ''}, interleaved gregor/Tansu; "
+        "median (min–max).",
+        f"Machine limits (median): loopback TCP {limit_text('loopback_mb_s', 'MB/s')} (iperf3), "
+        f"sequential write {limit_text('disk_write_mb_s', 'MB/s')}, with fdatasync per MiB "
+        f"{limit_text('disk_write_fdatasync_mb_s', 'MB/s')} (fio), loopback 1 KiB round trip p50 "
+        f"{limit_text('loopback_rtt_1KiB_p50_ms', 'ms', 3)} (Python echo).",
+        "gregor/limit: throughput against min(loopback, disk) (the fdatasync figure for the flush-every-message "
+        "row; loopback alone for consume); e2e p50 against one loopback round trip. Tansu runs its memory engine "
+        "(no disk, no durable commit row).",
+    ]
+    if peer_note:
+        notes.append(f"Peer: {peer_note}.")
+    return "\n".join(lines + notes) + "\n"
+
+
+if __name__ == "__main__":
+    main()

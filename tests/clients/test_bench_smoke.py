@@ -1,0 +1,83 @@
+"""Seconds-long smoke of the benchmark tool (bench/, librdkafka) against the
+real broker: each mode runs and prints one well-formed JSON line, and the
+suite script runs end to end in --quick mode. No timing is asserted: these
+are measurements, checked only for shape and completeness.
+
+Needs bench/target/release/gregor-bench (`cd bench && cargo build --release`);
+skipped with that reason when it has not been built.
+"""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import BIN, ROOT
+
+BENCH = ROOT / "bench" / "target" / "release" / "gregor-bench"
+
+pytestmark = pytest.mark.skipif(
+    not BENCH.exists(),
+    reason=f"{BENCH.relative_to(ROOT)} not built (cd bench && cargo build --release)",
+)
+
+
+def bench(broker, mode, *args):
+    done = subprocess.run(
+        [str(BENCH), "--bootstrap", broker.bootstrap, "--label", "smoke", mode, *args],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, done.stdout
+    return json.loads(lines[0])
+
+
+def test_produce_reports_throughput_latency_and_client_settings(broker):
+    line = bench(broker, "produce", "--topic", "smoke-produce", "--messages", "2000", "--size", "100",
+                 "--acks", "all", "--linger-ms", "1", "--batch-size", "65536", "--compression", "lz4",
+                 "--idempotence")
+    assert line["mode"] == "produce" and line["label"] == "smoke"
+    assert line["acked"] == 2000 and line["failed"] == 0
+    assert line["msgs_per_s"] > 0 and line["mb_per_s"] > 0
+    assert line["ack_latency"]["count"] == 2000
+    assert line["ack_latency"]["p50_ms"] <= line["ack_latency"]["p99_ms"] <= line["ack_latency"]["max_ms"]
+    assert line["client"] == {"acks": "all", "linger.ms": "1", "batch.size": "65536",
+                              "compression.type": "lz4", "enable.idempotence": "true"}
+
+
+def test_rate_limited_produce_then_consume_from_the_beginning(broker):
+    bench(broker, "produce", "--topic", "smoke-consume", "--messages", "1000", "--size", "1024",
+          "--rate", "5000", "--partitions", "3")
+    line = bench(broker, "consume", "--topic", "smoke-consume", "--messages", "1000")
+    assert line["mode"] == "consume"
+    assert line["messages"] == 1000 and line["partitions"] == 3 and line["size"] == 1024
+    assert line["mb_per_s"] > 0
+
+
+def test_e2e_measures_every_message_after_the_warm_up(broker):
+    line = bench(broker, "e2e", "--topic", "smoke-e2e", "--rate", "1000", "--size", "256",
+                 "--warmup-s", "0.2", "--duration-s", "0.5", "--linger-ms", "0")
+    assert line["received"] == line["messages"] == 700
+    assert line["out_of_order"] == 0
+    assert line["e2e_latency"]["count"] == 500
+    assert 0 < line["e2e_latency"]["p50_ms"] <= line["e2e_latency"]["max_ms"]
+    assert line["producer"]["acked"] == 700
+
+
+def test_suite_quick_mode_writes_raw_lines_and_a_table(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "suite.py"), "--quick", "--runs", "1", "--no-peer",
+         "--no-limits", "--gregor-bin", str(BIN), "--results", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| produce 100 B acks=1 — msg/s |" in done.stdout
+    [raw] = list(tmp_path.glob("*.jsonl"))
+    lines = [json.loads(line) for line in raw.read_text().splitlines()]
+    runs = [line for line in lines if line.get("kind") == "run"]
+    assert {line["scenario"] for line in runs} == {
+        "produce_100B_acks1", "produce_1KiB_acksall", "consume_1KiB", "e2e_1KiB_10k_linger0",
+        "e2e_1KiB_10k_default", "e2e_100B_50k", "produce_1KiB_acksall_durable"}
+    assert not [line for line in runs if "error" in line]
+    assert any(line.get("kind") == "startup" for line in lines)
