@@ -128,8 +128,7 @@ def tansu_broker(binary, workdir, name="tansu"):
         return [binary, "broker",
                 "--storage-engine", "memory://tansu/",
                 "--listener-url", url,
-                "--advertised-listener-url", url,
-                "--prometheus-listener-url", f"tcp://127.0.0.1:{free_port()}"]
+                "--advertised-listener-url", url]
     return Broker(name, argv, env={"RUST_LOG": "warn"}, workdir=workdir)
 
 
