@@ -6,6 +6,7 @@
 #   scripts/build-images.sh                 # build the binary, then the images
 #   scripts/build-images.sh --binary PATH   # use an already built static binary
 #   scripts/build-images.sh --no-install    # never apt-get/rustup anything
+#   scripts/build-images.sh --glibc         # skip musl (tests the fallback)
 #
 # The binary: x86_64-unknown-linux-musl first (musl resolves host names
 # without NSS, which a scratch image has not); if that target or its C
@@ -16,11 +17,13 @@ cd "$(dirname "$0")/.."
 
 BINARY=""
 INSTALL=1
+TRY_MUSL=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --binary) BINARY=$2; shift 2 ;;
     --no-install) INSTALL=0; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --glibc) TRY_MUSL=0; shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "build-images.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -73,7 +76,7 @@ musl_ready() {
 
 build_binary() {
   # mimalloc, lz4-sys and zstd-sys compile C: for musl that needs musl-gcc.
-  if musl_ready; then
+  if [ "$TRY_MUSL" = 1 ] && musl_ready; then
     say "building for $MUSL"
     if CC_x86_64_unknown_linux_musl=musl-gcc \
        nice -n 10 cargo build --release --target "$MUSL" --bin gregor >&2; then
@@ -81,7 +84,7 @@ build_binary() {
       if is_static "$BINARY"; then return 0; fi
     fi
     say "the musl build failed; falling back to static glibc"
-  else
+  elif [ "$TRY_MUSL" = 1 ]; then
     say "no musl target or musl-gcc; falling back to static glibc"
   fi
   say "building for $GNU with crt-static (note: static glibc resolves names only from /etc/hosts and DNS without NSS modules)"

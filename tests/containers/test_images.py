@@ -5,7 +5,7 @@ import subprocess
 import tempfile
 import time
 
-from conftest import BROKER, COORDINATOR, run
+from conftest import BROKER, COORDINATOR, free_port, run
 
 SIZE_GOAL = 15 * 1000 * 1000
 
@@ -52,6 +52,15 @@ def test_docker_stop_is_graceful_and_leaves_clean_shutdown_markers(dock):
     marker = run("docker", "cp", f"{broker}:/var/lib/gregor/stopped-0/.clean_shutdown", "-",
                  check=False)
     assert marker.returncode == 0, marker.stderr
+
+
+def test_coordinator_stops_gracefully_and_quickly(dock):
+    coordinator = dock.run(COORDINATOR, name="cstop")
+    dock.wait_healthy(coordinator)
+    started = time.monotonic()
+    run("docker", "stop", coordinator, timeout=30)
+    assert time.monotonic() - started < 10
+    assert dock.inspect(coordinator, "{{ .State.ExitCode }}") == "0", dock.logs(coordinator)
 
 
 def test_named_volume_is_writable_by_the_non_root_user_and_keeps_data(dock):
@@ -111,13 +120,14 @@ def test_client_on_another_network_uses_the_published_port_and_advertised_addres
     client_net = dock.network("other")
     gateway = run("docker", "network", "inspect", "--format",
                   "{{ (index .IPAM.Config 0).Gateway }}", client_net).stdout.strip()
-    from conftest import free_port
     port = free_port()
     broker = dock.run("-p", f"{port}:9092",
                       "-e", f"KAFKA_ADVERTISED_LISTENERS=PLAINTEXT://{gateway}:{port}",
                       BROKER, name="published")
     dock.wait_healthy(broker)
     tool = ["docker", "run", "--rm", "-i", "--network", client_net, BROKER]
+    run(*tool, "kafka-topics.sh", "--create", "--topic", "far", "--partitions", "1",
+        "--replication-factor", "1", "--bootstrap-server", f"{gateway}:{port}", timeout=60)
     run(*tool, "kafka-console-producer.sh", "--topic", "far", "--broker-list",
         f"{gateway}:{port}", input="from far away\n", timeout=60)
     proc = run(*tool, "kafka-console-consumer.sh", "--topic", "far", "--from-beginning",
