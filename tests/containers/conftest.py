@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -81,7 +82,9 @@ def images(docker):
 @pytest.fixture(scope="session")
 def python_app(docker):
     """The tutorial's Python app on a base image built offline from Debian."""
-    run(str(SCRIPTS / "python-base-image.sh"), "--app", timeout=1800)
+    pip = Path(sys.executable).parent / "pip"
+    env = dict(os.environ, PIP=str(pip)) if pip.exists() else None
+    run(str(SCRIPTS / "python-base-image.sh"), "--app", timeout=1800, env=env)
     return PYTHON_APP
 
 
