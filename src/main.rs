@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Run a broker (with an embedded coordinator unless one is named).
     Broker(BrokerArgs),
+    /// Run the cluster coordinator (ZooKeeper's role) as its own process.
+    Coordinator(gregor::cluster::http::CoordinatorArgs),
     /// Exit 0 when the admin HTTP listener reports healthy (for Docker).
     Healthcheck {
         /// Admin listener to probe.
@@ -142,6 +144,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Broker(args) => run_broker(args),
+        Command::Coordinator(args) => run_coordinator(args),
         Command::Topics(t) => gregor::cli::run(gregor::cli::Tool::Topics, t.args),
         Command::ConsoleProducer(t) => gregor::cli::run(gregor::cli::Tool::ConsoleProducer, t.args),
         Command::ConsoleConsumer(t) => gregor::cli::run(gregor::cli::Tool::ConsoleConsumer, t.args),
@@ -186,6 +189,44 @@ fn run_broker(args: BrokerArgs) -> ExitCode {
         Err(error) => {
             tracing::error!("{error}");
             eprintln!("gregor: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_coordinator(args: gregor::cluster::http::CoordinatorArgs) -> ExitCode {
+    let env = ConfigSources::process_env();
+    let sources = ConfigSources {
+        file: None,
+        env: env.clone(),
+        overrides: Vec::new(),
+    };
+    init_tracing(LogFormat::Text, &sources);
+    let settings = match args.load(&env) {
+        Ok(settings) => settings,
+        Err(error) => return config_error(error),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("gregor: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let shutdown = match shutdown_on_signals() {
+        Ok(shutdown) => shutdown,
+        Err(error) => {
+            eprintln!("gregor: cannot install signal handlers: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(gregor::cluster::http::run(settings, shutdown)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("gregor coordinator: {error}");
             ExitCode::from(1)
         }
     }

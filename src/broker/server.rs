@@ -19,7 +19,7 @@ use super::{BrokerContext, Partitions};
 use crate::admin_http;
 use crate::cluster::{
     BrokerRegistration, ClusterCoordinator, ClusterError, EmbeddedCoordinator, Listener,
-    SecurityProtocol,
+    RemoteCoordinator, SecurityProtocol,
 };
 use crate::config::BrokerSettings;
 use crate::group::GroupCoordinator;
@@ -51,10 +51,14 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), StartError> {
     prepare_data_dir(&settings.data_dir)?;
-    let coordinator = Arc::new(EmbeddedCoordinator::open(
-        &settings.data_dir,
-        settings.broker_id,
-    )?);
+    // A named coordinator is a separate process; otherwise run it in-process.
+    let coordinator: Arc<dyn ClusterCoordinator> = match &settings.coordinator {
+        Some(address) => Arc::new(RemoteCoordinator::start(address, shutdown.clone())),
+        None => Arc::new(EmbeddedCoordinator::open(
+            &settings.data_dir,
+            settings.broker_id,
+        )?),
+    };
     let listeners = settings
         .listeners
         .iter()
@@ -65,14 +69,17 @@ pub async fn run(
             security_protocol: SecurityProtocol::Plaintext,
         })
         .collect();
-    coordinator
-        .register_broker(BrokerRegistration {
-            broker_id: settings.broker_id,
-            incarnation_id: Uuid::new_v4(),
-            listeners,
-            rack: None,
-        })
-        .await?;
+    let registration = coordinator.register_broker(BrokerRegistration {
+        broker_id: settings.broker_id,
+        incarnation_id: Uuid::new_v4(),
+        listeners,
+        rack: None,
+    });
+    // A remote coordinator may not be up yet; a stop request must not wait.
+    tokio::select! {
+        registered = registration => { registered?; }
+        _ = shutdown.changed() => return Ok(()),
+    }
 
     // Bind before opening logs, so a second start on a busy port fails fast
     // and touches nothing.
@@ -105,7 +112,7 @@ pub async fn run(
         reason: e.to_string(),
     })?;
     let ctx = Arc::new(BrokerContext {
-        coordinator: coordinator.clone() as Arc<dyn ClusterCoordinator>,
+        coordinator: coordinator.clone(),
         partitions: partitions.clone(),
         metrics: Arc::new(Metrics::default()),
         groups: Arc::new(groups),

@@ -5,7 +5,7 @@
 //! image, makes it durable in the [`CommandLog`], and only then publishes the
 //! new image. A rejected command is never logged.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex as StdMutex};
@@ -32,11 +32,15 @@ struct Committed {
     /// The append in flight. It outlives its proposer if that is cancelled,
     /// and is then settled by the next [`EmbeddedCoordinator::lock`].
     pending: Option<PendingAppend>,
+    /// The newest committed entries, oldest first, ending at `image`; what
+    /// [`EmbeddedCoordinator::read_log`] serves without touching the disk.
+    tail: VecDeque<LogEntry>,
 }
 
 /// An append running on a blocking thread and the image it commits.
 struct PendingAppend {
     image: Arc<MetadataImage>,
+    entry: LogEntry,
     task: JoinHandle<Result<(), ClusterError>>,
 }
 
@@ -44,6 +48,30 @@ impl Committed {
     fn next_index(&self) -> u64 {
         self.image.last_applied + 1
     }
+
+    /// Makes `image` (the result of `entry`) the committed state.
+    fn commit(&mut self, image: Arc<MetadataImage>, entry: LogEntry) {
+        self.image = image;
+        if self.tail.len() >= LOG_TAIL_ENTRIES {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(entry);
+    }
+}
+
+/// How many of the newest log entries stay in memory for brokers pulling
+/// the log; a broker further behind gets a snapshot instead.
+pub const LOG_TAIL_ENTRIES: usize = 4096;
+
+/// What a broker pulling the metadata log gets.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LogRead {
+    /// Committed entries with contiguous indexes from the requested one;
+    /// empty when nothing newer is committed.
+    Entries(Vec<LogEntry>),
+    /// The whole current image, when the requested index is no longer (or
+    /// not yet) in the log this coordinator serves.
+    Snapshot(Arc<MetadataImage>),
 }
 
 /// The embedded coordinator; cheap to share behind an `Arc`.
@@ -72,6 +100,8 @@ impl EmbeddedCoordinator {
         );
         let log_path = log.path().to_owned();
         let image = Arc::new(image);
+        let skip = entries.len().saturating_sub(LOG_TAIL_ENTRIES);
+        let tail = entries.into_iter().skip(skip).collect();
         let (images, _) = watch::channel(Arc::clone(&image));
         Ok(Self {
             committed: Mutex::new(Committed {
@@ -79,6 +109,7 @@ impl EmbeddedCoordinator {
                 log: Arc::new(StdMutex::new(log)),
                 log_path,
                 pending: None,
+                tail,
             }),
             images,
         })
@@ -106,7 +137,7 @@ impl EmbeddedCoordinator {
         if let (Some(outcome), Some(pending)) = (outcome, committed.pending.take()) {
             match outcome {
                 Ok(Ok(())) => {
-                    committed.image = pending.image;
+                    committed.commit(pending.image, pending.entry);
                     self.images.send_replace(Arc::clone(&committed.image));
                 }
                 Ok(Err(error)) => {
@@ -132,22 +163,47 @@ impl EmbeddedCoordinator {
         let log = Arc::clone(&committed.log);
         let log_path = committed.log_path.clone();
         let next = Arc::new(next);
+        let to_write = entry.clone();
         let task = tokio::task::spawn_blocking(move || {
             let mut log = log.lock().map_err(|_| poisoned(&log_path))?;
-            log.append(&entry)
+            log.append(&to_write)
         });
         // Kept in `committed` while awaited: if this future is dropped, the
         // append still finishes and `lock` commits or discards its image.
         let pending = committed.pending.insert(PendingAppend {
             image: Arc::clone(&next),
+            entry: entry.clone(),
             task,
         });
         let written = (&mut pending.task).await;
         committed.pending = None;
         written.map_err(|e| task_failed(&committed.log_path, &e))??;
-        committed.image = next;
+        committed.commit(next, entry);
         self.images.send_replace(Arc::clone(&committed.image));
         Ok(outcome)
+    }
+
+    /// The committed entries from index `from` on (at most `max`), or a
+    /// snapshot when `from` is older than the in-memory tail or beyond the
+    /// log's end + 1 (the reader saw a log this coordinator no longer has).
+    /// Index 0 never exists, so `from = 0` always asks for a snapshot.
+    pub async fn read_log(&self, from: u64, max: usize) -> LogRead {
+        let committed = self.lock().await;
+        let next = committed.next_index();
+        let oldest = committed.tail.front().map_or(next, |e| e.index);
+        if from == 0 || from < oldest || from > next {
+            return LogRead::Snapshot(Arc::clone(&committed.image));
+        }
+        let skip = usize::try_from(from - oldest).unwrap_or(usize::MAX);
+        LogRead::Entries(
+            committed
+                .tail
+                .iter()
+                .skip(skip)
+                .take(max)
+                .cloned()
+                .collect(),
+        )
     }
 
     /// Applies `command` to a copy of the current image without logging it.

@@ -4,7 +4,10 @@
 //!   changed only by applying [`Command`]s, refusing with a [`KafkaCode`];
 //! - [`command_log`]: the durable, replayable log of accepted commands;
 //! - [`embedded`]: [`EmbeddedCoordinator`], the single-node coordinator a
-//!   broker runs in-process when no coordinator is configured.
+//!   broker runs in-process when no coordinator is configured;
+//! - [`http`]: the coordinator as its own process and [`RemoteCoordinator`],
+//!   which brokers use to reach it; [`remote_image`] is the broker's copy
+//!   of the metadata, kept by pulling the command log.
 //!
 //! Brokers talk to the coordinator only through [`ClusterCoordinator`], so
 //! the embedded coordinator and a remote one (over HTTP) are interchangeable.
@@ -12,7 +15,9 @@
 mod code;
 pub mod command_log;
 pub mod embedded;
+pub mod http;
 pub mod metadata;
+pub mod remote_image;
 mod topic_config;
 
 use std::collections::BTreeMap;
@@ -23,7 +28,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 pub use command_log::{CommandLog, LogEntry, MetaMarker, new_cluster_id};
-pub use embedded::EmbeddedCoordinator;
+pub use embedded::{EmbeddedCoordinator, LogRead};
+pub use http::RemoteCoordinator;
 pub use metadata::{
     ApplyOutcome, BrokerState, Command, ConfigResource, KafkaCode, Listener, MetadataImage,
     PartitionState, Rejection, SecurityProtocol, TopicState, validate_topic_name,

@@ -1,0 +1,32 @@
+//! The coordinator as its own process (ZooKeeper's role) and the client
+//! brokers use to reach it, over HTTP/JSON.
+//!
+//! - [`wire`]: request and response bodies, named after Kafka's RPCs;
+//! - [`server`]: `gregor coordinator`, serving the routes below;
+//! - [`client`]: [`RemoteCoordinator`], the [`ClusterCoordinator`] a broker
+//!   uses when `zookeeper.connect` / `coordinator.connect` is set;
+//! - [`lease`]: heartbeats and fencing, as a pure decision;
+//! - [`settings`]: `coordinator.properties` / `zookeeper.properties`.
+//!
+//! Routes: `POST /v1/brokers/register`, `POST /v1/brokers/heartbeat`,
+//! `POST /v1/topics`, `DELETE /v1/topics/{name}`,
+//! `POST /v1/topics/{name}/partitions`, `PUT /v1/configs/topic/{name}`,
+//! `POST /v1/producer-ids`, `GET /v1/metadata/log?from=IDX&wait_ms=MS`,
+//! `GET /v1/cluster`, `/healthz`, `/readyz`, `/metrics`. Errors answer with
+//! `{"error_code", "error_name", "error_message"}` and a matching HTTP
+//! status.
+//!
+//! [`ClusterCoordinator`]: crate::cluster::ClusterCoordinator
+
+pub mod client;
+pub mod lease;
+pub mod server;
+pub mod settings;
+pub mod wire;
+
+pub use client::RemoteCoordinator;
+pub use server::{CoordinatorError, run, run_on};
+pub use settings::{CoordinatorArgs, CoordinatorSettings};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,261 @@
+//! Configuration of `gregor coordinator`, in ZooKeeper's vocabulary so that
+//! Kafka's `config/zookeeper.properties` works unchanged.
+//!
+//! Keys (aliases in parentheses):
+//! - `dataDir` (`data.dir`): where the command log and `meta.json` live;
+//!   default `/tmp/gregor-coordinator`;
+//! - `clientPort` (`port`): the HTTP port, default 2181;
+//! - `clientPortAddress`: the address to bind, default `0.0.0.0`;
+//! - `maxClientCnxns`: most concurrent connections, 0 (the default) for no
+//!   limit. ZooKeeper counts per client IP; gregor counts them all;
+//! - `node.id`: the coordinator's node id, written into `meta.json`;
+//!   default 0.
+//!
+//! Sources, later ones winning: built-in defaults, the properties file,
+//! environment variables `GREGOR_COORDINATOR_<KEY>` (the key upper-cased,
+//! dots as underscores: `GREGOR_COORDINATOR_DATA_DIR`,
+//! `GREGOR_COORDINATOR_PORT`, `GREGOR_COORDINATOR_MAXCLIENTCNXNS`), then
+//! `--data-dir`, `--port` and `--override key=value`. ZooKeeper keys that
+//! mean nothing here (`tickTime`, `initLimit`, …) are accepted silently;
+//! any other key gets a warning.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use crate::config::{ConfigError, RawConfig, RawValue, Source, parse_override};
+
+/// Every key the coordinator reads, with its default.
+const KEYS: &[(&str, &str)] = &[
+    ("dataDir", "/tmp/gregor-coordinator"),
+    ("clientPort", "2181"),
+    ("clientPortAddress", "0.0.0.0"),
+    ("maxClientCnxns", "0"),
+    ("node.id", "0"),
+];
+
+/// Other spellings, mapped to the key in [`KEYS`] they mean.
+const ALIASES: &[(&str, &str)] = &[
+    ("data.dir", "dataDir"),
+    ("port", "clientPort"),
+    ("max.client.cnxns", "maxClientCnxns"),
+];
+
+/// ZooKeeper settings with no meaning for gregor's coordinator.
+const IGNORED: &[&str] = &[
+    "tickTime",
+    "initLimit",
+    "syncLimit",
+    "dataLogDir",
+    "admin.enableServer",
+    "admin.serverPort",
+    "autopurge.snapRetainCount",
+    "autopurge.purgeInterval",
+    "4lw.commands.whitelist",
+    "standaloneEnabled",
+    "reconfigEnabled",
+];
+
+const ENV_PREFIX: &str = "GREGOR_COORDINATOR_";
+
+/// The coordinator's validated settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoordinatorSettings {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// `None`: no limit.
+    pub max_client_connections: Option<usize>,
+    pub node_id: i32,
+}
+
+/// `gregor coordinator [CONFIG] [--data-dir DIR] [--port PORT] [--override k=v]`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CoordinatorArgs {
+    /// A coordinator.properties or zookeeper.properties file.
+    pub config: Option<PathBuf>,
+    /// Data directory (dataDir).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// HTTP port (clientPort), default 2181.
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<String>,
+    /// Set a config key: --override key=value.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+impl CoordinatorArgs {
+    /// Loads and validates the settings from the file, `env` and the flags;
+    /// warns once about each unknown key.
+    pub fn load(&self, env: &[(String, String)]) -> Result<CoordinatorSettings, ConfigError> {
+        let mut raw = RawConfig::new();
+        if let Some(path) = &self.config {
+            merge(&mut raw, RawConfig::from_file(path)?);
+        }
+        let mut from_env = RawConfig::new();
+        for (name, value) in env {
+            if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
+                from_env.set(env_key(rest), value.clone(), Source::Env(name.clone()));
+            }
+        }
+        merge(&mut raw, from_env);
+        let mut flags = Vec::new();
+        for arg in &self.overrides {
+            flags.push(parse_override(arg)?);
+        }
+        if let Some(dir) = &self.data_dir {
+            flags.push(("dataDir".to_owned(), dir.clone()));
+        }
+        if let Some(port) = &self.port {
+            flags.push(("clientPort".to_owned(), port.clone()));
+        }
+        merge(&mut raw, RawConfig::from_overrides(&flags));
+        warn_unknown(&raw);
+        validate(&raw)
+    }
+}
+
+/// `DATA_DIR` → `data.dir`; `MAXCLIENTCNXNS` → the key it spells.
+fn env_key(rest: &str) -> String {
+    let dotted = rest.to_ascii_lowercase().replace('_', ".");
+    KEYS.iter()
+        .map(|(k, _)| *k)
+        .find(|k| k.eq_ignore_ascii_case(&dotted) || k.eq_ignore_ascii_case(rest))
+        .map_or(dotted, str::to_owned)
+}
+
+fn canonical(key: &str) -> &str {
+    ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == key)
+        .map_or(key, |(_, k)| k)
+}
+
+/// Layers `higher` on `raw` with aliases resolved, so `port` given later
+/// overrides `clientPort` given earlier.
+fn merge(raw: &mut RawConfig, higher: RawConfig) {
+    let mut resolved = RawConfig::new();
+    for (key, value) in higher.iter() {
+        resolved.set(canonical(key), value.value.clone(), value.from.clone());
+    }
+    raw.merge(resolved);
+}
+
+fn warn_unknown(raw: &RawConfig) {
+    for (key, value) in raw.iter() {
+        if !KEYS.iter().any(|(k, _)| *k == key) && !IGNORED.contains(&key) {
+            tracing::warn!(key, from = %value.from, "unknown coordinator config key ignored");
+        }
+    }
+}
+
+fn value(raw: &RawConfig, key: &str) -> RawValue {
+    raw.get(key).cloned().unwrap_or_else(|| RawValue {
+        value: KEYS
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or("", |(_, v)| v)
+            .to_owned(),
+        from: Source::Default,
+    })
+}
+
+fn int(raw: &RawConfig, key: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+    let rv = value(raw, key);
+    let bad = |reason: String| ConfigError::invalid(key, &rv.value, &rv.from, reason);
+    let n: i64 = rv
+        .value
+        .trim()
+        .parse()
+        .map_err(|_| bad("expected an integer".to_owned()))?;
+    if n < min || n > max {
+        return Err(bad(format!("must be between {min} and {max}")));
+    }
+    Ok(n)
+}
+
+fn validate(raw: &RawConfig) -> Result<CoordinatorSettings, ConfigError> {
+    let dir = value(raw, "dataDir");
+    if dir.value.trim().is_empty() {
+        return Err(ConfigError::invalid(
+            "dataDir",
+            &dir.value,
+            &dir.from,
+            "expected a directory",
+        ));
+    }
+    let port = u16::try_from(int(raw, "clientPort", 0, i64::from(u16::MAX))?).unwrap_or(0);
+    let address = value(raw, "clientPortAddress");
+    let ip: IpAddr = address.value.trim().parse().map_err(|_| {
+        ConfigError::invalid(
+            "clientPortAddress",
+            &address.value,
+            &address.from,
+            "expected an IP address",
+        )
+    })?;
+    let max = int(raw, "maxClientCnxns", 0, i64::from(i32::MAX))?;
+    Ok(CoordinatorSettings {
+        data_dir: PathBuf::from(dir.value.trim()),
+        listen: SocketAddr::new(ip, port),
+        max_client_connections: (max > 0).then(|| usize::try_from(max).unwrap_or(usize::MAX)),
+        node_id: i32::try_from(int(raw, "node.id", 0, i64::from(i32::MAX))?).unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn load(
+        args: CoordinatorArgs,
+        env: &[(&str, &str)],
+    ) -> Result<CoordinatorSettings, ConfigError> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        args.load(&env)
+    }
+
+    #[test]
+    fn defaults_match_zookeeper_properties() {
+        let settings = load(CoordinatorArgs::default(), &[]).expect("defaults");
+        assert_eq!(settings.data_dir, PathBuf::from("/tmp/gregor-coordinator"));
+        assert_eq!(settings.listen, "0.0.0.0:2181".parse().expect("addr"));
+        assert_eq!(settings.max_client_connections, None);
+    }
+
+    #[test]
+    fn file_then_env_then_flags_with_aliases() {
+        let mut file = tempfile::NamedTempFile::new().expect("tmp");
+        writeln!(
+            file,
+            "dataDir=/from/file\nclientPort=2000\nmaxClientCnxns=5\ntickTime=2000"
+        )
+        .expect("write");
+        let args = CoordinatorArgs {
+            config: Some(file.path().to_owned()),
+            port: Some("3000".to_owned()),
+            ..CoordinatorArgs::default()
+        };
+        let settings = load(args, &[("GREGOR_COORDINATOR_DATA_DIR", "/from/env")]).expect("load");
+        assert_eq!(settings.data_dir, PathBuf::from("/from/env"));
+        assert_eq!(settings.listen.port(), 3000);
+        assert_eq!(settings.max_client_connections, Some(5));
+    }
+
+    #[test]
+    fn a_bad_port_names_the_key_value_and_source() {
+        let args = CoordinatorArgs {
+            overrides: vec!["port=70000".to_owned()],
+            ..CoordinatorArgs::default()
+        };
+        let error = load(args, &[]).expect_err("bad port").to_string();
+        assert!(error.contains("clientPort"), "{error}");
+        assert!(error.contains("70000"), "{error}");
+        assert!(error.contains("command line"), "{error}");
+        assert!(!error.contains('\n'));
+    }
+}

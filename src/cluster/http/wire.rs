@@ -1,0 +1,480 @@
+//! The coordinator's HTTP/JSON wire format.
+//!
+//! Field names follow Kafka's RPCs (BrokerRegistration, BrokerHeartbeat,
+//! CreateTopics, AllocateProducerIds), so a later move to Kafka's binary
+//! encoding is mechanical. Every response carries `error_code` (a Kafka
+//! code, 0 for none) and, on failure, `error_message`. Writes also answer
+//! with `metadata_offset`: the log index the change is committed at (or a
+//! later one), which a broker waits for in its own image before it answers
+//! its client.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::cluster::metadata::{KafkaCode, Listener, MetadataImage};
+use crate::cluster::{ClusterError, LogEntry};
+
+/// The error part every response has.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error_code: i16,
+    /// Kafka's name for `error_code`, for people reading `curl` output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+}
+
+impl ErrorBody {
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    pub fn from_error(error: &ClusterError) -> Self {
+        Self::new(error.code(), error.message())
+    }
+
+    pub fn new(code: KafkaCode, message: impl Into<String>) -> Self {
+        Self {
+            error_code: code.0,
+            error_name: Some(code.name().to_owned()),
+            error_message: Some(message.into()),
+        }
+    }
+
+    /// `Err` with the carried code when it is not 0.
+    pub fn into_result(self) -> Result<(), ClusterError> {
+        if self.error_code == KafkaCode::NONE.0 {
+            return Ok(());
+        }
+        Err(ClusterError::Rejected {
+            code: KafkaCode(self.error_code),
+            message: self.error_message.unwrap_or_default(),
+        })
+    }
+}
+
+/// `POST /v1/brokers/register` (BrokerRegistrationRequest).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistrationRequest {
+    pub broker_id: i32,
+    pub incarnation_id: Uuid,
+    pub listeners: Vec<Listener>,
+    #[serde(default)]
+    pub rack: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistrationResponse {
+    #[serde(flatten)]
+    pub error: ErrorBody,
+    /// The registration's log index; -1 on error.
+    pub broker_epoch: i64,
+}
+
+/// `POST /v1/brokers/heartbeat` (BrokerHeartbeatRequest).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerHeartbeatRequest {
+    pub broker_id: i32,
+    pub broker_epoch: i64,
+    /// The last log index the broker's image has applied.
+    pub current_metadata_offset: u64,
+    #[serde(default)]
+    pub want_fence: bool,
+    #[serde(default)]
+    pub want_shut_down: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerHeartbeatResponse {
+    #[serde(flatten)]
+    pub error: ErrorBody,
+    /// The broker's image has reached its own registration.
+    pub is_caught_up: bool,
+    pub is_fenced: bool,
+    pub should_shut_down: bool,
+}
+
+/// `POST /v1/topics` (a CreateTopics `CreatableTopic`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatableTopic {
+    pub name: String,
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+    #[serde(default)]
+    pub configs: BTreeMap<String, String>,
+    #[serde(default)]
+    pub validate_only: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateTopicResponse {
+    #[serde(flatten)]
+    pub error: ErrorBody,
+    pub name: String,
+    /// Nil for `validate_only` and on error.
+    pub topic_id: Uuid,
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+    pub metadata_offset: u64,
+}
+
+/// `DELETE /v1/topics/{name}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteTopicResponse {
+    #[serde(flatten)]
+    pub error: ErrorBody,
+    pub name: String,
+    pub topic_id: Uuid,
+    pub metadata_offset: u64,
+}
+
+/// `POST /v1/topics/{name}/partitions` (a CreatePartitions topic).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatePartitionsRequest {
+    /// The new total number of partitions.
+    pub count: i32,
+    #[serde(default)]
+    pub validate_only: bool,
+}
+
+/// The answer to writes that return nothing but where they committed:
+/// create partitions and alter configs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteResponse {
+    #[serde(flatten)]
+    pub error: ErrorBody,
+    pub metadata_offset: u64,
+}
+
+/// `PUT /v1/configs/topic/{name}`: entries to set, then keys to reset.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterConfigsRequest {
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    #[serde(default)]
+    pub delete: Vec<String>,
+}
+
+/// `POST /v1/producer-ids` (AllocateProducerIdsRequest).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocateProducerIdsRequest {
+    pub broker_id: i32,
+    /// How many ids to reserve; Kafka's controller hands out blocks of 1000.
+    #[serde(default = "default_producer_id_block")]
+    pub count: i64,
+}
+
+fn default_producer_id_block() -> i64 {
+    1000
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocateProducerIdsResponse {
+    #[serde(flatten)]
+    pub error: ErrorBody,
+    pub producer_id_start: i64,
+    pub producer_id_len: i64,
+    pub metadata_offset: u64,
+}
+
+/// `GET /v1/metadata/log?from=IDX&wait_ms=MS`: on the wire
+/// `{"cluster_id", "last_index", "entries": [...]}` or
+/// `{"cluster_id", "last_index", "snapshot": {...}}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "LogResponseFields", into = "LogResponseFields")]
+pub struct MetadataLogResponse {
+    pub cluster_id: String,
+    /// The coordinator's newest committed index when it answered.
+    pub last_index: u64,
+    pub batch: LogBatch,
+}
+
+/// Either the entries from the requested index, or the whole image when
+/// the coordinator cannot serve that index.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LogBatch {
+    Entries(Vec<LogEntry>),
+    Snapshot(Box<MetadataImage>),
+}
+
+/// The JSON form of [`MetadataLogResponse`]. Not `#[serde(flatten)]`: that
+/// buffers values and then cannot read the image's integer map keys.
+#[derive(Serialize, Deserialize)]
+struct LogResponseFields {
+    cluster_id: String,
+    last_index: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    entries: Option<Vec<LogEntry>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    snapshot: Option<Box<MetadataImage>>,
+}
+
+impl TryFrom<LogResponseFields> for MetadataLogResponse {
+    type Error = &'static str;
+
+    fn try_from(fields: LogResponseFields) -> Result<Self, Self::Error> {
+        let batch = match (fields.entries, fields.snapshot) {
+            (Some(entries), None) => LogBatch::Entries(entries),
+            (None, Some(snapshot)) => LogBatch::Snapshot(snapshot),
+            _ => return Err("expected exactly one of \"entries\" and \"snapshot\""),
+        };
+        Ok(Self {
+            cluster_id: fields.cluster_id,
+            last_index: fields.last_index,
+            batch,
+        })
+    }
+}
+
+impl From<MetadataLogResponse> for LogResponseFields {
+    fn from(response: MetadataLogResponse) -> Self {
+        let (entries, snapshot) = match response.batch {
+            LogBatch::Entries(entries) => (Some(entries), None),
+            LogBatch::Snapshot(snapshot) => (None, Some(snapshot)),
+        };
+        Self {
+            cluster_id: response.cluster_id,
+            last_index: response.last_index,
+            entries,
+            snapshot,
+        }
+    }
+}
+
+/// `GET /v1/cluster`: what `--zookeeper HOST:2181` tools read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterView {
+    pub cluster_id: String,
+    /// The log index this view reflects.
+    pub metadata_offset: u64,
+    pub brokers: Vec<BrokerView>,
+    pub topics: Vec<TopicView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerView {
+    pub id: i32,
+    pub epoch: i64,
+    pub fenced: bool,
+    pub listeners: Vec<Listener>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicView {
+    pub name: String,
+    pub topic_id: Uuid,
+    pub configs: BTreeMap<String, String>,
+    pub partitions: Vec<PartitionView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionView {
+    pub partition: i32,
+    /// -1 when the partition has no leader.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+impl ClusterView {
+    pub fn of(image: &MetadataImage) -> Self {
+        Self {
+            cluster_id: image.cluster_id.clone(),
+            metadata_offset: image.last_applied,
+            brokers: image
+                .brokers()
+                .map(|b| BrokerView {
+                    id: b.id,
+                    epoch: b.epoch,
+                    fenced: b.fenced,
+                    listeners: b.listeners.clone(),
+                })
+                .collect(),
+            topics: image
+                .topics()
+                .map(|t| TopicView {
+                    name: t.name.clone(),
+                    topic_id: t.id,
+                    configs: t.configs.clone(),
+                    partitions: t
+                        .partitions
+                        .iter()
+                        .zip(0..)
+                        .map(|(p, partition)| PartitionView {
+                            partition,
+                            leader: p.leader,
+                            leader_epoch: p.leader_epoch,
+                            replicas: p.replicas.clone(),
+                            isr: p.isr.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::cluster::metadata::{Command, SecurityProtocol};
+
+    fn listener() -> Listener {
+        Listener {
+            name: "PLAINTEXT".to_owned(),
+            host: "h".to_owned(),
+            port: 9092,
+            security_protocol: SecurityProtocol::Plaintext,
+        }
+    }
+
+    #[test]
+    fn registration_request_uses_kafka_field_names() {
+        let request = BrokerRegistrationRequest {
+            broker_id: 0,
+            incarnation_id: Uuid::nil(),
+            listeners: vec![listener()],
+            rack: None,
+        };
+        let value = serde_json::to_value(&request).expect("encode");
+        assert_eq!(
+            value,
+            json!({
+                "broker_id": 0,
+                "incarnation_id": "00000000-0000-0000-0000-000000000000",
+                "listeners": [{"name": "PLAINTEXT", "host": "h", "port": 9092, "security_protocol": "PLAINTEXT"}],
+                "rack": null,
+            })
+        );
+        let back: BrokerRegistrationRequest = serde_json::from_value(value).expect("decode");
+        assert_eq!(back, request);
+    }
+
+    #[test]
+    fn error_fields_are_flattened_and_omitted_when_none() {
+        let ok = WriteResponse {
+            error: ErrorBody::none(),
+            metadata_offset: 7,
+        };
+        assert_eq!(
+            serde_json::to_value(&ok).expect("encode"),
+            json!({"error_code": 0, "metadata_offset": 7})
+        );
+        let failed = WriteResponse {
+            error: ErrorBody::new(KafkaCode::TOPIC_ALREADY_EXISTS, "topic 't' already exists"),
+            metadata_offset: 0,
+        };
+        let value = serde_json::to_value(&failed).expect("encode");
+        assert_eq!(value["error_code"], 36);
+        assert_eq!(value["error_name"], "TOPIC_ALREADY_EXISTS");
+        let back: WriteResponse = serde_json::from_value(value).expect("decode");
+        match back.error.into_result() {
+            Err(ClusterError::Rejected { code, message }) => {
+                assert_eq!(code, KafkaCode::TOPIC_ALREADY_EXISTS);
+                assert_eq!(message, "topic 't' already exists");
+            }
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn heartbeat_request_defaults_the_optional_flags() {
+        let request: BrokerHeartbeatRequest = serde_json::from_value(
+            json!({"broker_id": 1, "broker_epoch": 5, "current_metadata_offset": 9}),
+        )
+        .expect("decode");
+        assert!(!request.want_fence && !request.want_shut_down);
+    }
+
+    #[test]
+    fn log_response_is_entries_or_snapshot() {
+        let entries = MetadataLogResponse {
+            cluster_id: "c".to_owned(),
+            last_index: 1,
+            batch: LogBatch::Entries(vec![LogEntry {
+                index: 1,
+                command: Command::AllocateProducerIds {
+                    broker_id: 0,
+                    count: 10,
+                },
+            }]),
+        };
+        let value = serde_json::to_value(&entries).expect("encode");
+        assert_eq!(
+            value["entries"][0]["command"]["type"],
+            "allocate_producer_ids"
+        );
+        assert!(value.get("snapshot").is_none());
+        let back: MetadataLogResponse = serde_json::from_value(value).expect("decode");
+        assert_eq!(back, entries);
+
+        let snapshot = MetadataLogResponse {
+            cluster_id: "c".to_owned(),
+            last_index: 3,
+            batch: LogBatch::Snapshot(Box::new(image_with_a_broker())),
+        };
+        let value = serde_json::to_value(&snapshot).expect("encode");
+        assert_eq!(value["snapshot"]["cluster_id"], "c");
+        let back: MetadataLogResponse = serde_json::from_value(value).expect("decode");
+        assert_eq!(back, snapshot);
+    }
+
+    fn image_with_a_broker() -> MetadataImage {
+        let mut image = MetadataImage::new("c");
+        image
+            .apply(
+                1,
+                &Command::RegisterBroker {
+                    broker_id: 3,
+                    incarnation_id: Uuid::nil(),
+                    listeners: vec![listener()],
+                    rack: None,
+                },
+            )
+            .expect("register");
+        image
+    }
+
+    #[test]
+    fn a_log_answer_with_neither_or_both_batches_is_refused() {
+        let neither = json!({"cluster_id": "c", "last_index": 0});
+        assert!(serde_json::from_value::<MetadataLogResponse>(neither).is_err());
+        let both = json!({"cluster_id": "c", "last_index": 0, "entries": [], "snapshot": MetadataImage::new("c")});
+        assert!(serde_json::from_value::<MetadataLogResponse>(both).is_err());
+    }
+
+    #[test]
+    fn cluster_view_has_the_shape_tools_rely_on() {
+        let mut image = MetadataImage::new("abc");
+        image
+            .apply(
+                1,
+                &Command::RegisterBroker {
+                    broker_id: 0,
+                    incarnation_id: Uuid::nil(),
+                    listeners: vec![listener()],
+                    rack: None,
+                },
+            )
+            .expect("register");
+        let view = serde_json::to_value(ClusterView::of(&image)).expect("encode");
+        assert_eq!(
+            view,
+            json!({
+                "cluster_id": "abc",
+                "metadata_offset": 1,
+                "brokers": [{
+                    "id": 0, "epoch": 1, "fenced": true,
+                    "listeners": [{"name": "PLAINTEXT", "host": "h", "port": 9092, "security_protocol": "PLAINTEXT"}],
+                }],
+                "topics": [],
+            })
+        );
+    }
+}
