@@ -17,7 +17,7 @@ use kafka_protocol::messages::{ApiKey, ResponseKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::BrokerContext;
@@ -28,6 +28,10 @@ use crate::protocol::{
 
 /// Requests a connection may have in flight before the reader waits.
 const MAX_IN_FLIGHT: usize = 128;
+/// Request bytes a connection may have in flight (in KiB). Past it the
+/// reader stops reading, so a fast producer meets TCP backpressure instead
+/// of growing the broker's heap.
+const IN_FLIGHT_KIB: u32 = 16 * 1024;
 const READ_BUFFER: usize = 256 * 1024;
 
 /// What a connection knows about where it was accepted.
@@ -50,13 +54,18 @@ pub async fn serve(
     let (responses, pending) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
     let writer_task = tokio::spawn(write_responses(writer, pending));
     let limit = ctx.settings.socket_request_max_bytes;
+    let budget = Arc::new(Semaphore::new(IN_FLIGHT_KIB as usize));
     let mut buf = BytesMut::with_capacity(READ_BUFFER);
     'read: loop {
         loop {
             match split_frame(&mut buf, limit) {
                 Ok(Some(frame)) => {
                     ctx.metrics.bytes_in(frame.len() + 4);
-                    match start_request(&ctx, &info, frame) {
+                    let kib = (frame.len() / 1024).clamp(1, IN_FLIGHT_KIB as usize) as u32;
+                    let Ok(permit) = budget.clone().acquire_many_owned(kib).await else {
+                        break 'read;
+                    };
+                    match start_request(&ctx, &info, frame, permit) {
                         Ok(handle) => {
                             if responses.send(handle).await.is_err() {
                                 break 'read;
@@ -96,6 +105,7 @@ fn start_request(
     ctx: &Arc<BrokerContext>,
     info: &ConnectionInfo,
     frame: Bytes,
+    permit: OwnedSemaphorePermit,
 ) -> Result<Pending, RequestError> {
     let started = Instant::now();
     let request = match decode_request(frame) {
@@ -129,7 +139,9 @@ fn start_request(
     };
     let ctx = ctx.clone();
     Ok(tokio::spawn(async move {
-        let Some(body) = response.await else {
+        let body = response.await;
+        drop(permit);
+        let Some(body) = body else {
             ctx.metrics.request_done(api_key, started.elapsed(), 0);
             return Some(Bytes::new());
         };
