@@ -212,7 +212,13 @@ mod tests {
         let mut leases = Leases::new(SESSION_TIMEOUT);
         leases.reset(&image, start);
         let later = start + Duration::from_secs(60);
-        assert_eq!(leases.expired(&image, later).len(), 1);
+        assert_eq!(
+            leases.expired(&image, later),
+            vec![Command::FenceBroker {
+                broker_id: 1,
+                broker_epoch: 2
+            }]
+        );
     }
 
     #[test]
