@@ -18,7 +18,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::producer_state::{ProducerStates, SequenceCheck};
 use crate::records::{BatchHeader, assign_offsets};
-use crate::storage::{LogConfig, PartitionLog, StorageError};
+use crate::storage::{LogChunk, LogConfig, PartitionLog, PendingBatch, StorageError};
 
 /// Most appends taken into one group commit.
 const MAX_GROUP: usize = 256;
@@ -126,6 +126,15 @@ impl Partition {
         self.with_log(|log| log.read(offset, max_bytes))
     }
 
+    /// The same as [`read`](Self::read), uncopied (see [`LogChunk`]).
+    pub fn read_chunks(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<Vec<LogChunk>, StorageError> {
+        self.with_log(|log| log.read_chunks(offset, max_bytes))
+    }
+
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
         self.with_log(|log| log.offset_for_timestamp(timestamp))
     }
@@ -231,27 +240,30 @@ impl Writer {
     async fn commit_group(&mut self, group: Vec<AppendJob>) {
         let now = now_ms();
         let log_append_time = self.policy.log_append_time.then_some(now);
-        let size: usize = group
-            .iter()
-            .flat_map(|job| job.batches.iter().map(|(_, b)| b.len()))
-            .sum();
-        let mut buffer = BytesMut::with_capacity(size);
-        let mut boundaries = Vec::new();
+        let mut batches: Vec<PendingBatch> = Vec::new();
         let mut pending = Vec::with_capacity(group.len());
         let mut next_offset = self.log_end_offset.load(Ordering::Acquire);
-        // Offsets a duplicate check may see within this same group.
-        let mut accepted = Vec::new();
         for job in group {
             let mut first = None;
             let mut outcome = Ok(0);
             for (header, batch) in &job.batches {
                 match self.producers.check(header) {
                     SequenceCheck::Append => {
-                        let start = buffer.len();
-                        assign_offsets(&mut buffer, batch, next_offset, log_append_time);
-                        boundaries.push(start..buffer.len());
+                        // The log writes the offset beside the client's bytes; only
+                        // LogAppendTime changes the body (and its CRC), so only it copies.
+                        let bytes = match log_append_time {
+                            Some(_) => {
+                                let mut out = BytesMut::with_capacity(batch.len());
+                                assign_offsets(&mut out, batch, next_offset, log_append_time);
+                                out.freeze()
+                            }
+                            None => batch.clone(),
+                        };
+                        batches.push(PendingBatch {
+                            base_offset: next_offset,
+                            bytes,
+                        });
                         self.producers.record(header, next_offset);
-                        accepted.push(*header);
                         first.get_or_insert(next_offset);
                         next_offset += i64::from(header.last_offset_delta) + 1;
                     }
@@ -274,14 +286,12 @@ impl Writer {
         }
 
         let mut result = Ok(());
-        if !boundaries.is_empty() {
-            let frozen = buffer.freeze();
-            let batches: Vec<Bytes> = boundaries.into_iter().map(|r| frozen.slice(r)).collect();
+        if !batches.is_empty() {
             let log = self.log.clone();
             let append = move || {
                 let mut guard = log.write().unwrap_or_else(|p| p.into_inner());
                 guard
-                    .append(&batches)
+                    .append_pending(&batches)
                     .map(|_| (guard.log_end_offset(), guard.log_start_offset()))
                     .map_err(|error| error.to_string())
             };

@@ -1,9 +1,12 @@
 //! In-memory cache of the most recently appended batches, so consumers near the log end are
-//! served without touching the file. Holds `Bytes` clones of what was appended (no copies).
+//! served without touching the file. Holds `Bytes` clones of what clients sent (no copies);
+//! the offset each was given travels beside it as a [`LogChunk`].
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
+
+use super::LogChunk;
 
 #[derive(Debug)]
 struct Cached {
@@ -68,7 +71,7 @@ impl BatchCache {
 
     /// Whole batches from the one containing `offset` (same contract as the log's `read`),
     /// or `None` if the cache does not reach back to `offset`.
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Option<Vec<Bytes>> {
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Option<Vec<LogChunk>> {
         if self.batches.front()?.base_offset > offset {
             return None;
         }
@@ -80,7 +83,10 @@ impl BatchCache {
                 break;
             }
             total += c.bytes.len();
-            out.push(c.bytes.clone());
+            out.push(LogChunk {
+                base_offset: Some(c.base_offset),
+                bytes: c.bytes.clone(),
+            });
         }
         Some(out)
     }
@@ -100,7 +106,7 @@ mod tests {
         let got = c.read(3, 100).expect("covered");
         assert_eq!(got.len(), 2);
         assert_eq!(c.read(3, 5).expect("covered").len(), 1);
-        assert_eq!(c.read(6, 100).expect("at end"), Vec::<Bytes>::new());
+        assert_eq!(c.read(6, 100).expect("at end"), Vec::<LogChunk>::new());
     }
 
     #[test]

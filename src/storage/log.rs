@@ -10,6 +10,7 @@ use super::batch::BatchHeader;
 use super::cache::BatchCache;
 use super::recovery::{self, CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_FILE};
 use super::segment::Segment;
+use super::{LogChunk, PendingBatch};
 use super::{StorageError, log_dir_io};
 
 /// Per-partition log settings (Kafka topic configs). Defaults are Kafka's.
@@ -164,6 +165,23 @@ impl PartitionLog {
     /// Batches going to the same segment are written with one positioned write; a batch never
     /// spans segments. Applies the message-count flush policy. One [`AppendInfo`] per batch.
     pub fn append(&mut self, batches: &[Bytes]) -> Result<Vec<AppendInfo>, StorageError> {
+        let pending: Vec<PendingBatch> = batches
+            .iter()
+            .map(|bytes| PendingBatch {
+                base_offset: BatchHeader::parse(bytes).map_or(-1, |h| h.base_offset),
+                bytes: bytes.clone(),
+            })
+            .collect();
+        self.append_pending(&pending)
+    }
+
+    /// [`append`](Self::append) for batches as clients sent them: each is written with its
+    /// `base_offset` in place of the one in its bytes (a vectored write, no copy), and the
+    /// cache keeps the client's bytes beside that offset.
+    pub fn append_pending(
+        &mut self,
+        batches: &[PendingBatch],
+    ) -> Result<Vec<AppendInfo>, StorageError> {
         if batches.is_empty() {
             return Ok(Vec::new());
         }
@@ -178,7 +196,7 @@ impl PartitionLog {
             let mut end = i;
             while end < batches.len() && (end == i || !self.needs_roll(&state, &headers[end], now))
             {
-                state.size += batches[end].len() as u64;
+                state.size += batches[end].bytes.len() as u64;
                 state.first_ts.get_or_insert(headers[end].max_timestamp);
                 end += 1;
             }
@@ -191,7 +209,8 @@ impl PartitionLog {
             .zip(&headers)
             .map(|(b, h)| {
                 records += h.record_count.max(0) as u64;
-                self.cache.push(h.base_offset, h.last_offset(), b.clone());
+                self.cache
+                    .push(h.base_offset, h.last_offset(), b.bytes.clone());
                 AppendInfo {
                     base_offset: h.base_offset,
                     last_offset: h.last_offset(),
@@ -207,16 +226,18 @@ impl PartitionLog {
         Ok(infos)
     }
 
-    fn validate_append(&self, batches: &[Bytes]) -> Result<Vec<BatchHeader>, StorageError> {
+    fn validate_append(&self, batches: &[PendingBatch]) -> Result<Vec<BatchHeader>, StorageError> {
         let malformed = |reason: &str| StorageError::MalformedBatch {
             reason: reason.to_string(),
         };
         let mut expected = self.log_end_offset();
         let mut headers = Vec::with_capacity(batches.len());
         for b in batches {
-            let h = BatchHeader::parse(b).ok_or_else(|| malformed("shorter than a v2 header"))?;
+            let mut h = BatchHeader::parse(&b.bytes)
+                .ok_or_else(|| malformed("shorter than a v2 header"))?;
+            h.base_offset = b.base_offset;
             h.check_structure().map_err(malformed)?;
-            if h.total_len() != b.len() {
+            if h.total_len() != b.bytes.len() {
                 return Err(malformed("batch length field disagrees with buffer size"));
             }
             if h.base_offset != expected {
@@ -259,19 +280,10 @@ impl PartitionLog {
     /// Writes consecutive batches that all belong to the active segment in one call.
     fn write_run(
         &mut self,
-        batches: &[Bytes],
+        batches: &[PendingBatch],
         headers: &[BatchHeader],
     ) -> Result<(), StorageError> {
-        if let [single] = batches {
-            self.active.write_at_end(single)?;
-        } else {
-            let total = batches.iter().map(Bytes::len).sum();
-            let mut buf = Vec::with_capacity(total);
-            for b in batches {
-                buf.extend_from_slice(b);
-            }
-            self.active.write_at_end(&buf)?;
-        }
+        self.active.write_batches_at_end(batches)?;
         let interval = self.config.index_interval_bytes;
         for h in headers {
             let pos = self.active.size;
@@ -305,6 +317,23 @@ impl PartitionLog {
     /// `[log_start, log_end]`. Served from memory when the cache reaches back far enough,
     /// otherwise from a single segment file (the next fetch continues in the next one).
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<Bytes>, StorageError> {
+        let mut batches = Vec::new();
+        for chunk in self.read_chunks(offset, max_bytes)? {
+            match chunk.base_offset {
+                Some(_) => batches.push(chunk.into_bytes()),
+                None => batches.extend(super::segment::split_batches(chunk.bytes)),
+            }
+        }
+        Ok(batches)
+    }
+
+    /// What [`read`](Self::read) returns, without copying: cached batches as clients sent
+    /// them with the offsets they were given, or one span of a segment file.
+    pub fn read_chunks(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<Vec<LogChunk>, StorageError> {
         let log_end = self.log_end_offset();
         if offset < self.log_start || offset > log_end {
             return Err(StorageError::OffsetOutOfRange {
@@ -323,7 +352,14 @@ impl PartitionLog {
         let from = floor.unwrap_or(i64::MIN);
         for seg in self.segments().filter(|s| s.base_offset >= from) {
             if seg.next_offset > offset {
-                return seg.read(offset, max_bytes);
+                let span = seg.read_span(offset, max_bytes)?;
+                return Ok(span
+                    .map(|bytes| LogChunk {
+                        base_offset: None,
+                        bytes,
+                    })
+                    .into_iter()
+                    .collect());
             }
         }
         Ok(Vec::new())

@@ -33,6 +33,73 @@ use std::path::PathBuf;
 pub use batch::{BATCH_HEADER_LEN, BatchHeader, LOG_OVERHEAD, MAGIC_V2, crc_matches};
 pub use log::{AppendInfo, LogConfig, PartitionLog};
 
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// A batch on its way into the log: `bytes` as the client sent it, whose
+/// first eight bytes (the base offset) are replaced by `base_offset` when
+/// written. Appending never copies the batch to set its offset.
+#[derive(Debug, Clone)]
+pub struct PendingBatch {
+    pub base_offset: i64,
+    pub bytes: Bytes,
+}
+
+/// Bytes read from the log, ready to send once `base_offset` (if any) is
+/// written over the first eight: a batch the cache holds as the client sent
+/// it carries the offset it was given here; a span read from a segment file
+/// (one or more whole batches) is exact and carries `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChunk {
+    pub base_offset: Option<i64>,
+    pub bytes: Bytes,
+}
+
+impl LogChunk {
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Appends the exact bytes to `out`.
+    pub fn write_to(&self, out: &mut BytesMut) {
+        match self.base_offset {
+            Some(offset) => {
+                out.put_i64(offset);
+                out.extend_from_slice(&self.bytes[8..]);
+            }
+            None => out.extend_from_slice(&self.bytes),
+        }
+    }
+
+    /// The exact bytes; a copy only when the offset must be set.
+    pub fn into_bytes(self) -> Bytes {
+        match self.base_offset {
+            None => self.bytes,
+            Some(_) => {
+                let mut out = BytesMut::with_capacity(self.bytes.len());
+                self.write_to(&mut out);
+                out.freeze()
+            }
+        }
+    }
+}
+
+/// The exact bytes of `chunks`, copied only when there is more than one
+/// chunk or an offset to set.
+pub fn concat_chunks(mut chunks: Vec<LogChunk>) -> Bytes {
+    if chunks.len() == 1 {
+        return chunks.pop().map(LogChunk::into_bytes).unwrap_or_default();
+    }
+    let mut out = BytesMut::with_capacity(chunks.iter().map(LogChunk::len).sum());
+    for chunk in &chunks {
+        chunk.write_to(&mut out);
+    }
+    out.freeze()
+}
+
 /// Everything that can go wrong in the storage layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

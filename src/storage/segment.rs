@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use super::PendingBatch;
 use super::batch::{BATCH_HEADER_LEN, BatchHeader, LOG_OVERHEAD};
 use super::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use super::{StorageError, segment_io};
@@ -154,10 +155,20 @@ impl Segment {
         self.next_offset = h.last_offset() + 1;
     }
 
-    /// Writes `buf` (one or more whole batches) at the end of the file in a single call.
-    /// On failure the file is cut back so no partial batch stays behind the valid size.
-    pub fn write_at_end(&mut self, buf: &[u8]) -> Result<(), StorageError> {
-        if let Err(e) = self.file.write_all_at(buf, self.size) {
+    /// Writes batches at the end of the file with vectored positioned writes, each with its
+    /// `base_offset` in place of the eight bytes it starts with. On failure the file is cut
+    /// back so no partial batch stays behind the valid size.
+    pub fn write_batches_at_end(&mut self, batches: &[PendingBatch]) -> Result<(), StorageError> {
+        let offsets: Vec<[u8; 8]> = batches
+            .iter()
+            .map(|b| b.base_offset.to_be_bytes())
+            .collect();
+        let mut slices: Vec<&[u8]> = Vec::with_capacity(batches.len() * 2);
+        for (batch, offset) in batches.iter().zip(&offsets) {
+            slices.push(offset);
+            slices.push(&batch.bytes[8..]);
+        }
+        if let Err(e) = pwrite_all_vectored(&self.file, &slices, self.size) {
             let _ = self.file.set_len(self.size);
             return Err(segment_io(&self.log_path())(e));
         }
@@ -220,10 +231,11 @@ impl Segment {
     }
 
     /// Whole batches from the one containing `offset`, up to `max_bytes` total except that the
-    /// first batch is always returned whole. Empty if this segment does not contain `offset`.
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<Bytes>, StorageError> {
+    /// first batch is always returned whole, as one buffer trimmed to whole batches. `None` if
+    /// this segment does not contain `offset`.
+    pub fn read_span(&self, offset: i64, max_bytes: usize) -> Result<Option<Bytes>, StorageError> {
         let Some((pos, first)) = self.locate(offset)? else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         let available = (self.size - pos) as usize;
         let want = first.total_len().max(max_bytes.min(available));
@@ -231,7 +243,9 @@ impl Segment {
         self.file
             .read_exact_at(&mut buf, pos)
             .map_err(segment_io(&self.log_path()))?;
-        Ok(split_batches(Bytes::from(buf)))
+        let buf = Bytes::from(buf);
+        let whole: usize = split_batches(buf.clone()).iter().map(Bytes::len).sum();
+        Ok(Some(buf.slice(..whole)))
     }
 
     /// First batch ending at or after `min_offset` whose max timestamp is `>= ts`, as
@@ -320,4 +334,61 @@ pub(super) fn split_batches(buf: Bytes) -> Vec<Bytes> {
         p += total;
     }
     out
+}
+
+/// Writes every slice at `position` onwards, in order, with as few `pwritev` calls as the
+/// kernel allows (at most 1024 slices per call).
+fn pwrite_all_vectored(file: &File, slices: &[&[u8]], mut position: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    const MAX_IOV: usize = 1024;
+    let mut first = 0;
+    let mut skip = 0; // bytes of slices[first] already written
+    while first < slices.len() {
+        let iov: Vec<libc::iovec> = slices[first..]
+            .iter()
+            .take(MAX_IOV)
+            .enumerate()
+            .map(|(i, s)| {
+                let s = if i == 0 { &s[skip..] } else { s };
+                libc::iovec {
+                    iov_base: s.as_ptr() as *mut libc::c_void,
+                    iov_len: s.len(),
+                }
+            })
+            .collect();
+        // SAFETY: every iovec points into a slice borrowed for this whole call, with its
+        // exact length; the kernel only reads from them. The descriptor is owned by `file`.
+        let written = unsafe {
+            libc::pwritev(
+                file.as_raw_fd(),
+                iov.as_ptr(),
+                iov.len() as libc::c_int,
+                position as libc::off_t,
+            )
+        };
+        if written < 0 {
+            let error = std::io::Error::last_os_error();
+            if error.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(error);
+        }
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        let mut written = written as usize;
+        position += written as u64;
+        while written > 0 {
+            let left = slices[first].len() - skip;
+            if written >= left {
+                written -= left;
+                first += 1;
+                skip = 0;
+            } else {
+                skip += written;
+                written = 0;
+            }
+        }
+    }
+    Ok(())
 }

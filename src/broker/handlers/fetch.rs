@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
@@ -17,8 +17,8 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use super::since;
 use crate::broker::BrokerContext;
 use crate::broker::partition::Partition;
-use crate::records::down_convert;
-use crate::storage::StorageError;
+use crate::records::{BatchHeader, down_convert};
+use crate::storage::{LogChunk, StorageError, concat_chunks};
 
 struct Wanted {
     topic: TopicName,
@@ -171,48 +171,72 @@ fn read_partition(
     if limit == 0 && !first {
         return Ok(Bytes::new());
     }
-    let batches = partition.read(offset, limit).map_err(|error| match error {
-        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
-        other => {
-            tracing::error!(error = %other, topic = %partition.topic, "read failed");
-            ResponseError::KafkaStorageError
-        }
-    })?;
-    // Later partitions must not overshoot the response limit.
-    let batches: Vec<Bytes> = if first {
-        batches
-    } else {
-        let mut used = 0;
-        batches
-            .into_iter()
-            .take_while(|b| {
-                used += b.len();
-                used <= limit
-            })
-            .collect()
-    };
+    let chunks = partition
+        .read_chunks(offset, limit)
+        .map_err(|error| match error {
+            StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            other => {
+                tracing::error!(error = %other, topic = %partition.topic, "read failed");
+                ResponseError::KafkaStorageError
+            }
+        })?;
     if version < 4 {
+        // Old clients need legacy message sets: convert batch by batch.
+        let batches: Vec<Bytes> = chunks
+            .into_iter()
+            .flat_map(|chunk| split_whole_batches(chunk.into_bytes()))
+            .collect();
+        let batches = within_limit(batches, limit, first);
         let magic = if version < 2 { 0 } else { 1 };
         return down_convert(&batches, magic).map_err(|error| {
             tracing::error!(%error, "down-conversion failed");
             ResponseError::CorruptMessage
         });
     }
-    Ok(concat(batches))
+    let records = concat_chunks(chunks);
+    if first || records.len() <= limit {
+        return Ok(records);
+    }
+    // A later partition must not overshoot the response limit.
+    let batches = within_limit(split_whole_batches(records), limit, false);
+    Ok(concat_chunks(
+        batches
+            .into_iter()
+            .map(|bytes| LogChunk {
+                base_offset: None,
+                bytes,
+            })
+            .collect(),
+    ))
 }
 
-fn concat(mut batches: Vec<Bytes>) -> Bytes {
-    match batches.len() {
-        0 => Bytes::new(),
-        1 => batches.pop().unwrap_or_default(),
-        _ => {
-            let mut out = BytesMut::with_capacity(batches.iter().map(Bytes::len).sum());
-            for batch in &batches {
-                out.extend_from_slice(batch);
-            }
-            out.freeze()
+/// The leading batches that fit in `limit` (at least one when `first`).
+fn within_limit(batches: Vec<Bytes>, limit: usize, first: bool) -> Vec<Bytes> {
+    let mut used = 0;
+    batches
+        .into_iter()
+        .enumerate()
+        .take_while(|(i, b)| {
+            used += b.len();
+            used <= limit || (first && *i == 0)
+        })
+        .map(|(_, b)| b)
+        .collect()
+}
+
+/// Whole v2 batches in `bytes`, by their length fields (already validated on append).
+fn split_whole_batches(bytes: Bytes) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut position = 0;
+    while let Some(header) = bytes.get(position..).and_then(BatchHeader::parse) {
+        let end = position + header.total_len();
+        if end > bytes.len() {
+            break;
         }
+        out.push(bytes.slice(position..end));
+        position = end;
     }
+    out
 }
 
 fn error_data(index: i32, error: ResponseError) -> PartitionData {
