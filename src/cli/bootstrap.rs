@@ -22,6 +22,9 @@ struct ClusterView {
 
 #[derive(Debug, Deserialize)]
 struct BrokerView {
+    /// A fenced broker is registered but not serving.
+    #[serde(default)]
+    fenced: bool,
     #[serde(default)]
     listeners: Vec<ListenerView>,
 }
@@ -85,7 +88,7 @@ async fn brokers_from_coordinator(coordinator: &str) -> Result<Vec<String>, Tool
         ))
     })?;
     let mut addresses = Vec::new();
-    for broker in &cluster.brokers {
+    for broker in cluster.brokers.iter().filter(|b| !b.fenced) {
         let listener = broker
             .listeners
             .iter()
@@ -188,7 +191,7 @@ mod tests {
             let (mut socket, _) = listener.accept().await.unwrap();
             let mut buf = [0u8; 1024];
             let _ = socket.read(&mut buf).await;
-            let body = r#"{"cluster_id":"c","brokers":[{"id":0,"listeners":[{"name":"INTERNAL","host":"x","port":1},{"name":"PLAINTEXT","host":"h","port":9092}]}]}"#;
+            let body = r#"{"cluster_id":"c","brokers":[{"id":1,"fenced":true,"listeners":[{"name":"PLAINTEXT","host":"f","port":1}]},{"id":0,"epoch":3,"fenced":false,"listeners":[{"name":"INTERNAL","host":"x","port":1},{"name":"PLAINTEXT","host":"h","port":9092}]}]}"#;
             let response = format!(
                 "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
                 body.len()
