@@ -76,6 +76,16 @@ pub fn dispatch(
                 &ctx, body, version,
             )))
         }),
+        RequestKind::AlterConfigs(body) => Box::pin(async move {
+            Some(ResponseKind::AlterConfigs(
+                handlers::configs::alter(&ctx, body).await,
+            ))
+        }),
+        RequestKind::IncrementalAlterConfigs(body) => Box::pin(async move {
+            Some(ResponseKind::IncrementalAlterConfigs(
+                handlers::configs::incremental_alter(&ctx, body).await,
+            ))
+        }),
         RequestKind::InitProducerId(body) => Box::pin(async move {
             Some(ResponseKind::InitProducerId(
                 handlers::producer_id::handle(&ctx, body).await,

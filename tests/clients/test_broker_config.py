@@ -93,3 +93,55 @@ def test_sigterm_stops_gracefully_and_quickly(broker):
     started = time.time()
     assert broker.stop() == 0
     assert time.time() - started < 5
+
+
+def test_topic_configs_are_altered_and_take_effect(broker):
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry
+    from confluent_kafka.admin import ConfigResource as Resource
+    from kafka.admin import ConfigResource as KafkaResource
+
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic("altered", 1, 1, topic_configs={"retention.ms": "3600000"})])
+    # AlterConfigs replaces the whole set; kafka-python sends the current
+    # overrides along so that retention.ms is kept.
+    admin.alter_configs([KafkaResource(ConfigResourceType.TOPIC, "altered",
+                                       configs={"segment.bytes": "1024"})], incremental=False)
+    admin.close()
+
+    client = AdminClient({"bootstrap.servers": broker.bootstrap})
+    entries = list(client.describe_configs([Resource("topic", "altered")]).values())[0].result(10)
+    assert entries["segment.bytes"].value == "1024"
+    assert entries["retention.ms"].value == "3600000"
+
+    # The new segment size applies to the live log.
+    subprocess.run(["kcat", "-b", broker.bootstrap, "-P", "-t", "altered",
+                    "-X", "batch.num.messages=5"],
+                   input=b"".join(b"%0100d\n" % i for i in range(100)), check=True, timeout=30)
+    assert len(list((broker.data_dir / "altered-0").glob("*.log"))) > 3
+
+    # Incremental: set one key, delete another; a bad value is INVALID_CONFIG.
+    change = Resource("topic", "altered", incremental_configs=[
+        ConfigEntry("retention.ms", "120000", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("segment.bytes", None, incremental_operation=AlterConfigOpType.DELETE),
+    ])
+    list(client.incremental_alter_configs([change]).values())[0].result(10)
+    entries = list(client.describe_configs([Resource("topic", "altered")]).values())[0].result(10)
+    assert entries["retention.ms"].value == "120000"
+    assert entries["segment.bytes"].value == "1073741824"
+    bad = Resource("topic", "altered", incremental_configs=[
+        ConfigEntry("retention.ms", "soon", incremental_operation=AlterConfigOpType.SET)])
+    try:
+        list(client.incremental_alter_configs([bad]).values())[0].result(10)
+        raise AssertionError("accepted retention.ms=soon")
+    except Exception as e:
+        assert "INVALID_CONFIG" in str(e) or "retention.ms" in str(e)
+
+
+def test_kafka_topics_alter_config(broker):
+    run = lambda *a: subprocess.run([str(BIN), "topics", *a, "--bootstrap-server", broker.bootstrap],
+                                    capture_output=True, text=True, timeout=30)
+    assert run("--create", "--topic", "cfg", "--partitions", "1", "--replication-factor", "1").returncode == 0
+    altered = run("--alter", "--topic", "cfg", "--config", "retention.ms=1000")
+    assert altered.returncode == 0, altered.stderr
+    described = run("--describe", "--topic", "cfg")
+    assert "retention.ms=1000" in described.stdout

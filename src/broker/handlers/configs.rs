@@ -1,17 +1,23 @@
 //! DescribeConfigs for topics (their overrides over the broker defaults)
-//! and for the broker itself.
+//! and for the broker itself; AlterConfigs and IncrementalAlterConfigs for
+//! topics, decided by the cluster coordinator.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
-use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::messages::{
+    AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, alter_configs_response,
+    incremental_alter_configs_response,
+};
 
 use super::{since, str_bytes};
 use crate::broker::BrokerContext;
-use crate::config::describe_topic_configs;
+use crate::config::{TopicConfig, describe_topic_configs};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -76,4 +82,144 @@ pub fn describe(
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// The topic configs a request leaves behind, checked as CreateTopics
+/// checks them, or the error to answer with.
+fn validated(
+    ctx: &BrokerContext,
+    resource_type: i8,
+    name: &str,
+    change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String>,
+) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), (ResponseError, String)> {
+    if resource_type != RESOURCE_TOPIC {
+        return Err((
+            ResponseError::InvalidRequest,
+            "only topic configs can be altered; broker configs come from server.properties"
+                .to_string(),
+        ));
+    }
+    let image = ctx.coordinator.image();
+    let Some(topic) = image.topic(name) else {
+        return Err((
+            ResponseError::UnknownTopicOrPartition,
+            format!("unknown topic {name}"),
+        ));
+    };
+    let wanted = change(&topic.configs).map_err(|e| (ResponseError::InvalidConfig, e))?;
+    TopicConfig::from_pairs(wanted.clone(), &ctx.settings.log)
+        .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+    Ok((topic.configs.clone(), wanted))
+}
+
+/// Applies `wanted` over `current` through the coordinator (unless
+/// `validate_only`) and brings the partitions' log settings in step.
+async fn apply(
+    ctx: &Arc<BrokerContext>,
+    name: &str,
+    current: BTreeMap<String, String>,
+    wanted: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), (ResponseError, String)> {
+    if validate_only {
+        return Ok(());
+    }
+    let delete: Vec<String> = current
+        .keys()
+        .filter(|k| !wanted.contains_key(*k))
+        .cloned()
+        .collect();
+    ctx.coordinator
+        .alter_topic_configs(name, wanted, delete)
+        .await
+        .map_err(|e| {
+            let code = ResponseError::try_from_code(e.code().0)
+                .unwrap_or(ResponseError::UnknownServerError);
+            (code, e.message())
+        })?;
+    ctx.partitions.reconcile(&ctx.coordinator.image());
+    tracing::info!(topic = name, "altered topic configs");
+    Ok(())
+}
+
+/// AlterConfigs: the given set replaces the topic's overrides entirely
+/// (keys not named return to the broker default), as in Kafka.
+pub async fn alter(ctx: &Arc<BrokerContext>, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        let name = resource.resource_name.to_string();
+        let outcome = match validated(ctx, resource.resource_type, &name, |_| {
+            Ok(resource
+                .configs
+                .iter()
+                .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                .collect())
+        }) {
+            Ok((current, wanted)) => {
+                apply(ctx, &name, current, wanted, request.validate_only).await
+            }
+            Err(error) => Err(error),
+        };
+        let response = alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name);
+        responses.push(match outcome {
+            Ok(()) => response,
+            Err((code, message)) => response
+                .with_error_code(code.code())
+                .with_error_message(Some(str_bytes(&message))),
+        });
+    }
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+/// IncrementalAlterConfigs: SET (0) and DELETE (1) per key; APPEND (2) and
+/// SUBTRACT (3) apply to list-valued keys only, and no topic key gregor
+/// supports is a list with more than one allowed value.
+pub async fn incremental_alter(
+    ctx: &Arc<BrokerContext>,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    const SET: i8 = 0;
+    const DELETE: i8 = 1;
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        let name = resource.resource_name.to_string();
+        let outcome = match validated(ctx, resource.resource_type, &name, |current| {
+            let mut wanted = current.clone();
+            for config in &resource.configs {
+                let key = config.name.to_string();
+                match config.config_operation {
+                    SET => {
+                        let value = config
+                            .value
+                            .as_ref()
+                            .map(|v| v.to_string())
+                            .unwrap_or_default();
+                        wanted.insert(key, value);
+                    }
+                    DELETE => {
+                        wanted.remove(&key);
+                    }
+                    op => return Err(format!("operation {op} is not supported for {key}")),
+                }
+            }
+            Ok(wanted)
+        }) {
+            Ok((current, wanted)) => {
+                apply(ctx, &name, current, wanted, request.validate_only).await
+            }
+            Err(error) => Err(error),
+        };
+        let response = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name);
+        responses.push(match outcome {
+            Ok(()) => response,
+            Err((code, message)) => response
+                .with_error_code(code.code())
+                .with_error_message(Some(str_bytes(&message))),
+        });
+    }
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
