@@ -84,14 +84,19 @@ pub fn describe(
     DescribeConfigsResponse::default().with_results(results)
 }
 
+/// A topic's config overrides, key to value.
+type Overrides = BTreeMap<String, String>;
+/// The error code and message an altered resource is answered with.
+type Refusal = (ResponseError, String);
+
 /// The topic configs a request leaves behind, checked as CreateTopics
 /// checks them, or the error to answer with.
 fn validated(
     ctx: &BrokerContext,
     resource_type: i8,
     name: &str,
-    change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String>,
-) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), (ResponseError, String)> {
+    change: impl FnOnce(&Overrides) -> Result<Overrides, String>,
+) -> Result<(Overrides, Overrides), Refusal> {
     if resource_type != RESOURCE_TOPIC {
         return Err((
             ResponseError::InvalidRequest,
@@ -117,10 +122,10 @@ fn validated(
 async fn apply(
     ctx: &Arc<BrokerContext>,
     name: &str,
-    current: BTreeMap<String, String>,
-    wanted: BTreeMap<String, String>,
+    current: Overrides,
+    wanted: Overrides,
     validate_only: bool,
-) -> Result<(), (ResponseError, String)> {
+) -> Result<(), Refusal> {
     if validate_only {
         return Ok(());
     }
