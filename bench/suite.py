@@ -367,7 +367,7 @@ def main():
         else:
             peer_note = f"Tansu not found at {args.tansu_bin}: peer columns empty"
             log(peer_note)
-    out({"kind": "environment", "gregor_bin": args.gregor_bin, "tansu_bin": args.tansu_bin if "tansu" in targets else None,
+    out({"kind": "environment", "loadavg_before": os.getloadavg(), "gregor_bin": args.gregor_bin, "tansu_bin": args.tansu_bin if "tansu" in targets else None,
          "nproc": os.cpu_count(), "kernel": os.uname().release, "quick": args.quick, "runs": args.runs,
          "gregor_git": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                                       capture_output=True, text=True).stdout.strip()})
@@ -427,6 +427,7 @@ def main():
     for target, values in startup.items():
         out({"kind": "startup", "target": target, **values})
     out({"kind": "rss_under_load", "peak_rss_mb": peak_rss, "vm_hwm_mb": hwm})
+    out({"kind": "environment_after", "loadavg_after": os.getloadavg()})
 
     table = render_table(samples, targets, limits, startup, peak_rss, hwm, args, peer_note)
     (results_dir / jsonl_path.name.replace(".jsonl", ".md")).write_text(table)
@@ -495,6 +496,12 @@ def render_table(samples, targets, limits, startup, peak_rss, hwm, args, peer_no
             gb = line.get("messages", 0) * line.get("size", 0) / 1e9
             return line["broker"]["cpu_s"] / gb if gb else None
         add(f"broker CPU s per GB, {title}", key, cpu_per_gb, 2)
+
+    def client_cpu_per_gb(line):
+        gb = line.get("messages", 0) * line.get("size", 0) / 1e9
+        return line["client_cpu_s"] / gb if gb and "client_cpu_s" in line else None
+    # When the client burns more CPU than the broker, the row measures librdkafka.
+    add("client (librdkafka) CPU s per GB, produce 100 B", "produce_100B_acks1", client_cpu_per_gb, 2)
 
     g_start, t_start = startup.get("gregor", {}), startup.get("tansu", {})
 

@@ -42,11 +42,8 @@ impl ClientArgs {
         let mut config = base_config(bootstrap);
         let mut shown = Map::new();
         let mut put = |key: &str, value: Option<String>| {
-            match &value {
-                Some(v) => {
-                    config.set(key, v);
-                }
-                None => {}
+            if let Some(v) = &value {
+                config.set(key, v);
             }
             shown.insert(
                 key.to_owned(),
@@ -136,15 +133,18 @@ pub fn wait_for_leaders(
 ) -> anyhow::Result<i32> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(2)) {
-            if let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) {
-                let partitions = t.partitions();
-                if t.error().is_none()
-                    && !partitions.is_empty()
-                    && partitions.iter().all(|p| p.leader() >= 0)
-                {
-                    return Ok(partitions.len() as i32);
-                }
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(2));
+        if let Some(t) = metadata
+            .as_ref()
+            .ok()
+            .and_then(|m| m.topics().iter().find(|t| t.name() == topic))
+        {
+            let partitions = t.partitions();
+            if t.error().is_none()
+                && !partitions.is_empty()
+                && partitions.iter().all(|p| p.leader() >= 0)
+            {
+                return Ok(partitions.len() as i32);
             }
         }
         if Instant::now() > deadline {

@@ -68,7 +68,7 @@ pub fn run(bootstrap: &str, args: &ConsumeArgs) -> anyhow::Result<Value> {
         "topic": args.topic,
         "messages": messages,
         "partitions": partitions,
-        "size": if messages > 0 { bytes / messages } else { 0 },
+        "size": bytes.checked_div(messages).unwrap_or(0),
         "client": {"extra": args.client.extra},
     });
     merge(&mut line, report::throughput(messages, bytes, elapsed));

@@ -74,6 +74,11 @@ fn main() -> ExitCode {
         Ok(mut line) => {
             line["label"] = serde_json::Value::from(cli.label);
             line["bootstrap"] = serde_json::Value::from(cli.bootstrap);
+            // The client's own CPU: shows when a run is bound by the client
+            // (librdkafka) rather than by the broker.
+            if let Some(seconds) = report::own_cpu_seconds() {
+                line["client_cpu_s"] = serde_json::Value::from(report::round3(seconds));
+            }
             println!("{line}");
             ExitCode::SUCCESS
         }
