@@ -187,7 +187,6 @@ fn run_broker(args: BrokerArgs) -> ExitCode {
     match runtime.block_on(gregor::broker::run(settings, shutdown)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error}");
             eprintln!("gregor: {error}");
             ExitCode::from(1)
         }
@@ -254,7 +253,9 @@ fn init_tracing(default_format: LogFormat, sources: &ConfigSources) {
         .unwrap_or(matches!(default_format, LogFormat::Json));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour only for a terminal: `docker logs` and files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if json {
         builder.json().init();
     } else {

@@ -326,6 +326,9 @@ pub struct Client {
     bootstrap: Connection,
     brokers: HashMap<i32, String>,
     connections: HashMap<i32, Connection>,
+    /// Whether Metadata asks the broker to create unknown topics (Kafka's
+    /// producers do, so `console-producer` to a new topic creates it).
+    auto_create_topics: bool,
 }
 
 impl Client {
@@ -340,6 +343,7 @@ impl Client {
                         bootstrap: connection,
                         brokers: HashMap::new(),
                         connections: HashMap::new(),
+                        auto_create_topics: false,
                     });
                 }
                 Err(error) => last_error = Some(error),
@@ -349,6 +353,11 @@ impl Client {
             address: String::new(),
             reason: "no bootstrap server given".to_string(),
         }))
+    }
+
+    /// Lets Metadata requests create unknown topics, as a Kafka producer's do.
+    pub fn auto_create_topics(&mut self, enabled: bool) {
+        self.auto_create_topics = enabled;
     }
 
     /// The bootstrap connection, for requests any broker can answer.
@@ -362,6 +371,7 @@ impl Client {
         &mut self,
         topics: Option<&[String]>,
     ) -> Result<(MetadataResponse, Vec<TopicInfo>), ClientError> {
+        let auto_create = self.auto_create_topics;
         let response = self
             .bootstrap
             .send(|version| {
@@ -376,7 +386,7 @@ impl Client {
                 });
                 let request = MetadataRequest::default().with_topics(topics);
                 if version >= 4 {
-                    request.with_allow_auto_topic_creation(false)
+                    request.with_allow_auto_topic_creation(auto_create)
                 } else {
                     request
                 }

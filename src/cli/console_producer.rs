@@ -124,6 +124,7 @@ async fn settings(args: ProducerArgs) -> Result<Settings, ToolError> {
 pub async fn run(args: ProducerArgs) -> Result<ExitCode, ToolError> {
     let settings = settings(args).await?;
     let mut client = Client::connect(&settings.servers, "console-producer").await?;
+    client.auto_create_topics(true);
     let topic = client.topic(&settings.topic).await?;
     let mut producer = Producer::new(settings, topic);
     let mut lines = spawn_stdin_reader();

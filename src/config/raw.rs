@@ -84,6 +84,7 @@ const DEFAULTS: &[(&str, &str)] = &[
 /// Keys that are used but have no default (their absence means something).
 const OPTIONAL: &[&str] = &[
     "node.id",
+    "broker.id.from.pod.name",
     "log.dirs",
     "advertised.listeners",
     "port",
@@ -337,15 +338,42 @@ impl RawConfig {
         let mut raw = Self::new();
         let mut kafka_vars = Vec::new();
         let mut upper_host_url = None;
+        let mut link = (None, None);
         for (name, value) in vars {
             match name.as_str() {
                 "kafka_host_url" => raw.set_host_url(value, Source::Env(name)),
                 "KAFKA_HOST_URL" => upper_host_url = Some(value),
                 "GREGOR_DATA_DIR" => raw.set("log.dirs", value, Source::Env(name)),
                 "GREGOR_LOG_FORMAT" => raw.set("gregor.log.format", value, Source::Env(name)),
+                // The conventions of the tutorial's ches/kafka image: an explicit
+                // connection string, or the variables `--link zookeeper:zookeeper`
+                // defines. KAFKA_ZOOKEEPER_CONNECT (below) wins over both.
+                "ZOOKEEPER_CONNECTION_STRING" => {
+                    raw.set("zookeeper.connect", value, Source::Env(name))
+                }
+                "ZOOKEEPER_PORT_2181_TCP_ADDR" => link.0 = Some(value),
+                "ZOOKEEPER_PORT_2181_TCP_PORT" => link.1 = Some(value),
+                // A StatefulSet pod `name-N` is broker N unless broker.id says otherwise.
+                "POD_NAME" => {
+                    if let Some(ordinal) = value.rsplit_once('-').map(|(_, n)| n.to_string())
+                        && ordinal.parse::<u32>().is_ok()
+                    {
+                        raw.set("broker.id.from.pod.name", ordinal, Source::Env(name));
+                    }
+                }
                 _ if name.starts_with("KAFKA_") => kafka_vars.push((name, value)),
                 _ => {}
             }
+        }
+        if let (Some(addr), port) = link
+            && raw.get("zookeeper.connect").is_none()
+        {
+            let port = port.unwrap_or_else(|| "2181".to_string());
+            raw.set(
+                "zookeeper.connect",
+                format!("{addr}:{port}"),
+                Source::Env("ZOOKEEPER_PORT_2181_TCP_ADDR".into()),
+            );
         }
         // The tutorial's lower-case spelling wins if both are present.
         if let (None, Some(v)) = (&raw.host_url, upper_host_url) {

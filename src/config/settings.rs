@@ -266,7 +266,8 @@ impl RawConfig {
         })
     }
 
-    /// `broker.id`, or KRaft's `node.id`; both set must agree.
+    /// `broker.id`, or KRaft's `node.id`; both set must agree. With neither,
+    /// a Kubernetes StatefulSet pod's ordinal (`POD_NAME=gregor-broker-2` is 2).
     fn broker_id(&self) -> Result<i32, ConfigError> {
         let id = |key: &str, rv: &RawValue| {
             Field::new(key, rv)
@@ -284,7 +285,11 @@ impl RawConfig {
                 Ok(bid)
             }
             (None, Some(n)) => id("node.id", n),
-            _ => id("broker.id", &self.field_owned("broker.id")?),
+            (Some(b), None) => id("broker.id", b),
+            (None, None) => match self.explicit("broker.id.from.pod.name") {
+                Some(ordinal) => id("broker.id.from.pod.name", ordinal),
+                None => id("broker.id", &self.field_owned("broker.id")?),
+            },
         }
     }
 

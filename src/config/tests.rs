@@ -514,3 +514,55 @@ fn default_advertised_host_is_an_ipv4_address() {
     let h = default_advertised_host();
     assert!(h.parse::<std::net::Ipv4Addr>().is_ok(), "{h}");
 }
+
+#[test]
+fn tutorial_link_variables_name_the_coordinator() {
+    let env = |pairs: &[(&str, &str)]| {
+        RawConfig::from_env(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .unwrap()
+            .validate_with(&|| "10.0.0.1".to_string())
+            .unwrap()
+            .coordinator
+    };
+    assert_eq!(
+        env(&[
+            ("ZOOKEEPER_PORT_2181_TCP_ADDR", "172.17.0.2"),
+            ("ZOOKEEPER_PORT_2181_TCP_PORT", "2181")
+        ]),
+        Some("172.17.0.2:2181".to_string())
+    );
+    assert_eq!(
+        env(&[
+            ("ZOOKEEPER_CONNECTION_STRING", "zk:2181"),
+            ("ZOOKEEPER_PORT_2181_TCP_ADDR", "172.17.0.2")
+        ]),
+        Some("zk:2181".to_string())
+    );
+    assert_eq!(
+        env(&[
+            ("ZOOKEEPER_PORT_2181_TCP_ADDR", "172.17.0.2"),
+            ("KAFKA_ZOOKEEPER_CONNECT", "coord:2181")
+        ]),
+        Some("coord:2181".to_string())
+    );
+}
+
+#[test]
+fn statefulset_pod_ordinal_is_the_default_broker_id() {
+    let id = |pairs: &[(&str, &str)]| {
+        RawConfig::from_env(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .unwrap()
+            .validate_with(&|| "10.0.0.1".to_string())
+            .unwrap()
+            .broker_id
+    };
+    assert_eq!(id(&[("POD_NAME", "kafka-gregor-broker-2")]), 2);
+    assert_eq!(
+        id(&[
+            ("POD_NAME", "kafka-gregor-broker-2"),
+            ("KAFKA_BROKER_ID", "7")
+        ]),
+        7
+    );
+    assert_eq!(id(&[("POD_NAME", "standalone")]), 0);
+}
