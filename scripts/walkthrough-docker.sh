@@ -7,9 +7,9 @@
 #   scripts/walkthrough-docker.sh             # needs gregor/broker, gregor/coordinator
 #
 # Where it differs from the tutorial, and why:
-# - `docker run -d --name kafka` adds `-e KAFKA_ZOOKEEPER_CONNECT=zookeeper:2181`
-#   unless VERBATIM=1 (ches/kafka read the link's ZOOKEEPER_PORT_2181_TCP_ADDR;
-#   with VERBATIM=1 gregor/broker must do the same).
+# - nothing on the broker's command line names the coordinator: like ches/kafka,
+#   gregor reads the link's ZOOKEEPER_PORT_2181_TCP_ADDR (EXPLICIT=1 adds
+#   `-e KAFKA_ZOOKEEPER_CONNECT=zookeeper:2181` instead, for comparison);
 # - it waits for the broker's health check before the first tool runs (the
 #   tutorial's reader waits by looking);
 # - the console consumer gets `--max-messages N` so it ends by itself;
@@ -63,8 +63,8 @@ wait_healthy() {
 step docker run -d --name "$ZK_NAME" "$COORDINATOR"
 docker run -d --name "$ZK_NAME" "$COORDINATOR" >/dev/null
 
-ZK_ENV=(-e KAFKA_ZOOKEEPER_CONNECT=zookeeper:2181)
-[ "${VERBATIM:-0}" = 1 ] && ZK_ENV=()
+ZK_ENV=()
+[ "${EXPLICIT:-0}" = 1 ] && ZK_ENV=(-e KAFKA_ZOOKEEPER_CONNECT=zookeeper:2181)
 step docker run -d --name "$KAFKA_NAME" --link "$ZK_NAME":zookeeper "${ZK_ENV[@]}" "$BROKER"
 docker run -d --name "$KAFKA_NAME" --link "$ZK_NAME":zookeeper "${ZK_ENV[@]}" "$BROKER" >/dev/null
 
