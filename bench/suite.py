@@ -52,12 +52,12 @@ def wait_for_port(port, proc, timeout=30.0):
 
 
 def proc_status(pid):
-    """VmRSS and VmHWM in MiB."""
+    """VmRSS, VmHWM, RssAnon (heap) and RssFile (mapped files) in MiB."""
     values = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                 values[key] = int(rest.split()[0]) / 1024
     return values
 
@@ -136,14 +136,16 @@ class Sampler:
     """Samples a process's RSS every 50 ms while a run is in progress."""
 
     def __init__(self, pid):
-        self.pid, self.peak_rss = pid, 0.0
+        self.pid, self.peak_rss, self.peak_anon = pid, 0.0, 0.0
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.loop, daemon=True)
 
     def loop(self):
         while not self.stop_event.is_set():
             try:
-                self.peak_rss = max(self.peak_rss, proc_status(self.pid)["VmRSS"])
+                status = proc_status(self.pid)
+                self.peak_rss = max(self.peak_rss, status["VmRSS"])
+                self.peak_anon = max(self.peak_anon, status.get("RssAnon", 0.0))
             except (OSError, KeyError):
                 return
             self.stop_event.wait(0.05)
@@ -343,6 +345,8 @@ def main():
                         or "/work/.peers/tansu/bin/tansu")
     parser.add_argument("--no-peer", action="store_true", help="gregor only")
     parser.add_argument("--no-limits", action="store_true", help="skip iperf3/fio")
+    parser.add_argument("--no-sync", action="store_true",
+                        help="don't sync(2) between runs (let write-back of earlier runs overlap)")
     parser.add_argument("--perf", metavar="FILE", help="perf record -g gregor during run 1 of produce 100 B")
     parser.add_argument("--results", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
@@ -396,6 +400,10 @@ def main():
                     broker = brokers["gregor-durable" if kind == "durable" else target]
                     topic_key = key.replace("consume_1KiB", "produce_1KiB_acksall")
                     topic = f"bench-{topic_key}-{run}"
+                    if not args.no_sync:
+                        # Write back the previous runs' dirty pages first, so
+                        # each run pays only for its own write-back.
+                        os.sync()
                     perf = None
                     if args.perf and target == "gregor" and run == 1 and key == "produce_100B_acks1":
                         perf = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-o", args.perf,
@@ -409,6 +417,7 @@ def main():
                         perf.wait()
                     line.update({"kind": "run", "scenario": key, "target": target, "run": run,
                                  "broker": {"cpu_s": round(sampler.cpu, 3), "peak_rss_mb": round(sampler.peak_rss, 1),
+                                            "peak_rss_anon_mb": round(sampler.peak_anon, 1),
                                             "vm_hwm_mb": round(sampler.status.get("VmHWM", 0), 1)}})
                     peak_rss[broker.name] = max(peak_rss[broker.name], sampler.peak_rss)
                     out(line)

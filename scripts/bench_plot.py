@@ -24,9 +24,9 @@ THROUGHPUT = [
     ("consume_1KiB", "consume 1 KiB"),
 ]
 LATENCY = [
-    ("e2e_1KiB_10k_linger0", "1 KiB @10k/s linger 0"),
-    ("e2e_1KiB_10k_default", "1 KiB @10k/s default"),
-    ("e2e_100B_50k", "100 B @50k/s"),
+    ("e2e_1KiB_10k_linger0", "1 KiB 10k/s\nlinger 0"),
+    ("e2e_1KiB_10k_default", "1 KiB 10k/s\ndefault"),
+    ("e2e_100B_50k", "100 B\n50k/s"),
 ]
 PERCENTILES = [("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9"), ("max_ms", "max")]
 COLORS = {"gregor": "#1f77b4", "tansu": "#ff7f0e"}
