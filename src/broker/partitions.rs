@@ -25,10 +25,16 @@ struct Hosted {
     partition: Arc<Partition>,
 }
 
+/// Memory all partitions' caches of recent batches may hold together: the
+/// heap stays bounded however many partitions there are, and the page
+/// cache serves what the caches do not.
+const CACHE_BUDGET_BYTES: usize = 64 * 1024 * 1024;
+/// The most one partition's cache holds.
+const CACHE_MAX_PER_PARTITION: usize = 8 * 1024 * 1024;
+
 pub struct Partitions {
     data_dir: PathBuf,
     defaults: LogDefaults,
-    cache_bytes: usize,
     hosted: RwLock<HashMap<TopicPartition, Hosted>>,
 }
 
@@ -37,7 +43,6 @@ impl Partitions {
         Partitions {
             data_dir: data_dir.to_path_buf(),
             defaults,
-            cache_bytes: 8 * 1024 * 1024,
             hosted: RwLock::new(HashMap::new()),
         }
     }
@@ -66,6 +71,7 @@ impl Partitions {
     fn log_settings(
         &self,
         configs: &std::collections::BTreeMap<String, String>,
+        cache_bytes: usize,
     ) -> (LogConfig, WritePolicy) {
         let resolved = resolve_topic_log(&self.defaults, configs).unwrap_or_else(|error| {
             tracing::warn!(%error, "invalid topic config ignored; using broker defaults");
@@ -79,7 +85,7 @@ impl Partitions {
             flush_interval_messages: resolved.flush_interval_messages,
             flush_interval: resolved.flush_interval,
             index_interval_bytes: resolved.index_interval_bytes,
-            cache_bytes: self.cache_bytes,
+            cache_bytes,
         };
         let policy = WritePolicy {
             log_append_time: resolved.message_timestamp_type
@@ -118,8 +124,9 @@ impl Partitions {
                 }
             }
         }
+        let cache_bytes = (CACHE_BUDGET_BYTES / wanted.len().max(1)).min(CACHE_MAX_PER_PARTITION);
         for (key, (topic_id, configs)) in wanted {
-            let (config, policy) = self.log_settings(configs);
+            let (config, policy) = self.log_settings(configs, cache_bytes);
             if let Some(existing) = hosted.get(&key) {
                 existing.partition.set_config(config);
                 continue;
