@@ -333,3 +333,67 @@ def test_sigint_commits_group_offsets_and_exits_0(broker, links):
                  "--topic", "sig", "--from-beginning", "--group", "sg", "--max-messages", "1",
                  "--timeout-ms", "15000"))
     assert out == "four\n"
+
+
+def test_native_section_with_coordinator_and_broker_from_config_files(tmp_path):
+    """The tutorial's native section as printed, in a Kafka-shaped directory
+    made by scripts/dist.sh's layout: coordinator and broker started by their
+    scripts from config/*.properties (ports and directories moved so the test
+    owns them), then create, list (both ways), produce, consume, stop."""
+    from conftest import free_port, wait_for_port
+
+    home = tmp_path / "kafka"
+    bin_dir, config = home / "bin", home / "config"
+    bin_dir.mkdir(parents=True)
+    config.mkdir()
+    for name in TOOLS + ["zookeeper-server-start.sh", "zookeeper-server-stop.sh",
+                         "kafka-server-stop.sh"]:
+        (bin_dir / name).symlink_to(BIN)
+    zk_port, kafka_port, admin_port = free_port(), free_port(), free_port()
+    zk = (ROOT / "config" / "zookeeper.properties").read_text()
+    zk = zk.replace("dataDir=/tmp/gregor-coordinator", f"dataDir={tmp_path / 'zk'}")
+    zk = zk.replace("clientPort=2181", f"clientPort={zk_port}")
+    (config / "zookeeper.properties").write_text(zk)
+    server = (ROOT / "config" / "server.properties").read_text()
+    server = server.replace("log.dirs=/tmp/gregor-logs", f"log.dirs={tmp_path / 'logs'}")
+    server = server.replace("zookeeper.connect=localhost:2181", f"zookeeper.connect=localhost:{zk_port}")
+    server += f"\nlisteners=PLAINTEXT://localhost:{kafka_port}\nadmin.listener=127.0.0.1:{admin_port}\n"
+    (config / "server.properties").write_text(server)
+
+    def script(name, *args, **kwargs):
+        return subprocess.run([f"./{name}", *args], cwd=bin_dir, capture_output=True, timeout=60,
+                              **kwargs)
+
+    logs = open(tmp_path / "servers.log", "wb")
+    coordinator = subprocess.Popen(["./zookeeper-server-start.sh", "../config/zookeeper.properties"],
+                                   cwd=bin_dir, stdout=logs, stderr=logs)
+    broker = subprocess.Popen(["./kafka-server-start.sh", "../config/server.properties"],
+                              cwd=bin_dir, stdout=logs, stderr=logs)
+    try:
+        wait_for_port(zk_port, coordinator)
+        wait_for_port(kafka_port, broker)
+        boot = f"localhost:{kafka_port}"
+        created = script("kafka-topics.sh", "--create", "--topic", "test", "--partitions", "1",
+                         "--replication-factor", "1", "--zookeeper", f"localhost:{zk_port}")
+        assert created.stdout.decode() == "Created topic test.\n", created.stderr.decode()
+        assert script("kafka-topics.sh", "--list", "--zookeeper",
+                      f"localhost:{zk_port}").stdout.decode().split() == ["test"]
+        assert script("kafka-topics.sh", "--list", "--bootstrap-server",
+                      boot).stdout.decode().split() == ["test"]
+        lines = b"This is a message\nThis is another message\n"
+        produced = script("kafka-console-producer.sh", "--broker-list", boot, "--topic", "test",
+                          input=lines)
+        assert produced.returncode == 0, produced.stderr.decode()
+        consumed = script("kafka-console-consumer.sh", "--bootstrap-server", boot, "--topic",
+                          "test", "--from-beginning", "--max-messages", "2")
+        assert consumed.stdout == lines
+        via_zookeeper = script("kafka-console-consumer.sh", "--zookeeper", f"localhost:{zk_port}",
+                               "--topic", "test", "--from-beginning", "--max-messages", "2")
+        assert via_zookeeper.stdout == lines
+    finally:
+        # Kafka's stop scripts stop every broker and coordinator of this
+        # machine, as Kafka's do; signal just the ones this test started.
+        for process in (broker, coordinator):
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=15) == 0
+        logs.close()

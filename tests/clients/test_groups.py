@@ -47,32 +47,86 @@ def read_until_idle(consumer, expected, timeout=30):
 
 @pytest.mark.parametrize("api_version", [(0, 10, 1), None])
 def test_kafka_python_group_commits_and_resumes(broker, api_version):
-    # The default broker: the first rebalance waits out the initial delay.
-    fast_broker = broker
+    """The tutorial's consumer: 20 messages, stop, 5 more, a second run reads
+    exactly those 5, and a new group reads all 25. The default broker: the
+    first rebalance waits out Kafka's initial delay."""
+    import json
     topic = "tutorial"
-    produce(fast_broker.bootstrap, topic, [f"a{i}".encode() for i in range(20)])
+    produce(broker.bootstrap, topic, [json.dumps({"n": i}).encode() for i in range(20)])
     extra = {"api_version": api_version} if api_version else {}
 
-    def consumer():
+    def consumer(group):
         return KafkaConsumer(
             topic,
-            bootstrap_servers=fast_broker.bootstrap,
-            group_id="tutorial-group",
+            bootstrap_servers=broker.bootstrap,
+            group_id=group,
             enable_auto_commit=True,
+            auto_commit_interval_ms=1000,
             auto_offset_reset="earliest",
+            value_deserializer=lambda v: json.loads(v.decode("utf-8")),
             **extra,
         )
 
-    first = consumer()
+    first = consumer("tutorial-group")
     got = read_until_idle(first, 20)
     first.close()
-    assert sorted(r.value for r in got) == sorted(f"a{i}".encode() for i in range(20))
+    assert sorted(r.value["n"] for r in got) == list(range(20))
 
-    produce(fast_broker.bootstrap, topic, [f"b{i}".encode() for i in range(7)])
-    second = consumer()
-    got = read_until_idle(second, 7)
+    produce(broker.bootstrap, topic, [json.dumps({"n": i}).encode() for i in range(20, 25)])
+    second = consumer("tutorial-group")
+    got = read_until_idle(second, 5)
     second.close()
-    assert sorted(r.value for r in got) == sorted(f"b{i}".encode() for i in range(7))
+    assert sorted(r.value["n"] for r in got) == list(range(20, 25))
+
+    fresh = consumer("another-group")
+    got = read_until_idle(fresh, 25)
+    fresh.close()
+    assert sorted(r.value["n"] for r in got) == list(range(25))
+
+
+KILLED_MEMBER = """
+import sys, time
+from confluent_kafka import Consumer
+c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": "killed",
+              "session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
+              "auto.offset.reset": "earliest"})
+c.subscribe(["orphaned"])
+while True:
+    c.poll(0.1)
+    if c.assignment():
+        print(",".join(str(p.partition) for p in c.assignment()), flush=True)
+        break
+while True:
+    c.poll(0.1)
+"""
+
+
+def test_killed_consumers_partitions_move_after_its_session_times_out(fast_broker):
+    import sys
+    create_topic(fast_broker.bootstrap, "orphaned", 4)
+    victim = subprocess.Popen([sys.executable, "-c", KILLED_MEMBER, fast_broker.bootstrap],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert victim.stdout.readline().strip()
+        survivor = confluent_consumer(fast_broker.bootstrap, "killed")
+        survivor.subscribe(["orphaned"])
+        deadline = time.time() + 20
+        shared = False
+        while time.time() < deadline and not shared:
+            survivor.poll(0.1)
+            shared = 0 < len(survivor.assignment()) < 4
+        assert shared, "the group never split the partitions"
+        victim.kill()  # no LeaveGroup: only the session timeout can tell
+        killed_at = time.time()
+        while time.time() < killed_at + 20 and len(survivor.assignment()) < 4:
+            survivor.poll(0.1)
+        assert {p.partition for p in survivor.assignment()} == {0, 1, 2, 3}
+        # Not before the 6 s session timeout has passed.
+        assert time.time() - killed_at > 5
+        survivor.close()
+    finally:
+        victim.kill()
+        victim.wait()
 
 
 def confluent_consumer(bootstrap, group, **extra):
