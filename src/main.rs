@@ -167,30 +167,7 @@ fn run_broker(args: BrokerArgs) -> ExitCode {
         Ok(settings) => settings,
         Err(error) => return config_error(error),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("gregor: cannot start the async runtime: {error}");
-            return ExitCode::from(1);
-        }
-    };
-    let shutdown = match shutdown_on_signals() {
-        Ok(shutdown) => shutdown,
-        Err(error) => {
-            eprintln!("gregor: cannot install signal handlers: {error}");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(gregor::broker::run(settings, shutdown)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("gregor: {error}");
-            ExitCode::from(1)
-        }
-    }
+    serve("gregor", |shutdown| gregor::broker::run(settings, shutdown))
 }
 
 fn run_coordinator(args: gregor::cluster::http::CoordinatorArgs) -> ExitCode {
@@ -205,27 +182,40 @@ fn run_coordinator(args: gregor::cluster::http::CoordinatorArgs) -> ExitCode {
         Ok(settings) => settings,
         Err(error) => return config_error(error),
     };
+    serve("gregor coordinator", |shutdown| {
+        gregor::cluster::http::run(settings, shutdown)
+    })
+}
+
+/// Runs a server until SIGTERM/SIGINT: the async runtime, the signal
+/// handlers, and exit 1 with one line naming the failure.
+fn serve<F, Fut, E>(name: &str, server: F) -> ExitCode
+where
+    F: FnOnce(watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("gregor: cannot start the async runtime: {error}");
+            eprintln!("{name}: cannot start the async runtime: {error}");
             return ExitCode::from(1);
         }
     };
     let shutdown = match shutdown_on_signals() {
         Ok(shutdown) => shutdown,
         Err(error) => {
-            eprintln!("gregor: cannot install signal handlers: {error}");
+            eprintln!("{name}: cannot install signal handlers: {error}");
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(gregor::cluster::http::run(settings, shutdown)) {
+    match runtime.block_on(server(shutdown)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("gregor coordinator: {error}");
+            eprintln!("{name}: {error}");
             ExitCode::from(1)
         }
     }

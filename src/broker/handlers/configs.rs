@@ -117,6 +117,18 @@ fn validated(
     Ok((topic.configs.clone(), wanted))
 }
 
+/// Validates and applies one resource's change: what both alter APIs do.
+async fn alter_resource(
+    ctx: &Arc<BrokerContext>,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    change: impl FnOnce(&Overrides) -> Result<Overrides, String>,
+) -> Result<(), Refusal> {
+    let (current, wanted) = validated(ctx, resource_type, name, change)?;
+    apply(ctx, name, current, wanted, validate_only).await
+}
+
 /// Applies `wanted` over `current` through the coordinator (unless
 /// `validate_only`) and brings the partitions' log settings in step.
 async fn apply(
@@ -190,7 +202,7 @@ pub async fn incremental_alter(
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let name = resource.resource_name.to_string();
-        let outcome = match validated(ctx, resource.resource_type, &name, |current| {
+        let change = |current: &Overrides| {
             let mut wanted = current.clone();
             for config in &resource.configs {
                 let key = config.name.to_string();
@@ -210,12 +222,15 @@ pub async fn incremental_alter(
                 }
             }
             Ok(wanted)
-        }) {
-            Ok((current, wanted)) => {
-                apply(ctx, &name, current, wanted, request.validate_only).await
-            }
-            Err(error) => Err(error),
         };
+        let outcome = alter_resource(
+            ctx,
+            resource.resource_type,
+            &name,
+            request.validate_only,
+            change,
+        )
+        .await;
         let response = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name);
