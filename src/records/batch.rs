@@ -238,6 +238,24 @@ pub fn split_batches(records: &Bytes) -> Result<Vec<(BatchHeader, Bytes)>, Recor
     Ok(batches)
 }
 
+/// Splits a buffer that starts at a batch boundary into whole-batch slices (no copy),
+/// dropping a trailing partial batch.
+pub fn whole_batches(buf: Bytes) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut p = 0usize;
+    while p + LOG_OVERHEAD <= buf.len() {
+        let mut len = [0u8; 4];
+        len.copy_from_slice(&buf[p + 8..p + 12]);
+        let total = LOG_OVERHEAD + i32::from_be_bytes(len).max(0) as usize;
+        if p + total > buf.len() || total < BATCH_HEADER_LEN {
+            break;
+        }
+        out.push(buf.slice(p..p + total));
+        p += total;
+    }
+    out
+}
+
 /// Appends `batch` to `out` with its base offset set to `base_offset`.
 ///
 /// The base offset lies outside the CRC, so the rest is copied verbatim.

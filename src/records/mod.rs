@@ -8,6 +8,6 @@ mod legacy;
 
 pub use batch::{
     BATCH_HEADER_LEN, BatchHeader, LOG_OVERHEAD, MAGIC_V2, RecordError, assign_offsets,
-    crc_matches, first_magic, split_batches,
+    crc_matches, first_magic, split_batches, whole_batches,
 };
 pub use legacy::{down_convert, find_by_timestamp, up_convert};

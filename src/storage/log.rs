@@ -321,7 +321,7 @@ impl PartitionLog {
         for chunk in self.read_chunks(offset, max_bytes)? {
             match chunk.base_offset {
                 Some(_) => batches.push(chunk.into_bytes()),
-                None => batches.extend(super::segment::split_batches(chunk.bytes)),
+                None => batches.extend(crate::records::whole_batches(chunk.bytes)),
             }
         }
         Ok(batches)

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use super::PendingBatch;
-use super::batch::{BATCH_HEADER_LEN, BatchHeader, LOG_OVERHEAD};
+use super::batch::{BATCH_HEADER_LEN, BatchHeader};
 use super::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use super::{StorageError, segment_io};
+use crate::records::whole_batches;
 
 /// Path stem `dir/<base offset, 20 digits>` shared by a segment's files.
 pub(super) fn file_stem(dir: &Path, base_offset: i64) -> PathBuf {
@@ -244,7 +245,7 @@ impl Segment {
             .read_exact_at(&mut buf, pos)
             .map_err(segment_io(&self.log_path()))?;
         let buf = Bytes::from(buf);
-        let whole: usize = split_batches(buf.clone()).iter().map(Bytes::len).sum();
+        let whole: usize = whole_batches(buf.clone()).iter().map(Bytes::len).sum();
         Ok(Some(buf.slice(..whole)))
     }
 
@@ -316,24 +317,6 @@ pub(super) fn remove_if_exists(path: &Path) -> Result<(), StorageError> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(segment_io(path)(e)),
         _ => Ok(()),
     }
-}
-
-/// Splits a buffer that starts at a batch boundary into whole-batch slices (no copy),
-/// dropping a trailing partial batch.
-pub(super) fn split_batches(buf: Bytes) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    let mut p = 0usize;
-    while p + LOG_OVERHEAD <= buf.len() {
-        let mut len = [0u8; 4];
-        len.copy_from_slice(&buf[p + 8..p + 12]);
-        let total = LOG_OVERHEAD + i32::from_be_bytes(len).max(0) as usize;
-        if p + total > buf.len() || total < BATCH_HEADER_LEN {
-            break;
-        }
-        out.push(buf.slice(p..p + total));
-        p += total;
-    }
-    out
 }
 
 /// Writes every slice at `position` onwards, in order, with as few `pwritev` calls as the

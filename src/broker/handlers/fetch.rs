@@ -17,7 +17,7 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use super::since;
 use crate::broker::BrokerContext;
 use crate::broker::partition::Partition;
-use crate::records::{BatchHeader, down_convert};
+use crate::records::{down_convert, whole_batches};
 use crate::storage::{LogChunk, StorageError, concat_chunks};
 
 struct Wanted {
@@ -184,7 +184,7 @@ fn read_partition(
         // Old clients need legacy message sets: convert batch by batch.
         let batches: Vec<Bytes> = chunks
             .into_iter()
-            .flat_map(|chunk| split_whole_batches(chunk.into_bytes()))
+            .flat_map(|chunk| whole_batches(chunk.into_bytes()))
             .collect();
         let batches = within_limit(batches, limit, first);
         let magic = if version < 2 { 0 } else { 1 };
@@ -198,7 +198,7 @@ fn read_partition(
         return Ok(records);
     }
     // A later partition must not overshoot the response limit.
-    let batches = within_limit(split_whole_batches(records), limit, false);
+    let batches = within_limit(whole_batches(records), limit, false);
     Ok(concat_chunks(
         batches
             .into_iter()
@@ -222,21 +222,6 @@ fn within_limit(batches: Vec<Bytes>, limit: usize, first: bool) -> Vec<Bytes> {
         })
         .map(|(_, b)| b)
         .collect()
-}
-
-/// Whole v2 batches in `bytes`, by their length fields (already validated on append).
-fn split_whole_batches(bytes: Bytes) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    let mut position = 0;
-    while let Some(header) = bytes.get(position..).and_then(BatchHeader::parse) {
-        let end = position + header.total_len();
-        if end > bytes.len() {
-            break;
-        }
-        out.push(bytes.slice(position..end));
-        position = end;
-    }
-    out
 }
 
 fn error_data(index: i32, error: ResponseError) -> PartitionData {
