@@ -202,23 +202,33 @@ def run_bench(bootstrap, label, mode, args, timeout=300):
 
 # ---------------------------------------------------------------- limits
 
-def iperf_loopback_mb_s(seconds):
-    port = free_port()
-    server = subprocess.Popen(["iperf3", "-s", "-1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 5
-        while True:
-            client = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-J"],
-                                    capture_output=True, text=True)
-            if client.returncode == 0 or time.time() > deadline:
-                break
-            time.sleep(0.1)
-        result = json.loads(client.stdout)
-        return result["end"]["sum_received"]["bits_per_second"] / 8 / 1e6
-    finally:
-        server.kill()
-        server.wait()
+def iperf_loopback_mb_s(seconds, attempts=3):
+    """Loopback TCP throughput by iperf3. A run that reports an error (the
+    one-off server can miss the client's first connection) is retried with a
+    fresh server."""
+    error = None
+    for _ in range(attempts):
+        port = free_port()
+        server = subprocess.Popen(["iperf3", "-s", "-1", "-p", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 5
+            while True:
+                client = subprocess.run(
+                    ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-J"],
+                    capture_output=True, text=True)
+                if client.returncode == 0 or time.time() > deadline:
+                    break
+                time.sleep(0.1)
+            try:
+                result = json.loads(client.stdout)
+                return result["end"]["sum_received"]["bits_per_second"] / 8 / 1e6
+            except (ValueError, KeyError):
+                error = client.stdout[-300:] or client.stderr[-300:]
+        finally:
+            server.kill()
+            server.wait()
+    raise RuntimeError(f"iperf3 failed {attempts} times: {error}")
 
 
 def fio_write_mb_s(directory, size, fdatasync):
