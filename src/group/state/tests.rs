@@ -1,5 +1,7 @@
 //! The group state machine driven by events, judged by its effects.
 
+use std::time::Duration;
+
 use super::*;
 
 const SESSION: Duration = Duration::from_secs(10);
