@@ -155,4 +155,3 @@ impl Member {
         self.protocols == protocols
     }
 }
-
