@@ -13,7 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::args::GroupsArgs;
 use super::client::{Client, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, check};
 use super::group_member::{TopicPartition, commit_offsets, decode_assignment, fetch_offsets};
-use super::{ToolError, bootstrap};
+use super::{ToolError, bootstrap, exactly_one};
 
 enum Action {
     List,
@@ -23,23 +23,15 @@ enum Action {
 }
 
 fn action(args: &GroupsArgs) -> Result<Action, ToolError> {
-    let chosen: Vec<Action> = [
-        (args.list, Action::List),
-        (args.describe, Action::Describe),
-        (args.delete, Action::Delete),
-        (args.reset_offsets, Action::Reset),
-    ]
-    .into_iter()
-    .filter_map(|(set, action)| set.then_some(action))
-    .collect();
-    let mut chosen = chosen.into_iter();
-    match (chosen.next(), chosen.next()) {
-        (Some(action), None) => Ok(action),
-        _ => Err(ToolError::Usage(
-            "Command must include exactly one action: --list, --describe, --delete, --reset-offsets"
-                .to_string(),
-        )),
-    }
+    exactly_one(
+        [
+            (args.list, Action::List),
+            (args.describe, Action::Describe),
+            (args.delete, Action::Delete),
+            (args.reset_offsets, Action::Reset),
+        ],
+        "Command must include exactly one action: --list, --describe, --delete, --reset-offsets",
+    )
 }
 
 fn groups(args: &GroupsArgs) -> Result<&[String], ToolError> {

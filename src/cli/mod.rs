@@ -56,6 +56,21 @@ impl ToolError {
     }
 }
 
+/// The one action flag a tool was given (`--list`, `--create`, …), or
+/// Kafka's usage error when there are none or several.
+pub(crate) fn exactly_one<A>(
+    flags: impl IntoIterator<Item = (bool, A)>,
+    message: &str,
+) -> Result<A, ToolError> {
+    let mut chosen = flags
+        .into_iter()
+        .filter_map(|(set, action)| set.then_some(action));
+    match (chosen.next(), chosen.next()) {
+        (Some(action), None) => Ok(action),
+        _ => Err(ToolError::Usage(message.to_string())),
+    }
+}
+
 /// Runs `tool` with its own arguments (without the program name).
 pub fn run(tool: Tool, args: Vec<OsString>) -> ExitCode {
     let name = match tool {

@@ -18,7 +18,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::args::{TopicsArgs, key_values};
 use super::client::{Client, TopicInfo, check};
-use super::{ToolError, bootstrap};
+use super::{ToolError, bootstrap, exactly_one};
 
 const ADMIN_TIMEOUT_MS: i32 = 30_000;
 const TOPIC_RESOURCE: i8 = 2;
@@ -34,24 +34,16 @@ enum Action {
 }
 
 fn action(args: &TopicsArgs) -> Result<Action, ToolError> {
-    let chosen: Vec<Action> = [
-        (args.create, Action::Create),
-        (args.list, Action::List),
-        (args.describe, Action::Describe),
-        (args.delete, Action::Delete),
-        (args.alter, Action::Alter),
-    ]
-    .into_iter()
-    .filter_map(|(set, action)| set.then_some(action))
-    .collect();
-    let mut chosen = chosen.into_iter();
-    match (chosen.next(), chosen.next()) {
-        (Some(action), None) => Ok(action),
-        _ => Err(ToolError::Usage(
-            "Command must include exactly one action: --list, --describe, --create, --alter or --delete"
-                .to_string(),
-        )),
-    }
+    exactly_one(
+        [
+            (args.create, Action::Create),
+            (args.list, Action::List),
+            (args.describe, Action::Describe),
+            (args.delete, Action::Delete),
+            (args.alter, Action::Alter),
+        ],
+        "Command must include exactly one action: --list, --describe, --create, --alter or --delete",
+    )
 }
 
 fn name(s: &str) -> TopicName {
