@@ -36,32 +36,15 @@ def wait_for_port(port, proc, timeout=15.0):
     raise TimeoutError(f"port {port} did not open")
 
 
-class Broker:
-    """A gregor broker process on loopback."""
+class GregorProcess:
+    """A gregor server process on loopback: subclasses give `args()`, `port`,
+    `log_path` and `env` (None inherits this process's environment)."""
 
-    def __init__(self, data_dir, extra=(), env=None, listeners=None, port=None):
-        self.data_dir = Path(data_dir)
-        self.port = port or free_port()
-        self.listeners = listeners or f"PLAINTEXT://127.0.0.1:{self.port}"
-        self.admin_port = free_port()
-        self.extra = list(extra)
-        self.env = dict(os.environ, **(env or {}))
-        self.env.setdefault("GREGOR_LOG", "info")
-        self.proc = None
-        self.log_path = self.data_dir.parent / f"broker-{self.port}.log"
-
-    @property
-    def bootstrap(self):
-        return f"127.0.0.1:{self.port}"
+    env = None
+    proc = None
 
     def args(self):
-        return [
-            str(BIN), "broker",
-            "--data-dir", str(self.data_dir),
-            "--listeners", self.listeners,
-            "--admin", f"127.0.0.1:{self.admin_port}",
-            *self.extra,
-        ]
+        raise NotImplementedError
 
     def start(self):
         self.log = open(self.log_path, "ab")
@@ -86,6 +69,33 @@ class Broker:
 
     def output(self):
         return self.log_path.read_text(errors="replace")
+
+
+class Broker(GregorProcess):
+    """A gregor broker process on loopback."""
+
+    def __init__(self, data_dir, extra=(), env=None, listeners=None, port=None):
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.listeners = listeners or f"PLAINTEXT://127.0.0.1:{self.port}"
+        self.admin_port = free_port()
+        self.extra = list(extra)
+        self.env = dict(os.environ, **(env or {}))
+        self.env.setdefault("GREGOR_LOG", "info")
+        self.log_path = self.data_dir.parent / f"broker-{self.port}.log"
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def args(self):
+        return [
+            str(BIN), "broker",
+            "--data-dir", str(self.data_dir),
+            "--listeners", self.listeners,
+            "--admin", f"127.0.0.1:{self.admin_port}",
+            *self.extra,
+        ]
 
 
 @pytest.fixture

@@ -12,16 +12,15 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from conftest import BIN, Broker, free_port, wait_for_port
+from conftest import BIN, Broker, GregorProcess, free_port, wait_for_port
 
 
-class Coordinator:
+class Coordinator(GregorProcess):
     """A `gregor coordinator` process on loopback."""
 
     def __init__(self, data_dir, port=None):
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
-        self.proc = None
         self.log_path = self.data_dir.parent / f"coordinator-{self.port}.log"
 
     @property
@@ -31,29 +30,12 @@ class Coordinator:
     def args(self):
         return [str(BIN), "coordinator", "--port", str(self.port), "--data-dir", str(self.data_dir)]
 
-    def start(self):
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args(), stdout=self.log, stderr=self.log)
-        wait_for_port(self.port, self.proc)
-        return self
-
-    def stop(self, sig=signal.SIGTERM, timeout=15):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=timeout)
-        code = self.proc.returncode if self.proc else None
-        self.proc = None
-        return code
-
     def get(self, path):
         with urllib.request.urlopen(f"http://{self.address}{path}", timeout=5) as reply:
             return json.loads(reply.read())
 
     def cluster(self):
         return self.get("/v1/cluster")
-
-    def output(self):
-        return self.log_path.read_text(errors="replace")
 
 
 @pytest.fixture
