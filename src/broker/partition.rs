@@ -3,13 +3,16 @@
 //!
 //! Produce handlers never touch the log themselves. They send their batches
 //! to the partition's writer, which takes everything waiting, assigns
-//! offsets, and appends it all with one write (and, where the flush policy
-//! asks, one fsync) — group commit — before completing every waiting
-//! acknowledgement. Readers take the log's read lock; fetches parked on
-//! `max_wait_ms` are woken through `appended`.
+//! offsets, and appends it all with one write — group commit — before
+//! completing every waiting acknowledgement. Where the flush policy asks for
+//! durable commits, the acknowledgements go to the partition's syncer
+//! instead: it fdatasyncs once for every group that reached it and then
+//! completes them, while the writer already writes the next group. Readers
+//! take the log's read lock; fetches parked on `max_wait_ms` are woken
+//! through `appended`.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::{Bytes, BytesMut};
@@ -18,7 +21,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::producer_state::{ProducerStates, SequenceCheck};
 use crate::records::{BatchHeader, assign_offsets};
-use crate::storage::{LogChunk, LogConfig, PartitionLog, PendingBatch, StorageError};
+use crate::storage::{LogChunk, LogConfig, PartitionLog, PendingBatch, StorageError, SyncTicket};
 
 /// Most appends taken into one group commit.
 const MAX_GROUP: usize = 256;
@@ -36,12 +39,10 @@ struct AppendJob {
     reply: oneshot::Sender<Result<Appended, ResponseError>>,
 }
 
-/// How the writer should treat timestamps and durability.
+/// How the writer should treat timestamps.
 #[derive(Debug, Clone, Copy)]
 pub struct WritePolicy {
     pub log_append_time: bool,
-    /// fsync may happen on append: run appends off the async workers.
-    pub blocking_appends: bool,
 }
 
 pub struct Partition {
@@ -72,6 +73,8 @@ impl Partition {
         let log = Arc::new(RwLock::new(log));
         let appended = Arc::new(Notify::new());
         let (appends, jobs) = mpsc::unbounded_channel();
+        let (to_syncer, syncs) = mpsc::unbounded_channel();
+        let awaiting_sync = Arc::new(AtomicUsize::new(0));
         let writer = Writer {
             log: log.clone(),
             log_end_offset: log_end_offset.clone(),
@@ -79,8 +82,11 @@ impl Partition {
             appended: appended.clone(),
             producers,
             policy,
+            to_syncer,
+            awaiting_sync: awaiting_sync.clone(),
         };
         tokio::spawn(writer.run(jobs));
+        tokio::spawn(run_syncer(log.clone(), syncs, awaiting_sync));
         Ok(Arc::new(Partition {
             topic: topic.to_string(),
             index,
@@ -221,6 +227,18 @@ struct Writer {
     appended: Arc<Notify>,
     producers: ProducerStates,
     policy: WritePolicy,
+    to_syncer: mpsc::UnboundedSender<AwaitingSync>,
+    /// Groups handed to the syncer and not yet acknowledged. While any are,
+    /// later groups queue behind them so acknowledgements stay in order.
+    awaiting_sync: Arc<AtomicUsize>,
+}
+
+type Reply = oneshot::Sender<Result<Appended, ResponseError>>;
+
+/// One group's acknowledgements, to complete once `ticket` (if any) is synced.
+struct AwaitingSync {
+    ticket: Option<SyncTicket>,
+    replies: Vec<(Reply, Result<Appended, ResponseError>)>,
 }
 
 /// A job accepted into the current group, with where its batches landed.
@@ -286,21 +304,14 @@ impl Writer {
         }
 
         let mut result = Ok(());
+        let mut ticket = None;
         if !batches.is_empty() {
-            let log = self.log.clone();
-            let append = move || {
-                let mut guard = log.write().unwrap_or_else(|p| p.into_inner());
-                guard
-                    .append_pending(&batches)
-                    .map(|_| (guard.log_end_offset(), guard.log_start_offset()))
-                    .map_err(|error| error.to_string())
-            };
-            let appended = if self.policy.blocking_appends {
-                tokio::task::spawn_blocking(append)
-                    .await
-                    .unwrap_or_else(|join| Err(join.to_string()))
-            } else {
-                append()
+            let appended = {
+                let mut log = self.log.write().unwrap_or_else(|p| p.into_inner());
+                log.append_pending(&batches).map(|_| {
+                    ticket = log.sync_due().then(|| log.take_sync_ticket());
+                    (log.log_end_offset(), log.log_start_offset())
+                })
             };
             match appended {
                 Ok((end, start)) => {
@@ -315,8 +326,8 @@ impl Writer {
             }
         }
         let log_start_offset = self.log_start_offset.load(Ordering::Acquire);
-        for job in pending {
-            let reply = match (&result, job.outcome) {
+        let replies = pending.into_iter().map(|job| {
+            let outcome = match (&result, job.outcome) {
                 (Err(error), _) => Err(*error),
                 (Ok(()), Err(error)) => Err(error),
                 (Ok(()), Ok(base_offset)) => Ok(Appended {
@@ -325,8 +336,79 @@ impl Writer {
                     log_start_offset,
                 }),
             };
-            let _ = job.reply.send(reply);
+            (job.reply, outcome)
+        });
+        if ticket.is_none() && self.awaiting_sync.load(Ordering::Acquire) == 0 {
+            for (reply, outcome) in replies {
+                let _ = reply.send(outcome);
+            }
+            return;
         }
+        self.awaiting_sync.fetch_add(1, Ordering::AcqRel);
+        let group = AwaitingSync {
+            ticket,
+            replies: replies.collect(),
+        };
+        if let Err(mpsc::error::SendError(group)) = self.to_syncer.send(group) {
+            // The syncer is gone only if the runtime is shutting down.
+            for (reply, _) in group.replies {
+                let _ = reply.send(Err(ResponseError::KafkaStorageError));
+            }
+        }
+    }
+}
+
+/// Completes groups in arrival order, with one fdatasync covering every
+/// ticket among those waiting.
+async fn run_syncer(
+    log: Arc<RwLock<PartitionLog>>,
+    mut groups: mpsc::UnboundedReceiver<AwaitingSync>,
+    awaiting_sync: Arc<AtomicUsize>,
+) {
+    let mut waiting = Vec::new();
+    while groups.recv_many(&mut waiting, MAX_GROUP).await > 0 {
+        let mut combined: Option<SyncTicket> = None;
+        for group in &mut waiting {
+            if let Some(ticket) = group.ticket.take() {
+                match &mut combined {
+                    Some(first) => first.absorb(ticket),
+                    None => combined = Some(ticket),
+                }
+            }
+        }
+        let mut failed = false;
+        if let Some(ticket) = combined {
+            let synced = tokio::task::spawn_blocking(move || {
+                ticket
+                    .sync()
+                    .map(|()| ticket.up_to())
+                    .map_err(|error| error.to_string())
+            })
+            .await
+            .unwrap_or_else(|join| Err(join.to_string()));
+            match synced {
+                Ok(up_to) => log
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .note_synced(up_to),
+                Err(error) => {
+                    tracing::error!(%error, "durable commit failed");
+                    failed = true;
+                }
+            }
+        }
+        let completed = waiting.len();
+        for group in waiting.drain(..) {
+            for (reply, outcome) in group.replies {
+                let outcome = if failed {
+                    Err(ResponseError::KafkaStorageError)
+                } else {
+                    outcome
+                };
+                let _ = reply.send(outcome);
+            }
+        }
+        awaiting_sync.fetch_sub(completed, Ordering::AcqRel);
     }
 }
 

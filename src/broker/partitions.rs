@@ -90,7 +90,6 @@ impl Partitions {
         let policy = WritePolicy {
             log_append_time: resolved.message_timestamp_type
                 == crate::config::TimestampType::LogAppendTime,
-            blocking_appends: resolved.flush_interval_messages < u64::MAX / 2,
         };
         (config, policy)
     }

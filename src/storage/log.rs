@@ -1,7 +1,9 @@
 //! [`PartitionLog`]: the append-only log of one partition, made of segments.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -11,7 +13,7 @@ use super::cache::BatchCache;
 use super::recovery::{self, CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_FILE};
 use super::segment::Segment;
 use super::{LogChunk, PendingBatch};
-use super::{StorageError, log_dir_io};
+use super::{StorageError, log_dir_io, segment_io};
 
 /// Per-partition log settings (Kafka topic configs). Defaults are Kafka's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +75,59 @@ pub(super) fn millis(d: Duration) -> i64 {
     d.as_millis().min(i64::MAX as u128) as i64
 }
 
+/// The data files a durable commit must fdatasync. Taken under the log's lock
+/// ([`PartitionLog::take_sync_ticket`]) and synced outside it, so the next
+/// appends are written while the disk flushes the previous ones.
+#[derive(Debug, Default)]
+pub struct SyncTicket {
+    files: Vec<(Arc<File>, PathBuf)>,
+    /// The partition directory, once a new segment file was created in it.
+    dir: Option<PathBuf>,
+    up_to: i64,
+}
+
+impl SyncTicket {
+    /// Every offset below this is durable once [`sync`](Self::sync) returns.
+    pub fn up_to(&self) -> i64 {
+        self.up_to
+    }
+
+    /// How many files the sync will flush (tests).
+    #[cfg(test)]
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether the sync also flushes the directory (tests).
+    #[cfg(test)]
+    pub fn syncs_dir(&self) -> bool {
+        self.dir.is_some()
+    }
+
+    /// Takes over a later ticket: one sync then covers both.
+    pub fn absorb(&mut self, later: SyncTicket) {
+        for (file, path) in later.files {
+            if !self.files.iter().any(|(f, _)| Arc::ptr_eq(f, &file)) {
+                self.files.push((file, path));
+            }
+        }
+        self.dir = self.dir.take().or(later.dir);
+        self.up_to = self.up_to.max(later.up_to);
+    }
+
+    /// One fdatasync per file written since the last ticket, then the
+    /// directory if a segment was created (so the new file's name survives).
+    pub fn sync(&self) -> Result<(), StorageError> {
+        for (file, path) in &self.files {
+            file.sync_data().map_err(segment_io(path))?;
+        }
+        if let Some(dir) = &self.dir {
+            recovery::sync_dir(dir)?;
+        }
+        Ok(())
+    }
+}
+
 /// What roll decisions need to know about the segment a batch would go into.
 struct RollState {
     base: i64,
@@ -95,7 +150,12 @@ pub struct PartitionLog {
     pub(super) log_start: i64,
     pub(super) size_bytes: u64,
     pub(super) cache: BatchCache,
+    /// The persisted `recovery-point` checkpoint.
     recovery_point: i64,
+    /// Every offset below this is fsynced; the checkpoint catches up on the next tick.
+    synced_offset: i64,
+    /// A segment file was created since the directory was last fsynced.
+    dir_needs_sync: bool,
     unflushed_records: u64,
     first_unflushed_ms: Option<i64>,
 }
@@ -119,6 +179,8 @@ impl PartitionLog {
             config,
             closed: rec.segments,
             recovery_point: active.next_offset,
+            synced_offset: active.next_offset,
+            dir_needs_sync: true,
             active,
             log_start: rec.log_start,
             size_bytes,
@@ -220,10 +282,49 @@ impl PartitionLog {
             .collect();
         self.unflushed_records = self.unflushed_records.saturating_add(records);
         self.first_unflushed_ms.get_or_insert(now);
-        if self.unflushed_records >= self.config.flush_interval_messages {
-            self.flush()?;
-        }
         Ok(infos)
+    }
+
+    /// Whether `flush.interval.messages` asks for a durable commit now.
+    pub fn sync_due(&self) -> bool {
+        self.unflushed_records > 0 && self.unflushed_records >= self.config.flush_interval_messages
+    }
+
+    /// Starts a durable commit of everything appended so far: the files to
+    /// fdatasync, handed to the caller so the sync can run without the lock.
+    /// Report completion with [`note_synced`](Self::note_synced).
+    pub fn take_sync_ticket(&mut self) -> SyncTicket {
+        let mut files = Vec::new();
+        for seg in self
+            .closed
+            .values_mut()
+            .chain(std::iter::once(&mut self.active))
+        {
+            if std::mem::take(&mut seg.needs_sync) {
+                files.push((seg.file.clone(), seg.log_path()));
+            }
+        }
+        self.unflushed_records = 0;
+        self.first_unflushed_ms = None;
+        SyncTicket {
+            files,
+            dir: std::mem::take(&mut self.dir_needs_sync).then(|| self.dir.clone()),
+            up_to: self.log_end_offset(),
+        }
+    }
+
+    /// Records that a ticket's sync completed; the recovery-point checkpoint
+    /// follows on the next [`maybe_flush`](Self::maybe_flush) or flush.
+    pub fn note_synced(&mut self, up_to: i64) {
+        self.synced_offset = self.synced_offset.max(up_to);
+    }
+
+    /// A durable commit in place: take a ticket, sync it, note it.
+    pub fn commit(&mut self) -> Result<(), StorageError> {
+        let ticket = self.take_sync_ticket();
+        ticket.sync()?;
+        self.note_synced(ticket.up_to());
+        Ok(())
     }
 
     fn validate_append(&self, batches: &[PendingBatch]) -> Result<Vec<BatchHeader>, StorageError> {
@@ -301,6 +402,7 @@ impl PartitionLog {
         }
         let fresh = Segment::create(&self.dir, self.log_end_offset(), now)?;
         let mut old = std::mem::replace(&mut self.active, fresh);
+        self.dir_needs_sync = true;
         old.persist(false)?;
         tracing::debug!(dir = %self.dir.display(), base = self.active.base_offset, "rolled segment");
         self.closed.insert(old.base_offset, old);
@@ -387,27 +489,39 @@ impl PartitionLog {
     /// rolled since the last flush) and its indexes, then advances and persists the recovery
     /// point to the log end.
     pub fn flush(&mut self) -> Result<(), StorageError> {
+        self.commit()?;
         for seg in self.closed.values_mut() {
             seg.persist(true)?;
         }
         self.active.persist(true)?;
-        let log_end = self.log_end_offset();
-        if self.recovery_point != log_end {
-            // Not fsynced: a lost update only makes the next recovery scan more.
-            recovery::write_checkpoint(&self.dir, RECOVERY_POINT_FILE, log_end, false)?;
-            self.recovery_point = log_end;
-        }
-        self.unflushed_records = 0;
-        self.first_unflushed_ms = None;
-        Ok(())
+        self.checkpoint_recovery_point()
     }
 
-    /// Flushes if `flush_interval` has elapsed since the oldest unflushed append.
+    /// Flushes if `flush_interval` has elapsed since the oldest unflushed append;
+    /// otherwise brings the recovery-point checkpoint up to the last durable commit.
     pub fn maybe_flush(&mut self, now_ms: i64) -> Result<(), StorageError> {
         if let (Some(interval), Some(first)) = (self.config.flush_interval, self.first_unflushed_ms)
             && now_ms - first >= millis(interval)
         {
-            self.flush()?;
+            return self.flush();
+        }
+        if self.recovery_point != self.synced_offset {
+            // Recovery trusts segments below the checkpoint and still checks their indexes,
+            // so those need writing but not syncing.
+            for seg in self.closed.values_mut() {
+                seg.persist(false)?;
+            }
+            self.active.persist(false)?;
+            self.checkpoint_recovery_point()?;
+        }
+        Ok(())
+    }
+
+    fn checkpoint_recovery_point(&mut self) -> Result<(), StorageError> {
+        if self.recovery_point != self.synced_offset {
+            // Not fsynced: a lost update only makes the next recovery scan more.
+            recovery::write_checkpoint(&self.dir, RECOVERY_POINT_FILE, self.synced_offset, false)?;
+            self.recovery_point = self.synced_offset;
         }
         Ok(())
     }

@@ -31,7 +31,7 @@ mod tests;
 use std::path::PathBuf;
 
 pub use batch::{BATCH_HEADER_LEN, BatchHeader, LOG_OVERHEAD, MAGIC_V2, crc_matches};
-pub use log::{AppendInfo, LogConfig, PartitionLog};
+pub use log::{AppendInfo, LogConfig, PartitionLog, SyncTicket};
 
 use bytes::{BufMut, Bytes, BytesMut};
 

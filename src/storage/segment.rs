@@ -3,6 +3,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -45,7 +46,8 @@ pub(super) struct Segment {
     pub created_ms: i64,
     /// Data written since the last fsync.
     pub needs_sync: bool,
-    pub file: File,
+    /// Shared so a durable commit can fdatasync it without holding the log.
+    pub file: Arc<File>,
     pub offset_index: OffsetIndex,
     pub time_index: TimeIndex,
     bytes_since_index: u64,
@@ -76,7 +78,7 @@ impl Segment {
             first_batch_timestamp: None,
             created_ms: now_ms,
             needs_sync: false,
-            file,
+            file: Arc::new(file),
             offset_index: OffsetIndex::new(),
             time_index: TimeIndex::new(),
             bytes_since_index: 0,

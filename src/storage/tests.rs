@@ -281,7 +281,7 @@ fn corruption_in_an_older_unflushed_segment_drops_everything_after_it() {
 }
 
 #[test]
-fn flush_by_message_count_persists_the_recovery_point() {
+fn message_count_policy_syncs_by_ticket_and_checkpoints_after() {
     let dir = tempdir();
     let cfg = LogConfig {
         flush_interval_messages: 5,
@@ -292,8 +292,46 @@ fn flush_by_message_count_persists_the_recovery_point() {
     append_batches(&mut log, 2, 2, 0);
     let before = std::fs::read_to_string(&rp).expect("written at open");
     assert_eq!(before.trim(), "0");
+    assert!(!log.sync_due());
     append_batches(&mut log, 1, 2, 0);
+    assert!(log.sync_due(), "5 records reached");
+    let ticket = log.take_sync_ticket();
+    assert!(!log.sync_due(), "a ticket restarts the count");
+    assert_eq!(ticket.up_to(), 6);
+    ticket.sync().expect("fdatasync");
+    // The checkpoint follows a completed sync on the next tick, never before it.
+    log.maybe_flush(0).expect("tick");
+    assert_eq!(std::fs::read_to_string(&rp).expect("rp").trim(), "0");
+    log.note_synced(ticket.up_to());
+    log.maybe_flush(0).expect("tick");
     assert_eq!(std::fs::read_to_string(&rp).expect("rp").trim(), "6");
+}
+
+#[test]
+fn sync_ticket_covers_segments_rolled_since_the_last_one() {
+    let dir = tempdir();
+    let mut log = PartitionLog::open(dir.path(), config(600, 0)).expect("open");
+    log.commit().expect("first commit");
+    append_batches(&mut log, 8, 2, 0);
+    assert!(log.segment_count() > 2, "small segments roll");
+    let segments = log.segment_count();
+    let ticket = log.take_sync_ticket();
+    assert_eq!(ticket.up_to(), 16);
+    assert_eq!(ticket.file_count(), segments, "every segment written since");
+    assert!(
+        ticket.syncs_dir(),
+        "new segment files need their directory entry synced"
+    );
+    ticket.sync().expect("fdatasync");
+    let mut later = log.take_sync_ticket();
+    assert_eq!(later.file_count(), 0, "nothing written since");
+    assert!(!later.syncs_dir());
+    append_batches(&mut log, 1, 2, 0);
+    later.absorb(log.take_sync_ticket());
+    later.absorb(ticket);
+    assert_eq!(later.up_to(), 18);
+    assert_eq!(later.file_count(), segments, "the active segment once");
+    later.sync().expect("one sync for both tickets");
 }
 
 #[test]
