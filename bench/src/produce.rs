@@ -181,7 +181,7 @@ pub fn send_all(
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
-                    producer.poll(Duration::from_millis(1));
+                    wait_for_room(producer);
                 }
                 Err((error, _)) => bail!("send: {error}"),
             }
@@ -191,6 +191,21 @@ pub fn send_all(
         }
     }
     Ok(())
+}
+
+/// Serves the delivery reports that are ready (they free queue room), then
+/// sleeps briefly. rdkafka's `poll(timeout)` would busy-wait instead: it
+/// rounds the time left down to whole milliseconds and polls with 0 for the
+/// last one, and a spinning client steals a core from the broker it measures.
+fn wait_for_room(producer: &BaseProducer<AckRecorder>) {
+    for _ in 0..64 {
+        let before = producer.in_flight_count();
+        producer.poll(Duration::ZERO);
+        if producer.in_flight_count() == before {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_micros(100));
 }
 
 pub fn merge(target: &mut Value, extra: Value) {
