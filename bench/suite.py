@@ -231,17 +231,18 @@ def iperf_loopback_mb_s(seconds, attempts=3):
     raise RuntimeError(f"iperf3 failed {attempts} times: {error}")
 
 
-def fio_write_mb_s(directory, size, fdatasync):
-    """Sequential 1 MiB writes; without fdatasync this is the page-cache
-    write rate, the bound of the broker's default flush policy."""
-    argv = ["fio", "--name=seqwrite", f"--directory={directory}", "--rw=write", "--bs=1M",
+def fio_write_mb_s(directory, size, fdatasync, run):
+    """Sequential 1 MiB writes to a new file; without fdatasync this is the
+    page-cache write rate, the bound of the broker's default flush policy.
+    Files stay until every run is done (see `measure_limits`): a log appends
+    to new pages, and pages freed a moment ago would be faster than those."""
+    argv = ["fio", f"--name=seqwrite{'-sync' if fdatasync else ''}-{run}", f"--directory={directory}",
+            "--rw=write", "--bs=1M",
             f"--size={size}", "--ioengine=psync", "--output-format=json"]
     if fdatasync:
         # One fdatasync per 1 MiB write: the durable-commit floor.
         argv.append("--fdatasync=1")
     done = subprocess.run(argv, capture_output=True, text=True, check=True)
-    for leftover in Path(directory).glob("seqwrite*"):
-        leftover.unlink()
     return json.loads(done.stdout)["jobs"][0]["write"]["bw_bytes"] / 1e6
 
 
@@ -291,9 +292,12 @@ def measure_limits(workdir, quick, runs, out):
     else:
         log("iperf3 not installed: no loopback limit")
     if shutil.which("fio"):
-        limits["disk_write_mb_s"] = [fio_write_mb_s(workdir, "32M" if quick else "1G", False) for _ in range(runs)]
+        limits["disk_write_mb_s"] = [fio_write_mb_s(workdir, "32M" if quick else "1G", False, run)
+                                     for run in range(runs)]
         limits["disk_write_fdatasync_mb_s"] = [
-            fio_write_mb_s(workdir, "16M" if quick else "256M", True) for _ in range(runs)]
+            fio_write_mb_s(workdir, "16M" if quick else "256M", True, run) for run in range(runs)]
+        for leftover in Path(workdir).glob("seqwrite*"):
+            leftover.unlink()
     else:
         log("fio not installed: no disk limit")
     rtt = [loopback_rtt_ms(rounds=500 if quick else 5000) for _ in range(runs)]
@@ -351,6 +355,8 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke of each mode")
     parser.add_argument("--gregor-bin", default=str(ROOT / "target" / "release" / "gregor"))
+    parser.add_argument("--static-bin", default=str(ROOT / "target" / "x86_64-unknown-linux-musl" / "release" / "gregor"),
+                        help="the static musl build (as in the images), run as a third target if present")
     parser.add_argument("--tansu-bin", default=os.environ.get("TANSU_BIN") or shutil.which("tansu")
                         or "/work/.peers/tansu/bin/tansu")
     parser.add_argument("--no-peer", action="store_true", help="gregor only")
@@ -374,6 +380,10 @@ def main():
 
     workdir = tempfile.mkdtemp(prefix="gregor-bench-")
     targets = ["gregor"]
+    if args.static_bin and Path(args.static_bin).exists():
+        targets.append("gregor-static")
+    else:
+        log(f"no static build at {args.static_bin}: its column stays empty")
     peer_note = None
     if not args.no_peer:
         if Path(args.tansu_bin).exists() or shutil.which(args.tansu_bin):
@@ -381,7 +391,8 @@ def main():
         else:
             peer_note = f"Tansu not found at {args.tansu_bin}: peer columns empty"
             log(peer_note)
-    out({"kind": "environment", "loadavg_before": os.getloadavg(), "gregor_bin": args.gregor_bin, "tansu_bin": args.tansu_bin if "tansu" in targets else None,
+    out({"kind": "environment", "loadavg_before": os.getloadavg(), "gregor_bin": args.gregor_bin,
+         "static_bin": args.static_bin if "gregor-static" in targets else None, "tansu_bin": args.tansu_bin if "tansu" in targets else None,
          "nproc": os.cpu_count(), "kernel": os.uname().release, "quick": args.quick, "runs": args.runs,
          "gregor_git": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                                       capture_output=True, text=True).stdout.strip()})
@@ -391,6 +402,10 @@ def main():
     brokers = {"gregor": gregor_broker(args.gregor_bin, workdir).start(),
                "gregor-durable": gregor_broker(args.gregor_bin, workdir, "gregor-durable",
                                                ["log.flush.interval.messages=1"]).start()}
+    if "gregor-static" in targets:
+        brokers["gregor-static"] = gregor_broker(args.static_bin, workdir, "gregor-static").start()
+        brokers["gregor-static-durable"] = gregor_broker(args.static_bin, workdir, "gregor-static-durable",
+                                                         ["log.flush.interval.messages=1"]).start()
     if "tansu" in targets:
         try:
             brokers["tansu"] = tansu_broker(args.tansu_bin, workdir).start()
@@ -405,9 +420,9 @@ def main():
         for run in range(1, args.runs + 1):
             for key, title, mode, kind, bench_args in scenarios(args.quick):
                 for target in targets:
-                    if kind == "durable" and target != "gregor":
+                    if kind == "durable" and target == "tansu":
                         continue  # Tansu's memory engine has no durable commit.
-                    broker = brokers["gregor-durable" if kind == "durable" else target]
+                    broker = brokers[f"{target}-durable" if kind == "durable" else target]
                     topic_key = key.replace("consume_1KiB", "produce_1KiB_acksall")
                     topic = f"bench-{topic_key}-{run}"
                     if not args.no_sync:
@@ -441,6 +456,8 @@ def main():
             broker.stop()
 
     startup = {"gregor": gregor_startup(args.gregor_bin, max(args.runs, 3))}
+    if "gregor-static" in targets:
+        startup["gregor-static"] = gregor_startup(args.static_bin, max(args.runs, 3))
     if "tansu" in targets:
         startup["tansu"] = peer_startup(lambda: tansu_broker(args.tansu_bin, workdir), max(args.runs, 3))
     for target, values in startup.items():
@@ -457,6 +474,7 @@ def main():
 
 def render_table(samples, targets, limits, startup, peak_rss, hwm, args, peer_note):
     rows = []
+    limits = dict(limits)  # the derived client-bound limits are added below
     loop = limits.get("loopback_mb_s")
     disk = limits.get("disk_write_mb_s")
     disk_sync = limits.get("disk_write_fdatasync_mb_s")
@@ -471,14 +489,29 @@ def render_table(samples, targets, limits, startup, peak_rss, hwm, args, peer_no
                     got.append(value)
         return got
 
-    def add(title, key, pick, digits, limit=None, target_text="", met=None, higher_is_better=True):
+    def add(title, key, pick, digits, limit=None, target_text="", met=None):
         g = spread(values(key, "gregor", pick), digits)
+        st = spread(values(key, "gregor-static", pick), digits) if "gregor-static" in targets else None
         t = spread(values(key, "tansu", pick), digits) if "tansu" in targets else None
         g_median = g[0] if g else None
         t_median = t[0] if t else None
         met_text = "" if met is None or g_median is None else ("yes" if met(g_median, t_median) else "**no**")
-        rows.append([title, g[1] if g else "failed", t[1] if t else "—",
+        rows.append([title, g[1] if g else "failed", st[1] if st else "—", t[1] if t else "—",
                      ratio(g_median, t_median), ratio(g_median, limit), target_text, met_text])
+
+    def client_cpu_per_gb(line):
+        gb = line.get("messages", 0) * line.get("size", 0) / 1e9
+        return line["client_cpu_s"] / gb if gb and "client_cpu_s" in line else None
+
+    def client_bound_mb_s(key):
+        """What this client alone allows on this machine: every core running
+        librdkafka, at the CPU per GB it spent in gregor's runs."""
+        per_gb = values(key, "gregor", client_cpu_per_gb)
+        return (os.cpu_count() or 1) * 1000 / statistics.median(per_gb) if per_gb else None
+    client_100 = client_bound_mb_s("produce_100B_acks1")
+    client_1k = client_bound_mb_s("produce_1KiB_acksall")
+    limits["client_bound_100B_mb_s"] = client_100
+    limits["client_bound_1KiB_mb_s"] = client_1k
 
     def both_limits(*candidates):
         present = [c for c in candidates if c]
@@ -487,15 +520,15 @@ def render_table(samples, targets, limits, startup, peak_rss, hwm, args, peer_no
     mb = lambda line: line.get("mb_per_s")
     msgs = lambda line: line.get("msgs_per_s")
     add("produce 100 B acks=1 — msg/s", "produce_100B_acks1", msgs, 0,
-        limit=(both_limits(loop, disk) or 0) * 1e6 / 100 or None,
+        limit=(both_limits(loop, disk, client_100) or 0) * 1e6 / 100 or None,
         target_text="≥ 2 000 000 and > Tansu",
         met=lambda g, t: g >= 2_000_000 and (t is None or g > t))
     add("produce 100 B acks=1 — p99 ack latency (ms)", "produce_100B_acks1",
         lambda l: l.get("ack_latency", {}).get("p99_ms"), 2)
     add("produce 1 KiB acks=all — MB/s", "produce_1KiB_acksall", mb, 1,
-        limit=both_limits(loop, disk), target_text="≥ 1 000 MB/s", met=lambda g, t: g >= 1000)
+        limit=both_limits(loop, disk, client_1k), target_text="≥ 1 000 MB/s", met=lambda g, t: g >= 1000)
     add("produce 1 KiB acks=all, flush every message (group commit) — MB/s",
-        "produce_1KiB_acksall_durable", mb, 1, limit=both_limits(loop, disk_sync),
+        "produce_1KiB_acksall_durable", mb, 1, limit=both_limits(loop, disk_sync, client_1k),
         target_text="≥ 700 MB/s", met=lambda g, t: g >= 700)
     add("consume 1 KiB from the log — MB/s", "consume_1KiB", mb, 1, limit=loop,
         target_text="≥ 1 000 MB/s", met=lambda g, t: g >= 1000)
@@ -516,13 +549,11 @@ def render_table(samples, targets, limits, startup, peak_rss, hwm, args, peer_no
             return line["broker"]["cpu_s"] / gb if gb else None
         add(f"broker CPU s per GB, {title}", key, cpu_per_gb, 2)
 
-    def client_cpu_per_gb(line):
-        gb = line.get("messages", 0) * line.get("size", 0) / 1e9
-        return line["client_cpu_s"] / gb if gb and "client_cpu_s" in line else None
     # When the client burns more CPU than the broker, the row measures librdkafka.
     add("client (librdkafka) CPU s per GB, produce 100 B", "produce_100B_acks1", client_cpu_per_gb, 2)
+    add("client (librdkafka) CPU s per GB, produce 1 KiB acks=all", "produce_1KiB_acksall", client_cpu_per_gb, 2)
 
-    g_start, t_start = startup.get("gregor", {}), startup.get("tansu", {})
+    g_start, st_start, t_start = (startup.get(t, {}) for t in ("gregor", "gregor-static", "tansu"))
 
     def startup_row(title, median_key, min_key, max_key, digits, target_text, goal):
         def fmt(d):
@@ -532,23 +563,24 @@ def render_table(samples, targets, limits, startup, peak_rss, hwm, args, peer_no
             return (f"{d[median_key]:.{digits}f}" + (f" ({low:.{digits}f}–{d[max_key]:.{digits}f})" if low is not None else f" (max {d[max_key]:.{digits}f})"))
         g = g_start.get(median_key)
         t = t_start.get(median_key)
-        rows.append([title, fmt(g_start), fmt(t_start), ratio(g, t), "—", target_text,
+        rows.append([title, fmt(g_start), fmt(st_start), fmt(t_start), ratio(g, t), "—", target_text,
                      "" if g is None else ("yes" if g <= goal else "**no**")])
 
     startup_row("start-up to first accepted connection (ms)", "startup_ms_median", "startup_ms_min",
                 "startup_ms_max", 1, "≤ 10 ms", 10)
     startup_row("idle RSS (MB)", "idle_rss_mb_median", "idle_rss_mb_min", "idle_rss_mb_max", 1, "≤ 16 MB", 16)
-    g_peak, t_peak = peak_rss.get("gregor"), peak_rss.get("tansu")
+    g_peak, st_peak, t_peak = (peak_rss.get(t) for t in ("gregor", "gregor-static", "tansu"))
     rows.append(["peak RSS under load, sampled every 50 ms (MB)", f"{g_peak:.1f} (VmHWM {hwm.get('gregor', 0):.1f})",
+                 f"{st_peak:.1f} (VmHWM {hwm.get('gregor-static', 0):.1f})" if st_peak else "—",
                  f"{t_peak:.1f} (VmHWM {hwm.get('tansu', 0):.1f})" if t_peak else "—", ratio(g_peak, t_peak), "—",
                  "bounded (≤ 256 MB while GBs are written)",
                  "yes" if g_peak and hwm.get("gregor", 0) <= 256 else "**no**"])
-    size_mb = g_start.get("binary_mb")
+    size_mb, static_mb = g_start.get("binary_mb"), st_start.get("binary_mb")
     if size_mb is not None:
-        rows.append(["binary size (MB), this build (not the static musl image)", f"{size_mb:.1f}", "—", "—", "—",
-                     "≤ 20 MB", "yes" if size_mb <= 20 else "**no**"])
+        rows.append(["binary size (MB)", f"{size_mb:.1f}", f"{static_mb:.1f}" if static_mb else "—", "—", "—", "—",
+                     "static ≤ 20 MB", "yes" if (static_mb or size_mb) <= 20 else "**no**"])
 
-    header = ["scenario", "gregor median (min–max)", "Tansu median (min–max)", "gregor/Tansu",
+    header = ["scenario", "gregor median (min–max)", "gregor static musl", "Tansu median (min–max)", "gregor/Tansu",
               "gregor/limit", "target (issue 5)", "met?"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -558,15 +590,17 @@ def render_table(samples, targets, limits, startup, peak_rss, hwm, args, peer_no
         return f"{v:,.{digits}f} {unit}" if v is not None else "not measured"
     notes = [
         "",
-        f"{args.runs} run(s) per scenario{' (quick smoke sizes)' if args.quick else ''}, interleaved gregor/Tansu; "
-        "median (min–max).",
+        f"{args.runs} run(s) per scenario{' (quick smoke sizes)' if args.quick else ''}, interleaved "
+        "gregor (glibc build) / gregor static (musl, as in the images) / Tansu; median (min–max).",
         f"Machine limits (median): loopback TCP {limit_text('loopback_mb_s', 'MB/s')} (iperf3), "
-        f"sequential write {limit_text('disk_write_mb_s', 'MB/s')}, with fdatasync per MiB "
+        f"sequential write to a new file {limit_text('disk_write_mb_s', 'MB/s')}, with fdatasync per MiB "
         f"{limit_text('disk_write_fdatasync_mb_s', 'MB/s')} (fio), loopback 1 KiB round trip p50 "
-        f"{limit_text('loopback_rtt_1KiB_p50_ms', 'ms', 3)} (Python echo).",
-        "gregor/limit: throughput against min(loopback, disk) (the fdatasync figure for the flush-every-message "
-        "row; loopback alone for consume); e2e p50 against one loopback round trip. Tansu runs its memory engine "
-        "(no disk, no durable commit row).",
+        f"{limit_text('loopback_rtt_1KiB_p50_ms', 'ms', 3)} (Python echo); client-bound: "
+        f"{limit_text('client_bound_100B_mb_s', 'MB/s')} at 100 B, {limit_text('client_bound_1KiB_mb_s', 'MB/s')} "
+        f"at 1 KiB ({os.cpu_count()} cores / librdkafka's CPU seconds per GB, with no CPU left for any broker).",
+        "gregor/limit: throughput against min(loopback, disk, client-bound) (the fdatasync figure for the "
+        "flush-every-message row; loopback alone for consume); e2e p50 against one loopback round trip. Tansu runs "
+        "its memory engine (no disk, no durable commit row).",
     ]
     if peer_note:
         notes.append(f"Peer: {peer_note}.")

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Plot one benchmark suite's raw lines (bench/results/<date>.jsonl from
 scripts/bench.sh): throughput per scenario next to the machine's limits, and
-end-to-end latency percentiles, gregor beside Tansu. Bars are medians,
+end-to-end latency percentiles, gregor (and its static musl build) beside
+Tansu. Bars are medians,
 whiskers the min-max over runs.
 
     scripts/bench_plot.py bench/results/<date>.jsonl [-o docs/benchmarks.png]
@@ -29,7 +30,7 @@ LATENCY = [
     ("e2e_100B_50k", "100 B\n50k/s"),
 ]
 PERCENTILES = [("p50_ms", "p50"), ("p99_ms", "p99"), ("p999_ms", "p99.9"), ("max_ms", "max")]
-COLORS = {"gregor": "#1f77b4", "tansu": "#ff7f0e"}
+COLORS = {"gregor": "#1f77b4", "gregor-static": "#2ca02c", "tansu": "#ff7f0e"}
 
 
 def load(path):
@@ -54,7 +55,7 @@ def main():
     parser.add_argument("-o", "--output", default="docs/benchmarks.png")
     args = parser.parse_args()
     runs, limits = load(args.jsonl)
-    targets = [t for t in ("gregor", "tansu") if any(k[1] == t for k in runs)]
+    targets = [t for t in COLORS if any(k[1] == t for k in runs)]
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
     width = 0.8 / max(len(targets), 1)

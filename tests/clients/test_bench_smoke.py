@@ -67,8 +67,10 @@ def test_e2e_measures_every_message_after_the_warm_up(broker):
 
 def test_suite_quick_mode_writes_raw_lines_and_a_table(tmp_path):
     done = subprocess.run(
+        # The same binary stands in for the static build: this checks the
+        # three-column path, not the musl build.
         [sys.executable, str(ROOT / "bench" / "suite.py"), "--quick", "--runs", "1", "--no-peer",
-         "--no-limits", "--gregor-bin", str(BIN), "--results", str(tmp_path)],
+         "--no-limits", "--gregor-bin", str(BIN), "--static-bin", str(BIN), "--results", str(tmp_path)],
         capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -80,4 +82,11 @@ def test_suite_quick_mode_writes_raw_lines_and_a_table(tmp_path):
         "produce_100B_acks1", "produce_1KiB_acksall", "consume_1KiB", "e2e_1KiB_10k_linger0",
         "e2e_1KiB_10k_default", "e2e_100B_50k", "produce_1KiB_acksall_durable"}
     assert not [line for line in runs if "error" in line]
+    assert {line["target"] for line in runs} == {"gregor", "gregor-static"}
     assert any(line.get("kind") == "startup" for line in lines)
+
+    png = tmp_path / "plot.png"
+    plotted = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_plot.py"), str(raw), "-o", str(png)],
+                             capture_output=True, text=True, timeout=120)
+    assert plotted.returncode == 0, plotted.stderr[-3000:]
+    assert png.stat().st_size > 10_000
