@@ -60,6 +60,7 @@ enum Mode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    report::precise_sleeps();
     let result = match cli.mode {
         Mode::Produce(args) => produce::run(&cli.bootstrap, &args),
         Mode::Consume(args) => consume::run(&cli.bootstrap, &args),
