@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use super::BrokerContext;
 use super::dispatch::dispatch;
 use crate::protocol::{
-    RequestError, api_versions_body, decode_request, encode_response, split_frame,
+    RequestError, api_versions_body, decode_request, encode_response_parts, split_frame,
 };
 
 /// Requests a connection may have in flight before the reader waits.
@@ -41,7 +41,9 @@ pub struct ConnectionInfo {
     pub peer: std::net::SocketAddr,
 }
 
-type Pending = JoinHandle<Option<Bytes>>;
+/// A request's response frame, as buffers to write in order (`None` closes
+/// the connection).
+type Pending = JoinHandle<Option<Vec<Bytes>>>;
 
 pub async fn serve(
     ctx: Arc<BrokerContext>,
@@ -120,10 +122,8 @@ fn start_request(
             let body = ResponseKind::ApiVersions(api_versions_body(
                 ResponseError::UnsupportedVersion.code(),
             ));
-            let mut out = BytesMut::new();
             return Ok(tokio::spawn(async move {
-                encode_response(&mut out, correlation_id, 0, &body, 0).ok()?;
-                Some(out.freeze())
+                encode_response_parts(correlation_id, 0, &body, 0).ok()
             }));
         }
         Err(error) => return Err(error),
@@ -143,19 +143,19 @@ fn start_request(
         drop(permit);
         let Some(body) = body else {
             ctx.metrics.request_done(api_key, started.elapsed(), 0);
-            return Some(Bytes::new());
+            return Some(Vec::new());
         };
-        let mut out = BytesMut::new();
         let header_version = api_key.response_header_version(version);
-        if let Err(error) =
-            encode_response(&mut out, correlation_id, header_version, &body, version)
-        {
-            tracing::error!(?api_key, version, %error, "could not encode response");
-            return None;
-        }
-        ctx.metrics
-            .request_done(api_key, started.elapsed(), out.len());
-        Some(out.freeze())
+        let parts = match encode_response_parts(correlation_id, header_version, &body, version) {
+            Ok(parts) => parts,
+            Err(error) => {
+                tracing::error!(?api_key, version, %error, "could not encode response");
+                return None;
+            }
+        };
+        let size = parts.iter().map(Bytes::len).sum();
+        ctx.metrics.request_done(api_key, started.elapsed(), size);
+        Some(parts)
     }))
 }
 
@@ -231,13 +231,11 @@ async fn write_all_vectored(
 
 fn take_response(
     out: &mut Vec<Bytes>,
-    response: Result<Option<Bytes>, tokio::task::JoinError>,
+    response: Result<Option<Vec<Bytes>>, tokio::task::JoinError>,
 ) -> bool {
     match response {
-        Ok(Some(bytes)) => {
-            if !bytes.is_empty() {
-                out.push(bytes);
-            }
+        Ok(Some(parts)) => {
+            out.extend(parts.into_iter().filter(|part| !part.is_empty()));
             true
         }
         Ok(None) => false,

@@ -2,8 +2,10 @@
 //! byte count followed by that many bytes.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ResponseHeader, ResponseKind};
+use kafka_protocol::messages::{FetchResponse, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::Encodable;
+
+use super::splice::{MIN_SPLICE, SplicingBuf};
 
 /// Why a connection's byte stream cannot be framed. Either one closes the
 /// connection: a peer that sends these is not speaking Kafka.
@@ -57,6 +59,41 @@ pub fn encode_response(
     let size = (out.len() - start - 4) as i32;
     out[start..start + 4].copy_from_slice(&size.to_be_bytes());
     Ok(())
+}
+
+/// A complete response frame as buffers to write in order. A Fetch
+/// response's record sets are among them as they came from the log, not
+/// copied (see [`SplicingBuf`]); any other response is one buffer.
+pub fn encode_response_parts(
+    correlation_id: i32,
+    header_version: i16,
+    body: &ResponseKind,
+    body_version: i16,
+) -> anyhow::Result<Vec<Bytes>> {
+    let ResponseKind::Fetch(fetch) = body else {
+        let mut out = BytesMut::new();
+        encode_response(&mut out, correlation_id, header_version, body, body_version)?;
+        return Ok(vec![out.freeze()]);
+    };
+    let mut buf = SplicingBuf::new(large_record_sets(fetch));
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut buf, header_version)?;
+    fetch.encode(&mut buf, body_version)?;
+    let mut parts = buf.finish();
+    let size: usize = parts.iter().map(Bytes::len).sum();
+    parts.insert(0, Bytes::copy_from_slice(&(size as i32).to_be_bytes()));
+    Ok(parts)
+}
+
+fn large_record_sets(fetch: &FetchResponse) -> Vec<Bytes> {
+    fetch
+        .responses
+        .iter()
+        .flat_map(|topic| &topic.partitions)
+        .filter_map(|partition| partition.records.clone())
+        .filter(|records| records.len() >= MIN_SPLICE)
+        .collect()
 }
 
 #[cfg(test)]
