@@ -28,7 +28,8 @@ pub struct LogConfig {
     pub retention: Option<Duration>,
     /// Delete oldest segments while the log stays at least this big; `None` is unlimited.
     pub retention_bytes: Option<u64>,
-    /// fsync after this many records were appended since the last flush.
+    /// A durable commit is due after this many records were appended since the last one
+    /// ([`PartitionLog::sync_due`]; the caller syncs the ticket, outside the lock).
     pub flush_interval_messages: u64,
     /// fsync (via [`PartitionLog::maybe_flush`]) when the oldest unflushed append is older.
     pub flush_interval: Option<Duration>,
