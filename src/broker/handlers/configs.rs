@@ -165,18 +165,21 @@ pub async fn alter(ctx: &Arc<BrokerContext>, request: AlterConfigsRequest) -> Al
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let name = resource.resource_name.to_string();
-        let outcome = match validated(ctx, resource.resource_type, &name, |_| {
+        let replace = |_: &Overrides| {
             Ok(resource
                 .configs
                 .iter()
                 .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
                 .collect())
-        }) {
-            Ok((current, wanted)) => {
-                apply(ctx, &name, current, wanted, request.validate_only).await
-            }
-            Err(error) => Err(error),
         };
+        let outcome = alter_resource(
+            ctx,
+            resource.resource_type,
+            &name,
+            request.validate_only,
+            replace,
+        )
+        .await;
         let response = alter_configs_response::AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name);
