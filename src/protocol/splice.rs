@@ -26,6 +26,8 @@ pub struct SplicingBuf {
     current: BytesMut,
     /// Buffers to take by reference when the encoder writes them.
     splices: Vec<Bytes>,
+    /// Length of the shortest of `splices` (`usize::MAX` when none).
+    shortest_splice: usize,
 }
 
 impl SplicingBuf {
@@ -34,6 +36,7 @@ impl SplicingBuf {
             parts: Vec::new(),
             parts_len: 0,
             current: BytesMut::with_capacity(256),
+            shortest_splice: splices.iter().map(Bytes::len).min().unwrap_or(usize::MAX),
             splices,
         }
     }
@@ -86,10 +89,15 @@ unsafe impl BufMut for SplicingBuf {
     }
 
     fn put_slice(&mut self, src: &[u8]) {
-        let registered = self
-            .splices
-            .iter()
-            .position(|b| b.as_ptr() == src.as_ptr() && b.len() == src.len());
+        // Every field shorter than the shortest registered buffer (all the
+        // small ones the codec writes) skips the search.
+        let registered = (src.len() >= self.shortest_splice)
+            .then(|| {
+                self.splices
+                    .iter()
+                    .position(|b| b.as_ptr() == src.as_ptr() && b.len() == src.len())
+            })
+            .flatten();
         match registered {
             Some(i) => {
                 let part = self.splices.swap_remove(i);
