@@ -34,9 +34,12 @@ pub struct Appended {
     pub log_start_offset: i64,
 }
 
+/// Where an append's outcome goes.
+type Reply = oneshot::Sender<Result<Appended, ResponseError>>;
+
 struct AppendJob {
     batches: Vec<(BatchHeader, Bytes)>,
-    reply: oneshot::Sender<Result<Appended, ResponseError>>,
+    reply: Reply,
 }
 
 /// How the writer should treat timestamps.
@@ -233,8 +236,6 @@ struct Writer {
     awaiting_sync: Arc<AtomicUsize>,
 }
 
-type Reply = oneshot::Sender<Result<Appended, ResponseError>>;
-
 /// One group's acknowledgements, to complete once `ticket` (if any) is synced.
 struct AwaitingSync {
     ticket: Option<SyncTicket>,
@@ -243,7 +244,7 @@ struct AwaitingSync {
 
 /// A job accepted into the current group, with where its batches landed.
 struct Pending {
-    reply: oneshot::Sender<Result<Appended, ResponseError>>,
+    reply: Reply,
     outcome: Result<i64, ResponseError>,
 }
 
