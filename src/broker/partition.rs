@@ -12,7 +12,7 @@
 //! through `appended`.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::{Bytes, BytesMut};
@@ -21,7 +21,9 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::producer_state::{ProducerStates, SequenceCheck};
 use crate::records::{BatchHeader, assign_offsets};
-use crate::storage::{LogChunk, LogConfig, PartitionLog, PendingBatch, StorageError, SyncTicket};
+use crate::storage::{
+    AppendError, LogChunk, LogConfig, PartitionLog, PendingBatch, StorageError, SyncTicket,
+};
 
 /// Most appends taken into one group commit.
 const MAX_GROUP: usize = 256;
@@ -57,6 +59,11 @@ pub struct Partition {
     log_start_offset: Arc<AtomicI64>,
     appended: Arc<Notify>,
     appends: mpsc::UnboundedSender<AppendJob>,
+    /// Set when a flush failed: the kernel may have dropped the dirty pages
+    /// it could not write, so nothing more is appended or served until the
+    /// log is recovered from disk at the next start (Kafka takes the log
+    /// directory offline the same way).
+    offline: Arc<AtomicBool>,
 }
 
 impl Partition {
@@ -78,7 +85,9 @@ impl Partition {
         let (appends, jobs) = mpsc::unbounded_channel();
         let (to_syncer, syncs) = mpsc::unbounded_channel();
         let awaiting_sync = Arc::new(AtomicUsize::new(0));
+        let offline = Arc::new(AtomicBool::new(false));
         let writer = Writer {
+            offline: offline.clone(),
             log: log.clone(),
             log_end_offset: log_end_offset.clone(),
             log_start_offset: log_start_offset.clone(),
@@ -89,7 +98,12 @@ impl Partition {
             awaiting_sync: awaiting_sync.clone(),
         };
         tokio::spawn(writer.run(jobs));
-        tokio::spawn(run_syncer(log.clone(), syncs, awaiting_sync));
+        tokio::spawn(run_syncer(
+            log.clone(),
+            syncs,
+            awaiting_sync,
+            offline.clone(),
+        ));
         Ok(Arc::new(Partition {
             topic: topic.to_string(),
             index,
@@ -99,6 +113,7 @@ impl Partition {
             log_start_offset,
             appended,
             appends,
+            offline,
         }))
     }
 
@@ -132,7 +147,7 @@ impl Partition {
 
     /// Whole batches from the one holding `offset`, up to `max_bytes`.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<Bytes>, StorageError> {
-        self.with_log(|log| log.read(offset, max_bytes))
+        self.with_online_log(|log| log.read(offset, max_bytes))
     }
 
     /// The same as [`read`](Self::read), uncopied (see [`LogChunk`]).
@@ -141,15 +156,26 @@ impl Partition {
         offset: i64,
         max_bytes: usize,
     ) -> Result<Vec<LogChunk>, StorageError> {
-        self.with_log(|log| log.read_chunks(offset, max_bytes))
+        self.with_online_log(|log| log.read_chunks(offset, max_bytes))
     }
 
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
-        self.with_log(|log| log.offset_for_timestamp(timestamp))
+        self.with_online_log(|log| log.offset_for_timestamp(timestamp))
     }
 
     pub fn size_bytes(&self) -> u64 {
         self.with_log(|log| log.size_bytes())
+    }
+
+    /// Reads only while online: what an offline log holds may not be on disk.
+    fn with_online_log<T>(
+        &self,
+        f: impl FnOnce(&PartitionLog) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        if self.is_offline() {
+            return Err(StorageError::Offline);
+        }
+        self.with_log(f)
     }
 
     fn with_log<T>(&self, f: impl FnOnce(&PartitionLog) -> T) -> T {
@@ -170,8 +196,14 @@ impl Partition {
 
     /// Periodic housekeeping: time-based flush and retention.
     pub fn tick(&self, now_ms: i64, retention_due: bool) -> Result<usize, StorageError> {
+        if self.is_offline() {
+            return Ok(0);
+        }
         self.with_log_mut(|log| {
-            log.maybe_flush(now_ms)?;
+            if let Err(error) = log.maybe_flush(now_ms) {
+                self.take_offline();
+                return Err(error);
+            }
             if !retention_due {
                 return Ok(0);
             }
@@ -187,13 +219,32 @@ impl Partition {
     }
 
     pub fn flush(&self) -> Result<(), StorageError> {
+        if self.is_offline() {
+            return Err(StorageError::Offline);
+        }
         self.with_log_mut(|log| log.flush())
+            .inspect_err(|_| self.take_offline())
     }
 
     /// Flushes and marks the log cleanly closed. The writer stops once the
-    /// last handle is dropped.
+    /// last handle is dropped. An offline log gets no marker, so the next
+    /// start recovers it from what really is on disk.
     pub fn close(self: Arc<Self>) -> Result<(), StorageError> {
+        if self.is_offline() {
+            return Err(StorageError::Offline);
+        }
         self.with_log_mut(|log| log.close_in_place())
+    }
+
+    /// Whether a failed flush took this partition offline (see `offline`).
+    pub fn is_offline(&self) -> bool {
+        self.offline.load(Ordering::Acquire)
+    }
+
+    fn take_offline(&self) {
+        if !self.offline.swap(true, Ordering::AcqRel) {
+            tracing::error!(topic = %self.topic, partition = self.index, "flush failed; partition offline until restart");
+        }
     }
 
     /// Removes the partition's files (topic deletion).
@@ -234,6 +285,7 @@ struct Writer {
     /// Groups handed to the syncer and not yet acknowledged. While any are,
     /// later groups queue behind them so acknowledgements stay in order.
     awaiting_sync: Arc<AtomicUsize>,
+    offline: Arc<AtomicBool>,
 }
 
 /// One group's acknowledgements, to complete once `ticket` (if any) is synced.
@@ -242,10 +294,20 @@ struct AwaitingSync {
     replies: Vec<(Reply, Result<Appended, ResponseError>)>,
 }
 
-/// A job accepted into the current group, with where its batches landed.
+/// A job accepted into the current group: its outcome if nothing needs
+/// writing, and how many of the group's batches must be written for it.
 struct Pending {
     reply: Reply,
     outcome: Result<i64, ResponseError>,
+    /// The job is written once the group's first `written_with` batches are.
+    written_with: usize,
+}
+
+/// One group, checked and given offsets, waiting to be written.
+struct Staged {
+    batches: Vec<PendingBatch>,
+    headers: Vec<BatchHeader>,
+    jobs: Vec<Pending>,
 }
 
 impl Writer {
@@ -259,83 +321,24 @@ impl Writer {
     async fn commit_group(&mut self, group: Vec<AppendJob>) {
         let now = now_ms();
         let log_append_time = self.policy.log_append_time.then_some(now);
-        let mut batches: Vec<PendingBatch> = Vec::new();
-        let mut pending = Vec::with_capacity(group.len());
-        let mut next_offset = self.log_end_offset.load(Ordering::Acquire);
-        for job in group {
-            let mut first = None;
-            let mut outcome = Ok(0);
-            for (header, batch) in &job.batches {
-                match self.producers.check(header) {
-                    SequenceCheck::Append => {
-                        // The log writes the offset beside the client's bytes; only
-                        // LogAppendTime changes the body (and its CRC), so only it copies.
-                        let bytes = match log_append_time {
-                            Some(_) => {
-                                let mut out = BytesMut::with_capacity(batch.len());
-                                assign_offsets(&mut out, batch, next_offset, log_append_time);
-                                out.freeze()
-                            }
-                            None => batch.clone(),
-                        };
-                        batches.push(PendingBatch {
-                            base_offset: next_offset,
-                            bytes,
-                        });
-                        self.producers.record(header, next_offset);
-                        first.get_or_insert(next_offset);
-                        next_offset += i64::from(header.last_offset_delta) + 1;
-                    }
-                    SequenceCheck::Duplicate { base_offset } => {
-                        first.get_or_insert(base_offset);
-                    }
-                    SequenceCheck::Reject(error) => {
-                        outcome = Err(error);
-                        break;
-                    }
-                }
+        if self.offline.load(Ordering::Acquire) {
+            for job in group {
+                let _ = job.reply.send(Err(ResponseError::KafkaStorageError));
             }
-            if outcome.is_ok() {
-                outcome = Ok(first.unwrap_or(next_offset));
-            }
-            pending.push(Pending {
-                reply: job.reply,
-                outcome,
-            });
+            return;
         }
-
-        let mut result = Ok(());
-        let mut ticket = None;
-        if !batches.is_empty() {
-            let appended = {
-                let mut log = self.log.write().unwrap_or_else(|p| p.into_inner());
-                log.append_pending(&batches).map(|_| {
-                    ticket = log.sync_due().then(|| log.take_sync_ticket());
-                    (log.log_end_offset(), log.log_start_offset())
-                })
-            };
-            match appended {
-                Ok((end, start)) => {
-                    self.log_end_offset.store(end, Ordering::Release);
-                    self.log_start_offset.store(start, Ordering::Release);
-                    self.appended.notify_waiters();
-                }
-                Err(error) => {
-                    tracing::error!(%error, "append failed");
-                    result = Err(ResponseError::KafkaStorageError);
-                }
-            }
-        }
+        let staged = self.stage(group, log_append_time);
+        let (written, ticket) = self.write(&staged);
         let log_start_offset = self.log_start_offset.load(Ordering::Acquire);
-        let replies = pending.into_iter().map(|job| {
-            let outcome = match (&result, job.outcome) {
-                (Err(error), _) => Err(*error),
-                (Ok(()), Err(error)) => Err(error),
-                (Ok(()), Ok(base_offset)) => Ok(Appended {
+        let replies = staged.jobs.into_iter().map(|job| {
+            let outcome = match job.outcome {
+                Ok(_) if job.written_with > written => Err(ResponseError::KafkaStorageError),
+                Ok(base_offset) => Ok(Appended {
                     base_offset,
                     log_append_time: log_append_time.unwrap_or(-1),
                     log_start_offset,
                 }),
+                Err(error) => Err(error),
             };
             (job.reply, outcome)
         });
@@ -357,6 +360,98 @@ impl Writer {
             }
         }
     }
+
+    /// Checks every batch against its producer's sequence and gives the
+    /// accepted ones offsets. Producer state is recorded provisionally (later
+    /// batches of the group are checked against it) until [`write`](Self::write).
+    fn stage(&mut self, group: Vec<AppendJob>, log_append_time: Option<i64>) -> Staged {
+        let mut staged = Staged {
+            batches: Vec::new(),
+            headers: Vec::new(),
+            jobs: Vec::with_capacity(group.len()),
+        };
+        let mut next_offset = self.log_end_offset.load(Ordering::Acquire);
+        for job in group {
+            let mut first = None;
+            let mut outcome = Ok(0);
+            for (header, batch) in &job.batches {
+                match self.producers.check(header) {
+                    SequenceCheck::Append => {
+                        // The log writes the offset beside the client's bytes; only
+                        // LogAppendTime changes the body (and its CRC), so only it copies.
+                        let bytes = match log_append_time {
+                            Some(_) => {
+                                let mut out = BytesMut::with_capacity(batch.len());
+                                assign_offsets(&mut out, batch, next_offset, log_append_time);
+                                out.freeze()
+                            }
+                            None => batch.clone(),
+                        };
+                        staged.batches.push(PendingBatch {
+                            base_offset: next_offset,
+                            bytes,
+                        });
+                        staged.headers.push(*header);
+                        self.producers.record(header, next_offset);
+                        first.get_or_insert(next_offset);
+                        next_offset += i64::from(header.last_offset_delta) + 1;
+                    }
+                    SequenceCheck::Duplicate { base_offset } => {
+                        first.get_or_insert(base_offset);
+                    }
+                    SequenceCheck::Reject(error) => {
+                        outcome = Err(error);
+                        break;
+                    }
+                }
+            }
+            if outcome.is_ok() {
+                outcome = Ok(first.unwrap_or(next_offset));
+            }
+            staged.jobs.push(Pending {
+                reply: job.reply,
+                outcome,
+                written_with: staged.batches.len(),
+            });
+        }
+        staged
+    }
+
+    /// Writes the staged batches; returns how many reached the log and the
+    /// durable commit due, if any. Producer state then covers exactly the
+    /// batches written, so a retry of one that was not is appended, never
+    /// answered as a duplicate of an offset that holds nothing.
+    fn write(&mut self, staged: &Staged) -> (usize, Option<SyncTicket>) {
+        if staged.batches.is_empty() {
+            return (0, None);
+        }
+        let mut log = self.log.write().unwrap_or_else(|p| p.into_inner());
+        let written = match log.append_pending(&staged.batches) {
+            Ok(_) => {
+                self.producers.commit();
+                staged.batches.len()
+            }
+            Err(AppendError { written, source }) => {
+                tracing::error!(error = %source, written, refused = staged.batches.len() - written, "append failed");
+                self.producers.rollback();
+                for (header, batch) in staged.headers.iter().zip(&staged.batches).take(written) {
+                    self.producers.record(header, batch.base_offset);
+                }
+                self.producers.commit();
+                written
+            }
+        };
+        let ticket = (written > 0 && log.sync_due()).then(|| log.take_sync_ticket());
+        self.log_end_offset
+            .store(log.log_end_offset(), Ordering::Release);
+        self.log_start_offset
+            .store(log.log_start_offset(), Ordering::Release);
+        drop(log);
+        if written > 0 {
+            self.appended.notify_waiters();
+        }
+        (written, ticket)
+    }
 }
 
 /// Completes groups in arrival order, with one fdatasync covering every
@@ -365,6 +460,7 @@ async fn run_syncer(
     log: Arc<RwLock<PartitionLog>>,
     mut groups: mpsc::UnboundedReceiver<AwaitingSync>,
     awaiting_sync: Arc<AtomicUsize>,
+    offline: Arc<AtomicBool>,
 ) {
     let mut waiting = Vec::new();
     while groups.recv_many(&mut waiting, MAX_GROUP).await > 0 {
@@ -377,8 +473,9 @@ async fn run_syncer(
                 }
             }
         }
-        let mut failed = false;
-        if let Some(ticket) = combined {
+        // After one failed sync, a later one can succeed without the lost pages.
+        let mut failed = offline.load(Ordering::Acquire);
+        if let Some(ticket) = combined.filter(|_| !failed) {
             let synced = tokio::task::spawn_blocking(move || {
                 ticket
                     .sync()
@@ -393,7 +490,11 @@ async fn run_syncer(
                     .unwrap_or_else(|p| p.into_inner())
                     .note_synced(up_to),
                 Err(error) => {
-                    tracing::error!(%error, "durable commit failed");
+                    // A failed fsync is not retried: the pages it could not write
+                    // may already be marked clean, so a later fsync would succeed
+                    // without them.
+                    tracing::error!(%error, "durable commit failed; partition offline until restart");
+                    offline.store(true, Ordering::Release);
                     failed = true;
                 }
             }

@@ -19,7 +19,7 @@ struct BatchEntry {
     base_offset: i64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchEntry>,
@@ -36,9 +36,15 @@ pub enum SequenceCheck {
     Reject(ResponseError),
 }
 
+/// Batches are recorded before their write is known to succeed, so that
+/// later batches of the same group are checked against them; until
+/// [`commit`](ProducerStates::commit), every producer touched keeps its
+/// earlier entry for [`rollback`](ProducerStates::rollback).
 #[derive(Debug, Default)]
 pub struct ProducerStates {
     producers: HashMap<i64, ProducerEntry>,
+    /// Each producer's entry as it was before the first uncommitted record.
+    undo: HashMap<i64, Option<ProducerEntry>>,
 }
 
 impl ProducerStates {
@@ -88,6 +94,10 @@ impl ProducerStates {
         if !header.has_producer_id() || header.base_sequence < 0 {
             return;
         }
+        if !self.undo.contains_key(&header.producer_id) {
+            let before = self.producers.get(&header.producer_id).cloned();
+            self.undo.insert(header.producer_id, before);
+        }
         let entry = self.producers.entry(header.producer_id).or_default();
         if header.producer_epoch != entry.epoch {
             entry.epoch = header.producer_epoch;
@@ -101,6 +111,24 @@ impl ProducerStates {
             last_sequence: header.last_sequence(),
             base_offset,
         });
+    }
+}
+
+impl ProducerStates {
+    /// The recorded batches were written: forget how to undo them.
+    pub fn commit(&mut self) {
+        self.undo.clear();
+    }
+
+    /// The recorded batches were not written: every producer is back where
+    /// the last [`commit`](Self::commit) left it.
+    pub fn rollback(&mut self) {
+        for (producer_id, before) in self.undo.drain() {
+            match before {
+                Some(entry) => self.producers.insert(producer_id, entry),
+                None => self.producers.remove(&producer_id),
+            };
+        }
     }
 }
 
@@ -132,6 +160,26 @@ mod tests {
             base_sequence,
             record_count: count,
         }
+    }
+
+    #[test]
+    fn rolled_back_batch_is_not_a_duplicate_of_itself() {
+        let mut states = ProducerStates::default();
+        let first = header(7, 0, 0, 3);
+        states.record(&first, 100);
+        states.commit();
+        let second = header(7, 0, 3, 2);
+        states.record(&second, 103);
+        states.record(&header(8, 0, 0, 1), 105);
+        states.rollback();
+        // The write of `second` failed: its retry must be appended, not
+        // answered with an offset that holds nothing.
+        assert_eq!(states.check(&second), SequenceCheck::Append);
+        assert_eq!(
+            states.check(&first),
+            SequenceCheck::Duplicate { base_offset: 100 }
+        );
+        assert_eq!(states.check(&header(8, 0, 5, 1)), SequenceCheck::Append);
     }
 
     #[test]

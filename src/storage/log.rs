@@ -65,6 +65,16 @@ pub struct AppendInfo {
     pub log_append_time: i64,
 }
 
+/// An append that stopped at a write error after its first `written` batches,
+/// which are in the log (and in its state) as if appended alone.
+#[derive(Debug, thiserror::Error)]
+#[error("append stopped after {written} batches: {source}")]
+pub struct AppendError {
+    pub written: usize,
+    #[source]
+    pub source: StorageError,
+}
+
 /// Current wall-clock time in ms since the Unix epoch.
 pub(super) fn now_ms() -> i64 {
     SystemTime::now()
@@ -235,39 +245,31 @@ impl PartitionLog {
                 bytes: bytes.clone(),
             })
             .collect();
-        self.append_pending(&pending)
+        self.append_pending(&pending).map_err(|e| e.source)
     }
 
     /// [`append`](Self::append) for batches as clients sent them: each is written with its
     /// `base_offset` in place of the one in its bytes (a vectored write, no copy), and the
     /// cache keeps the client's bytes beside that offset.
+    ///
+    /// Validation failures leave the log unchanged. A write failure can leave the batches
+    /// before it written (a call spanning a segment roll writes one run per segment): the
+    /// error says how many, and the log's state covers exactly those, so the caller can
+    /// record them and refuse the rest.
     pub fn append_pending(
         &mut self,
         batches: &[PendingBatch],
-    ) -> Result<Vec<AppendInfo>, StorageError> {
+    ) -> Result<Vec<AppendInfo>, AppendError> {
         if batches.is_empty() {
             return Ok(Vec::new());
         }
-        let headers = self.validate_append(batches)?;
+        let headers = self
+            .validate_append(batches)
+            .map_err(|source| AppendError { written: 0, source })?;
         let now = now_ms();
-        let mut i = 0;
-        while i < batches.len() {
-            if self.needs_roll(&self.roll_state(), &headers[i], now) {
-                self.roll(now)?;
-            }
-            let mut state = self.roll_state();
-            let mut end = i;
-            while end < batches.len() && (end == i || !self.needs_roll(&state, &headers[end], now))
-            {
-                state.size += batches[end].bytes.len() as u64;
-                state.first_ts.get_or_insert(headers[end].max_timestamp);
-                end += 1;
-            }
-            self.write_run(&batches[i..end], &headers[i..end])?;
-            i = end;
-        }
+        let (written, failure) = self.write_runs(batches, &headers, now);
         let mut records = 0u64;
-        let infos = batches
+        let infos = batches[..written]
             .iter()
             .zip(&headers)
             .map(|(b, h)| {
@@ -281,9 +283,45 @@ impl PartitionLog {
                 }
             })
             .collect();
-        self.unflushed_records = self.unflushed_records.saturating_add(records);
-        self.first_unflushed_ms.get_or_insert(now);
-        Ok(infos)
+        if written > 0 {
+            self.unflushed_records = self.unflushed_records.saturating_add(records);
+            self.first_unflushed_ms.get_or_insert(now);
+        }
+        match failure {
+            None => Ok(infos),
+            Some(source) => Err(AppendError { written, source }),
+        }
+    }
+
+    /// Writes `batches` one run per segment, rolling between runs; returns how many
+    /// were written and the error that stopped the rest, if any.
+    fn write_runs(
+        &mut self,
+        batches: &[PendingBatch],
+        headers: &[BatchHeader],
+        now: i64,
+    ) -> (usize, Option<StorageError>) {
+        let mut i = 0;
+        while i < batches.len() {
+            if self.needs_roll(&self.roll_state(), &headers[i], now)
+                && let Err(error) = self.roll(now)
+            {
+                return (i, Some(error));
+            }
+            let mut state = self.roll_state();
+            let mut end = i;
+            while end < batches.len() && (end == i || !self.needs_roll(&state, &headers[end], now))
+            {
+                state.size += batches[end].bytes.len() as u64;
+                state.first_ts.get_or_insert(headers[end].max_timestamp);
+                end += 1;
+            }
+            if let Err(error) = self.write_run(&batches[i..end], &headers[i..end]) {
+                return (i, Some(error));
+            }
+            i = end;
+        }
+        (i, None)
     }
 
     /// Whether `flush.interval.messages` asks for a durable commit now.
@@ -402,11 +440,16 @@ impl PartitionLog {
             return Ok(());
         }
         let fresh = Segment::create(&self.dir, self.log_end_offset(), now)?;
-        let mut old = std::mem::replace(&mut self.active, fresh);
+        let old = std::mem::replace(&mut self.active, fresh);
         self.dir_needs_sync = true;
-        old.persist(false)?;
+        let base = old.base_offset;
+        let old = self.closed.entry(base).or_insert(old);
+        // The roll stands even if the indexes cannot be written now: they are
+        // written again on the next flush and rebuilt from the segment at recovery.
+        if let Err(error) = old.persist(false) {
+            tracing::warn!(%error, "could not write the indexes of a rolled segment");
+        }
         tracing::debug!(dir = %self.dir.display(), base = self.active.base_offset, "rolled segment");
-        self.closed.insert(old.base_offset, old);
         Ok(())
     }
 

@@ -31,7 +31,7 @@ mod tests;
 use std::path::PathBuf;
 
 pub use batch::{BATCH_HEADER_LEN, BatchHeader, LOG_OVERHEAD, MAGIC_V2, crc_matches};
-pub use log::{AppendInfo, LogConfig, PartitionLog, SyncTicket};
+pub use log::{AppendError, AppendInfo, LogConfig, PartitionLog, SyncTicket};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -126,6 +126,10 @@ pub enum StorageError {
     /// A batch handed to `append` does not start at the next offset of the log.
     #[error("batch base offset {found} does not continue the log at {expected}")]
     NonConsecutiveOffset { expected: i64, found: i64 },
+    /// A flush of this log failed earlier, so it serves nothing until it is
+    /// recovered from disk at the next start.
+    #[error("log is offline after a failed flush; restart to recover it")]
+    Offline,
     /// The requested offset is outside `[log_start, log_end]`.
     #[error("offset {offset} out of range [{log_start}, {log_end}]")]
     OffsetOutOfRange {

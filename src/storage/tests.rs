@@ -626,3 +626,39 @@ mod model {
         }
     }
 }
+
+#[test]
+fn failed_roll_mid_append_keeps_the_batches_before_it_and_the_log_usable() {
+    let dir = tempdir();
+    let first = make_batch(0, 1, 200, 1_000);
+    let second = make_batch(1, 1, 200, 1_001);
+    // One batch per segment: the second batch of the call needs a roll.
+    let mut log = PartitionLog::open(dir.path(), config(first.len() as u64 + 10, 0)).unwrap();
+    // The next segment's file name is taken by a directory, so the roll fails.
+    let blocker = log_path(dir.path(), 1);
+    std::fs::create_dir(&blocker).unwrap();
+    let pending: Vec<super::PendingBatch> = [&first, &second]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| super::PendingBatch {
+            base_offset: i as i64,
+            bytes: (*b).clone(),
+        })
+        .collect();
+    let error = log.append_pending(&pending).unwrap_err();
+    assert_eq!(error.written, 1);
+    assert_eq!(log.log_end_offset(), 1, "the state covers what was written");
+    assert_eq!(read_all(&log), vec![first.clone()]);
+
+    // The refused batch goes in at the offset it was refused at, once space returns.
+    std::fs::remove_dir(&blocker).unwrap();
+    log.append(std::slice::from_ref(&second)).unwrap();
+    assert_eq!(log.log_end_offset(), 2);
+    log.close().unwrap();
+    let log = PartitionLog::open(dir.path(), config(first.len() as u64 + 10, 0)).unwrap();
+    let offsets: Vec<i64> = read_all(&log)
+        .iter()
+        .map(|b| super::BatchHeader::parse(b).unwrap().base_offset)
+        .collect();
+    assert_eq!(offsets, vec![0, 1]);
+}
