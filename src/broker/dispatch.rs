@@ -44,9 +44,16 @@ pub fn dispatch(
             ))
         }),
         RequestKind::ListOffsets(body) => Box::pin(async move {
-            Some(ResponseKind::ListOffsets(handlers::list_offsets::handle(
-                &ctx, body, version,
-            )))
+            let lookup = tokio::task::spawn_blocking(move || {
+                handlers::list_offsets::handle(&ctx, body, version)
+            });
+            match lookup.await {
+                Ok(response) => Some(ResponseKind::ListOffsets(response)),
+                Err(error) => {
+                    tracing::error!(%error, "ListOffsets failed");
+                    None
+                }
+            }
         }),
         RequestKind::Metadata(body) => {
             let listener = info.listener.clone();

@@ -20,7 +20,7 @@ use kafka_protocol::error::ResponseError;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::producer_state::{ProducerStates, SequenceCheck};
-use crate::records::{BatchHeader, assign_offsets};
+use crate::records::{BatchHeader, RecordError, assign_offsets, verify_records};
 use crate::storage::{
     AppendError, LogChunk, LogConfig, PartitionLog, PendingBatch, StorageError, SyncTicket,
 };
@@ -41,7 +41,22 @@ type Reply = oneshot::Sender<Result<Appended, ResponseError>>;
 
 struct AppendJob {
     batches: Vec<(BatchHeader, Bytes)>,
+    /// Compressed batches still to be checked against their headers, with
+    /// the most they may decompress to; `None` once checked.
+    decompress_cap: Option<usize>,
     reply: Reply,
+}
+
+/// The code a produce gets for batches whose records are refused.
+pub fn refusal(error: &RecordError) -> ResponseError {
+    match error {
+        RecordError::UnexpectedMagic { .. } => ResponseError::UnsupportedForMessageFormat,
+        RecordError::CountMismatch { .. } => ResponseError::InvalidRecord,
+        // Kafka's answer to a batch over its size limit; the Java producer
+        // then splits the batch and retries.
+        RecordError::DecompressedTooLarge { .. } => ResponseError::MessageTooLarge,
+        _ => ResponseError::CorruptMessage,
+    }
 }
 
 /// How the writer should treat timestamps.
@@ -134,12 +149,22 @@ impl Partition {
     /// Queues batches for the writer; the returned receiver completes once
     /// they are in the log. Queuing happens synchronously so that requests
     /// on one connection reach the partition in the order they were sent.
+    ///
+    /// With `decompress_cap`, the batches' records are first checked against
+    /// their headers (see [`verify_records`]) by the writer, off the async
+    /// workers: for compressed batches, whose check means decompressing.
     pub fn append(
         &self,
         batches: Vec<(BatchHeader, Bytes)>,
+        decompress_cap: Option<usize>,
     ) -> oneshot::Receiver<Result<Appended, ResponseError>> {
         let (reply, done) = oneshot::channel();
-        if let Err(mpsc::error::SendError(job)) = self.appends.send(AppendJob { batches, reply }) {
+        let job = AppendJob {
+            batches,
+            decompress_cap,
+            reply,
+        };
+        if let Err(mpsc::error::SendError(job)) = self.appends.send(job) {
             let _ = job.reply.send(Err(ResponseError::NotLeaderOrFollower));
         }
         done
@@ -327,6 +352,7 @@ impl Writer {
             }
             return;
         }
+        let group = verify_compressed(group).await;
         let staged = self.stage(group, log_append_time);
         let (written, ticket) = self.write(&staged);
         let log_start_offset = self.log_start_offset.load(Ordering::Acquire);
@@ -452,6 +478,45 @@ impl Writer {
         }
         (written, ticket)
     }
+}
+
+/// Checks the group's compressed batches in one blocking task and answers
+/// the jobs whose records are refused; the rest keep their order.
+async fn verify_compressed(group: Vec<AppendJob>) -> Vec<AppendJob> {
+    if group.iter().all(|job| job.decompress_cap.is_none()) {
+        return group;
+    }
+    let checked = tokio::task::spawn_blocking(move || {
+        group
+            .into_iter()
+            .map(|job| {
+                let verdict = job.decompress_cap.map_or(Ok(()), |cap| {
+                    job.batches
+                        .iter()
+                        .try_for_each(|(header, batch)| verify_records(batch, header, cap))
+                });
+                (job, verdict)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    let Ok(checked) = checked else {
+        // Only a panic in the check or a runtime shutdown gets here, and
+        // the jobs went with the task: their senders are dropped, which
+        // the produce handler answers as NOT_LEADER_OR_FOLLOWER.
+        return Vec::new();
+    };
+    let mut accepted = Vec::with_capacity(checked.len());
+    for (job, verdict) in checked {
+        match verdict {
+            Ok(()) => accepted.push(job),
+            Err(error) => {
+                tracing::debug!(%error, "refused produce");
+                let _ = job.reply.send(Err(refusal(&error)));
+            }
+        }
+    }
+    accepted
 }
 
 /// Completes groups in arrival order, with one fdatasync covering every

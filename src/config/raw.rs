@@ -72,6 +72,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("log.cleanup.policy", "delete"),
     ("socket.request.max.bytes", "104857600"),
     ("message.max.bytes", "1048588"),
+    ("gregor.message.max.decompressed.bytes", "67108864"),
+    ("fetch.max.bytes", "57671680"),
     ("admin.listener", "0.0.0.0:9644"),
     ("gregor.log.format", "text"),
     ("group.min.session.timeout.ms", "6000"),

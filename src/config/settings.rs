@@ -22,6 +22,12 @@ pub struct BrokerSettings {
     pub log: LogDefaults,
     pub socket_request_max_bytes: usize,
     pub message_max_bytes: usize,
+    /// `gregor.message.max.decompressed.bytes`: the most a compressed batch
+    /// may expand to; checked as a stream at produce, before it is stored.
+    pub message_max_decompressed_bytes: usize,
+    /// `fetch.max.bytes`: the most record bytes one Fetch response carries,
+    /// whatever the request asks (beyond its first batch, as in Kafka).
+    pub fetch_max_bytes: usize,
     /// External coordinator address; `None` means the embedded one.
     pub coordinator: Option<String>,
     pub admin_listener: SocketAddr,
@@ -257,6 +263,14 @@ impl RawConfig {
             )?)
             .unwrap_or(usize::MAX),
             message_max_bytes: log.max_message_bytes,
+            message_max_decompressed_bytes: usize::try_from(self.int(
+                "gregor.message.max.decompressed.bytes",
+                1024,
+                I32_MAX,
+            )?)
+            .unwrap_or(usize::MAX),
+            fetch_max_bytes: usize::try_from(self.int("fetch.max.bytes", 1024, I32_MAX)?)
+                .unwrap_or(usize::MAX),
             log,
             coordinator: self.coordinator(),
             admin_listener: self.admin_listener()?,

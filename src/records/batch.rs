@@ -21,6 +21,7 @@ const CRC_START: usize = 21;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 const TRANSACTIONAL_BIT: i16 = 0x10;
 const CONTROL_BIT: i16 = 0x20;
+pub(super) const COMPRESSION_MASK: i16 = 0x07;
 
 /// Why a produced record set is refused (Kafka's CORRUPT_MESSAGE or
 /// INVALID_RECORD for the partition; the connection stays open).
@@ -54,6 +55,10 @@ pub enum RecordError {
         record_count: i32,
         span: i64,
     },
+    #[error("batch at offset {base_offset} disagrees with its records: {reason}")]
+    RecordsDisagree { base_offset: i64, reason: String },
+    #[error("batch at offset {base_offset} decompresses past the {limit}-byte cap")]
+    DecompressedTooLarge { base_offset: i64, limit: usize },
     #[error("legacy message set cannot be read: {reason}")]
     LegacyFormat { reason: String },
     #[error("record set is empty")]
@@ -147,6 +152,16 @@ impl BatchHeader {
     }
     pub fn is_transactional(&self) -> bool {
         self.attributes & TRANSACTIONAL_BIT != 0
+    }
+    pub fn is_compressed(&self) -> bool {
+        self.attributes & COMPRESSION_MASK != 0
+    }
+    /// Kafka's codec id: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
+    pub fn compression_codec(&self) -> i16 {
+        self.attributes & COMPRESSION_MASK
+    }
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & TIMESTAMP_TYPE_BIT != 0
     }
     pub fn is_control(&self) -> bool {
         self.attributes & CONTROL_BIT != 0

@@ -12,6 +12,8 @@ use kafka_protocol::records::{
 };
 
 use super::RecordError;
+use super::batch::{BATCH_HEADER_LEN, BatchHeader};
+use super::walk::decompressed_len;
 
 fn legacy_error(reason: impl std::fmt::Display) -> RecordError {
     RecordError::LegacyFormat {
@@ -20,8 +22,10 @@ fn legacy_error(reason: impl std::fmt::Display) -> RecordError {
 }
 
 /// Converts a legacy message set into one uncompressed v2 batch with
-/// offsets 0..n (the broker assigns real ones on append).
-pub fn up_convert(records: &Bytes) -> Result<Bytes, RecordError> {
+/// offsets 0..n (the broker assigns real ones on append). Compressed
+/// wrapper messages may expand to `max_decompressed` bytes in all.
+pub fn up_convert(records: &Bytes, max_decompressed: usize) -> Result<Bytes, RecordError> {
+    check_wrapper_sizes(records, max_decompressed)?;
     let mut input = records.clone();
     let sets = RecordBatchDecoder::decode_all(&mut input).map_err(legacy_error)?;
     let mut all: Vec<Record> = sets.into_iter().flat_map(|set| set.records).collect();
@@ -48,13 +52,29 @@ pub fn up_convert(records: &Bytes) -> Result<Bytes, RecordError> {
 /// Converts stored v2 batches into an uncompressed message set of the given
 /// legacy `magic`, keeping every record's offset. Control records are
 /// dropped and headers are lost, as in Kafka's own down-conversion.
-pub fn down_convert(batches: &[Bytes], magic: i8) -> Result<Bytes, RecordError> {
+///
+/// Compressed batches are first streamed through `max_decompressed` (they
+/// passed that cap at produce; a lowered cap or an older log may not).
+pub fn down_convert(
+    batches: &[Bytes],
+    magic: i8,
+    max_decompressed: usize,
+) -> Result<Bytes, RecordError> {
     let options = RecordEncodeOptions {
         version: magic,
         compression: Compression::None,
     };
     let mut out = BytesMut::new();
     for batch in batches {
+        if let Some(header) = BatchHeader::parse(batch).filter(BatchHeader::is_compressed) {
+            let body = &batch[BATCH_HEADER_LEN.min(batch.len())..];
+            check_fits(
+                header.compression_codec(),
+                body,
+                max_decompressed,
+                header.base_offset,
+            )?;
+        }
         let mut input = batch.clone();
         let set = RecordBatchDecoder::decode(&mut input).map_err(legacy_error)?;
         for mut record in set.records {
@@ -76,18 +96,65 @@ pub fn down_convert(batches: &[Bytes], magic: i8) -> Result<Bytes, RecordError> 
     Ok(out.freeze())
 }
 
-/// The first record at or after `timestamp` in a stored v2 batch, as
-/// (offset, timestamp). ListOffsets by time needs record precision, which
-/// the batch header alone cannot give; this is off the hot path.
-pub fn find_by_timestamp(batch: &Bytes, timestamp: i64) -> Result<Option<(i64, i64)>, RecordError> {
-    let mut input = batch.clone();
-    let set = RecordBatchDecoder::decode(&mut input).map_err(legacy_error)?;
-    Ok(set
-        .records
-        .iter()
-        .filter(|r| !r.control)
-        .find(|r| r.timestamp >= timestamp)
-        .map(|r| (r.offset, r.timestamp)))
+/// Refuses a legacy message set whose compressed wrapper messages expand
+/// past `cap` bytes together, before the decoder materialises them.
+fn check_wrapper_sizes(records: &[u8], cap: usize) -> Result<(), RecordError> {
+    const LOG_OVERHEAD: usize = 12;
+    let mut position = 0;
+    let mut left = cap;
+    while let Some(size) = records.get(position + 8..position + LOG_OVERHEAD) {
+        let size = i32::from_be_bytes(size.try_into().unwrap_or_default());
+        let start = position + LOG_OVERHEAD;
+        let Some(message) = usize::try_from(size)
+            .ok()
+            .and_then(|size| records.get(start..start.checked_add(size)?))
+        else {
+            // A partial trailing message: the decoder refuses or ignores it.
+            return Ok(());
+        };
+        position = start + message.len();
+        // crc i32, magic i8, attributes i8, [timestamp i64 from magic 1]
+        let (Some(&magic), Some(&attributes)) = (message.get(4), message.get(5)) else {
+            continue;
+        };
+        let codec = i16::from(attributes & 0x07);
+        if codec == 0 {
+            continue;
+        }
+        let key_at = if magic >= 1 { 14 } else { 6 };
+        let Some(value) = length_prefixed(message, key_at)
+            .and_then(|(_, after_key)| length_prefixed(message, after_key))
+            .map(|(value, _)| value)
+        else {
+            return Err(legacy_error("compressed wrapper message is truncated"));
+        };
+        let expanded = check_fits(codec, value, left, -1)?;
+        // The cap is for the set as a whole.
+        left -= expanded;
+    }
+    Ok(())
+}
+
+/// The bytes of the i32-length-prefixed field at `at` and the position
+/// after it; a null (-1) field is empty.
+fn length_prefixed(message: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let len = i32::from_be_bytes(message.get(at..at + 4)?.try_into().ok()?);
+    let start = at + 4;
+    let len = usize::try_from(len).unwrap_or(0);
+    Some((message.get(start..start.checked_add(len)?)?, start + len))
+}
+
+/// The decompressed length of `body`, refused past `cap`.
+fn check_fits(codec: i16, body: &[u8], cap: usize, base_offset: i64) -> Result<usize, RecordError> {
+    match decompressed_len(codec, body, cap) {
+        // At most `cap`, so it fits a usize.
+        Ok(Some(len)) => Ok(len as usize),
+        Ok(None) => Err(RecordError::DecompressedTooLarge {
+            base_offset,
+            limit: cap,
+        }),
+        Err(error) => Err(legacy_error(format!("cannot decompress: {error}"))),
+    }
 }
 
 #[cfg(test)]
@@ -114,13 +181,13 @@ mod tests {
         };
         RecordBatchEncoder::encode(&mut legacy, &records, &options).unwrap();
 
-        let v2 = up_convert(&legacy.freeze()).unwrap();
+        let v2 = up_convert(&legacy.freeze(), 1 << 20).unwrap();
         let batches = split_batches(&v2).unwrap();
         assert_eq!(batches[0].0.record_count, 2);
 
         let mut stored = BytesMut::new();
         assign_offsets(&mut stored, &v2, 10, None);
-        let back = down_convert(&[stored.freeze()], 1).unwrap();
+        let back = down_convert(&[stored.freeze()], 1, 1 << 20).unwrap();
         let decoded = decode_all(back);
         let offsets: Vec<i64> = decoded.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, vec![10, 11]);
@@ -129,7 +196,7 @@ mod tests {
 
     #[test]
     fn down_conversion_to_magic_zero_keeps_values() {
-        let back = down_convert(&[v2_batch(&["a", "b", "c"])], 0).unwrap();
+        let back = down_convert(&[v2_batch(&["a", "b", "c"])], 0, 1 << 20).unwrap();
         let decoded = decode_all(back);
         assert_eq!(decoded.len(), 3);
         assert_eq!(decoded[2].value.as_deref(), Some(&b"c"[..]));

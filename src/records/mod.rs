@@ -5,9 +5,11 @@
 
 mod batch;
 mod legacy;
+mod walk;
 
 pub use batch::{
     BATCH_HEADER_LEN, BatchHeader, LOG_OVERHEAD, MAGIC_V2, RecordError, assign_offsets,
     crc_matches, first_magic, split_batches, whole_batches,
 };
-pub use legacy::{down_convert, find_by_timestamp, up_convert};
+pub use legacy::{down_convert, up_convert};
+pub use walk::{RecordInfo, Walked, find_by_timestamp, verify_records, walk_records};

@@ -33,7 +33,7 @@ pub async fn handle(
     request: FetchRequest,
     version: i16,
 ) -> FetchResponse {
-    let wanted: Vec<Wanted> = request
+    let wanted: Arc<Vec<Wanted>> = request
         .topics
         .iter()
         .flat_map(|topic| {
@@ -45,12 +45,20 @@ pub async fn handle(
                 partition: ctx.partitions.get(&topic.topic.0, p.partition),
             })
         })
-        .collect();
-    // Fetch v0–v2 had no response-wide limit.
-    let max_bytes = if version >= 3 {
+        .collect::<Vec<_>>()
+        .into();
+    // Fetch v0–v2 had no response-wide limit of their own: the broker's
+    // `fetch.max.bytes` bounds every version, as in Kafka.
+    let requested = if version >= 3 {
         request.max_bytes.max(0) as usize
     } else {
         usize::MAX
+    };
+    let reader = Reader {
+        wanted: wanted.clone(),
+        max_bytes: requested.min(ctx.settings.fetch_max_bytes),
+        version,
+        max_decompressed: ctx.settings.message_max_decompressed_bytes,
     };
     let min_bytes = request.min_bytes.max(0) as usize;
     let deadline =
@@ -66,7 +74,7 @@ pub async fn handle(
         for wait in &mut waits {
             wait.as_mut().enable();
         }
-        let (response, bytes, has_error) = read_all(&wanted, max_bytes, version);
+        let (response, bytes, has_error) = reader.read().await;
         let now = tokio::time::Instant::now();
         if bytes >= min_bytes || has_error || now >= deadline || waits.is_empty() {
             ctx.metrics.bytes_fetched(bytes);
@@ -81,21 +89,54 @@ pub async fn handle(
             Poll::Pending
         });
         if tokio::time::timeout_at(deadline, any_append).await.is_err() {
-            let (response, bytes, _) = read_all(&wanted, max_bytes, version);
+            let (response, bytes, _) = reader.read().await;
             ctx.metrics.bytes_fetched(bytes);
             return response;
         }
     }
 }
 
+/// One fetch request's reads, repeated while it waits for data.
+#[derive(Clone)]
+struct Reader {
+    wanted: Arc<Vec<Wanted>>,
+    max_bytes: usize,
+    version: i16,
+    max_decompressed: usize,
+}
+
+impl Reader {
+    /// [`read_all`]; for clients that need down-conversion (Fetch v0–v3),
+    /// on the blocking pool, since it decompresses and re-encodes records.
+    async fn read(&self) -> (FetchResponse, usize, bool) {
+        if self.version >= 4 {
+            return read_all(self);
+        }
+        let reader = self.clone();
+        tokio::task::spawn_blocking(move || read_all(&reader))
+            .await
+            .unwrap_or_else(|error| {
+                tracing::error!(%error, "fetch read failed");
+                (FetchResponse::default(), 0, true)
+            })
+    }
+}
+
 /// Reads every wanted partition once. Returns the response, the record
 /// bytes in it, and whether any partition carries an error.
-fn read_all(wanted: &[Wanted], max_bytes: usize, version: i16) -> (FetchResponse, usize, bool) {
+fn read_all(reader: &Reader) -> (FetchResponse, usize, bool) {
+    let Reader {
+        wanted,
+        max_bytes,
+        version,
+        max_decompressed,
+    } = reader;
+    let (max_bytes, version) = (*max_bytes, *version);
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
     let mut remaining = max_bytes;
     let mut total = 0;
     let mut has_error = false;
-    for w in wanted {
+    for w in wanted.iter() {
         let data = match &w.partition {
             None => {
                 has_error = true;
@@ -109,7 +150,12 @@ fn read_all(wanted: &[Wanted], max_bytes: usize, version: i16) -> (FetchResponse
                 } else {
                     w.partition_max_bytes.min(remaining)
                 };
-                match read_partition(partition, w.fetch_offset, limit, total == 0, version) {
+                let at = Position {
+                    offset: w.fetch_offset,
+                    limit,
+                    first: total == 0,
+                };
+                match read_partition(partition, at, version, *max_decompressed) {
                     Ok(records) => {
                         total += records.len();
                         remaining = remaining.saturating_sub(records.len());
@@ -161,13 +207,25 @@ fn read_all(wanted: &[Wanted], max_bytes: usize, version: i16) -> (FetchResponse
     )
 }
 
-fn read_partition(
-    partition: &Partition,
+/// Where one partition's read starts and how much it may take.
+struct Position {
     offset: i64,
     limit: usize,
+    /// The response's first data: at least one whole batch, past the limit.
     first: bool,
+}
+
+fn read_partition(
+    partition: &Partition,
+    at: Position,
     version: i16,
+    max_decompressed: usize,
 ) -> Result<Bytes, ResponseError> {
+    let Position {
+        offset,
+        limit,
+        first,
+    } = at;
     if limit == 0 && !first {
         return Ok(Bytes::new());
     }
@@ -188,7 +246,7 @@ fn read_partition(
             .collect();
         let batches = within_limit(batches, limit, first);
         let magic = if version < 2 { 0 } else { 1 };
-        return down_convert(&batches, magic).map_err(|error| {
+        return down_convert(&batches, magic, max_decompressed).map_err(|error| {
             tracing::error!(%error, "down-conversion failed");
             ResponseError::CorruptMessage
         });

@@ -17,11 +17,14 @@ use crate::records::find_by_timestamp;
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 
+/// Runs on the blocking pool: a lookup by time reads segment files and may
+/// decompress a batch.
 pub fn handle(
     ctx: &Arc<BrokerContext>,
     request: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
+    let max_decompressed = ctx.settings.message_max_decompressed_bytes;
     let topics = request
         .topics
         .into_iter()
@@ -34,7 +37,7 @@ pub fn handle(
                         .with_partition_index(p.partition_index);
                     let result = match ctx.partitions.get(&topic.name.0, p.partition_index) {
                         None => Err(ResponseError::UnknownTopicOrPartition),
-                        Some(partition) => lookup(&partition, p.timestamp),
+                        Some(partition) => lookup(&partition, p.timestamp, max_decompressed),
                     };
                     match result {
                         Ok((offset, _)) if version == 0 => {
@@ -63,21 +66,30 @@ pub fn handle(
 
 /// (offset, timestamp) for a ListOffsets target; (-1, -1) when no record
 /// has a timestamp at or after the one asked for, as Kafka answers.
-fn lookup(partition: &Partition, target: i64) -> Result<(i64, i64), ResponseError> {
+fn lookup(
+    partition: &Partition,
+    target: i64,
+    max_decompressed: usize,
+) -> Result<(i64, i64), ResponseError> {
     match target {
         LATEST => Ok((partition.high_watermark(), -1)),
         EARLIEST => Ok((partition.log_start_offset(), -1)),
-        timestamp if timestamp >= 0 => by_timestamp(partition, timestamp).map_err(|error| {
-            tracing::error!(%error, "timestamp lookup failed");
-            ResponseError::KafkaStorageError
-        }),
+        timestamp if timestamp >= 0 => by_timestamp(partition, timestamp, max_decompressed)
+            .map_err(|error| {
+                tracing::error!(%error, "timestamp lookup failed");
+                ResponseError::KafkaStorageError
+            }),
         _ => Err(ResponseError::InvalidRequest),
     }
 }
 
 /// The log finds the first batch whose max timestamp reaches `timestamp`;
 /// the exact record is then found inside that batch.
-fn by_timestamp(partition: &Partition, timestamp: i64) -> Result<(i64, i64), String> {
+fn by_timestamp(
+    partition: &Partition,
+    timestamp: i64,
+    max_decompressed: usize,
+) -> Result<(i64, i64), String> {
     let Some((batch_offset, _)) = partition
         .offset_for_timestamp(timestamp)
         .map_err(|e| e.to_string())?
@@ -86,7 +98,8 @@ fn by_timestamp(partition: &Partition, timestamp: i64) -> Result<(i64, i64), Str
     };
     let batches = partition.read(batch_offset, 1).map_err(|e| e.to_string())?;
     for batch in &batches {
-        let found = find_by_timestamp(batch, timestamp).map_err(|e| e.to_string())?;
+        let found =
+            find_by_timestamp(batch, timestamp, max_decompressed).map_err(|e| e.to_string())?;
         if let Some(found) = found.filter(|(offset, _)| *offset >= batch_offset) {
             return Ok(found);
         }

@@ -11,8 +11,8 @@ use tokio::sync::oneshot;
 
 use super::{since, str_bytes};
 use crate::broker::BrokerContext;
-use crate::broker::partition::Appended;
-use crate::records::{RecordError, first_magic, split_batches, up_convert};
+use crate::broker::partition::{Appended, refusal};
+use crate::records::{RecordError, first_magic, split_batches, up_convert, verify_records};
 
 type Queued = oneshot::Receiver<Result<Appended, ResponseError>>;
 
@@ -79,27 +79,36 @@ fn queue_partition(
     if records.len() > ctx.settings.message_max_bytes {
         return PartitionOutcome::Failed(ResponseError::MessageTooLarge, None);
     }
+    let cap = ctx.settings.message_max_decompressed_bytes;
     let validated = match first_magic(&records) {
         Some(magic) if magic < 2 && version <= 2 => {
-            up_convert(&records).and_then(|converted| split_batches(&converted))
+            up_convert(&records, cap).and_then(|converted| split_batches(&converted))
         }
         Some(magic) if magic < 2 => Err(RecordError::UnexpectedMagic { position: 0, magic }),
         _ => split_batches(&records),
     };
+    // Uncompressed records are checked here, a walk over bytes already in
+    // memory; compressed ones by the partition's writer, off the workers.
+    let validated = validated.and_then(|batches| {
+        let mut compressed = false;
+        for (header, batch) in &batches {
+            if header.is_compressed() {
+                compressed = true;
+            } else {
+                verify_records(batch, header, cap)?;
+            }
+        }
+        Ok((batches, compressed.then_some(cap)))
+    });
     match validated {
-        Ok(batches) => {
+        Ok((batches, decompress_cap)) => {
             ctx.metrics
                 .records_in(batches.iter().map(|(h, _)| h.record_count as u64).sum());
-            PartitionOutcome::Queued(partition.append(batches))
+            PartitionOutcome::Queued(partition.append(batches, decompress_cap))
         }
         Err(error) => {
-            let code = match error {
-                RecordError::UnexpectedMagic { .. } => ResponseError::UnsupportedForMessageFormat,
-                RecordError::CountMismatch { .. } => ResponseError::InvalidRecord,
-                _ => ResponseError::CorruptMessage,
-            };
             tracing::debug!(%topic, partition = index, %error, "refused produce");
-            PartitionOutcome::Failed(code, Some(error.to_string()))
+            PartitionOutcome::Failed(refusal(&error), Some(error.to_string()))
         }
     }
 }
