@@ -119,3 +119,26 @@ def test_a_compressed_batch_expanding_past_the_cap_is_refused(make_broker):
     msg = consumer.poll(10)
     assert msg is not None and msg.error() is None and len(msg.value()) == 4 << 20
     consumer.close()
+
+
+def fetch_v0(topic, partition, offset, partition_max_bytes):
+    name = topic.encode()
+    body = struct.pack(">iii", -1, 100, 1)
+    body += struct.pack(">ih", 1, len(name)) + name
+    body += struct.pack(">iiqi", 1, partition, offset, partition_max_bytes)
+    return request(1, 0, 7, body)
+
+
+def test_fetch_v0_is_bounded_by_the_brokers_fetch_max_bytes(make_broker):
+    broker = make_broker(extra=["--override", "fetch.max.bytes=1048576"])
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, max_request_size=2 << 20)
+    for i in range(8):
+        producer.send("big", bytes([i]) * (400 << 10))
+    producer.flush()
+    producer.close()
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as s:
+        # Fetch v0 has no response-wide limit: it asks for 100 MiB.
+        s.sendall(fetch_v0("big", 0, 0, 100 << 20))
+        response = read_response(s)
+    # Two 400 KiB messages fit in 1 MiB; the whole log (3.2 MiB) does not.
+    assert 800 << 10 < len(response) <= (1 << 20) + 1024
