@@ -6,10 +6,31 @@
 #      smoke of the benchmark tool (bench/, on librdkafka);
 #   3. the container suite (scratch images, walkthrough, compose, helm, remote
 #      access), when a Docker engine answers.
-# Needs kcat, cmake and Python 3 with venv (.ci/run installs them on Debian);
-# Python packages go into .venv. SKIP_CONTAINERS=1 skips part 3.
+# Needs kcat, cmake, libcurl headers and Python 3 with venv: on Debian as
+# root they are installed here; elsewhere it says in one line what to
+# install. Python packages go into .venv. SKIP_CONTAINERS=1 skips part 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Debian packages the suite needs, by the command or file that shows them.
+missing=()
+command -v kcat >/dev/null || missing+=(kcat)
+command -v cmake >/dev/null || missing+=(cmake)
+[ -e /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -e /usr/include/curl/curl.h ] \
+  || missing+=(libcurl4-openssl-dev)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+  else
+    echo "scripts/test.sh needs: ${missing[*]} (Debian: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 VENV=${VENV:-.venv}
 if [ ! -x "$VENV/bin/python" ]; then
