@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use uuid::Uuid;
 
@@ -36,6 +36,9 @@ pub struct Partitions {
     data_dir: PathBuf,
     defaults: LogDefaults,
     hosted: RwLock<HashMap<TopicPartition, Hosted>>,
+    /// The index of the last metadata image reconciled; held for the whole
+    /// of a reconcile, so reconciles run one at a time.
+    applied: Mutex<Option<u64>>,
 }
 
 impl Partitions {
@@ -44,6 +47,7 @@ impl Partitions {
             data_dir: data_dir.to_path_buf(),
             defaults,
             hosted: RwLock::new(HashMap::new()),
+            applied: Mutex::new(None),
         }
     }
 
@@ -96,8 +100,24 @@ impl Partitions {
 
     /// Opens partitions new in `image`, applies config changes, and deletes
     /// partitions whose topic is gone (or was re-created with a new id).
+    ///
+    /// Images are applied strictly in order: one older than the last one
+    /// applied is ignored, so a stale image can never delete a topic a
+    /// newer one created. The partitions map is locked only to read the
+    /// plan and to insert or remove entries; recovery on open and file
+    /// deletion run without it, so requests to other partitions go on.
+    /// Blocking: call [`reconcile_off_workers`](Self::reconcile_off_workers)
+    /// from async code.
     pub fn reconcile(&self, image: &MetadataImage) {
-        let mut hosted = self.write();
+        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        if applied.is_some_and(|last| image.last_applied < last) {
+            tracing::debug!(
+                image = image.last_applied,
+                applied = ?*applied,
+                "ignored a metadata image older than the one applied"
+            );
+            return;
+        }
         let mut wanted = HashMap::new();
         for topic in image.topics() {
             for (index, _) in topic.partitions.iter().enumerate() {
@@ -108,26 +128,31 @@ impl Partitions {
                 wanted.insert(key, (topic.id, &topic.configs));
             }
         }
-        let stale: Vec<TopicPartition> = hosted
-            .iter()
-            .filter(|(key, h)| wanted.get(*key).map(|(id, _)| *id) != Some(h.topic_id))
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in stale {
-            if let Some(gone) = hosted.remove(&key) {
-                let dir = gone.partition.dir.clone();
-                if let Err(error) = gone.partition.delete() {
-                    tracing::error!(%error, dir = %dir.display(), "could not delete partition files");
-                } else {
-                    tracing::info!(topic = %key.topic, partition = key.partition, "deleted partition");
+        let stale: Vec<Hosted> = {
+            let mut hosted = self.write();
+            let keys: Vec<TopicPartition> = hosted
+                .iter()
+                .filter(|(key, h)| wanted.get(*key).map(|(id, _)| *id) != Some(h.topic_id))
+                .map(|(key, _)| key.clone())
+                .collect();
+            keys.iter().filter_map(|key| hosted.remove(key)).collect()
+        };
+        for gone in stale {
+            let (topic, index) = (gone.partition.topic.clone(), gone.partition.index);
+            let dir = gone.partition.dir.clone();
+            match gone.partition.delete() {
+                Ok(()) => tracing::info!(%topic, partition = index, "deleted partition"),
+                Err(error) => {
+                    tracing::error!(%error, dir = %dir.display(), "could not delete partition files")
                 }
             }
         }
         let cache_bytes = (CACHE_BUDGET_BYTES / wanted.len().max(1)).min(CACHE_MAX_PER_PARTITION);
         for (key, (topic_id, configs)) in wanted {
             let (config, policy) = self.log_settings(configs, cache_bytes);
-            if let Some(existing) = hosted.get(&key) {
-                existing.partition.set_config(config);
+            let existing = self.read().get(&key).map(|h| h.partition.clone());
+            if let Some(existing) = existing {
+                existing.set_config(config);
                 continue;
             }
             let dir = self
@@ -135,7 +160,7 @@ impl Partitions {
                 .join(format!("{}-{}", key.topic, key.partition));
             match Partition::open(&key.topic, key.partition, dir, config, policy) {
                 Ok(partition) => {
-                    hosted.insert(
+                    self.write().insert(
                         key,
                         Hosted {
                             topic_id,
@@ -147,6 +172,16 @@ impl Partitions {
                     tracing::error!(%error, topic = %key.topic, partition = key.partition, "could not open partition");
                 }
             }
+        }
+        *applied = Some(image.last_applied);
+    }
+
+    /// [`reconcile`](Self::reconcile) on the blocking pool.
+    pub async fn reconcile_off_workers(self: &Arc<Self>, image: Arc<MetadataImage>) {
+        let partitions = self.clone();
+        if let Err(error) = tokio::task::spawn_blocking(move || partitions.reconcile(&image)).await
+        {
+            tracing::error!(%error, "reconciling partitions with the metadata failed");
         }
     }
 
@@ -178,5 +213,67 @@ impl Partitions {
                 tracing::error!(%error, %topic, "could not close partition cleanly");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::cluster::metadata::{Command, Listener, SecurityProtocol};
+
+    fn register(image: &mut MetadataImage, index: u64) {
+        let cmd = Command::RegisterBroker {
+            broker_id: 0,
+            incarnation_id: Uuid::from_u128(1),
+            listeners: vec![Listener {
+                name: "PLAINTEXT".into(),
+                host: "localhost".into(),
+                port: 9092,
+                security_protocol: SecurityProtocol::Plaintext,
+            }],
+            rack: None,
+        };
+        image.apply(index, &cmd).expect("registered");
+        let unfence = Command::UnfenceBroker {
+            broker_id: 0,
+            broker_epoch: index as i64,
+        };
+        image.apply(index + 1, &unfence).expect("unfenced");
+    }
+
+    fn create(image: &mut MetadataImage, index: u64, name: &str) {
+        let cmd = Command::CreateTopic {
+            name: name.into(),
+            topic_id: Uuid::from_u128(index as u128),
+            configs: BTreeMap::new(),
+            assignments: vec![vec![0]],
+        };
+        image.apply(index, &cmd).expect("created");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn an_older_image_never_undoes_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let defaults = crate::config::RawConfig::new()
+            .validate_with(&|| "h".to_string())
+            .unwrap()
+            .log;
+        let partitions = Arc::new(Partitions::new(dir.path(), defaults));
+        let mut older = MetadataImage::new("test-cluster-id-00000A");
+        register(&mut older, 1);
+        let mut newer = older.clone();
+        create(&mut newer, 3, "fresh");
+
+        partitions.reconcile_off_workers(Arc::new(newer)).await;
+        assert!(partitions.get("fresh", 0).is_some());
+        // A reconcile that read the image before the topic was created
+        // arrives late: it must not delete the topic.
+        partitions.reconcile_off_workers(Arc::new(older)).await;
+        assert!(partitions.get("fresh", 0).is_some());
+        assert!(dir.path().join("fresh-0").exists());
     }
 }

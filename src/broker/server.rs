@@ -100,7 +100,7 @@ pub async fn run(
     }
 
     let partitions = Arc::new(Partitions::new(&settings.data_dir, settings.log.clone()));
-    partitions.reconcile(&coordinator.image());
+    partitions.reconcile_off_workers(coordinator.image()).await;
     let groups = GroupCoordinator::start(
         &settings.data_dir,
         settings.groups.clone(),
@@ -219,7 +219,7 @@ async fn follow_metadata(ctx: Arc<BrokerContext>, mut shutdown: watch::Receiver<
                     return;
                 }
                 let image = images.borrow_and_update().clone();
-                ctx.partitions.reconcile(&image);
+                ctx.partitions.reconcile_off_workers(image).await;
             }
             _ = shutdown.changed() => return,
         }

@@ -154,7 +154,9 @@ async fn apply(
                 .unwrap_or(ResponseError::UnknownServerError);
             (code, e.message())
         })?;
-    ctx.partitions.reconcile(&ctx.coordinator.image());
+    ctx.partitions
+        .reconcile_off_workers(ctx.coordinator.image())
+        .await;
     tracing::info!(topic = name, "altered topic configs");
     Ok(())
 }

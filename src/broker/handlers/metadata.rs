@@ -89,7 +89,9 @@ async fn auto_create(ctx: &Arc<BrokerContext>, name: &str) -> Result<(), Respons
     match ctx.coordinator.create_topic(request).await {
         Ok(_) => {
             tracing::info!(topic = name, "auto-created topic");
-            ctx.partitions.reconcile(&ctx.coordinator.image());
+            ctx.partitions
+                .reconcile_off_workers(ctx.coordinator.image())
+                .await;
             Ok(())
         }
         // Another request created it first: fine.

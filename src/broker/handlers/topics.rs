@@ -83,7 +83,9 @@ pub async fn create(
                 .with_error_message(since(version, 1, Some(str_bytes(&error.message())), None)),
         });
     }
-    ctx.partitions.reconcile(&ctx.coordinator.image());
+    ctx.partitions
+        .reconcile_off_workers(ctx.coordinator.image())
+        .await;
     CreateTopicsResponse::default().with_topics(results)
 }
 
@@ -129,7 +131,9 @@ pub async fn delete(
                 .with_error_message(since(version, 5, Some(str_bytes(&error.message())), None)),
         });
     }
-    ctx.partitions.reconcile(&ctx.coordinator.image());
+    ctx.partitions
+        .reconcile_off_workers(ctx.coordinator.image())
+        .await;
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
@@ -152,6 +156,8 @@ pub async fn create_partitions(
                 .with_error_message(Some(str_bytes(&error.message()))),
         });
     }
-    ctx.partitions.reconcile(&ctx.coordinator.image());
+    ctx.partitions
+        .reconcile_off_workers(ctx.coordinator.image())
+        .await;
     CreatePartitionsResponse::default().with_results(results)
 }
