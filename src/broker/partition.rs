@@ -79,6 +79,17 @@ pub struct Partition {
     /// log is recovered from disk at the next start (Kafka takes the log
     /// directory offline the same way).
     offline: Arc<AtomicBool>,
+    /// The writer and syncer; taken when the partition closes or is deleted.
+    tasks: std::sync::Mutex<Option<WriterTasks>>,
+}
+
+/// The tasks that append to a partition's log and acknowledge appends.
+struct WriterTasks {
+    /// Tells the writer to take no more appends and finish those queued.
+    stop: oneshot::Sender<()>,
+    writer: tokio::task::JoinHandle<()>,
+    /// Ends once the writer has, after completing what it was handed.
+    syncer: tokio::task::JoinHandle<()>,
 }
 
 impl Partition {
@@ -112,13 +123,17 @@ impl Partition {
             to_syncer,
             awaiting_sync: awaiting_sync.clone(),
         };
-        tokio::spawn(writer.run(jobs));
-        tokio::spawn(run_syncer(
-            log.clone(),
-            syncs,
-            awaiting_sync,
-            offline.clone(),
-        ));
+        let (stop, stopped) = oneshot::channel();
+        let tasks = WriterTasks {
+            stop,
+            writer: tokio::spawn(writer.run(jobs, stopped)),
+            syncer: tokio::spawn(run_syncer(
+                log.clone(),
+                syncs,
+                awaiting_sync,
+                offline.clone(),
+            )),
+        };
         Ok(Arc::new(Partition {
             topic: topic.to_string(),
             index,
@@ -129,6 +144,7 @@ impl Partition {
             appended,
             appends,
             offline,
+            tasks: std::sync::Mutex::new(Some(tasks)),
         }))
     }
 
@@ -251,14 +267,33 @@ impl Partition {
             .inspect_err(|_| self.take_offline())
     }
 
-    /// Flushes and marks the log cleanly closed. The writer stops once the
-    /// last handle is dropped. An offline log gets no marker, so the next
-    /// start recovers it from what really is on disk.
-    pub fn close(self: Arc<Self>) -> Result<(), StorageError> {
+    /// Stops taking appends, then waits until every append queued before
+    /// is written and acknowledged (or refused): after this, nothing
+    /// touches the log's files but the caller.
+    async fn stop_writing(&self) {
+        let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(tasks) = tasks {
+            let _ = tasks.stop.send(());
+            for task in [tasks.writer, tasks.syncer] {
+                if let Err(error) = task.await {
+                    tracing::error!(%error, topic = %self.topic, partition = self.index, "partition writer failed");
+                }
+            }
+        }
+    }
+
+    /// Stops the writer, then flushes and marks the log cleanly closed, so
+    /// no append can land after the marker. An offline log gets no marker,
+    /// so the next start recovers it from what really is on disk.
+    pub async fn close(self: Arc<Self>) -> Result<(), StorageError> {
+        self.stop_writing().await;
         if self.is_offline() {
             return Err(StorageError::Offline);
         }
-        self.with_log_mut(|log| log.close_in_place())
+        let partition = self.clone();
+        tokio::task::spawn_blocking(move || partition.with_log_mut(|log| log.close_in_place()))
+            .await
+            .unwrap_or(Err(StorageError::Offline))
     }
 
     /// Whether a failed flush took this partition offline (see `offline`).
@@ -272,8 +307,10 @@ impl Partition {
         }
     }
 
-    /// Removes the partition's files (topic deletion).
+    /// Removes the partition's files (topic deletion), once its writer has
+    /// stopped. Blocking: called on the blocking pool, inside the runtime.
     pub fn delete(self: Arc<Self>) -> Result<(), StorageError> {
+        tokio::runtime::Handle::current().block_on(self.stop_writing());
         self.with_log_mut(|log| log.delete_in_place())
     }
 }
@@ -336,8 +373,26 @@ struct Staged {
 }
 
 impl Writer {
-    async fn run(mut self, mut jobs: mpsc::UnboundedReceiver<AppendJob>) {
+    async fn run(
+        mut self,
+        mut jobs: mpsc::UnboundedReceiver<AppendJob>,
+        mut stop: oneshot::Receiver<()>,
+    ) {
         let mut group = Vec::new();
+        loop {
+            tokio::select! {
+                taken = jobs.recv_many(&mut group, MAX_GROUP) => {
+                    if taken == 0 {
+                        return;
+                    }
+                    self.commit_group(std::mem::take(&mut group)).await;
+                }
+                _ = &mut stop => break,
+            }
+        }
+        // Later appends are refused; those already queued are written, so
+        // none is left half-done when the log is closed behind this task.
+        jobs.close();
         while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
             self.commit_group(std::mem::take(&mut group)).await;
         }
@@ -584,4 +639,46 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::split_batches;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn close_writes_every_queued_append_before_the_clean_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        let policy = WritePolicy {
+            log_append_time: false,
+        };
+        let partition =
+            Partition::open("t", 0, path.clone(), LogConfig::default(), policy).unwrap();
+        let batch = crate::records::v2_batch(&["a", "b"]);
+        let pending: Vec<_> = (0..2000)
+            .map(|_| partition.append(split_batches(&batch).unwrap(), None))
+            .collect();
+        partition.clone().close().await.unwrap();
+
+        // Every append was answered by the time close returned, and the log
+        // reopened from its clean marker holds exactly the acknowledged ones.
+        let mut acknowledged = 0;
+        for mut reply in pending {
+            match reply.try_recv() {
+                Ok(Ok(appended)) => {
+                    assert_eq!(appended.base_offset, 2 * acknowledged);
+                    acknowledged += 1;
+                }
+                Ok(Err(_)) => {}
+                Err(error) => panic!("an append was still in flight after close: {error}"),
+            }
+        }
+        assert!(path.join(".clean_shutdown").exists());
+        let reopened = PartitionLog::open(&path, LogConfig::default()).unwrap();
+        assert_eq!(reopened.log_end_offset(), 2 * acknowledged);
+        // And nothing more arrives at the files after close.
+        let later = partition.append(split_batches(&batch).unwrap(), None);
+        assert!(later.await.unwrap().is_err());
+    }
 }

@@ -108,7 +108,7 @@ impl Partitions {
     /// deletion run without it, so requests to other partitions go on.
     /// Blocking: call [`reconcile_off_workers`](Self::reconcile_off_workers)
     /// from async code.
-    pub fn reconcile(&self, image: &MetadataImage) {
+    fn reconcile(&self, image: &MetadataImage) {
         let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
         if applied.is_some_and(|last| image.last_applied < last) {
             tracing::debug!(
@@ -204,12 +204,13 @@ impl Partitions {
         }
     }
 
-    /// Flushes every log and writes its clean-shutdown marker.
-    pub fn close_all(&self) {
+    /// Stops every partition's writer, then flushes every log and writes
+    /// its clean-shutdown marker.
+    pub async fn close_all(&self) {
         let drained: Vec<Hosted> = self.write().drain().map(|(_, h)| h).collect();
         for hosted in drained {
             let topic = hosted.partition.topic.clone();
-            if let Err(error) = hosted.partition.close() {
+            if let Err(error) = hosted.partition.close().await {
                 tracing::error!(%error, %topic, "could not close partition cleanly");
             }
         }

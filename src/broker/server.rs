@@ -176,7 +176,7 @@ pub async fn run(
         connections.abort_all();
     }
     background.abort_all();
-    partitions.close_all();
+    partitions.close_all().await;
     ctx.groups.close();
     tracing::info!("broker stopped cleanly");
     let _ = shutdown.borrow_and_update();

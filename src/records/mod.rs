@@ -7,6 +7,9 @@ mod batch;
 mod legacy;
 mod walk;
 
+#[cfg(test)]
+pub(crate) use batch::tests::v2_batch;
+
 pub use batch::{
     BATCH_HEADER_LEN, BatchHeader, LOG_OVERHEAD, MAGIC_V2, RecordError, assign_offsets,
     crc_matches, first_magic, split_batches, whole_batches,
