@@ -32,6 +32,7 @@ async fn start_coordinator() -> Running {
         listen: address,
         max_client_connections: None,
         node_id: 0,
+        request_timeout: Duration::from_secs(30),
     };
     let (stop, shutdown) = watch::channel(false);
     let server = tokio::spawn(async move {
@@ -179,6 +180,7 @@ async fn registration_waits_for_a_coordinator_that_is_not_up_yet() {
         listen: address,
         max_client_connections: None,
         node_id: 0,
+        request_timeout: Duration::from_secs(30),
     };
     let (_stop_server, server_shutdown) = watch::channel(false);
     tokio::spawn(run_on(listener, settings, server_shutdown));
