@@ -7,6 +7,8 @@ Connections from a second address come from 127.0.0.2 (all of 127/8 is
 loopback on Linux), so one address can be pushed to its limit while
 clients on 127.0.0.1 carry on.
 """
+import os
+import resource
 import socket
 import struct
 import threading
@@ -222,3 +224,41 @@ def test_unfinished_frames_hold_memory_within_the_budget_and_give_it_back(make_b
         time.sleep(0.2)
     print(f"RSS after they closed {rss_mib(pid):.0f} MiB")
     assert answered(connect(broker), 5)
+
+
+def test_admin_http_closes_unfinished_headers_and_idle_connections(make_broker):
+    broker = make_broker(extra=override(gregor_request_receive_timeout_ms=1000))
+    admin = ("127.0.0.1", broker.admin_port)
+    partial = socket.create_connection(admin, timeout=5)
+    partial.sendall(b"GET /healthz HTTP/1.1\r\nHost: gregor\r\n")
+    silent = socket.create_connection(admin, timeout=5)
+    assert closed_by_broker(partial)
+    assert closed_by_broker(silent)
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_admin_accept_backs_off_when_file_descriptors_run_out(make_broker):
+    broker = make_broker()
+    pid = broker.proc.pid
+    open_now = len(os.listdir(f"/proc/{pid}/fd"))
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (open_now + 8, hard))
+    try:
+        # Hyper holds each accepted one for its header deadline (30 s), so
+        # the descriptors run out and the rest wait in the backlog.
+        held = [socket.create_connection(("127.0.0.1", broker.admin_port)) for _ in range(40)]
+        time.sleep(0.5)
+        before = cpu_seconds(pid)
+        time.sleep(2)
+        used = cpu_seconds(pid) - before
+        print(f"broker CPU over 2 s out of descriptors: {used:.2f} s")
+        assert used < 0.3, f"accept loop spun: {used:.2f} s of CPU in 2 s"
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+    for s in held:
+        s.close()
+    assert answered(connect(broker))
