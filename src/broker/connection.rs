@@ -177,8 +177,13 @@ pub async fn serve(
             _ = shutdown.changed() => break None,
         }
     };
-    if let Some(reason) = closing {
-        tracing::warn!(peer = %info.peer, %reason, "closing connection");
+    match closing {
+        // Closing idle connections is routine, as in Kafka.
+        Some(reason @ Closing::Idle(_)) => {
+            tracing::debug!(peer = %info.peer, %reason, "closing connection")
+        }
+        Some(reason) => tracing::warn!(peer = %info.peer, %reason, "closing connection"),
+        None => {}
     }
     drop(frames);
     drop(responses);

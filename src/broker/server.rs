@@ -210,12 +210,19 @@ async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let slot = tokio::select! {
-            slot = limits.free_slot() => slot,
+        // Wait for a free slot without holding it, so that an idle listener
+        // does not keep one from the others.
+        tokio::select! {
+            slot = limits.free_slot() => drop(slot),
             _ = shutdown.changed() => return,
         };
         let (stream, peer) = tokio::select! {
             accepted = acceptor.accept() => accepted,
+            _ = shutdown.changed() => return,
+        };
+        // Normally at once; another listener may have taken the slot.
+        let slot = tokio::select! {
+            slot = limits.free_slot() => slot,
             _ = shutdown.changed() => return,
         };
         match limits.admit(slot, peer.ip()) {
