@@ -5,6 +5,12 @@
 //! requests arrived and coalesces the responses that are ready into one
 //! write. A malformed frame closes the connection after the responses
 //! already owed have been written; nothing else is affected.
+//!
+//! Limits (see the README's Limits table): each frame takes its declared
+//! size from the broker-wide [`RequestBudget`] before the rest of it is
+//! read; a request must arrive within `gregor.request.receive.timeout.ms`
+//! of its first byte; a connection with nothing in flight is closed after
+//! `connections.max.idle.ms`.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -97,81 +103,37 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = socket.set_nodelay(true);
-    let (mut reader, writer) = socket.into_split();
+    let (mut socket_reader, writer) = socket.into_split();
     let (responses, pending) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
     let activity = Arc::new(Activity::new());
     let writer_task = tokio::spawn(write_responses(writer, pending, activity.clone()));
-    let limits = &ctx.settings.connections;
-    let own_budget = Arc::new(Semaphore::new(IN_FLIGHT_KIB as usize));
-    let mut frames = FrameReader::new(ctx.settings.socket_request_max_bytes);
-    // Broker budget for the front frame, taken once its size is known.
-    let mut reserved: Option<OwnedSemaphorePermit> = None;
-    // When the front request's first byte arrived; `None` between requests.
-    let mut receiving_since: Option<Instant> = None;
-    let closing: Option<Closing> = 'read: loop {
-        loop {
-            let size = match frames.front_size() {
-                Ok(Some(size)) => size,
-                Ok(None) => break,
-                Err(error) => break 'read Some(error.into()),
-            };
-            if reserved.is_none() {
-                tokio::select! {
-                    permit = budget.reserve(4 + size) => reserved = Some(permit),
-                    _ = shutdown.changed() => break 'read None,
-                }
-                // Waiting for the budget is the broker's doing, not the client's.
-                receiving_since = Some(Instant::now());
-            }
-            let frame = match frames.next_frame() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(error) => break 'read Some(error.into()),
-            };
-            ctx.metrics.bytes_in(frame.len() + 4);
-            let kib = (frame.len() / 1024).clamp(1, IN_FLIGHT_KIB as usize) as u32;
-            let Ok(own) = own_budget.clone().acquire_many_owned(kib).await else {
-                break 'read None;
-            };
-            let permits = (reserved.take(), own);
-            match start_request(&ctx, &info, frame, permits) {
-                Ok(handle) => {
-                    if responses.send(handle).await.is_err() {
-                        break 'read None;
-                    }
-                }
-                Err(error) => break 'read Some(error.into()),
-            }
-            // Bytes already here belong to the next request.
-            receiving_since = (frames.buffered() > 0).then(Instant::now);
+    let mut reader = Reader {
+        frames: FrameReader::new(ctx.settings.socket_request_max_bytes),
+        ctx,
+        info,
+        reserved: None,
+        receiving_since: None,
+        budget,
+        own_budget: Arc::new(Semaphore::new(IN_FLIGHT_KIB as usize)),
+        responses,
+        activity,
+    };
+    let closing = loop {
+        if let Err(closing) = reader.start_arrived_requests(&mut shutdown).await {
+            break closing;
         }
-        let deadline = match (receiving_since, limits.idle_timeout) {
-            (Some(since), _) => Some((
-                since + limits.request_receive_timeout,
-                Closing::RequestTimeout(limits.request_receive_timeout),
-            )),
-            (None, Some(idle)) => Some((activity.last() + idle, Closing::Idle(idle))),
-            (None, None) => None,
-        };
+        let deadline = reader.deadline();
         let expires = deadline.as_ref().map(|(at, _)| *at);
         tokio::select! {
-            read = reader.read_buf(frames.read_space()) => match read {
+            read = socket_reader.read_buf(reader.frames.read_space()) => match read {
                 Ok(0) | Err(_) => break None,
-                Ok(_) => {
-                    activity.touch();
-                    receiving_since.get_or_insert_with(Instant::now);
-                }
+                Ok(_) => reader.bytes_arrived(),
             },
             () = sleep_until_some(expires) => {
-                let Some((_, reason)) = deadline else { continue };
-                let busy = own_budget.available_permits() < IN_FLIGHT_KIB as usize;
-                match reason {
-                    // A request still being handled (a long poll, a join
-                    // waiting for a rebalance) is not idleness.
-                    Closing::Idle(_) if busy => activity.touch(),
-                    // The writer may have written since the deadline was set.
-                    Closing::Idle(idle) if activity.last() + idle > Instant::now() => {}
-                    reason => break Some(reason),
+                if let Some((_, reason)) = deadline
+                    && let Some(closing) = reader.expired(reason)
+                {
+                    break Some(closing);
                 }
             }
             _ = shutdown.changed() => break None,
@@ -180,14 +142,105 @@ pub async fn serve(
     match closing {
         // Closing idle connections is routine, as in Kafka.
         Some(reason @ Closing::Idle(_)) => {
-            tracing::debug!(peer = %info.peer, %reason, "closing connection")
+            tracing::debug!(peer = %reader.info.peer, %reason, "closing connection")
         }
-        Some(reason) => tracing::warn!(peer = %info.peer, %reason, "closing connection"),
+        Some(reason) => tracing::warn!(peer = %reader.info.peer, %reason, "closing connection"),
         None => {}
     }
-    drop(frames);
-    drop(responses);
+    // Dropping the reader gives back its buffer and ends the writer once
+    // the responses owed are written.
+    drop(reader);
     let _ = writer_task.await;
+}
+
+/// The read side of a connection and what it owes to limits.
+struct Reader {
+    ctx: Arc<BrokerContext>,
+    info: ConnectionInfo,
+    frames: FrameReader,
+    /// Broker budget for the front frame, taken once its size is known.
+    reserved: Option<OwnedSemaphorePermit>,
+    /// When the front request's first byte arrived; `None` between requests.
+    receiving_since: Option<Instant>,
+    budget: RequestBudget,
+    /// This connection's own in-flight budget, in KiB.
+    own_budget: Arc<Semaphore>,
+    responses: mpsc::Sender<Pending>,
+    activity: Arc<Activity>,
+}
+
+impl Reader {
+    /// Starts every request that has fully arrived, taking budget for each
+    /// frame as soon as its size is known (which may wait). `Err(None)`
+    /// stops quietly (shutdown, or the writer is gone).
+    async fn start_arrived_requests(
+        &mut self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Option<Closing>> {
+        while let Some(size) = self.frames.front_size().map_err(Closing::from)? {
+            if self.reserved.is_none() {
+                tokio::select! {
+                    permit = self.budget.reserve(4 + size) => self.reserved = Some(permit),
+                    _ = shutdown.changed() => return Err(None),
+                }
+                // Waiting for the budget is the broker's doing, not the client's.
+                self.receiving_since = Some(Instant::now());
+            }
+            let Some(frame) = self.frames.next_frame().map_err(Closing::from)? else {
+                return Ok(());
+            };
+            self.ctx.metrics.bytes_in(frame.len() + 4);
+            let kib = (frame.len() / 1024).clamp(1, IN_FLIGHT_KIB as usize) as u32;
+            let Ok(own) = self.own_budget.clone().acquire_many_owned(kib).await else {
+                return Err(None);
+            };
+            let permits = (self.reserved.take(), own);
+            let handle =
+                start_request(&self.ctx, &self.info, frame, permits).map_err(Closing::from)?;
+            if self.responses.send(handle).await.is_err() {
+                return Err(None);
+            }
+            // Bytes already here belong to the next request.
+            self.receiving_since = (self.frames.buffered() > 0).then(Instant::now);
+        }
+        Ok(())
+    }
+
+    fn bytes_arrived(&mut self) {
+        self.activity.touch();
+        self.receiving_since.get_or_insert_with(Instant::now);
+    }
+
+    /// When the connection must close unless something happens first: the
+    /// request being received must be complete, or an idle connection
+    /// must have been used.
+    fn deadline(&self) -> Option<(Instant, Closing)> {
+        let limits = &self.ctx.settings.connections;
+        match (self.receiving_since, limits.idle_timeout) {
+            (Some(since), _) => Some((
+                since + limits.request_receive_timeout,
+                Closing::RequestTimeout(limits.request_receive_timeout),
+            )),
+            (None, Some(idle)) => Some((self.activity.last() + idle, Closing::Idle(idle))),
+            (None, None) => None,
+        }
+    }
+
+    /// Whether a deadline that passed closes the connection.
+    fn expired(&self, reason: Closing) -> Option<Closing> {
+        let busy = self.own_budget.available_permits() < IN_FLIGHT_KIB as usize;
+        match reason {
+            // A request still being handled (a long poll, a join waiting
+            // for a rebalance) is not idleness.
+            Closing::Idle(_) if busy => {
+                self.activity.touch();
+                None
+            }
+            // The writer may have written since the deadline was set.
+            Closing::Idle(idle) if self.activity.last() + idle > Instant::now() => None,
+            reason => Some(reason),
+        }
+    }
 }
 
 /// Sleeps until `deadline`, or forever without one.
