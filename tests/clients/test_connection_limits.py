@@ -16,6 +16,8 @@ import time
 
 from kafka import KafkaProducer
 
+from conftest import wait_for_port
+
 MIB = 1024 * 1024
 
 
@@ -228,6 +230,8 @@ def test_unfinished_frames_hold_memory_within_the_budget_and_give_it_back(make_b
 
 def test_admin_http_closes_unfinished_headers_and_idle_connections(make_broker):
     broker = make_broker(extra=override(gregor_request_receive_timeout_ms=1000))
+    # The Kafka port is bound before the admin port; wait for both.
+    wait_for_port(broker.admin_port, broker.proc)
     admin = ("127.0.0.1", broker.admin_port)
     partial = socket.create_connection(admin, timeout=5)
     partial.sendall(b"GET /healthz HTTP/1.1\r\nHost: gregor\r\n")
@@ -243,6 +247,7 @@ def cpu_seconds(pid):
 
 def test_admin_accept_backs_off_when_file_descriptors_run_out(make_broker):
     broker = make_broker()
+    wait_for_port(broker.admin_port, broker.proc)
     pid = broker.proc.pid
     open_now = len(os.listdir(f"/proc/{pid}/fd"))
     soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
