@@ -12,6 +12,7 @@
 //! - `cli`: Kafka's command-line tools (topics, console producer and
 //!   consumer, consumer groups) as subcommands.
 
+pub mod accept;
 pub mod admin_http;
 mod allocator;
 pub mod broker;

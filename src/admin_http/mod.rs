@@ -12,36 +12,45 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
+use crate::accept::Acceptor;
 use crate::broker::BrokerContext;
 
 pub async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(address).await
 }
 
+/// Serves until `shutdown`; open connections are closed with it.
+///
+/// A client must send a request's headers within
+/// `gregor.request.receive.timeout.ms` (idle keep-alive connections
+/// included), like a Kafka request. No route reads a body, and hyper
+/// closes a connection whose request body was left unread, so a trickled
+/// body cannot hold one open either.
 pub async fn serve(
     listener: TcpListener,
     ctx: Arc<BrokerContext>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut acceptor = Acceptor::new(listener, "admin");
+    let header_timeout = ctx.settings.connections.request_receive_timeout;
+    let mut connections = JoinSet::new();
     loop {
         let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    tracing::warn!(%error, "admin accept failed");
-                    continue;
-                }
-            },
+            accepted = acceptor.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             _ = shutdown.changed() => return,
         };
         let ctx = ctx.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let service = service_fn(move |request| respond(ctx.clone(), request));
             let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });

@@ -5,13 +5,20 @@
 //! requests arrived and coalesces the responses that are ready into one
 //! write. A malformed frame closes the connection after the responses
 //! already owed have been written; nothing else is affected.
+//!
+//! Limits (see the README's Limits table): each frame takes its declared
+//! size from the broker-wide [`RequestBudget`] before the rest of it is
+//! read; a request must arrive within `gregor.request.receive.timeout.ms`
+//! of its first byte; a connection with nothing in flight is closed after
+//! `connections.max.idle.ms`.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,11 +26,13 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::BrokerContext;
 use super::dispatch::dispatch;
+use super::limits::RequestBudget;
 use crate::protocol::{
-    RequestError, api_versions_body, decode_request, encode_response_parts, split_frame,
+    FrameError, FrameReader, RequestError, api_versions_body, decode_request, encode_response_parts,
 };
 
 /// Requests a connection may have in flight before the reader waits.
@@ -32,7 +41,6 @@ const MAX_IN_FLIGHT: usize = 128;
 /// reader stops reading, so a fast producer meets TCP backpressure instead
 /// of growing the broker's heap.
 const IN_FLIGHT_KIB: u32 = 16 * 1024;
-const READ_BUFFER: usize = 256 * 1024;
 
 /// What a connection knows about where it was accepted.
 #[derive(Debug, Clone)]
@@ -45,60 +53,202 @@ pub struct ConnectionInfo {
 /// the connection).
 type Pending = JoinHandle<Option<Vec<Bytes>>>;
 
+/// When the connection last did anything: read bytes, or wrote a response.
+/// Shared by the reader and the writer task.
+#[derive(Debug)]
+struct Activity {
+    opened: Instant,
+    /// Milliseconds after `opened`.
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            opened: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.opened + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Why the reader stopped reading.
+#[derive(Debug, thiserror::Error)]
+enum Closing {
+    #[error("no complete request within gregor.request.receive.timeout.ms ({0:?})")]
+    RequestTimeout(Duration),
+    #[error("idle for connections.max.idle.ms ({0:?})")]
+    Idle(Duration),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error(transparent)]
+    Request(#[from] RequestError),
+}
+
+/// Serves one connection until the client closes it, it breaks a limit,
+/// or the broker shuts down. `budget` is the broker-wide request budget.
 pub async fn serve(
     ctx: Arc<BrokerContext>,
     socket: TcpStream,
     info: ConnectionInfo,
+    budget: RequestBudget,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = socket.set_nodelay(true);
-    let (mut reader, writer) = socket.into_split();
+    let (mut socket_reader, writer) = socket.into_split();
     let (responses, pending) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
-    let writer_task = tokio::spawn(write_responses(writer, pending));
-    let limit = ctx.settings.socket_request_max_bytes;
-    let budget = Arc::new(Semaphore::new(IN_FLIGHT_KIB as usize));
-    let mut buf = BytesMut::with_capacity(READ_BUFFER);
-    'read: loop {
-        loop {
-            match split_frame(&mut buf, limit) {
-                Ok(Some(frame)) => {
-                    ctx.metrics.bytes_in(frame.len() + 4);
-                    let kib = (frame.len() / 1024).clamp(1, IN_FLIGHT_KIB as usize) as u32;
-                    let Ok(permit) = budget.clone().acquire_many_owned(kib).await else {
-                        break 'read;
-                    };
-                    match start_request(&ctx, &info, frame, permit) {
-                        Ok(handle) => {
-                            if responses.send(handle).await.is_err() {
-                                break 'read;
-                            }
-                        }
-                        Err(error) => {
-                            tracing::warn!(peer = %info.peer, %error, "closing connection");
-                            break 'read;
-                        }
-                    }
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    tracing::warn!(peer = %info.peer, %error, "closing connection");
-                    break 'read;
+    let activity = Arc::new(Activity::new());
+    let writer_task = tokio::spawn(write_responses(writer, pending, activity.clone()));
+    let mut reader = Reader {
+        frames: FrameReader::new(ctx.settings.socket_request_max_bytes),
+        ctx,
+        info,
+        reserved: None,
+        receiving_since: None,
+        budget,
+        own_budget: Arc::new(Semaphore::new(IN_FLIGHT_KIB as usize)),
+        responses,
+        activity,
+    };
+    let closing = loop {
+        if let Err(closing) = reader.start_arrived_requests(&mut shutdown).await {
+            break closing;
+        }
+        let deadline = reader.deadline();
+        let expires = deadline.as_ref().map(|(at, _)| *at);
+        tokio::select! {
+            read = socket_reader.read_buf(reader.frames.read_space()) => match read {
+                Ok(0) | Err(_) => break None,
+                Ok(_) => reader.bytes_arrived(),
+            },
+            () = sleep_until_some(expires) => {
+                if let Some((_, reason)) = deadline
+                    && let Some(closing) = reader.expired(reason)
+                {
+                    break Some(closing);
                 }
             }
+            _ = shutdown.changed() => break None,
         }
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(READ_BUFFER);
+    };
+    match closing {
+        // Closing idle connections is routine, as in Kafka.
+        Some(reason @ Closing::Idle(_)) => {
+            tracing::debug!(peer = %reader.info.peer, %reason, "closing connection")
         }
-        tokio::select! {
-            read = reader.read_buf(&mut buf) => match read {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            },
-            _ = shutdown.changed() => break,
+        Some(reason) => tracing::warn!(peer = %reader.info.peer, %reason, "closing connection"),
+        None => {}
+    }
+    // Dropping the reader gives back its buffer and ends the writer once
+    // the responses owed are written.
+    drop(reader);
+    let _ = writer_task.await;
+}
+
+/// The read side of a connection and what it owes to limits.
+struct Reader {
+    ctx: Arc<BrokerContext>,
+    info: ConnectionInfo,
+    frames: FrameReader,
+    /// Broker budget for the front frame, taken once its size is known.
+    reserved: Option<OwnedSemaphorePermit>,
+    /// When the front request's first byte arrived; `None` between requests.
+    receiving_since: Option<Instant>,
+    budget: RequestBudget,
+    /// This connection's own in-flight budget, in KiB.
+    own_budget: Arc<Semaphore>,
+    responses: mpsc::Sender<Pending>,
+    activity: Arc<Activity>,
+}
+
+impl Reader {
+    /// Starts every request that has fully arrived, taking budget for each
+    /// frame as soon as its size is known (which may wait). `Err(None)`
+    /// stops quietly (shutdown, or the writer is gone).
+    async fn start_arrived_requests(
+        &mut self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Option<Closing>> {
+        while let Some(size) = self.frames.front_size().map_err(Closing::from)? {
+            if self.reserved.is_none() {
+                tokio::select! {
+                    permit = self.budget.reserve(4 + size) => self.reserved = Some(permit),
+                    _ = shutdown.changed() => return Err(None),
+                }
+                // Waiting for the budget is the broker's doing, not the client's.
+                self.receiving_since = Some(Instant::now());
+            }
+            let Some(frame) = self.frames.next_frame().map_err(Closing::from)? else {
+                return Ok(());
+            };
+            self.ctx.metrics.bytes_in(frame.len() + 4);
+            let kib = (frame.len() / 1024).clamp(1, IN_FLIGHT_KIB as usize) as u32;
+            let Ok(own) = self.own_budget.clone().acquire_many_owned(kib).await else {
+                return Err(None);
+            };
+            let permits = (self.reserved.take(), own);
+            let handle =
+                start_request(&self.ctx, &self.info, frame, permits).map_err(Closing::from)?;
+            if self.responses.send(handle).await.is_err() {
+                return Err(None);
+            }
+            // Bytes already here belong to the next request.
+            self.receiving_since = (self.frames.buffered() > 0).then(Instant::now);
+        }
+        Ok(())
+    }
+
+    fn bytes_arrived(&mut self) {
+        self.activity.touch();
+        self.receiving_since.get_or_insert_with(Instant::now);
+    }
+
+    /// When the connection must close unless something happens first: the
+    /// request being received must be complete, or an idle connection
+    /// must have been used.
+    fn deadline(&self) -> Option<(Instant, Closing)> {
+        let limits = &self.ctx.settings.connections;
+        match (self.receiving_since, limits.idle_timeout) {
+            (Some(since), _) => Some((
+                since + limits.request_receive_timeout,
+                Closing::RequestTimeout(limits.request_receive_timeout),
+            )),
+            (None, Some(idle)) => Some((self.activity.last() + idle, Closing::Idle(idle))),
+            (None, None) => None,
         }
     }
-    drop(responses);
-    let _ = writer_task.await;
+
+    /// Whether a deadline that passed closes the connection.
+    fn expired(&self, reason: Closing) -> Option<Closing> {
+        let busy = self.own_budget.available_permits() < IN_FLIGHT_KIB as usize;
+        match reason {
+            // A request still being handled (a long poll, a join waiting
+            // for a rebalance) is not idleness.
+            Closing::Idle(_) if busy => {
+                self.activity.touch();
+                None
+            }
+            // The writer may have written since the deadline was set.
+            Closing::Idle(idle) if self.activity.last() + idle > Instant::now() => None,
+            reason => Some(reason),
+        }
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Decodes a frame and spawns its handler. Returns an error when the
@@ -107,9 +257,9 @@ fn start_request(
     ctx: &Arc<BrokerContext>,
     info: &ConnectionInfo,
     frame: Bytes,
-    permit: OwnedSemaphorePermit,
+    permits: (Option<OwnedSemaphorePermit>, OwnedSemaphorePermit),
 ) -> Result<Pending, RequestError> {
-    let started = Instant::now();
+    let started = std::time::Instant::now();
     let request = match decode_request(frame) {
         Ok(request) => request,
         Err(RequestError::UnsupportedVersion {
@@ -140,7 +290,7 @@ fn start_request(
     let ctx = ctx.clone();
     Ok(tokio::spawn(async move {
         let body = response.await;
-        drop(permit);
+        drop(permits);
         let Some(body) = body else {
             ctx.metrics.request_done(api_key, started.elapsed(), 0);
             return Some(Vec::new());
@@ -159,7 +309,11 @@ fn start_request(
     }))
 }
 
-async fn write_responses(mut writer: OwnedWriteHalf, mut pending: mpsc::Receiver<Pending>) {
+async fn write_responses(
+    mut writer: OwnedWriteHalf,
+    mut pending: mpsc::Receiver<Pending>,
+    activity: Arc<Activity>,
+) {
     let mut queue: VecDeque<Pending> = VecDeque::new();
     let mut out: Vec<Bytes> = Vec::new();
     loop {
@@ -188,6 +342,7 @@ async fn write_responses(mut writer: OwnedWriteHalf, mut pending: mpsc::Receiver
         if write_all_vectored(&mut writer, &mut out).await.is_err() {
             return;
         }
+        activity.touch();
         if close {
             return;
         }

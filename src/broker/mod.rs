@@ -4,6 +4,7 @@
 mod connection;
 mod dispatch;
 mod handlers;
+mod limits;
 pub mod metrics;
 mod partition;
 mod partitions;

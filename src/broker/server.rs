@@ -13,9 +13,11 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::connection::{self, ConnectionInfo};
+use super::limits::{ConnectionLimits, ConnectionSlot, RequestBudget};
 use super::metrics::Metrics;
 use super::partition::now_ms;
 use super::{BrokerContext, Partitions};
+use crate::accept::Acceptor;
 use crate::admin_http;
 use crate::cluster::{
     BrokerRegistration, ClusterCoordinator, ClusterError, EmbeddedCoordinator, Listener,
@@ -135,13 +137,22 @@ pub async fn run(
     let mut connections = JoinSet::new();
     let mut acceptors = JoinSet::new();
     let (conn_tx, mut conn_rx) = tokio::sync::mpsc::unbounded_channel();
+    let limits = ConnectionLimits::new(&ctx.settings.connections);
+    let budget = RequestBudget::new(ctx.settings.connections.queued_max_request_bytes);
     for (name, socket) in bound {
         let address = socket
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
         tracing::info!(listener = %name, %address, "listening");
-        acceptors.spawn(accept_loop(name, socket, conn_tx.clone(), shutdown.clone()));
+        let acceptor = Acceptor::new(socket, name.clone());
+        acceptors.spawn(accept_loop(
+            name,
+            acceptor,
+            limits.clone(),
+            conn_tx.clone(),
+            shutdown.clone(),
+        ));
     }
     drop(conn_tx);
     tracing::info!(broker_id = ctx.settings.broker_id, "broker started");
@@ -149,13 +160,15 @@ pub async fn run(
     loop {
         tokio::select! {
             accepted = conn_rx.recv() => match accepted {
-                Some((stream, info)) => {
+                Some((stream, info, slot)) => {
                     let ctx = ctx.clone();
+                    let budget = budget.clone();
                     let shutdown = shutdown.clone();
                     connections.spawn(async move {
                         ctx.metrics.connection_opened();
-                        connection::serve(ctx.clone(), stream, info, shutdown).await;
+                        connection::serve(ctx.clone(), stream, info, budget, shutdown).await;
                         ctx.metrics.connection_closed();
+                        drop(slot);
                     });
                 }
                 None => break,
@@ -183,28 +196,49 @@ pub async fn run(
     Ok(())
 }
 
+/// A new connection with its place in the connection counts.
+type Accepted = (tokio::net::TcpStream, ConnectionInfo, ConnectionSlot);
+
+/// Accepts on one listener while the broker is under `max.connections`,
+/// and closes a new connection at once when its address is over
+/// `max.connections.per.ip`, as Kafka does.
 async fn accept_loop(
     listener: String,
-    socket: TcpListener,
-    connections: tokio::sync::mpsc::UnboundedSender<(tokio::net::TcpStream, ConnectionInfo)>,
+    mut acceptor: Acceptor,
+    limits: Arc<ConnectionLimits>,
+    connections: tokio::sync::mpsc::UnboundedSender<Accepted>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
+        // Wait for a free slot without holding it, so that an idle listener
+        // does not keep one from the others.
         tokio::select! {
-            accepted = socket.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let info = ConnectionInfo { listener: listener.clone(), peer };
-                    if connections.send((stream, info)).is_err() {
-                        return;
-                    }
-                }
-                // Out of file descriptors and the like: log, back off, retry.
-                Err(error) => {
-                    tracing::warn!(%listener, %error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
+            slot = limits.free_slot() => drop(slot),
             _ = shutdown.changed() => return,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = acceptor.accept() => accepted,
+            _ = shutdown.changed() => return,
+        };
+        // Normally at once; another listener may have taken the slot.
+        let slot = tokio::select! {
+            slot = limits.free_slot() => slot,
+            _ = shutdown.changed() => return,
+        };
+        match limits.admit(slot, peer.ip()) {
+            Ok(slot) => {
+                let info = ConnectionInfo {
+                    listener: listener.clone(),
+                    peer,
+                };
+                if connections.send((stream, info, slot)).is_err() {
+                    return;
+                }
+            }
+            Err(refused) => {
+                tracing::info!(%listener, %peer, %refused, "closing new connection");
+                drop(stream);
+            }
         }
     }
 }

@@ -6,6 +6,7 @@
 //! Stage 2 ([`RawConfig::validate`]) turns the strings into typed
 //! [`BrokerSettings`]; nothing downstream ever parses a config string again.
 
+mod connections;
 mod listeners;
 mod properties;
 mod raw;
@@ -17,6 +18,7 @@ mod tests;
 
 use std::path::PathBuf;
 
+pub use connections::{ConnectionSettings, default_connection_limits, open_files_limit};
 pub use listeners::{ListenerSettings, default_advertised_host};
 pub use properties::{PropertiesError, Property, parse_properties};
 pub use raw::{RawConfig, RawValue, Source, is_known_key, parse_override};

@@ -81,6 +81,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("group.initial.rebalance.delay.ms", "3000"),
     ("offsets.retention.minutes", "10080"),
     ("gregor.shutdown.timeout.ms", "5000"),
+    ("connections.max.idle.ms", "600000"),
+    ("gregor.request.receive.timeout.ms", "30000"),
 ];
 
 /// Keys that are used but have no default (their absence means something).
@@ -100,6 +102,11 @@ const OPTIONAL: &[&str] = &[
     "zookeeper.connect",
     "coordinator.connect",
     "admin.port",
+    // Defaults derived at validation (open-file limit, frame size).
+    "max.connections",
+    "max.connections.per.ip",
+    "max.connections.per.ip.overrides",
+    "queued.max.request.bytes",
 ];
 
 /// Kafka keys that real deployments set but that mean nothing for a single
@@ -146,7 +153,6 @@ const IGNORED: &[&str] = &[
     "queued.max.requests",
     "background.threads",
     "request.timeout.ms",
-    "connections.max.idle.ms",
     "metric.reporters",
     "confluent.support.metrics.enable",
     "confluent.support.customer.id",

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::ConfigError;
+use super::connections::{ConnectionSettings, open_files_limit};
 use super::listeners::{ListenerSettings, default_advertised_host, resolve_listeners};
 use super::raw::{RawConfig, RawValue, Source};
 
@@ -34,6 +35,7 @@ pub struct BrokerSettings {
     pub log_format: LogFormat,
     pub groups: GroupSettings,
     pub shutdown_timeout: Duration,
+    pub connections: ConnectionSettings,
 }
 
 /// Broker-wide log defaults; per-topic overrides produce another instance
@@ -222,10 +224,21 @@ impl RawConfig {
     }
 
     /// Validates; `default_host` supplies the advertised host for wildcard
-    /// listeners (tests pass a fixed one).
+    /// listeners (tests pass a fixed one). Connection limits default to a
+    /// share of this process's open-file limit.
     pub fn validate_with(
         &self,
         default_host: &dyn Fn() -> String,
+    ) -> Result<BrokerSettings, ConfigError> {
+        self.validate_for(default_host, open_files_limit())
+    }
+
+    /// [`RawConfig::validate_with`] for a process allowed `open_files`
+    /// file descriptors.
+    pub fn validate_for(
+        &self,
+        default_host: &dyn Fn() -> String,
+        open_files: u64,
     ) -> Result<BrokerSettings, ConfigError> {
         let groups = GroupSettings {
             min_session_timeout: ms(self.int("group.min.session.timeout.ms", 0, I32_MAX)?),
@@ -243,6 +256,9 @@ impl RawConfig {
                 .err("must not exceed group.max.session.timeout.ms"));
         }
         let log = self.log_defaults()?;
+        let socket_request_max_bytes =
+            usize::try_from(self.int("socket.request.max.bytes", 1, I32_MAX)?)
+                .unwrap_or(usize::MAX);
         Ok(BrokerSettings {
             broker_id: self.broker_id()?,
             listeners: resolve_listeners(self, default_host)?,
@@ -256,12 +272,7 @@ impl RawConfig {
             .unwrap_or(1),
             auto_create_topics: self.boolean("auto.create.topics.enable")?,
             delete_topic_enable: self.boolean("delete.topic.enable")?,
-            socket_request_max_bytes: usize::try_from(self.int(
-                "socket.request.max.bytes",
-                1,
-                I32_MAX,
-            )?)
-            .unwrap_or(usize::MAX),
+            socket_request_max_bytes,
             message_max_bytes: log.max_message_bytes,
             message_max_decompressed_bytes: usize::try_from(self.int(
                 "gregor.message.max.decompressed.bytes",
@@ -277,6 +288,7 @@ impl RawConfig {
             log_format: self.log_format()?,
             groups,
             shutdown_timeout: ms(self.int("gregor.shutdown.timeout.ms", 0, i64::MAX)?),
+            connections: self.connection_settings(open_files, socket_request_max_bytes)?,
         })
     }
 

@@ -566,3 +566,79 @@ fn statefulset_pod_ordinal_is_the_default_broker_id() {
     );
     assert_eq!(id(&[("POD_NAME", "standalone")]), 0);
 }
+
+#[test]
+fn connection_defaults_follow_the_open_file_limit() {
+    let s = raw_of("", &[], &[])
+        .validate_for(&host, 1024)
+        .unwrap()
+        .connections;
+    assert_eq!((s.max_connections, s.max_connections_per_ip), (768, 384));
+    assert!(s.per_ip_overrides.is_empty());
+    assert_eq!(s.idle_timeout, Some(Duration::from_secs(600)));
+    assert_eq!(s.request_receive_timeout, Duration::from_secs(30));
+    assert_eq!(s.queued_max_request_bytes, Some(100 * 1024 * 1024));
+    // An unlimited descriptor table does not overflow.
+    let unlimited = raw_of("", &[], &[]).validate_for(&host, u64::MAX).unwrap();
+    assert!(unlimited.connections.max_connections > 1 << 30);
+}
+
+#[test]
+fn connection_limits_from_file_env_and_flags() {
+    let file =
+        "max.connections=50\nmax.connections.per.ip.overrides=10.0.0.1:7, [::1]:9 ,localhost:11\n";
+    let envs = [
+        ("KAFKA_MAX_CONNECTIONS_PER_IP", "5"),
+        ("KAFKA_CONNECTIONS_MAX_IDLE_MS", "-1"),
+        ("KAFKA_GREGOR_REQUEST_RECEIVE_TIMEOUT_MS", "2500"),
+    ];
+    let flags = [("queued.max.request.bytes", "-1")];
+    let s = settings(file, &envs, &flags).unwrap().connections;
+    assert_eq!((s.max_connections, s.max_connections_per_ip), (50, 5));
+    assert_eq!(s.limit_for("10.0.0.1".parse().unwrap()), 7);
+    assert_eq!(s.limit_for("10.0.0.2".parse().unwrap()), 5);
+    assert_eq!(s.limit_for("127.0.0.1".parse().unwrap()), 11);
+    assert_eq!(s.idle_timeout, None);
+    assert_eq!(s.request_receive_timeout, Duration::from_millis(2500));
+    assert_eq!(s.queued_max_request_bytes, None);
+}
+
+#[test]
+fn connection_limit_errors_name_the_key() {
+    let bad = |flags: &[(&str, &str)]| settings("", &[], flags).unwrap_err().to_string();
+    let e = bad(&[("max.connections.per.ip", "0")]);
+    assert!(
+        e.contains("max.connections.per.ip") && e.contains("overrides"),
+        "{e}"
+    );
+    assert!(
+        settings(
+            "",
+            &[],
+            &[
+                ("max.connections.per.ip", "0"),
+                ("max.connections.per.ip.overrides", "10.0.0.1:3")
+            ]
+        )
+        .is_ok()
+    );
+    let e = bad(&[("max.connections.per.ip.overrides", "10.0.0.1")]);
+    assert!(e.contains("not host:count"), "{e}");
+    let e = bad(&[("max.connections.per.ip.overrides", "10.0.0.1:many")]);
+    assert!(e.contains("\"10.0.0.1:many\""), "{e}");
+    let e = bad(&[("max.connections", "0")]);
+    assert!(
+        e.contains("max.connections") && e.contains("at least 1"),
+        "{e}"
+    );
+    let e = bad(&[("queued.max.request.bytes", "1024")]);
+    assert!(e.contains("socket.request.max.bytes (104857600)"), "{e}");
+    let e = bad(&[("gregor.request.receive.timeout.ms", "0")]);
+    assert!(e.contains("gregor.request.receive.timeout.ms"), "{e}");
+}
+
+#[test]
+fn queued_request_bytes_default_covers_the_largest_frame() {
+    let s = settings("", &[], &[("socket.request.max.bytes", "209715200")]).unwrap();
+    assert_eq!(s.connections.queued_max_request_bytes, Some(209_715_200));
+}

@@ -8,6 +8,6 @@ mod request;
 mod splice;
 mod supported;
 
-pub use frame::{FrameError, encode_response, encode_response_parts, split_frame};
+pub use frame::{FrameError, FrameReader, encode_response, encode_response_parts, split_frame};
 pub use request::{DecodedRequest, RequestError, decode_request};
 pub use supported::{SUPPORTED_APIS, api_versions_body, supported_range};

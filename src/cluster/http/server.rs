@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
@@ -35,6 +35,7 @@ use super::wire::{
     CreatableTopic, CreatePartitionsRequest, CreateTopicResponse, DeleteTopicResponse, ErrorBody,
     LogBatch, MetadataLogResponse, WriteResponse,
 };
+use crate::accept::Acceptor;
 use crate::cluster::embedded::LogRead;
 use crate::cluster::{
     ApplyOutcome, ClusterCoordinator, ClusterError, Command, CreateTopicRequest,
@@ -72,6 +73,8 @@ struct Service {
     fenced_by_lease: AtomicU64,
     connections: AtomicU64,
     shutdown: watch::Receiver<bool>,
+    /// Deadline for a request's headers, and another for its body.
+    request_timeout: Duration,
 }
 
 /// Runs the coordinator until `shutdown` turns true.
@@ -116,6 +119,7 @@ pub async fn run_on(
         fenced_by_lease: AtomicU64::new(0),
         connections: AtomicU64::new(0),
         shutdown: shutdown.clone(),
+        request_timeout: settings.request_timeout,
     });
     serve(service, listener, settings.max_client_connections).await;
     Ok(())
@@ -149,39 +153,34 @@ async fn serve(service: Arc<Service>, listener: TcpListener, max_connections: Op
     let mut tasks = JoinSet::new();
     tasks.spawn(expire_leases(Arc::clone(&service)));
     let mut connections = JoinSet::new();
+    let mut acceptor = Acceptor::new(listener, "coordinator");
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let permit = match &limit {
-                        Some(limit) => match Arc::clone(limit).try_acquire_owned() {
-                            Ok(permit) => Some(permit),
-                            Err(_) => {
-                                tracing::warn!(%peer, "too many connections (maxClientCnxns); closing");
-                                continue;
-                            }
-                        },
-                        None => None,
-                    };
-                    let service = Arc::clone(&service);
-                    connections.spawn(async move {
-                        service.connections.fetch_add(1, Ordering::Relaxed);
-                        serve_connection(Arc::clone(&service), stream).await;
-                        service.connections.fetch_sub(1, Ordering::Relaxed);
-                        drop(permit);
-                    });
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
+            (stream, peer) = acceptor.accept() => {
+                let permit = match &limit {
+                    Some(limit) => match Arc::clone(limit).try_acquire_owned() {
+                        Ok(permit) => Some(permit),
+                        Err(_) => {
+                            tracing::warn!(%peer, "too many connections (maxClientCnxns); closing");
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
+                let service = Arc::clone(&service);
+                connections.spawn(async move {
+                    service.connections.fetch_add(1, Ordering::Relaxed);
+                    serve_connection(Arc::clone(&service), stream).await;
+                    service.connections.fetch_sub(1, Ordering::Relaxed);
+                    drop(permit);
+                });
+            }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = shutdown.changed() => break,
         }
     }
     tracing::info!("coordinator stopping: draining connections");
-    drop(listener);
+    drop(acceptor);
     tasks.abort_all();
     let drain = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
@@ -193,10 +192,13 @@ async fn serve(service: Arc<Service>, listener: TcpListener, max_connections: Op
 async fn serve_connection(service: Arc<Service>, stream: tokio::net::TcpStream) {
     let mut shutdown = service.shutdown.clone();
     let handler = Arc::clone(&service);
-    let connection = http1::Builder::new().serve_connection(
-        TokioIo::new(stream),
-        service_fn(move |request| respond(Arc::clone(&handler), request)),
-    );
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(service.request_timeout)
+        .serve_connection(
+            TokioIo::new(stream),
+            service_fn(move |request| respond(Arc::clone(&handler), request)),
+        );
     let mut connection = std::pin::pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => return,
@@ -273,34 +275,34 @@ async fn respond(
         (&Method::GET, ["metrics"]) => return Ok(text(StatusCode::OK, &service.render_metrics())),
         (&Method::GET, ["v1", "cluster"]) => json(&ClusterView::of(&service.metadata.image())),
         (&Method::GET, ["v1", "metadata", "log"]) => service.read_log(&query).await,
-        (&Method::POST, ["v1", "brokers", "register"]) => match body(request).await {
+        (&Method::POST, ["v1", "brokers", "register"]) => match body(&service, request).await {
             Ok(req) => service.register(req).await,
             Err(failure) => Err(failure),
         },
-        (&Method::POST, ["v1", "brokers", "heartbeat"]) => match body(request).await {
+        (&Method::POST, ["v1", "brokers", "heartbeat"]) => match body(&service, request).await {
             Ok(req) => service.heartbeat(req).await,
             Err(failure) => Err(failure),
         },
-        (&Method::POST, ["v1", "topics"]) => match body(request).await {
+        (&Method::POST, ["v1", "topics"]) => match body(&service, request).await {
             Ok(req) => service.create_topic(req).await,
             Err(failure) => Err(failure),
         },
         (&Method::DELETE, ["v1", "topics", name]) => service.delete_topic(name).await,
         (&Method::POST, ["v1", "topics", name, "partitions"]) => {
             let name = (*name).to_owned();
-            match body(request).await {
+            match body(&service, request).await {
                 Ok(req) => service.create_partitions(&name, req).await,
                 Err(failure) => Err(failure),
             }
         }
         (&Method::PUT, ["v1", "configs", "topic", name]) => {
             let name = (*name).to_owned();
-            match body(request).await {
+            match body(&service, request).await {
                 Ok(req) => service.alter_configs(&name, req).await,
                 Err(failure) => Err(failure),
             }
         }
-        (&Method::POST, ["v1", "producer-ids"]) => match body(request).await {
+        (&Method::POST, ["v1", "producer-ids"]) => match body(&service, request).await {
             Ok(req) => service.allocate_producer_ids(req).await,
             Err(failure) => Err(failure),
         },
@@ -571,10 +573,22 @@ impl Service {
     }
 }
 
-async fn body<T: DeserializeOwned>(request: Request<Incoming>) -> Result<T, Failure> {
-    let bytes = Limited::new(request.into_body(), MAX_REQUEST_BYTES)
-        .collect()
+/// Reads a JSON body of at most [`MAX_REQUEST_BYTES`] within the request
+/// timeout; a body trickled slower than that is refused and, being left
+/// unread, makes hyper close the connection.
+async fn body<T: DeserializeOwned>(
+    service: &Service,
+    request: Request<Incoming>,
+) -> Result<T, Failure> {
+    let read = Limited::new(request.into_body(), MAX_REQUEST_BYTES).collect();
+    let bytes = tokio::time::timeout(service.request_timeout, read)
         .await
+        .map_err(|_| {
+            invalid(format!(
+                "request body not received within {:?}",
+                service.request_timeout
+            ))
+        })?
         .map_err(|e| invalid(format!("cannot read the request body: {e}")))?
         .to_bytes();
     serde_json::from_slice(&bytes).map_err(|e| invalid(format!("invalid JSON body: {e}")))

@@ -21,6 +21,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::config::{ConfigError, RawConfig, RawValue, Source, parse_override};
 
@@ -65,7 +66,16 @@ pub struct CoordinatorSettings {
     /// `None`: no limit.
     pub max_client_connections: Option<usize>,
     pub node_id: i32,
+    /// How long a client gets to send a request's headers (idle keep-alive
+    /// connections included) and, separately, its body. Not a key: the
+    /// coordinator's requests are small and its clients are brokers and
+    /// tools on the cluster's network; tests shorten it.
+    pub request_timeout: Duration,
 }
+
+/// [`CoordinatorSettings::request_timeout`], as the broker's
+/// `gregor.request.receive.timeout.ms` default.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `gregor coordinator [CONFIG] [--data-dir DIR] [--port PORT] [--override k=v]`.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -199,6 +209,7 @@ fn validate(raw: &RawConfig) -> Result<CoordinatorSettings, ConfigError> {
         listen: SocketAddr::new(ip, port),
         max_client_connections: (max > 0).then(|| usize::try_from(max).unwrap_or(usize::MAX)),
         node_id: i32::try_from(int(raw, "node.id", 0, i64::from(i32::MAX))?).unwrap_or(0),
+        request_timeout: REQUEST_TIMEOUT,
     })
 }
 

@@ -24,6 +24,10 @@ struct Running {
 }
 
 async fn start_coordinator() -> Running {
+    start_coordinator_with(Duration::from_secs(30)).await
+}
+
+async fn start_coordinator_with(request_timeout: Duration) -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
@@ -32,6 +36,7 @@ async fn start_coordinator() -> Running {
         listen: address,
         max_client_connections: None,
         node_id: 0,
+        request_timeout,
     };
     let (stop, shutdown) = watch::channel(false);
     let server = tokio::spawn(async move {
@@ -179,6 +184,7 @@ async fn registration_waits_for_a_coordinator_that_is_not_up_yet() {
         listen: address,
         max_client_connections: None,
         node_id: 0,
+        request_timeout: Duration::from_secs(30),
     };
     let (_stop_server, server_shutdown) = watch::channel(false);
     tokio::spawn(run_on(listener, settings, server_shutdown));
@@ -238,4 +244,54 @@ async fn the_log_is_read_from_an_index_or_as_a_snapshot() {
         reopened.read_log(1, 100).await,
         LogRead::Entries(entries) if entries.len() as u64 == last
     ));
+}
+
+/// Reads until the server closes the connection; what it sent before.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut reply))
+        .await
+        .expect("the coordinator closed the connection")
+        .expect("read");
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+#[tokio::test]
+async fn unfinished_headers_and_idle_connections_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let running = start_coordinator_with(Duration::from_millis(300)).await;
+    let mut partial = tokio::net::TcpStream::connect(&running.address)
+        .await
+        .unwrap();
+    partial
+        .write_all(b"GET /v1/cluster HTTP/1.1\r\nHost: c\r\n")
+        .await
+        .unwrap();
+    let mut silent = tokio::net::TcpStream::connect(&running.address)
+        .await
+        .unwrap();
+    read_until_closed(&mut partial).await;
+    read_until_closed(&mut silent).await;
+    let _ = running.stop.send(true);
+}
+
+#[tokio::test]
+async fn a_trickled_body_is_refused_after_the_request_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let running = start_coordinator_with(Duration::from_millis(300)).await;
+    let mut stream = tokio::net::TcpStream::connect(&running.address)
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            b"POST /v1/topics HTTP/1.1\r\nHost: c\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"name\":",
+        )
+        .await
+        .unwrap();
+    let reply = read_until_closed(&mut stream).await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(reply.contains("request body not received"), "{reply}");
+    let _ = running.stop.send(true);
 }
