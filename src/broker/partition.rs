@@ -200,6 +200,12 @@ impl Partition {
         self.with_online_log(|log| log.read_chunks(offset, max_bytes))
     }
 
+    /// Whether a read at `offset` needs no file I/O (see
+    /// [`PartitionLog::read_in_memory`]), so it may run on an async worker.
+    pub fn reads_from_memory(&self, offset: i64) -> bool {
+        self.is_offline() || self.with_log(|log| log.read_in_memory(offset, 1).is_some())
+    }
+
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
         self.with_online_log(|log| log.offset_for_timestamp(timestamp))
     }
@@ -408,8 +414,8 @@ impl Writer {
             return;
         }
         let group = verify_compressed(group).await;
-        let staged = self.stage(group, log_append_time);
-        let (written, ticket) = self.write(&staged);
+        let mut staged = self.stage(group, log_append_time);
+        let (written, ticket) = self.write(&mut staged).await;
         let log_start_offset = self.log_start_offset.load(Ordering::Acquire);
         let replies = staged.jobs.into_iter().map(|job| {
             let outcome = match job.outcome {
@@ -498,36 +504,49 @@ impl Writer {
         staged
     }
 
-    /// Writes the staged batches; returns how many reached the log and the
+    /// Writes the staged batches on the blocking pool (the write and any
+    /// segment roll are file I/O); returns how many reached the log and the
     /// durable commit due, if any. Producer state then covers exactly the
     /// batches written, so a retry of one that was not is appended, never
     /// answered as a duplicate of an offset that holds nothing.
-    fn write(&mut self, staged: &Staged) -> (usize, Option<SyncTicket>) {
+    async fn write(&mut self, staged: &mut Staged) -> (usize, Option<SyncTicket>) {
         if staged.batches.is_empty() {
             return (0, None);
         }
-        let mut log = self.log.write().unwrap_or_else(|p| p.into_inner());
-        let written = match log.append_pending(&staged.batches) {
-            Ok(_) => {
-                self.producers.commit();
-                staged.batches.len()
-            }
-            Err(AppendError { written, source }) => {
-                tracing::error!(error = %source, written, refused = staged.batches.len() - written, "append failed");
-                self.producers.rollback();
-                for (header, batch) in staged.headers.iter().zip(&staged.batches).take(written) {
-                    self.producers.record(header, batch.base_offset);
+        let log = self.log.clone();
+        let batches = std::mem::take(&mut staged.batches);
+        let appended = tokio::task::spawn_blocking(move || {
+            let mut log = log.write().unwrap_or_else(|p| p.into_inner());
+            let written = match log.append_pending(&batches) {
+                Ok(_) => batches.len(),
+                Err(AppendError { written, source }) => {
+                    tracing::error!(error = %source, written, refused = batches.len() - written, "append failed");
+                    written
                 }
-                self.producers.commit();
-                written
-            }
+            };
+            let ticket = (written > 0 && log.sync_due()).then(|| log.take_sync_ticket());
+            let ends = (log.log_end_offset(), log.log_start_offset());
+            (batches, written, ticket, ends)
+        })
+        .await;
+        let Ok((batches, written, ticket, (end, start))) = appended else {
+            // The write panicked: what reached the files is unknown, so
+            // nothing more is appended until recovery at the next start.
+            tracing::error!("append panicked; partition offline until restart");
+            self.offline.store(true, Ordering::Release);
+            self.producers.rollback();
+            return (0, None);
         };
-        let ticket = (written > 0 && log.sync_due()).then(|| log.take_sync_ticket());
-        self.log_end_offset
-            .store(log.log_end_offset(), Ordering::Release);
-        self.log_start_offset
-            .store(log.log_start_offset(), Ordering::Release);
-        drop(log);
+        staged.batches = batches;
+        if written < staged.batches.len() {
+            self.producers.rollback();
+            for (header, batch) in staged.headers.iter().zip(&staged.batches).take(written) {
+                self.producers.record(header, batch.base_offset);
+            }
+        }
+        self.producers.commit();
+        self.log_end_offset.store(end, Ordering::Release);
+        self.log_start_offset.store(start, Ordering::Release);
         if written > 0 {
             self.appended.notify_waiters();
         }

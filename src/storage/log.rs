@@ -473,6 +473,28 @@ impl PartitionLog {
         Ok(batches)
     }
 
+    /// [`read_chunks`](Self::read_chunks) where it needs no file I/O: an offset out of
+    /// range, the log end, or batches the cache holds; `None` when the segment files
+    /// must be read.
+    pub fn read_in_memory(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Option<Result<Vec<LogChunk>, StorageError>> {
+        let log_end = self.log_end_offset();
+        if offset < self.log_start || offset > log_end {
+            return Some(Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start,
+                log_end,
+            }));
+        }
+        if offset == log_end {
+            return Some(Ok(Vec::new()));
+        }
+        self.cache.read(offset, max_bytes).map(Ok)
+    }
+
     /// What [`read`](Self::read) returns, without copying: cached batches as clients sent
     /// them with the offsets they were given, or one span of a segment file.
     pub fn read_chunks(
@@ -480,19 +502,8 @@ impl PartitionLog {
         offset: i64,
         max_bytes: usize,
     ) -> Result<Vec<LogChunk>, StorageError> {
-        let log_end = self.log_end_offset();
-        if offset < self.log_start || offset > log_end {
-            return Err(StorageError::OffsetOutOfRange {
-                offset,
-                log_start: self.log_start,
-                log_end,
-            });
-        }
-        if offset == log_end {
-            return Ok(Vec::new());
-        }
-        if let Some(hit) = self.cache.read(offset, max_bytes) {
-            return Ok(hit);
+        if let Some(answer) = self.read_in_memory(offset, max_bytes) {
+            return answer;
         }
         let floor = self.closed.range(..=offset).next_back().map(|(b, _)| *b);
         let from = floor.unwrap_or(i64::MIN);

@@ -106,10 +106,17 @@ struct Reader {
 }
 
 impl Reader {
-    /// [`read_all`]; for clients that need down-conversion (Fetch v0–v3),
-    /// on the blocking pool, since it decompresses and re-encodes records.
+    /// [`read_all`], on the async worker when every partition is served
+    /// from memory (the common case of consumers at the log end), else on
+    /// the blocking pool: reading segment files, and down-converting for
+    /// Fetch v0–v3 (which decompresses and re-encodes records).
     async fn read(&self) -> (FetchResponse, usize, bool) {
-        if self.version >= 4 {
+        let in_memory = self.wanted.iter().all(|w| {
+            w.partition
+                .as_ref()
+                .is_none_or(|p| p.reads_from_memory(w.fetch_offset))
+        });
+        if self.version >= 4 && in_memory {
             return read_all(self);
         }
         let reader = self.clone();
