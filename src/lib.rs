@@ -26,6 +26,8 @@ pub mod group;
 #[global_allocator]
 static ALLOCATOR: allocator::GuardedAllocator = allocator::GuardedAllocator;
 
+#[doc(hidden)]
+pub mod properties;
 pub mod protocol;
 pub mod records;
 pub mod storage;

@@ -1,0 +1,136 @@
+//! Properties of the decoders and recovery paths that parse bytes from the
+//! network or the disk, as plain functions: the cargo-fuzz targets in
+//! `fuzz/` call them with coverage-guided inputs, and `tests/` with bounded
+//! random ones on stable, so CI checks the same properties the fuzzers do.
+//! Each panics when its property does not hold.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use uuid::Uuid;
+
+use crate::cluster::LogEntry;
+use crate::cluster::metadata::{Command, Listener, MetadataImage, SecurityProtocol};
+use crate::storage::{BatchHeader, LogConfig, PartitionLog, crc_matches};
+
+/// `data` as the only segment file of a partition left by a crash:
+/// recovery keeps a prefix of whole, CRC-valid batches with consecutive
+/// offsets, every offset below the recovered end is readable, and the next
+/// append lands at that end.
+/// `dir` is an empty directory of the caller's (a temporary one).
+pub fn segment_recovery(dir: &Path, data: &[u8]) {
+    std::fs::write(dir.join("00000000000000000000.log"), data).expect("write segment");
+    let config = LogConfig {
+        cache_bytes: 0,
+        ..LogConfig::default()
+    };
+    let Ok(mut log) = PartitionLog::open(dir, config) else {
+        return;
+    };
+    let end = log.log_end_offset();
+    let mut offset = log.log_start_offset();
+    let mut kept = 0usize;
+    while offset < end {
+        let batches = log
+            .read(offset, 1 << 20)
+            .expect("recovered offsets are readable");
+        assert!(
+            !batches.is_empty(),
+            "offset {offset} below the end {end} reads nothing"
+        );
+        for batch in &batches {
+            assert!(crc_matches(batch), "recovery kept a batch with a bad CRC");
+            let header = BatchHeader::parse(batch).expect("whole header");
+            assert_eq!(
+                &data[kept..kept + batch.len()],
+                &batch[..],
+                "not a prefix of the file"
+            );
+            kept += batch.len();
+            offset = header.last_offset() + 1;
+        }
+    }
+    assert_eq!(offset, end, "batches end where the log says");
+    let infos = log
+        .append(&[one_record_batch(end)])
+        .expect("append after recovery");
+    assert_eq!(infos[0].base_offset, end);
+}
+
+fn one_record_batch(offset: i64) -> Bytes {
+    let record = Record {
+        transactional: false,
+        control: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset,
+        sequence: -1,
+        timestamp: 0,
+        key: None,
+        value: Some(Bytes::from_static(b"after recovery")),
+        headers: Default::default(),
+    };
+    let mut out = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut out, std::iter::once(&record), &options)
+        .expect("encode one record");
+    out.freeze()
+}
+
+/// `data` as one command log entry: it decodes or is refused, and a
+/// decoded command applied to a metadata image with a broker and a topic
+/// either succeeds or leaves the image exactly as it was.
+pub fn metadata_command(data: &[u8]) {
+    let Ok(entry) = serde_json::from_slice::<LogEntry>(data) else {
+        return;
+    };
+    let mut image = seeded_image();
+    let before = image.clone();
+    if image.apply(4, &entry.command).is_err() {
+        assert_eq!(image, before, "a refused command changed the image");
+    }
+    // Whatever was applied, the image still encodes (snapshots must work).
+    serde_json::to_vec(&image).expect("image encodes");
+}
+
+fn seeded_image() -> MetadataImage {
+    let mut image = MetadataImage::new("fuzz-cluster-id-000000A");
+    let commands = [
+        Command::RegisterBroker {
+            broker_id: 0,
+            incarnation_id: Uuid::from_u128(1),
+            listeners: vec![Listener {
+                name: "PLAINTEXT".into(),
+                host: "localhost".into(),
+                port: 9092,
+                security_protocol: SecurityProtocol::Plaintext,
+            }],
+            rack: None,
+        },
+        Command::UnfenceBroker {
+            broker_id: 0,
+            broker_epoch: 1,
+        },
+        Command::CreateTopic {
+            name: "t".into(),
+            topic_id: Uuid::from_u128(7),
+            configs: BTreeMap::new(),
+            assignments: vec![vec![0], vec![0]],
+        },
+    ];
+    for (index, command) in commands.iter().enumerate() {
+        image
+            .apply(index as u64 + 1, command)
+            .expect("seed command");
+    }
+    image
+}
