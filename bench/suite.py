@@ -357,6 +357,9 @@ def main():
     parser.add_argument("--gregor-bin", default=str(ROOT / "target" / "release" / "gregor"))
     parser.add_argument("--static-bin", default=str(ROOT / "target" / "x86_64-unknown-linux-musl" / "release" / "gregor"),
                         help="the static musl build (as in the images), run as a third target if present")
+    parser.add_argument("--baseline-bin", metavar="PATH",
+                        help="an older gregor build in the second column instead of the static one "
+                             "(an A/B of a change, measured in the same run)")
     parser.add_argument("--tansu-bin", default=os.environ.get("TANSU_BIN") or shutil.which("tansu")
                         or "/work/.peers/tansu/bin/tansu")
     parser.add_argument("--no-peer", action="store_true", help="gregor only")
@@ -366,6 +369,8 @@ def main():
     parser.add_argument("--perf", metavar="FILE", help="perf record -g gregor during run 1 of produce 100 B")
     parser.add_argument("--results", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
+    if args.baseline_bin:
+        args.static_bin = args.baseline_bin
 
     stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
     results_dir = Path(args.results)
@@ -580,7 +585,8 @@ def render_table(samples, targets, limits, startup, peak_rss, hwm, args, peer_no
         rows.append(["binary size (MB)", f"{size_mb:.1f}", f"{static_mb:.1f}" if static_mb else "—", "—", "—", "—",
                      "static ≤ 20 MB", "yes" if (static_mb or size_mb) <= 20 else "**no**"])
 
-    header = ["scenario", "gregor median (min–max)", "gregor static musl", "Tansu median (min–max)", "gregor/Tansu",
+    second = "gregor baseline" if args.baseline_bin else "gregor static musl"
+    header = ["scenario", "gregor median (min–max)", second, "Tansu median (min–max)", "gregor/Tansu",
               "gregor/limit", "target (issue 5)", "met?"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -591,7 +597,9 @@ def render_table(samples, targets, limits, startup, peak_rss, hwm, args, peer_no
     notes = [
         "",
         f"{args.runs} run(s) per scenario{' (quick smoke sizes)' if args.quick else ''}, interleaved "
-        "gregor (glibc build) / gregor static (musl, as in the images) / Tansu; median (min–max).",
+        + (f"gregor (glibc build) / gregor baseline ({args.baseline_bin}) / Tansu; median (min–max)."
+         if args.baseline_bin else
+         "gregor (glibc build) / gregor static (musl, as in the images) / Tansu; median (min–max)."),
         f"Machine limits (median): loopback TCP {limit_text('loopback_mb_s', 'MB/s')} (iperf3), "
         f"sequential write to a new file {limit_text('disk_write_mb_s', 'MB/s')}, with fdatasync per MiB "
         f"{limit_text('disk_write_fdatasync_mb_s', 'MB/s')} (fio), loopback 1 KiB round trip p50 "
