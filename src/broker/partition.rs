@@ -11,6 +11,8 @@
 //! take the log's read lock; fetches parked on `max_wait_ms` are woken
 //! through `appended`.
 
+#[cfg(test)]
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -29,7 +31,7 @@ use crate::storage::{
 const MAX_GROUP: usize = 256;
 
 /// The result of appending one produce request's batches to a partition.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
     pub base_offset: i64,
     pub log_append_time: i64,
@@ -664,6 +666,63 @@ pub fn now_ms() -> i64 {
 mod tests {
     use super::*;
     use crate::records::split_batches;
+
+    fn reply() -> (Reply, oneshot::Receiver<Result<Appended, ResponseError>>) {
+        oneshot::channel()
+    }
+
+    fn ok() -> Result<Appended, ResponseError> {
+        Ok(Appended {
+            base_offset: 0,
+            log_append_time: -1,
+            log_start_offset: 0,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_failed_fsync_acknowledges_nothing_after_it_and_takes_the_partition_offline() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+        let log = Arc::new(RwLock::new(log));
+        let (to_syncer, groups) = mpsc::unbounded_channel();
+        let offline = Arc::new(AtomicBool::new(false));
+        let awaiting = Arc::new(AtomicUsize::new(2));
+        let syncer = tokio::spawn(run_syncer(log, groups, awaiting, offline.clone()));
+
+        // fsync(2) of a pipe fails with EINVAL, as a failing disk's would with EIO.
+        let (pipe, _writer) = std::io::pipe().unwrap();
+        let pipe = File::from(std::os::fd::OwnedFd::from(pipe));
+        let failing = SyncTicket::for_files(vec![(Arc::new(pipe), "pipe".into())], 1);
+        let (first, first_done) = reply();
+        to_syncer
+            .send(AwaitingSync {
+                ticket: Some(failing),
+                replies: vec![(first, ok())],
+            })
+            .unwrap();
+        assert_eq!(
+            first_done.await.unwrap(),
+            Err(ResponseError::KafkaStorageError)
+        );
+        assert!(offline.load(Ordering::Acquire));
+
+        // A later group whose own sync would succeed is still not
+        // acknowledged: the pages the failed fsync lost may be under it.
+        let good = SyncTicket::for_files(Vec::new(), 2);
+        let (second, second_done) = reply();
+        to_syncer
+            .send(AwaitingSync {
+                ticket: Some(good),
+                replies: vec![(second, ok())],
+            })
+            .unwrap();
+        assert_eq!(
+            second_done.await.unwrap(),
+            Err(ResponseError::KafkaStorageError)
+        );
+        drop(to_syncer);
+        syncer.await.unwrap();
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn close_writes_every_queued_append_before_the_clean_marker() {

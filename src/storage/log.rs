@@ -115,6 +115,17 @@ impl SyncTicket {
         self.dir.is_some()
     }
 
+    /// A ticket for these files (tests: a pipe, whose fsync fails, stands in
+    /// for a disk that fails one).
+    #[cfg(test)]
+    pub fn for_files(files: Vec<(Arc<File>, PathBuf)>, up_to: i64) -> Self {
+        SyncTicket {
+            files,
+            dir: None,
+            up_to,
+        }
+    }
+
     /// Takes over a later ticket: one sync then covers both.
     pub fn absorb(&mut self, later: SyncTicket) {
         for (file, path) in later.files {
