@@ -54,10 +54,10 @@ pub async fn run(
     // A named coordinator is a separate process; otherwise run it in-process.
     let coordinator: Arc<dyn ClusterCoordinator> = match &settings.coordinator {
         Some(address) => Arc::new(RemoteCoordinator::start(address, shutdown.clone())),
-        None => Arc::new(EmbeddedCoordinator::open(
-            &settings.data_dir,
-            settings.broker_id,
-        )?),
+        None => Arc::new(
+            EmbeddedCoordinator::open(&settings.data_dir, settings.broker_id)?
+                .with_partition_limits(settings.partition_limits),
+        ),
     };
     let listeners = settings
         .listeners

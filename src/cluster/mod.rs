@@ -17,8 +17,8 @@ pub mod command_log;
 pub mod embedded;
 pub mod http;
 pub mod metadata;
+pub mod policy;
 pub mod remote_image;
-mod topic_config;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -164,12 +164,11 @@ pub trait ClusterCoordinator: Send + Sync {
         delete: Vec<String>,
     ) -> BoxFuture<'_, Result<(), ClusterError>>;
 
-    /// Reserves `count` producer ids for `broker_id`; blocks never overlap
-    /// and only move forward.
+    /// Reserves a block of [`policy::PRODUCER_ID_BLOCK_SIZE`] producer ids
+    /// for `broker_id`; blocks never overlap and only move forward.
     fn allocate_producer_ids(
         &self,
         broker_id: i32,
-        count: i64,
     ) -> BoxFuture<'_, Result<Range<i64>, ClusterError>>;
 
     /// The latest committed image; brokers answer Metadata from it.

@@ -81,6 +81,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("group.initial.rebalance.delay.ms", "3000"),
     ("offsets.retention.minutes", "10080"),
     ("gregor.shutdown.timeout.ms", "5000"),
+    ("gregor.max.partitions.per.topic", "10000"),
+    ("gregor.max.partitions.per.broker", "4000"),
 ];
 
 /// Keys that are used but have no default (their absence means something).

@@ -34,6 +34,9 @@ pub struct BrokerSettings {
     pub log_format: LogFormat,
     pub groups: GroupSettings,
     pub shutdown_timeout: Duration,
+    /// `gregor.max.partitions.per.topic` / `.per.broker`, enforced by the
+    /// embedded coordinator (a separate coordinator has its own).
+    pub partition_limits: super::PartitionLimits,
 }
 
 /// Broker-wide log defaults; per-topic overrides produce another instance
@@ -277,6 +280,20 @@ impl RawConfig {
             log_format: self.log_format()?,
             groups,
             shutdown_timeout: ms(self.int("gregor.shutdown.timeout.ms", 0, i64::MAX)?),
+            partition_limits: super::PartitionLimits {
+                per_topic: usize::try_from(self.int(
+                    "gregor.max.partitions.per.topic",
+                    1,
+                    I32_MAX,
+                )?)
+                .unwrap_or(usize::MAX),
+                per_broker: usize::try_from(self.int(
+                    "gregor.max.partitions.per.broker",
+                    1,
+                    I32_MAX,
+                )?)
+                .unwrap_or(usize::MAX),
+            },
         })
     }
 

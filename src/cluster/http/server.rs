@@ -36,6 +36,7 @@ use super::wire::{
     LogBatch, MetadataLogResponse, WriteResponse,
 };
 use crate::cluster::embedded::LogRead;
+use crate::cluster::policy::check_producer_id_count;
 use crate::cluster::{
     ApplyOutcome, ClusterCoordinator, ClusterError, Command, CreateTopicRequest,
     EmbeddedCoordinator, KafkaCode,
@@ -104,7 +105,8 @@ pub async fn run_on(
             .map_err(|e| CoordinatorError::DataDir {
                 path: settings.data_dir.clone(),
                 reason: format!("opening the metadata log failed: {e}"),
-            })??;
+            })??
+            .with_partition_limits(settings.partition_limits);
     let mut leases = Leases::new(SESSION_TIMEOUT);
     // A coordinator that just started cannot know who was silent before.
     leases.reset(&metadata.image(), Instant::now());
@@ -245,6 +247,12 @@ type HttpResponse = Response<Full<Bytes>>;
 
 /// A handler's failure: the Kafka code and message for the body.
 struct Failure(ErrorBody);
+
+impl From<crate::cluster::Rejection> for Failure {
+    fn from(rejection: crate::cluster::Rejection) -> Self {
+        Failure(ErrorBody::new(rejection.code, rejection.message))
+    }
+}
 
 impl From<ClusterError> for Failure {
     fn from(error: ClusterError) -> Self {
@@ -437,10 +445,8 @@ impl Service {
         &self,
         req: AllocateProducerIdsRequest,
     ) -> Result<HttpResponse, Failure> {
-        let range = self
-            .metadata
-            .allocate_producer_ids(req.broker_id, req.count)
-            .await?;
+        check_producer_id_count(req.count)?;
+        let range = self.metadata.allocate_producer_ids(req.broker_id).await?;
         json(&AllocateProducerIdsResponse {
             error: ErrorBody::none(),
             producer_id_start: range.start,

@@ -15,6 +15,7 @@ use crate::cluster::{
     BrokerRegistration, ClusterCoordinator, ClusterError, Command, CreateTopicRequest,
     EmbeddedCoordinator, KafkaCode, Listener, LogRead, MetadataImage, SecurityProtocol,
 };
+use crate::config::PartitionLimits;
 
 struct Running {
     address: String,
@@ -32,6 +33,7 @@ async fn start_coordinator() -> Running {
         listen: address,
         max_client_connections: None,
         node_id: 0,
+        partition_limits: PartitionLimits::default(),
     };
     let (stop, shutdown) = watch::channel(false);
     let server = tokio::spawn(async move {
@@ -129,8 +131,8 @@ async fn a_remote_broker_registers_writes_and_sees_its_writes_at_once() {
         Some("1000".to_owned())
     );
 
-    let first = broker.allocate_producer_ids(0, 10).await.expect("ids");
-    let second = broker.allocate_producer_ids(0, 10).await.expect("ids");
+    let first = broker.allocate_producer_ids(0).await.expect("ids");
+    let second = broker.allocate_producer_ids(0).await.expect("ids");
     assert!(first.end <= second.start);
 
     assert_eq!(
@@ -179,6 +181,7 @@ async fn registration_waits_for_a_coordinator_that_is_not_up_yet() {
         listen: address,
         max_client_connections: None,
         node_id: 0,
+        partition_limits: PartitionLimits::default(),
     };
     let (_stop_server, server_shutdown) = watch::channel(false);
     tokio::spawn(run_on(listener, settings, server_shutdown));

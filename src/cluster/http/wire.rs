@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::cluster::metadata::{KafkaCode, Listener, MetadataImage};
+use crate::cluster::policy::PRODUCER_ID_BLOCK_SIZE;
 use crate::cluster::{ClusterError, LogEntry};
 
 /// The error part every response has.
@@ -162,13 +163,14 @@ pub struct AlterConfigsRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AllocateProducerIdsRequest {
     pub broker_id: i32,
-    /// How many ids to reserve; Kafka's controller hands out blocks of 1000.
+    /// How many ids to reserve. Kafka's controller always hands out blocks
+    /// of [`PRODUCER_ID_BLOCK_SIZE`]; any other count is refused.
     #[serde(default = "default_producer_id_block")]
     pub count: i64,
 }
 
 fn default_producer_id_block() -> i64 {
-    1000
+    PRODUCER_ID_BLOCK_SIZE
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
