@@ -74,6 +74,7 @@ pub async fn run(
         incarnation_id: Uuid::new_v4(),
         listeners,
         rack: None,
+        directory_id: crate::cluster::directory_id(&settings.data_dir)?,
     });
     // A remote coordinator may not be up yet; a stop request must not wait.
     tokio::select! {

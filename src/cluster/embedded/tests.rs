@@ -20,6 +20,7 @@ fn registration(broker_id: i32) -> BrokerRegistration {
             security_protocol: SecurityProtocol::Plaintext,
         }],
         rack: None,
+        directory_id: Uuid::nil(),
     }
 }
 

@@ -320,6 +320,7 @@ async fn register_until_answered(
         incarnation_id: registration.incarnation_id,
         listeners: registration.listeners.clone(),
         rack: registration.rack.clone(),
+        directory_id: registration.directory_id,
     };
     loop {
         let answer = shared

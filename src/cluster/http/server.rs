@@ -68,6 +68,7 @@ pub enum CoordinatorError {
 struct Service {
     metadata: EmbeddedCoordinator,
     leases: StdMutex<Leases>,
+    registering: tokio::sync::Mutex<()>,
     address: SocketAddr,
     requests: AtomicU64,
     fenced_by_lease: AtomicU64,
@@ -113,6 +114,7 @@ pub async fn run_on(
     let service = Arc::new(Service {
         metadata,
         leases: StdMutex::new(leases),
+        registering: tokio::sync::Mutex::new(()),
         address,
         requests: AtomicU64::new(0),
         fenced_by_lease: AtomicU64::new(0),
@@ -330,13 +332,24 @@ async fn respond(
 
 impl Service {
     async fn register(&self, req: BrokerRegistrationRequest) -> Result<HttpResponse, Failure> {
+        // One at a time, so two brokers starting together cannot both pass
+        // the check before either is registered.
+        let _registering = self.registering.lock().await;
+        let decided = match self.leases.lock() {
+            Ok(leases) => leases.decide_registration(&self.metadata.image(), &req, Instant::now()),
+            Err(_) => Ok(()),
+        };
+        if let Err(rejection) = decided {
+            tracing::warn!(broker_id = req.broker_id, %rejection, "broker registration refused");
+            return Err(rejection.into());
+        }
         let outcome = self
             .metadata
             .propose(Command::RegisterBroker {
                 broker_id: req.broker_id,
                 incarnation_id: req.incarnation_id,
-                listeners: req.listeners,
-                rack: req.rack,
+                listeners: req.listeners.clone(),
+                rack: req.rack.clone(),
             })
             .await?;
         let ApplyOutcome::BrokerRegistered { broker_epoch } = outcome else {
@@ -345,7 +358,9 @@ impl Service {
                 format!("unexpected outcome {outcome:?}"),
             )));
         };
-        self.renew(req.broker_id);
+        if let Ok(mut leases) = self.leases.lock() {
+            leases.register(&req, Instant::now());
+        }
         tracing::info!(
             broker_id = req.broker_id,
             broker_epoch,

@@ -65,6 +65,10 @@ pub struct BrokerRegistrationRequest {
     pub listeners: Vec<Listener>,
     #[serde(default)]
     pub rack: Option<String>,
+    /// The broker's data directory id; nil (or absent, from older brokers)
+    /// when unknown.
+    #[serde(default)]
+    pub directory_id: Uuid,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -343,6 +347,7 @@ mod tests {
             incarnation_id: Uuid::nil(),
             listeners: vec![listener()],
             rack: None,
+            directory_id: Uuid::nil(),
         };
         let value = serde_json::to_value(&request).expect("encode");
         assert_eq!(
@@ -352,6 +357,7 @@ mod tests {
                 "incarnation_id": "00000000-0000-0000-0000-000000000000",
                 "listeners": [{"name": "PLAINTEXT", "host": "h", "port": 9092, "security_protocol": "PLAINTEXT"}],
                 "rack": null,
+                "directory_id": "00000000-0000-0000-0000-000000000000",
             })
         );
         let back: BrokerRegistrationRequest = serde_json::from_value(value).expect("decode");
