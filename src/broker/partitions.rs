@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::partition::{Partition, WritePolicy};
 use crate::cluster::MetadataImage;
-use crate::config::{LogDefaults, resolve_topic_log};
+use crate::config::{LogDefaults, resolve_stored_topic_log};
 use crate::storage::LogConfig;
 
 /// A topic partition: Kafka's `TopicPartition`.
@@ -77,10 +77,9 @@ impl Partitions {
         configs: &std::collections::BTreeMap<String, String>,
         cache_bytes: usize,
     ) -> (LogConfig, WritePolicy) {
-        let resolved = resolve_topic_log(&self.defaults, configs).unwrap_or_else(|error| {
-            tracing::warn!(%error, "invalid topic config ignored; using broker defaults");
-            self.defaults.clone()
-        });
+        // Entries an older version accepted keep their defaults; the
+        // coordinator warns about them once when it loads.
+        let (resolved, _skipped) = resolve_stored_topic_log(&self.defaults, configs);
         let config = LogConfig {
             segment_bytes: resolved.segment_bytes,
             segment_roll: resolved.segment_roll,

@@ -56,10 +56,10 @@ pub async fn run(
     // A named coordinator is a separate process; otherwise run it in-process.
     let coordinator: Arc<dyn ClusterCoordinator> = match &settings.coordinator {
         Some(address) => Arc::new(RemoteCoordinator::start(address, shutdown.clone())),
-        None => Arc::new(EmbeddedCoordinator::open(
-            &settings.data_dir,
-            settings.broker_id,
-        )?),
+        None => Arc::new(
+            EmbeddedCoordinator::open(&settings.data_dir, settings.broker_id)?
+                .with_partition_limits(settings.partition_limits),
+        ),
     };
     let listeners = settings
         .listeners
@@ -76,6 +76,7 @@ pub async fn run(
         incarnation_id: Uuid::new_v4(),
         listeners,
         rack: None,
+        directory_id: crate::cluster::directory_id(&settings.data_dir)?,
     });
     // A remote coordinator may not be up yet; a stop request must not wait.
     tokio::select! {

@@ -22,8 +22,10 @@ impl KafkaCode {
     pub const INVALID_REPLICA_ASSIGNMENT: Self = Self(39);
     pub const INVALID_CONFIG: Self = Self(40);
     pub const INVALID_REQUEST: Self = Self(42);
+    pub const POLICY_VIOLATION: Self = Self(44);
     pub const FENCED_LEADER_EPOCH: Self = Self(74);
     pub const STALE_BROKER_EPOCH: Self = Self(77);
+    pub const DUPLICATE_BROKER_REGISTRATION: Self = Self(101);
     pub const INVALID_UPDATE_VERSION: Self = Self(95);
     pub const INELIGIBLE_REPLICA: Self = Self(107);
 
@@ -41,8 +43,10 @@ impl KafkaCode {
             Self::INVALID_REPLICA_ASSIGNMENT => "INVALID_REPLICA_ASSIGNMENT",
             Self::INVALID_CONFIG => "INVALID_CONFIG",
             Self::INVALID_REQUEST => "INVALID_REQUEST",
+            Self::POLICY_VIOLATION => "POLICY_VIOLATION",
             Self::FENCED_LEADER_EPOCH => "FENCED_LEADER_EPOCH",
             Self::STALE_BROKER_EPOCH => "STALE_BROKER_EPOCH",
+            Self::DUPLICATE_BROKER_REGISTRATION => "DUPLICATE_BROKER_REGISTRATION",
             Self::INVALID_UPDATE_VERSION => "INVALID_UPDATE_VERSION",
             Self::INELIGIBLE_REPLICA => "INELIGIBLE_REPLICA",
             _ => "UNKNOWN",

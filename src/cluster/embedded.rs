@@ -16,10 +16,14 @@ use uuid::Uuid;
 
 use super::command_log::{CommandLog, LogEntry};
 use super::metadata::{ApplyOutcome, Command, ConfigResource, KafkaCode, MetadataImage, Rejection};
+use super::policy::{
+    PRODUCER_ID_BLOCK_SIZE, check_config_change, check_partition_limits, check_topic_configs,
+};
 use super::{
     BoxFuture, BrokerRegistration, ClusterCoordinator, ClusterError, CreateTopicRequest,
     TopicSummary, validate_topic_name,
 };
+use crate::config::{PartitionLimits, validate_topic_config};
 
 /// State changed together: `image` reflects exactly the log's entries, so
 /// the next command's index is `image.last_applied + 1`.
@@ -78,6 +82,7 @@ pub enum LogRead {
 pub struct EmbeddedCoordinator {
     committed: Mutex<Committed>,
     images: watch::Sender<Arc<MetadataImage>>,
+    limits: PartitionLimits,
 }
 
 impl EmbeddedCoordinator {
@@ -98,6 +103,7 @@ impl EmbeddedCoordinator {
             topics = image.topics.len(),
             "cluster metadata loaded"
         );
+        warn_unsupported_configs(&image);
         let log_path = log.path().to_owned();
         let image = Arc::new(image);
         let skip = entries.len().saturating_sub(LOG_TAIL_ENTRIES);
@@ -112,7 +118,15 @@ impl EmbeddedCoordinator {
                 tail,
             }),
             images,
+            limits: PartitionLimits::default(),
         })
+    }
+
+    /// Caps partitions per topic and per broker at `limits` (the defaults
+    /// otherwise).
+    pub fn with_partition_limits(mut self, limits: PartitionLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Validates, logs and applies one command, then publishes the new image.
@@ -260,6 +274,8 @@ impl EmbeddedCoordinator {
             req.replication_factor,
             rotation(committed.next_index()),
         )?;
+        check_partition_limits(image, &req.name, &assignments, self.limits)?;
+        check_topic_configs(&req.configs)?;
         let mut topic_id = Uuid::new_v4();
         while image.topic_by_id(topic_id).is_some() {
             topic_id = Uuid::new_v4();
@@ -326,6 +342,7 @@ impl EmbeddedCoordinator {
         let start = rotation(committed.next_index()) + current;
         let new_assignments =
             image.place_replicas(total - current as i32, replication_factor, start)?;
+        check_partition_limits(image, name, &new_assignments, self.limits)?;
         let command = Command::CreatePartitions {
             name: name.to_owned(),
             new_assignments,
@@ -344,22 +361,46 @@ impl EmbeddedCoordinator {
         set: BTreeMap<String, String>,
         delete: Vec<String>,
     ) -> Result<(), ClusterError> {
-        self.propose(Command::AlterConfigs {
+        let mut committed = self.lock().await;
+        let topic = committed
+            .image
+            .topic(name)
+            .ok_or_else(|| unknown_topic(name))?;
+        check_config_change(&topic.configs, &set, &delete)?;
+        let command = Command::AlterConfigs {
             resource: ConfigResource::Topic(name.to_owned()),
             set,
             delete,
-        })
-        .await?;
+        };
+        self.propose_locked(&mut committed, command).await?;
         Ok(())
     }
 
-    async fn producer_ids(&self, broker_id: i32, count: i64) -> Result<Range<i64>, ClusterError> {
-        match self
-            .propose(Command::AllocateProducerIds { broker_id, count })
-            .await?
-        {
+    async fn producer_ids(&self, broker_id: i32) -> Result<Range<i64>, ClusterError> {
+        let command = Command::AllocateProducerIds {
+            broker_id,
+            count: PRODUCER_ID_BLOCK_SIZE,
+        };
+        match self.propose(command).await? {
             ApplyOutcome::ProducerIds(range) => Ok(range),
             other => Err(unexpected(&other)),
+        }
+    }
+}
+
+/// Says once per entry which stored topic configs no longer validate: an
+/// older version accepted them, and brokers now leave them at their
+/// defaults (every other entry of the topic still applies).
+fn warn_unsupported_configs(image: &MetadataImage) {
+    for topic in image.topics() {
+        for (key, value) in &topic.configs {
+            if let Err(error) = validate_topic_config(key, value) {
+                tracing::warn!(
+                    topic = %topic.name,
+                    %error,
+                    "stored topic config is not supported; brokers use the default for this key"
+                );
+            }
         }
     }
 }
@@ -441,9 +482,8 @@ impl ClusterCoordinator for EmbeddedCoordinator {
     fn allocate_producer_ids(
         &self,
         broker_id: i32,
-        count: i64,
     ) -> BoxFuture<'_, Result<Range<i64>, ClusterError>> {
-        Box::pin(self.producer_ids(broker_id, count))
+        Box::pin(self.producer_ids(broker_id))
     }
 
     fn image(&self) -> Arc<MetadataImage> {

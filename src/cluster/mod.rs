@@ -17,12 +17,12 @@ pub mod command_log;
 pub mod embedded;
 pub mod http;
 pub mod metadata;
+pub mod policy;
 pub mod remote_image;
-mod topic_config;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -47,6 +47,35 @@ pub struct BrokerRegistration {
     pub incarnation_id: Uuid,
     pub listeners: Vec<Listener>,
     pub rack: Option<String>,
+    /// The broker's data directory, as [`directory_id`] names it: tells a
+    /// restart from the same directory from a second broker claiming the
+    /// id. Nil when unknown.
+    pub directory_id: Uuid,
+}
+
+/// The file in a broker's data directory that holds its id.
+const DIRECTORY_ID_FILE: &str = "directory.id";
+
+/// The id of the data directory `data_dir`, made on first use (Kafka keeps
+/// one in `meta.properties`, KIP-858). It stays with the directory, so a
+/// broker restarted on it is recognised as the same broker.
+pub fn directory_id(data_dir: &Path) -> Result<Uuid, ClusterError> {
+    let path = data_dir.join(DIRECTORY_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Uuid::parse_str(text.trim()).map_err(|e| ClusterError::InconsistentMetadata {
+            path: path.clone(),
+            reason: format!("{DIRECTORY_ID_FILE} does not hold a UUID: {e}"),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = Uuid::new_v4();
+            let staged = data_dir.join(format!("{DIRECTORY_ID_FILE}.tmp"));
+            std::fs::write(&staged, format!("{id}\n"))
+                .and_then(|()| std::fs::rename(&staged, &path))
+                .map_err(|e| ClusterError::storage(&path, e))?;
+            Ok(id)
+        }
+        Err(e) => Err(ClusterError::storage(&path, e)),
+    }
 }
 
 /// A CreateTopics entry. The broker resolves Kafka's `-1` defaults for
@@ -164,12 +193,11 @@ pub trait ClusterCoordinator: Send + Sync {
         delete: Vec<String>,
     ) -> BoxFuture<'_, Result<(), ClusterError>>;
 
-    /// Reserves `count` producer ids for `broker_id`; blocks never overlap
-    /// and only move forward.
+    /// Reserves a block of [`policy::PRODUCER_ID_BLOCK_SIZE`] producer ids
+    /// for `broker_id`; blocks never overlap and only move forward.
     fn allocate_producer_ids(
         &self,
         broker_id: i32,
-        count: i64,
     ) -> BoxFuture<'_, Result<Range<i64>, ClusterError>>;
 
     /// The latest committed image; brokers answer Metadata from it.

@@ -23,7 +23,11 @@ pub use listeners::{ListenerSettings, default_advertised_host};
 pub use properties::{PropertiesError, Property, parse_properties};
 pub use raw::{RawConfig, RawValue, Source, is_known_key, parse_override};
 pub use settings::{BrokerSettings, GroupSettings, LogDefaults, LogFormat, TimestampType};
-pub use topic::{TopicConfig, describe_topic_configs, resolve_topic_log, topic_config_keys};
+pub use topic::{
+    PartitionLimits, ProduceLimits, ProduceRefusal, TopicConfig, describe_topic_configs,
+    resolve_stored_topic_log, resolve_topic_log, topic_config_keys, validate_topic_config,
+    validate_topic_config_key,
+};
 
 /// Every configuration problem. Each variant renders as a single line so the
 /// binary can print it verbatim before exiting with status 2.

@@ -83,6 +83,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("gregor.shutdown.timeout.ms", "5000"),
     ("connections.max.idle.ms", "600000"),
     ("gregor.request.receive.timeout.ms", "30000"),
+    ("gregor.max.partitions.per.topic", "10000"),
+    ("gregor.max.partitions.per.broker", "4000"),
 ];
 
 /// Keys that are used but have no default (their absence means something).

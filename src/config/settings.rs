@@ -36,6 +36,9 @@ pub struct BrokerSettings {
     pub groups: GroupSettings,
     pub shutdown_timeout: Duration,
     pub connections: ConnectionSettings,
+    /// `gregor.max.partitions.per.topic` / `.per.broker`, enforced by the
+    /// embedded coordinator (a separate coordinator has its own).
+    pub partition_limits: super::PartitionLimits,
 }
 
 /// Broker-wide log defaults; per-topic overrides produce another instance
@@ -289,6 +292,20 @@ impl RawConfig {
             groups,
             shutdown_timeout: ms(self.int("gregor.shutdown.timeout.ms", 0, i64::MAX)?),
             connections: self.connection_settings(open_files, socket_request_max_bytes)?,
+            partition_limits: super::PartitionLimits {
+                per_topic: usize::try_from(self.int(
+                    "gregor.max.partitions.per.topic",
+                    1,
+                    I32_MAX,
+                )?)
+                .unwrap_or(usize::MAX),
+                per_broker: usize::try_from(self.int(
+                    "gregor.max.partitions.per.broker",
+                    1,
+                    I32_MAX,
+                )?)
+                .unwrap_or(usize::MAX),
+            },
         })
     }
 

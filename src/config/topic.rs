@@ -1,14 +1,21 @@
 //! Per-topic config overrides (CreateTopics / AlterConfigs / DescribeConfigs).
 //!
+//! This is the one validator of topic configs: the broker's handlers and the
+//! cluster coordinator (its HTTP API and the `--zookeeper` CLI path) both ask
+//! it, so a topic the coordinator accepts is one the broker can honour.
+//!
 //! Unlike broker keys, an unknown topic key is an error: Kafka answers it
-//! with INVALID_CONFIG, and clients rely on that to catch typos.
+//! with INVALID_CONFIG, and clients rely on that to catch typos. Kafka topic
+//! keys that gregor does not implement are refused too, naming the key:
+//! accepting them would leave the topic behaving differently from what its
+//! configs say.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::ConfigError;
 use super::raw::Source;
-use super::settings::{Field, LogDefaults, to_u64};
+use super::settings::{Field, LogDefaults, TimestampType, to_u64};
 
 /// Topic-level keys gregor understands, sorted as Kafka lists them.
 const TOPIC_KEYS: &[&str] = &[
@@ -25,6 +32,34 @@ const TOPIC_KEYS: &[&str] = &[
     "segment.ms",
 ];
 
+/// Kafka topic keys gregor does not implement: refused with a message that
+/// says so, rather than as typos.
+const UNSUPPORTED_KAFKA_KEYS: &[&str] = &[
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.type",
+    "compression.zstd.level",
+    "delete.retention.ms",
+    "file.delete.delay.ms",
+    "follower.replication.throttled.replicas",
+    "leader.replication.throttled.replicas",
+    "local.retention.bytes",
+    "local.retention.ms",
+    "max.compaction.lag.ms",
+    "message.downconversion.enable",
+    "message.format.version",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.difference.max.ms",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "preallocate",
+    "remote.storage.enable",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+    "unclean.leader.election.enable",
+];
+
 const I32_MAX: i64 = i32::MAX as i64;
 
 pub fn topic_config_keys() -> &'static [&'static str] {
@@ -35,49 +70,229 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Applies validated overrides on top of the broker defaults.
+/// One topic override, parsed: what it does to the topic's log settings.
+enum TopicSetting {
+    Retention(Option<Duration>),
+    RetentionBytes(Option<u64>),
+    SegmentBytes(u64),
+    SegmentRoll(Duration),
+    CleanupPolicy(String),
+    TimestampType(TimestampType),
+    MaxMessageBytes(usize),
+    MinInsyncReplicas(i32),
+    FlushMessages(u64),
+    FlushInterval(Option<Duration>),
+    IndexIntervalBytes(u64),
+}
+
+impl TopicSetting {
+    /// Parses one entry; the error names the key, the value and why.
+    fn parse(key: &str, value: &str) -> Result<Self, ConfigError> {
+        let f = Field {
+            key,
+            value,
+            from: &Source::Topic,
+        };
+        Ok(match key {
+            "retention.ms" => Self::Retention(f.time_or_unlimited(1, i64::MAX)?),
+            "retention.bytes" => {
+                let n = f.int_in(-1, i64::MAX)?;
+                Self::RetentionBytes((n >= 0).then(|| to_u64(n)))
+            }
+            "segment.bytes" => Self::SegmentBytes(to_u64(f.int_in(14, I32_MAX)?)),
+            "segment.ms" => {
+                Self::SegmentRoll(Duration::from_millis(to_u64(f.int_in(1, i64::MAX)?)))
+            }
+            "cleanup.policy" => Self::CleanupPolicy(f.cleanup_policy()?),
+            "message.timestamp.type" => Self::TimestampType(f.timestamp_type()?),
+            "max.message.bytes" => {
+                Self::MaxMessageBytes(usize::try_from(f.int_in(0, I32_MAX)?).unwrap_or(usize::MAX))
+            }
+            "min.insync.replicas" => {
+                Self::MinInsyncReplicas(i32::try_from(f.int_in(1, I32_MAX)?).unwrap_or(1))
+            }
+            "flush.messages" => Self::FlushMessages(to_u64(f.int_in(1, i64::MAX)?)),
+            "flush.ms" => {
+                // Long.MAX is Kafka's spelling of "never", same as unset.
+                let n = f.int_in(0, i64::MAX)?;
+                Self::FlushInterval((n != i64::MAX).then(|| Duration::from_millis(to_u64(n))))
+            }
+            "index.interval.bytes" => Self::IndexIntervalBytes(to_u64(f.int_in(0, I32_MAX)?)),
+            _ if UNSUPPORTED_KAFKA_KEYS.contains(&key) => {
+                return Err(f.err(format!(
+                    "gregor does not support topic config {key} yet; supported keys: {}",
+                    TOPIC_KEYS.join(", ")
+                )));
+            }
+            _ => {
+                return Err(ConfigError::UnknownTopicConfig {
+                    key: key.to_owned(),
+                });
+            }
+        })
+    }
+
+    fn apply(self, log: &mut LogDefaults) {
+        match self {
+            Self::Retention(v) => log.retention = v,
+            Self::RetentionBytes(v) => log.retention_bytes = v,
+            Self::SegmentBytes(v) => log.segment_bytes = v,
+            Self::SegmentRoll(v) => log.segment_roll = v,
+            Self::CleanupPolicy(v) => log.cleanup_policy = v,
+            Self::TimestampType(v) => log.message_timestamp_type = v,
+            Self::MaxMessageBytes(v) => log.max_message_bytes = v,
+            Self::MinInsyncReplicas(v) => log.min_insync_replicas = v,
+            Self::FlushMessages(v) => log.flush_interval_messages = v,
+            Self::FlushInterval(v) => log.flush_interval = v,
+            Self::IndexIntervalBytes(v) => log.index_interval_bytes = v,
+        }
+    }
+}
+
+/// Checks one topic config entry, as CreateTopics and AlterConfigs must
+/// before anything is stored; the error names the key.
+pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> {
+    TopicSetting::parse(key.trim(), value).map(drop)
+}
+
+/// Checks that `key` names a topic config gregor supports, e.g. before it is
+/// reset to its default.
+pub fn validate_topic_config_key(key: &str) -> Result<(), ConfigError> {
+    if TOPIC_KEYS.contains(&key.trim()) {
+        Ok(())
+    } else {
+        // The same message an entry with this key would get.
+        TopicSetting::parse(key.trim(), "").map(drop)
+    }
+}
+
+/// Applies validated overrides on top of the broker defaults; any invalid
+/// entry is an error.
 pub fn resolve_topic_log(
     defaults: &LogDefaults,
     overrides: &BTreeMap<String, String>,
 ) -> Result<LogDefaults, ConfigError> {
     let mut log = defaults.clone();
-    let from = Source::Topic;
     for (key, value) in overrides {
-        let f = Field {
-            key,
-            value,
-            from: &from,
-        };
-        match key.as_str() {
-            "retention.ms" => log.retention = f.time_or_unlimited(1, i64::MAX)?,
-            "retention.bytes" => {
-                let n = f.int_in(-1, i64::MAX)?;
-                log.retention_bytes = (n >= 0).then(|| to_u64(n));
-            }
-            "segment.bytes" => log.segment_bytes = to_u64(f.int_in(14, I32_MAX)?),
-            "segment.ms" => {
-                log.segment_roll = Duration::from_millis(to_u64(f.int_in(1, i64::MAX)?))
-            }
-            "cleanup.policy" => log.cleanup_policy = f.cleanup_policy()?,
-            "message.timestamp.type" => log.message_timestamp_type = f.timestamp_type()?,
-            "max.message.bytes" => {
-                log.max_message_bytes =
-                    usize::try_from(f.int_in(0, I32_MAX)?).unwrap_or(usize::MAX);
-            }
-            "min.insync.replicas" => {
-                log.min_insync_replicas = i32::try_from(f.int_in(1, I32_MAX)?).unwrap_or(1);
-            }
-            "flush.messages" => log.flush_interval_messages = to_u64(f.int_in(1, i64::MAX)?),
-            "flush.ms" => {
-                // Long.MAX is Kafka's spelling of "never", same as unset.
-                let n = f.int_in(0, i64::MAX)?;
-                log.flush_interval = (n != i64::MAX).then(|| Duration::from_millis(to_u64(n)));
-            }
-            "index.interval.bytes" => log.index_interval_bytes = to_u64(f.int_in(0, I32_MAX)?),
-            _ => return Err(ConfigError::UnknownTopicConfig { key: key.clone() }),
-        }
+        TopicSetting::parse(key, value)?.apply(&mut log);
     }
     Ok(log)
+}
+
+/// Like [`resolve_topic_log`], but for configs already stored: an entry
+/// that no longer validates (stored by an older version that accepted more)
+/// keeps its key's default, and every other entry still applies. The
+/// entries skipped are returned so the caller can say so.
+pub fn resolve_stored_topic_log(
+    defaults: &LogDefaults,
+    overrides: &BTreeMap<String, String>,
+) -> (LogDefaults, Vec<ConfigError>) {
+    let mut log = defaults.clone();
+    let mut skipped = Vec::new();
+    for (key, value) in overrides {
+        match TopicSetting::parse(key, value) {
+            Ok(setting) => setting.apply(&mut log),
+            Err(error) => skipped.push(error),
+        }
+    }
+    (log, skipped)
+}
+
+/// What a produce to one partition of a topic must satisfy; see
+/// [`ProduceLimits::check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProduceLimits {
+    /// The topic's `max.message.bytes` (else the broker's `message.max.bytes`).
+    pub max_message_bytes: usize,
+    /// The topic's `min.insync.replicas` (else the broker's).
+    pub min_insync_replicas: i32,
+}
+
+/// Why a produce is refused by its topic's configs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProduceRefusal {
+    /// Kafka's MESSAGE_TOO_LARGE.
+    #[error("{size} bytes of records, more than the topic's max.message.bytes {max}")]
+    TooLarge { size: usize, max: usize },
+    /// Kafka's NOT_ENOUGH_REPLICAS: only refused for `acks=all`.
+    #[error(
+        "{in_sync} in-sync replicas, fewer than the topic's min.insync.replicas {min}, \
+         for a produce with acks=all"
+    )]
+    NotEnoughReplicas { in_sync: usize, min: i32 },
+}
+
+impl ProduceLimits {
+    /// The limits of a topic with `overrides` on a broker with `defaults`.
+    /// A stored override that no longer validates counts as unset, as in
+    /// [`resolve_stored_topic_log`].
+    pub fn of_topic(defaults: &LogDefaults, overrides: &BTreeMap<String, String>) -> Self {
+        let mut log_max = defaults.max_message_bytes;
+        let mut min_isr = defaults.min_insync_replicas;
+        for key in ["max.message.bytes", "min.insync.replicas"] {
+            match overrides.get(key).map(|v| TopicSetting::parse(key, v)) {
+                Some(Ok(TopicSetting::MaxMessageBytes(v))) => log_max = v,
+                Some(Ok(TopicSetting::MinInsyncReplicas(v))) => min_isr = v,
+                _ => {}
+            }
+        }
+        ProduceLimits {
+            max_message_bytes: log_max,
+            min_insync_replicas: min_isr,
+        }
+    }
+
+    /// Checks a produce of `size` bytes with `acks` to a partition with
+    /// `in_sync` in-sync replicas. As in Kafka, the replica check comes
+    /// first, and applies only to `acks=all` (-1): with fewer acks the
+    /// producer did not ask for the durability the setting guards.
+    pub fn check(&self, size: usize, acks: i16, in_sync: usize) -> Result<(), ProduceRefusal> {
+        let min = usize::try_from(self.min_insync_replicas).unwrap_or(1);
+        if acks == -1 && in_sync < min {
+            return Err(ProduceRefusal::NotEnoughReplicas {
+                in_sync,
+                min: self.min_insync_replicas,
+            });
+        }
+        if size > self.max_message_bytes {
+            return Err(ProduceRefusal::TooLarge {
+                size,
+                max: self.max_message_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Caps on partitions, so that one request or topic cannot make a broker
+/// open more partition logs than it can serve (`gregor.max.partitions.*`).
+/// Kafka has no hard cap; each gregor partition holds open files, a writer
+/// and a syncer task and a share of the cache, on every replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionLimits {
+    /// Most partitions one topic may have (`gregor.max.partitions.per.topic`).
+    pub per_topic: usize,
+    /// Most partition replicas one broker may host, over all topics
+    /// (`gregor.max.partitions.per.broker`).
+    pub per_broker: usize,
+}
+
+impl PartitionLimits {
+    /// The per-request cap the coordinator always had, now per topic.
+    pub const DEFAULT_PER_TOPIC: usize = 10_000;
+    /// Kafka's long-standing guidance of about 4000 partitions per broker;
+    /// with three or more files per partition it also stays inside a
+    /// typical `ulimit -n` of 65536.
+    pub const DEFAULT_PER_BROKER: usize = 4_000;
+}
+
+impl Default for PartitionLimits {
+    fn default() -> Self {
+        PartitionLimits {
+            per_topic: Self::DEFAULT_PER_TOPIC,
+            per_broker: Self::DEFAULT_PER_BROKER,
+        }
+    }
 }
 
 /// Kafka's string form of the effective default for one topic key.
@@ -242,6 +457,71 @@ mod tests {
                 "{key} is a topic key"
             );
         }
+    }
+
+    #[test]
+    fn one_validator_names_the_key_for_unknown_unsupported_and_bad_values() {
+        assert!(validate_topic_config("retention.ms", "-1").is_ok());
+        assert!(validate_topic_config("max.message.bytes", "100").is_ok());
+        let e = validate_topic_config("preallocate", "true")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("preallocate") && e.contains("does not support"),
+            "{e}"
+        );
+        let e = validate_topic_config("cleanup.policy", "compact")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cleanup.policy") && e.contains("compaction"),
+            "{e}"
+        );
+        let e = validate_topic_config("retention.mss", "1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("retention.mss"), "{e}");
+        assert!(validate_topic_config("segment.bytes", "10").is_err());
+        assert!(validate_topic_config("min.insync.replicas", "0").is_err());
+        assert!(validate_topic_config_key("retention.ms").is_ok());
+        assert!(validate_topic_config_key("preallocate").is_err());
+        assert!(validate_topic_config_key("bogus").is_err());
+    }
+
+    #[test]
+    fn stored_configs_keep_their_valid_entries_when_one_is_unsupported() {
+        let d = log_defaults();
+        let stored = map(&[("retention.ms", "-1"), ("preallocate", "true")]);
+        assert!(resolve_topic_log(&d, &stored).is_err());
+        let (log, skipped) = resolve_stored_topic_log(&d, &stored);
+        assert_eq!(log.retention, None, "retention.ms=-1 still applies");
+        assert_eq!(skipped.len(), 1);
+    }
+
+    #[test]
+    fn produce_limits_come_from_the_topic_then_the_broker() {
+        let d = log_defaults();
+        let broker = ProduceLimits::of_topic(&d, &BTreeMap::new());
+        assert_eq!(broker.max_message_bytes, d.max_message_bytes);
+        let topic = ProduceLimits::of_topic(
+            &d,
+            &map(&[("max.message.bytes", "100"), ("min.insync.replicas", "2")]),
+        );
+        assert_eq!(topic.check(100, 1, 1), Ok(()));
+        assert_eq!(
+            topic.check(101, 1, 1),
+            Err(ProduceRefusal::TooLarge {
+                size: 101,
+                max: 100
+            })
+        );
+        // Only acks=all asks for the in-sync replicas, and that is checked first.
+        assert_eq!(
+            topic.check(101, -1, 1),
+            Err(ProduceRefusal::NotEnoughReplicas { in_sync: 1, min: 2 })
+        );
+        assert_eq!(topic.check(10, 0, 1), Ok(()));
+        assert_eq!(topic.check(10, -1, 2), Ok(()));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! DescribeConfigs for topics (their overrides over the broker defaults)
 //! and for the broker itself; AlterConfigs and IncrementalAlterConfigs for
-//! topics, decided by the cluster coordinator.
+//! topics, decided by the cluster coordinator; and the topic configs a
+//! produce must satisfy ([`produce_refusal`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use kafka_protocol::messages::{
 
 use super::{since, str_bytes};
 use crate::broker::BrokerContext;
-use crate::config::{TopicConfig, describe_topic_configs};
+use crate::config::{ProduceLimits, ProduceRefusal, TopicConfig, describe_topic_configs};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -82,6 +83,35 @@ pub fn describe(
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// What a produce of `size` bytes with `acks` to `topic`-`index` is refused
+/// with, by the topic's `max.message.bytes` (MESSAGE_TOO_LARGE, 10) and
+/// `min.insync.replicas` (NOT_ENOUGH_REPLICAS, 19, for `acks=all` only), as
+/// Kafka answers; `None` when it may go ahead. Without an override the
+/// broker's `message.max.bytes` and `min.insync.replicas` apply.
+pub(crate) fn produce_refusal(
+    ctx: &BrokerContext,
+    topic: &str,
+    index: i32,
+    size: usize,
+    acks: i16,
+) -> Option<(ResponseError, String)> {
+    let image = ctx.coordinator.image();
+    let state = image.topic(topic);
+    let limits = match state {
+        Some(state) => ProduceLimits::of_topic(&ctx.settings.log, &state.configs),
+        None => ProduceLimits::of_topic(&ctx.settings.log, &BTreeMap::new()),
+    };
+    // The leader itself is always in sync; a partition the image no longer
+    // lists (being deleted) is answered by the append path.
+    let in_sync = image.partition(topic, index).map_or(1, |p| p.isr.len());
+    let refusal = limits.check(size, acks, in_sync).err()?;
+    let code = match refusal {
+        ProduceRefusal::TooLarge { .. } => ResponseError::MessageTooLarge,
+        ProduceRefusal::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+    };
+    Some((code, refusal.to_string()))
 }
 
 /// A topic's config overrides, key to value.

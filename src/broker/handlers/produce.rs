@@ -9,6 +9,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use tokio::sync::oneshot;
 
+use super::configs::produce_refusal;
 use super::{since, str_bytes};
 use crate::broker::BrokerContext;
 use crate::broker::partition::{Appended, refusal};
@@ -29,11 +30,12 @@ pub fn enqueue(
     version: i16,
 ) -> impl Future<Output = ProduceResponse> + Send + use<> {
     let mut topics = Vec::with_capacity(request.topic_data.len());
+    let acks = request.acks;
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
-            let outcome = queue_partition(ctx, &name, data.index, data.records, version);
+            let outcome = queue_partition(ctx, &name, data.index, data.records, version, acks);
             partitions.push((data.index, outcome));
         }
         topics.push((topic.name, partitions));
@@ -69,6 +71,7 @@ fn queue_partition(
     index: i32,
     records: Option<bytes::Bytes>,
     version: i16,
+    acks: i16,
 ) -> PartitionOutcome {
     let Some(partition) = ctx.partitions.get(topic, index) else {
         return PartitionOutcome::Failed(ResponseError::UnknownTopicOrPartition, None);
@@ -76,8 +79,8 @@ fn queue_partition(
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return PartitionOutcome::Failed(ResponseError::CorruptMessage, Some("no records".into()));
     };
-    if records.len() > ctx.settings.message_max_bytes {
-        return PartitionOutcome::Failed(ResponseError::MessageTooLarge, None);
+    if let Some((error, message)) = produce_refusal(ctx, topic, index, records.len(), acks) {
+        return PartitionOutcome::Failed(error, Some(message));
     }
     let cap = ctx.settings.message_max_decompressed_bytes;
     let validated = match first_magic(&records) {

@@ -9,8 +9,6 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 
 use crate::broker::BrokerContext;
 
-const BLOCK_SIZE: i64 = 1000;
-
 pub async fn handle(
     ctx: &Arc<BrokerContext>,
     request: InitProducerIdRequest,
@@ -36,7 +34,7 @@ pub async fn handle(
     if ids.is_empty() {
         match ctx
             .coordinator
-            .allocate_producer_ids(ctx.settings.broker_id, BLOCK_SIZE)
+            .allocate_producer_ids(ctx.settings.broker_id)
             .await
         {
             Ok(block) => *ids = block,

@@ -20,6 +20,7 @@ fn registration(broker_id: i32) -> BrokerRegistration {
             security_protocol: SecurityProtocol::Plaintext,
         }],
         rack: None,
+        directory_id: Uuid::nil(),
     }
 }
 
@@ -245,14 +246,8 @@ async fn topic_lifecycle_through_the_trait() {
         )
         .await
         .expect("alter");
-    let first = coordinator
-        .allocate_producer_ids(NODE, 1000)
-        .await
-        .expect("ids");
-    let second = coordinator
-        .allocate_producer_ids(NODE, 1000)
-        .await
-        .expect("ids");
+    let first = coordinator.allocate_producer_ids(NODE).await.expect("ids");
+    let second = coordinator.allocate_producer_ids(NODE).await.expect("ids");
     assert_eq!((first, second), (0..1000, 1000..2000));
     assert_eq!(
         coordinator.delete_topic("orders").await.expect("delete"),

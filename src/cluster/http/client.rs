@@ -41,6 +41,7 @@ use super::wire::{
     BrokerRegistrationResponse, CreatableTopic, CreatePartitionsRequest, CreateTopicResponse,
     DeleteTopicResponse, ErrorBody, MetadataLogResponse, WriteResponse,
 };
+use crate::cluster::policy::PRODUCER_ID_BLOCK_SIZE;
 use crate::cluster::remote_image::RemoteImage;
 use crate::cluster::{
     BoxFuture, BrokerRegistration, ClusterCoordinator, ClusterError, CreateTopicRequest, KafkaCode,
@@ -319,6 +320,7 @@ async fn register_until_answered(
         incarnation_id: registration.incarnation_id,
         listeners: registration.listeners.clone(),
         rack: registration.rack.clone(),
+        directory_id: registration.directory_id,
     };
     loop {
         let answer = shared
@@ -573,10 +575,12 @@ impl ClusterCoordinator for RemoteCoordinator {
     fn allocate_producer_ids(
         &self,
         broker_id: i32,
-        count: i64,
     ) -> BoxFuture<'_, Result<Range<i64>, ClusterError>> {
         Box::pin(async move {
-            let body = AllocateProducerIdsRequest { broker_id, count };
+            let body = AllocateProducerIdsRequest {
+                broker_id,
+                count: PRODUCER_ID_BLOCK_SIZE,
+            };
             let ids: AllocateProducerIdsResponse = self
                 .write(
                     Method::POST,
@@ -585,7 +589,19 @@ impl ClusterCoordinator for RemoteCoordinator {
                     |r: &AllocateProducerIdsResponse| r.metadata_offset,
                 )
                 .await?;
-            Ok(ids.producer_id_start..ids.producer_id_start + ids.producer_id_len)
+            // Not trusted blindly either: a block must be non-empty and fit.
+            match ids.producer_id_start.checked_add(ids.producer_id_len) {
+                Some(end) if ids.producer_id_start >= 0 && ids.producer_id_len > 0 => {
+                    Ok(ids.producer_id_start..end)
+                }
+                _ => Err(ClusterError::Rejected {
+                    code: KafkaCode::UNKNOWN_SERVER_ERROR,
+                    message: format!(
+                        "coordinator answered an invalid producer id block: start {}, length {}",
+                        ids.producer_id_start, ids.producer_id_len
+                    ),
+                }),
+            }
         })
     }
 

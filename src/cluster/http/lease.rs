@@ -9,8 +9,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::wire::{BrokerHeartbeatRequest, BrokerHeartbeatResponse, ErrorBody};
-use crate::cluster::metadata::{Command, KafkaCode, MetadataImage};
+use uuid::Uuid;
+
+use super::wire::{
+    BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationRequest, ErrorBody,
+};
+use crate::cluster::metadata::{Command, KafkaCode, MetadataImage, Rejection};
 
 /// How often brokers heartbeat.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
@@ -19,11 +23,13 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 /// `broker.session.timeout.ms`).
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(9);
 
-/// The last heartbeat of every broker, by id.
+/// The last heartbeat of every broker, by id, and the data directory of
+/// each registration this coordinator accepted since it started.
 #[derive(Debug)]
 pub struct Leases {
     timeout: Duration,
     last_heartbeat: HashMap<i32, Instant>,
+    directories: HashMap<i32, Uuid>,
 }
 
 impl Leases {
@@ -31,7 +37,82 @@ impl Leases {
         Self {
             timeout,
             last_heartbeat: HashMap::new(),
+            directories: HashMap::new(),
         }
+    }
+
+    /// Records an accepted registration: its lease starts at `now`.
+    pub fn register(&mut self, request: &BrokerRegistrationRequest, now: Instant) {
+        self.renew(request.broker_id, now);
+        self.directories
+            .insert(request.broker_id, request.directory_id);
+    }
+
+    /// Whether `broker_id` is registered, unfenced and has heartbeated
+    /// within the timeout.
+    fn is_live(&self, image: &MetadataImage, broker_id: i32, now: Instant) -> bool {
+        image.broker(broker_id).is_some_and(|b| !b.fenced)
+            && self
+                .last_heartbeat
+                .get(&broker_id)
+                .is_some_and(|last| now.saturating_duration_since(*last) <= self.timeout)
+    }
+
+    /// Decides whether `request` may register, until clustering lands:
+    ///
+    /// - while another broker is live, no second one may join: brokers do
+    ///   not replicate yet, and each would answer FindCoordinator with
+    ///   itself and keep its own offsets (POLICY_VIOLATION);
+    /// - while a broker with the same id is live, only the same process
+    ///   (same incarnation) or the same data directory (a restart) may
+    ///   register again; anyone else gets Kafka's
+    ///   DUPLICATE_BROKER_REGISTRATION. When either directory is unknown (a
+    ///   registration from before this coordinator started, or an older
+    ///   broker) it cannot tell, and lets the registration through.
+    ///
+    /// A broker whose lease lapsed (fenced) no longer blocks anyone.
+    pub fn decide_registration(
+        &self,
+        image: &MetadataImage,
+        request: &BrokerRegistrationRequest,
+        now: Instant,
+    ) -> Result<(), Rejection> {
+        if let Some(other) = image
+            .brokers()
+            .find(|b| b.id != request.broker_id && self.is_live(image, b.id, now))
+        {
+            return Err(Rejection::new(
+                KafkaCode::POLICY_VIOLATION,
+                format!(
+                    "coordinator already has live broker {}; gregor supports one broker per \
+                     coordinator until clustering lands",
+                    other.id
+                ),
+            ));
+        }
+        let Some(current) = image.broker(request.broker_id) else {
+            return Ok(());
+        };
+        let known = self
+            .directories
+            .get(&request.broker_id)
+            .filter(|dir| !dir.is_nil());
+        let other_directory =
+            known.is_some_and(|dir| !request.directory_id.is_nil() && *dir != request.directory_id);
+        if current.incarnation_id != request.incarnation_id
+            && other_directory
+            && self.is_live(image, request.broker_id, now)
+        {
+            return Err(Rejection::new(
+                KafkaCode::DUPLICATE_BROKER_REGISTRATION,
+                format!(
+                    "broker id {} is already registered by a live broker with another data \
+                     directory; stop it first, or give this broker another node.id",
+                    request.broker_id
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Starts every registered broker's lease afresh at `now`.
@@ -177,6 +258,86 @@ mod tests {
             want_fence: false,
             want_shut_down: false,
         }
+    }
+
+    fn registration(broker_id: i32, directory: u128) -> BrokerRegistrationRequest {
+        BrokerRegistrationRequest {
+            broker_id,
+            incarnation_id: Uuid::new_v4(),
+            listeners: Vec::new(),
+            rack: None,
+            directory_id: Uuid::from_u128(directory),
+        }
+    }
+
+    /// [`image`] with broker 1 gone: broker 0 alone, registered at index 1.
+    fn one_broker_image() -> MetadataImage {
+        let mut image = image();
+        image
+            .apply(
+                5,
+                &Command::UnregisterBroker {
+                    broker_id: 1,
+                    broker_epoch: 2,
+                },
+            )
+            .expect("unregister");
+        image
+    }
+
+    #[test]
+    fn a_second_broker_is_refused_while_another_is_live_and_let_in_once_it_lapsed() {
+        let image = one_broker_image();
+        let start = Instant::now();
+        let mut leases = Leases::new(SESSION_TIMEOUT);
+        leases.reset(&image, start);
+        let refused = leases
+            .decide_registration(&image, &registration(1, 7), start)
+            .expect_err("second broker");
+        assert_eq!(refused.code, KafkaCode::POLICY_VIOLATION);
+        assert_eq!(
+            refused.message,
+            "coordinator already has live broker 0; gregor supports one broker per \
+             coordinator until clustering lands"
+        );
+        let later = start + SESSION_TIMEOUT + Duration::from_secs(1);
+        assert!(
+            leases
+                .decide_registration(&image, &registration(1, 7), later)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_same_id_from_another_directory_is_a_duplicate_but_a_restart_is_not() {
+        let image = one_broker_image();
+        let start = Instant::now();
+        let mut leases = Leases::new(SESSION_TIMEOUT);
+        leases.reset(&image, start);
+        // Registered before this coordinator started: it cannot tell.
+        assert!(
+            leases
+                .decide_registration(&image, &registration(0, 9), start)
+                .is_ok()
+        );
+        leases.register(&registration(0, 7), start);
+        let duplicate = leases
+            .decide_registration(&image, &registration(0, 9), start)
+            .expect_err("duplicate");
+        assert_eq!(duplicate.code, KafkaCode::DUPLICATE_BROKER_REGISTRATION);
+        assert!(
+            leases
+                .decide_registration(&image, &registration(0, 7), start)
+                .is_ok(),
+            "a restart from the same data directory"
+        );
+        let later = start + SESSION_TIMEOUT + Duration::from_secs(1);
+        assert!(
+            leases
+                .decide_registration(&image, &registration(0, 9), later)
+                .is_ok(),
+            "the old registration lapsed"
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ use super::wire::{
 };
 use crate::accept::Acceptor;
 use crate::cluster::embedded::LogRead;
+use crate::cluster::policy::check_producer_id_count;
 use crate::cluster::{
     ApplyOutcome, ClusterCoordinator, ClusterError, Command, CreateTopicRequest,
     EmbeddedCoordinator, KafkaCode,
@@ -68,6 +69,7 @@ pub enum CoordinatorError {
 struct Service {
     metadata: EmbeddedCoordinator,
     leases: StdMutex<Leases>,
+    registering: tokio::sync::Mutex<()>,
     address: SocketAddr,
     requests: AtomicU64,
     fenced_by_lease: AtomicU64,
@@ -107,13 +109,15 @@ pub async fn run_on(
             .map_err(|e| CoordinatorError::DataDir {
                 path: settings.data_dir.clone(),
                 reason: format!("opening the metadata log failed: {e}"),
-            })??;
+            })??
+            .with_partition_limits(settings.partition_limits);
     let mut leases = Leases::new(SESSION_TIMEOUT);
     // A coordinator that just started cannot know who was silent before.
     leases.reset(&metadata.image(), Instant::now());
     let service = Arc::new(Service {
         metadata,
         leases: StdMutex::new(leases),
+        registering: tokio::sync::Mutex::new(()),
         address,
         requests: AtomicU64::new(0),
         fenced_by_lease: AtomicU64::new(0),
@@ -248,6 +252,12 @@ type HttpResponse = Response<Full<Bytes>>;
 /// A handler's failure: the Kafka code and message for the body.
 struct Failure(ErrorBody);
 
+impl From<crate::cluster::Rejection> for Failure {
+    fn from(rejection: crate::cluster::Rejection) -> Self {
+        Failure(ErrorBody::new(rejection.code, rejection.message))
+    }
+}
+
 impl From<ClusterError> for Failure {
     fn from(error: ClusterError) -> Self {
         if !matches!(error, ClusterError::Rejected { .. }) {
@@ -324,13 +334,24 @@ async fn respond(
 
 impl Service {
     async fn register(&self, req: BrokerRegistrationRequest) -> Result<HttpResponse, Failure> {
+        // One at a time, so two brokers starting together cannot both pass
+        // the check before either is registered.
+        let _registering = self.registering.lock().await;
+        let decided = match self.leases.lock() {
+            Ok(leases) => leases.decide_registration(&self.metadata.image(), &req, Instant::now()),
+            Err(_) => Ok(()),
+        };
+        if let Err(rejection) = decided {
+            tracing::warn!(broker_id = req.broker_id, %rejection, "broker registration refused");
+            return Err(rejection.into());
+        }
         let outcome = self
             .metadata
             .propose(Command::RegisterBroker {
                 broker_id: req.broker_id,
                 incarnation_id: req.incarnation_id,
-                listeners: req.listeners,
-                rack: req.rack,
+                listeners: req.listeners.clone(),
+                rack: req.rack.clone(),
             })
             .await?;
         let ApplyOutcome::BrokerRegistered { broker_epoch } = outcome else {
@@ -339,7 +360,9 @@ impl Service {
                 format!("unexpected outcome {outcome:?}"),
             )));
         };
-        self.renew(req.broker_id);
+        if let Ok(mut leases) = self.leases.lock() {
+            leases.register(&req, Instant::now());
+        }
         tracing::info!(
             broker_id = req.broker_id,
             broker_epoch,
@@ -439,10 +462,8 @@ impl Service {
         &self,
         req: AllocateProducerIdsRequest,
     ) -> Result<HttpResponse, Failure> {
-        let range = self
-            .metadata
-            .allocate_producer_ids(req.broker_id, req.count)
-            .await?;
+        check_producer_id_count(req.count)?;
+        let range = self.metadata.allocate_producer_ids(req.broker_id).await?;
         json(&AllocateProducerIdsResponse {
             error: ErrorBody::none(),
             producer_id_start: range.start,

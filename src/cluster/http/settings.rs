@@ -9,7 +9,11 @@
 //! - `maxClientCnxns`: most concurrent connections, 0 (the default) for no
 //!   limit. ZooKeeper counts per client IP; gregor counts them all;
 //! - `node.id`: the coordinator's node id, written into `meta.json`;
-//!   default 0.
+//!   default 0;
+//! - `gregor.max.partitions.per.topic` (default 10000) and
+//!   `gregor.max.partitions.per.broker` (default 4000): CreateTopics and
+//!   CreatePartitions that would go past them are refused with
+//!   POLICY_VIOLATION (see [`PartitionLimits`]).
 //!
 //! Sources, later ones winning: built-in defaults, the properties file,
 //! environment variables `GREGOR_COORDINATOR_<KEY>` (the key upper-cased,
@@ -23,7 +27,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{ConfigError, RawConfig, RawValue, Source, parse_override};
+use crate::config::{ConfigError, PartitionLimits, RawConfig, RawValue, Source, parse_override};
 
 /// Every key the coordinator reads, with its default.
 const KEYS: &[(&str, &str)] = &[
@@ -32,6 +36,8 @@ const KEYS: &[(&str, &str)] = &[
     ("clientPortAddress", "0.0.0.0"),
     ("maxClientCnxns", "0"),
     ("node.id", "0"),
+    ("gregor.max.partitions.per.topic", "10000"),
+    ("gregor.max.partitions.per.broker", "4000"),
 ];
 
 /// Other spellings, mapped to the key in [`KEYS`] they mean.
@@ -71,6 +77,7 @@ pub struct CoordinatorSettings {
     /// coordinator's requests are small and its clients are brokers and
     /// tools on the cluster's network; tests shorten it.
     pub request_timeout: Duration,
+    pub partition_limits: PartitionLimits,
 }
 
 /// [`CoordinatorSettings::request_timeout`], as the broker's
@@ -204,12 +211,20 @@ fn validate(raw: &RawConfig) -> Result<CoordinatorSettings, ConfigError> {
         )
     })?;
     let max = int(raw, "maxClientCnxns", 0, i64::from(i32::MAX))?;
+    let limit = |key| -> Result<usize, ConfigError> {
+        Ok(usize::try_from(int(raw, key, 1, i64::from(i32::MAX))?).unwrap_or(usize::MAX))
+    };
+    let partition_limits = PartitionLimits {
+        per_topic: limit("gregor.max.partitions.per.topic")?,
+        per_broker: limit("gregor.max.partitions.per.broker")?,
+    };
     Ok(CoordinatorSettings {
         data_dir: PathBuf::from(dir.value.trim()),
         listen: SocketAddr::new(ip, port),
         max_client_connections: (max > 0).then(|| usize::try_from(max).unwrap_or(usize::MAX)),
         node_id: i32::try_from(int(raw, "node.id", 0, i64::from(i32::MAX))?).unwrap_or(0),
         request_timeout: REQUEST_TIMEOUT,
+        partition_limits,
     })
 }
 

@@ -15,6 +15,7 @@ use crate::cluster::{
     BrokerRegistration, ClusterCoordinator, ClusterError, Command, CreateTopicRequest,
     EmbeddedCoordinator, KafkaCode, Listener, LogRead, MetadataImage, SecurityProtocol,
 };
+use crate::config::PartitionLimits;
 
 struct Running {
     address: String,
@@ -37,6 +38,7 @@ async fn start_coordinator_with(request_timeout: Duration) -> Running {
         max_client_connections: None,
         node_id: 0,
         request_timeout,
+        partition_limits: PartitionLimits::default(),
     };
     let (stop, shutdown) = watch::channel(false);
     let server = tokio::spawn(async move {
@@ -63,6 +65,7 @@ fn registration(broker_id: i32) -> BrokerRegistration {
             security_protocol: SecurityProtocol::Plaintext,
         }],
         rack: None,
+        directory_id: Uuid::nil(),
     }
 }
 
@@ -134,8 +137,8 @@ async fn a_remote_broker_registers_writes_and_sees_its_writes_at_once() {
         Some("1000".to_owned())
     );
 
-    let first = broker.allocate_producer_ids(0, 10).await.expect("ids");
-    let second = broker.allocate_producer_ids(0, 10).await.expect("ids");
+    let first = broker.allocate_producer_ids(0).await.expect("ids");
+    let second = broker.allocate_producer_ids(0).await.expect("ids");
     assert!(first.end <= second.start);
 
     assert_eq!(
@@ -185,6 +188,7 @@ async fn registration_waits_for_a_coordinator_that_is_not_up_yet() {
         max_client_connections: None,
         node_id: 0,
         request_timeout: Duration::from_secs(30),
+        partition_limits: PartitionLimits::default(),
     };
     let (_stop_server, server_shutdown) = watch::channel(false);
     tokio::spawn(run_on(listener, settings, server_shutdown));

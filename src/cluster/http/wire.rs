@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::cluster::metadata::{KafkaCode, Listener, MetadataImage};
+use crate::cluster::policy::PRODUCER_ID_BLOCK_SIZE;
 use crate::cluster::{ClusterError, LogEntry};
 
 /// The error part every response has.
@@ -64,6 +65,10 @@ pub struct BrokerRegistrationRequest {
     pub listeners: Vec<Listener>,
     #[serde(default)]
     pub rack: Option<String>,
+    /// The broker's data directory id; nil (or absent, from older brokers)
+    /// when unknown.
+    #[serde(default)]
+    pub directory_id: Uuid,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,13 +167,14 @@ pub struct AlterConfigsRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AllocateProducerIdsRequest {
     pub broker_id: i32,
-    /// How many ids to reserve; Kafka's controller hands out blocks of 1000.
+    /// How many ids to reserve. Kafka's controller always hands out blocks
+    /// of [`PRODUCER_ID_BLOCK_SIZE`]; any other count is refused.
     #[serde(default = "default_producer_id_block")]
     pub count: i64,
 }
 
 fn default_producer_id_block() -> i64 {
-    1000
+    PRODUCER_ID_BLOCK_SIZE
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -341,6 +347,7 @@ mod tests {
             incarnation_id: Uuid::nil(),
             listeners: vec![listener()],
             rack: None,
+            directory_id: Uuid::nil(),
         };
         let value = serde_json::to_value(&request).expect("encode");
         assert_eq!(
@@ -350,6 +357,7 @@ mod tests {
                 "incarnation_id": "00000000-0000-0000-0000-000000000000",
                 "listeners": [{"name": "PLAINTEXT", "host": "h", "port": 9092, "security_protocol": "PLAINTEXT"}],
                 "rack": null,
+                "directory_id": "00000000-0000-0000-0000-000000000000",
             })
         );
         let back: BrokerRegistrationRequest = serde_json::from_value(value).expect("decode");

@@ -2,6 +2,9 @@
 //!
 //! Every handler checks all preconditions before changing anything, which is
 //! what lets [`MetadataImage::apply`] promise an unchanged image on `Err`.
+//! Which topic configs are supported is not checked here but by the
+//! proposer ([`crate::cluster::policy`]), so a log holding configs an older
+//! version accepted still replays.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +15,6 @@ use super::{
     validate_topic_name,
 };
 use crate::cluster::code::{KafkaCode, Rejection, rejected};
-use crate::cluster::topic_config::{validate_topic_config, validate_topic_config_key};
 
 impl MetadataImage {
     pub(super) fn create_topic(
@@ -56,10 +58,6 @@ impl MetadataImage {
             );
         }
         self.check_assignments(assignments, None)?;
-        for (key, value) in configs {
-            validate_topic_config(key, value)
-                .or_else(|reason| rejected(KafkaCode::INVALID_CONFIG, reason))?;
-        }
         self.topics.insert(
             name.to_owned(),
             TopicState {
@@ -163,14 +161,6 @@ impl MetadataImage {
                         format!("topic '{name}' does not exist"),
                     );
                 };
-                for (key, value) in set {
-                    validate_topic_config(key, value)
-                        .or_else(|reason| rejected(KafkaCode::INVALID_CONFIG, reason))?;
-                }
-                for key in delete {
-                    validate_topic_config_key(key)
-                        .or_else(|reason| rejected(KafkaCode::INVALID_CONFIG, reason))?;
-                }
                 &mut topic.configs
             }
             ConfigResource::Broker(id) => {
