@@ -45,7 +45,7 @@ use crc32c::crc32c;
 use indexmap::IndexMap;
 
 use crate::protocol::{
-    buf::{gap, ByteBuf, ByteBufMut},
+    buf::{bounded_capacity, gap, ByteBuf, ByteBufMut},
     types, Decoder, Encoder, StrBytes,
 };
 
@@ -587,7 +587,12 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
-        records.reserve(batch_decode_info.record_count);
+        // gregor patch: reserve for the records the buffer can hold, not for
+        // the count the batch header claims.
+        records.reserve(bounded_capacity::<Record>(
+            batch_decode_info.record_count,
+            buf.remaining(),
+        ));
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
@@ -1126,7 +1131,12 @@ impl Record {
         }
         let num_headers = num_headers as usize;
 
-        let mut headers = IndexMap::with_capacity(num_headers);
+        // gregor patch: reserve for the headers the record can hold (`buf`
+        // is this record's own bytes), not for the count it claims.
+        let mut headers = IndexMap::with_capacity(bounded_capacity::<(StrBytes, Option<Bytes>)>(
+            num_headers,
+            buf.len(),
+        ));
         for _ in 0..num_headers {
             // Key len
             let key_len: i32 = types::VarInt.decode(buf)?;

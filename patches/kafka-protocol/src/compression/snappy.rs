@@ -1,10 +1,13 @@
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use bytes::{Bytes, BytesMut};
 use snap::raw::*;
 
 use crate::protocol::buf::{ByteBuf, ByteBufMut};
 
 use super::{Compressor, Decompressor};
+
+// gregor patch: an upper bound on snappy's expansion ratio (64 / 3, rounded up).
+const MAX_EXPANSION: usize = 22;
 
 /// Snappy compression algorithm. See [Kafka's broker configuration](https://kafka.apache.org/documentation/#brokerconfigs_compression.type)
 /// for more information.
@@ -41,6 +44,17 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
         // Allocate a temporary buffer to hold the uncompressed bytes
         let buf = buf.copy_to_bytes(buf.remaining());
         let actual_len = decompress_len(&buf).context("Failed to decompress snappy")?;
+        // gregor patch: `actual_len` is read from the stream and sizes a
+        // zero-filled buffer (up to 4 GiB) before anything is decompressed.
+        // No snappy element expands further than a 3-byte copy of 64 bytes,
+        // so a length beyond that ratio of the input cannot be honest.
+        if actual_len > buf.len().saturating_mul(MAX_EXPANSION) {
+            bail!(
+                "Failed to decompress snappy: {} bytes cannot expand to the claimed {}",
+                buf.len(),
+                actual_len
+            );
+        }
         let mut tmp = BytesMut::new();
         tmp.resize(actual_len, 0);
 

@@ -18,6 +18,44 @@ impl Display for NotEnoughBytesError {
 
 impl Error for NotEnoughBytesError {}
 
+// gregor patch: bounded pre-allocation. A count or length read from the wire
+// is a claim, not a fact, and in 0.15.1 it sized allocations before a byte
+// of what it counts had been read: a 14-byte request could ask for hundreds
+// of gigabytes and abort the process. The decoders in `types` and `records`
+// now size nothing from the wire except through these two helpers.
+
+/// The most any decoder reserves up front, in bytes, for elements it has not
+/// decoded yet. Past it, collections grow as elements really arrive, which
+/// costs a few reallocations on legitimately huge inputs and nothing else.
+const MAX_PREALLOCATION: usize = 1 << 20;
+
+/// How many of `claimed` elements of `T` to reserve room for before decoding
+/// them from a buffer that has `remaining` bytes left.
+///
+/// Every element takes at least one byte on the wire (so does every type the
+/// generated messages hold in arrays, at the versions where the array is
+/// present), so a count above `remaining` can never be met and decoding will
+/// fail; reserving room for more than `remaining` elements only serves a lie. The byte cap keeps a large but
+/// still lying frame (a count near its length, with elements that are far
+/// bigger in memory than on the wire) from reserving many times its size.
+pub(crate) fn bounded_capacity<T>(claimed: usize, remaining: usize) -> usize {
+    let most = MAX_PREALLOCATION / std::mem::size_of::<T>().max(1);
+    claimed.min(remaining).min(most)
+}
+
+/// Fails unless `buf` holds at least `len` more bytes; call it before
+/// allocating a buffer of `len` bytes to copy into.
+pub(crate) fn ensure_remaining<B: Buf + ?Sized>(
+    buf: &B,
+    len: usize,
+) -> Result<(), NotEnoughBytesError> {
+    if buf.remaining() < len {
+        Err(NotEnoughBytesError)
+    } else {
+        Ok(())
+    }
+}
+
 /// Extension for working with [`bytes::Buf`].
 pub trait ByteBuf: Buf {
     /// Peek ahead in the buffer by the provided range.
