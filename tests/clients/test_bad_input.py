@@ -122,11 +122,12 @@ def test_second_broker_on_a_busy_port_says_so(broker, tmp_path):
 
 # --- Claimed counts under an address-space limit -----------------------------
 #
-# The wire codec used to reserve what a count claimed before reading what it
-# counts. Without a memory limit a lazily committed mapping hid that; under
-# one the reservation fails and the whole process aborts. These frames are
-# sent to a broker started under `prlimit --as`, so a claimed count that
-# sizes an allocation kills it.
+# kafka-protocol 0.15.1 reserves what a count claims before reading what it
+# counts (patches/kafka-protocol bounds that). Without a memory limit a
+# lazily committed mapping can hide such a reservation; under one it fails
+# and the whole process aborts. These frames go to a broker started under
+# `prlimit --as` (util-linux), so a claimed count that sizes an allocation
+# kills it.
 
 # The debug binary idles at about 1.4 GB of virtual memory (mostly mimalloc's
 # reservations and thread stacks); 4 GiB leaves room for normal work and is
