@@ -23,9 +23,13 @@ pub mod group;
 /// and cost CPU in page clearing, see docs/benchmarks.md) for the binary and
 /// its tests, so hostile inputs are tested against the allocator that serves
 /// them in production. Nothing here guards against huge requests: the wire
-/// codec (patches/kafka-protocol) sizes no allocation from a count it has not
-/// seen the bytes for, so a claimed count cannot ask for more than the frame
-/// it came in, which `protocol::frame` has already bounded.
+/// codec (patches/kafka-protocol) sizes no allocation from a count before it
+/// has the bytes, so a claimed count reserves at most 1 MiB up front and
+/// beyond that only what its frame (bounded by `protocol::frame`) holds.
+///
+/// The `mimalloc` feature (on by default) installs it; the fuzz targets build
+/// without it so that libFuzzer can see every allocation.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
