@@ -271,3 +271,23 @@ fn honest_batches_still_decode_and_the_allocator_sees_them() {
         assert!(largest > 4096, "{compression:?}: largest {largest}");
     }
 }
+
+/// Not an allocation property, but the same decoder: a header whose value
+/// is null (length -1, as Kafka and the crate's own encoder write it)
+/// decodes as null. Upstream 0.15.1 refused it, so every record carrying
+/// one failed down-conversion for old clients.
+#[test]
+fn null_header_values_decode_as_null() {
+    let mut with_null = record(1);
+    with_null
+        .headers
+        .insert(StrBytes::from_static_str("trace"), None);
+    let batch = encode_batch(&[with_null], Compression::None);
+    let set = RecordBatchDecoder::decode(&mut batch.freeze()).expect("decodes");
+    let headers = &set.records[0].headers;
+    assert_eq!(headers.get(&StrBytes::from_static_str("trace")), Some(&None));
+    assert_eq!(
+        headers.get(&StrBytes::from_static_str("h0")),
+        Some(&Some(Bytes::from_static(b"x")))
+    );
+}
