@@ -6,6 +6,8 @@
 //! - `cluster`: the cluster coordinator (ZooKeeper's role) — topic metadata
 //!   as a state machine changed by logged commands;
 //! - `storage`: per-partition segmented logs with recovery and retention;
+//! - `record_log`: the CRC-framed append-only file under the command log
+//!   and the committed-offsets store (one recovery policy for both);
 //! - `records`: record batch validation, offset assignment, legacy formats;
 //! - `protocol`: Kafka framing and the supported API table;
 //! - `config`: flags, environment and files resolved into settings;
@@ -26,5 +28,6 @@ pub mod group;
 static ALLOCATOR: allocator::GuardedAllocator = allocator::GuardedAllocator;
 
 pub mod protocol;
+pub mod record_log;
 pub mod records;
 pub mod storage;
