@@ -22,7 +22,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -241,14 +241,9 @@ fn log_error(error: RecordLogError) -> ClusterError {
         RecordLogError::OpenFailed { path, source }
         | RecordLogError::AppendFailed { path, source, .. }
         | RecordLogError::RewriteFailed { path, source } => ClusterError::storage(path, source),
-        other @ (RecordLogError::CutBackFailed { .. }
-        | RecordLogError::UnframeableRecord { .. }) => {
-            let path = match &other {
-                RecordLogError::CutBackFailed { path, .. }
-                | RecordLogError::UnframeableRecord { path, .. } => path.clone(),
-                _ => PathBuf::new(),
-            };
-            ClusterError::storage(path, io::Error::other(other.to_string()))
+        RecordLogError::CutBackFailed { ref path, .. }
+        | RecordLogError::UnframeableRecord { ref path, .. } => {
+            ClusterError::storage(path.clone(), io::Error::other(error.to_string()))
         }
     }
 }
