@@ -6,6 +6,8 @@
 //! - `cluster`: the cluster coordinator (ZooKeeper's role) — topic metadata
 //!   as a state machine changed by logged commands;
 //! - `storage`: per-partition segmented logs with recovery and retention;
+//! - `record_log`: the CRC-framed append-only file under the command log
+//!   and the committed-offsets store (one recovery policy for both);
 //! - `records`: record batch validation, offset assignment, legacy formats;
 //! - `protocol`: Kafka framing and the supported API table;
 //! - `config`: flags, environment and files resolved into settings;
@@ -37,5 +39,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[doc(hidden)]
 pub mod properties;
 pub mod protocol;
+pub mod record_log;
 pub mod records;
 pub mod storage;

@@ -15,12 +15,39 @@ use uuid::Uuid;
 
 use crate::cluster::LogEntry;
 use crate::cluster::metadata::{Command, Listener, MetadataImage, SecurityProtocol};
+use crate::protocol::{decode_request, split_frame};
+use crate::records::{find_by_timestamp, split_batches, up_convert, verify_records};
 use crate::storage::{BatchHeader, LogConfig, PartitionLog, crc_matches};
 
 /// `data` as the only segment file of a partition left by a crash:
 /// recovery keeps a prefix of whole, CRC-valid batches with consecutive
 /// offsets, every offset below the recovered end is readable, and the next
 /// append lands at that end.
+/// Any bytes on a connection: framing then request decoding return a
+/// value or an error, never panic or abort.
+pub fn request_decoder(data: &[u8]) {
+    let _ = decode_request(Bytes::copy_from_slice(data));
+    let mut stream = BytesMut::from(data);
+    while let Ok(Some(frame)) = split_frame(&mut stream, 1 << 20) {
+        let _ = decode_request(frame);
+    }
+}
+
+/// Any produced record set: validation, record verification, timestamp
+/// lookup and legacy conversion accept or refuse it, never panic or abort,
+/// and never spend more than the decompression cap.
+pub fn batch_validator(data: &[u8]) {
+    const CAP: usize = 1 << 20;
+    let records = Bytes::copy_from_slice(data);
+    if let Ok(batches) = split_batches(&records) {
+        for (header, batch) in &batches {
+            let _ = verify_records(batch, header, CAP);
+            let _ = find_by_timestamp(batch, 0, CAP);
+        }
+    }
+    let _ = up_convert(&records, CAP);
+}
+
 /// `dir` is an empty directory of the caller's (a temporary one).
 pub fn segment_recovery(dir: &Path, data: &[u8]) {
     std::fs::write(dir.join("00000000000000000000.log"), data).expect("write segment");

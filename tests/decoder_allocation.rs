@@ -285,7 +285,10 @@ fn null_header_values_decode_as_null() {
     let batch = encode_batch(&[with_null], Compression::None);
     let set = RecordBatchDecoder::decode(&mut batch.freeze()).expect("decodes");
     let headers = &set.records[0].headers;
-    assert_eq!(headers.get(&StrBytes::from_static_str("trace")), Some(&None));
+    assert_eq!(
+        headers.get(&StrBytes::from_static_str("trace")),
+        Some(&None)
+    );
     assert_eq!(
         headers.get(&StrBytes::from_static_str("h0")),
         Some(&Some(Bytes::from_static(b"x")))

@@ -9,9 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bytes::{Bytes, BytesMut};
-use gregor::protocol::{decode_request, split_frame};
-use gregor::records::{split_batches, up_convert};
+use gregor::properties::{batch_validator, request_decoder};
 
 /// Far above what the test binary needs, far below what the inputs claim
 /// (the smallest claim is 4 GiB of snappy output; the others are 38 GB and
@@ -44,22 +42,6 @@ fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     inputs.sort();
     assert!(!inputs.is_empty(), "no inputs in {}", dir.display());
     inputs
-}
-
-/// The body of `fuzz/fuzz_targets/request_decoder.rs`.
-fn request_decoder(data: &[u8]) {
-    let _ = decode_request(Bytes::copy_from_slice(data));
-    let mut stream = BytesMut::from(data);
-    while let Ok(Some(frame)) = split_frame(&mut stream, 1 << 20) {
-        let _ = decode_request(frame);
-    }
-}
-
-/// The body of `fuzz/fuzz_targets/batch_validator.rs`.
-fn batch_validator(data: &[u8]) {
-    let records = Bytes::copy_from_slice(data);
-    let _ = split_batches(&records);
-    let _ = up_convert(&records);
 }
 
 // One test, so the limit is in place before any replay starts.

@@ -24,7 +24,7 @@ use crate::cluster::{
     RemoteCoordinator, SecurityProtocol,
 };
 use crate::config::BrokerSettings;
-use crate::group::GroupCoordinator;
+use crate::group::{GroupCoordinator, OffsetStoreError};
 
 /// Why a broker could not start; each names what the operator must fix.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,9 @@ pub enum StartError {
     },
     #[error("cluster metadata: {0}")]
     Cluster(#[from] ClusterError),
+    /// The committed-offsets log cannot be recovered without losing commits.
+    #[error("{0}")]
+    CommittedOffsets(#[from] OffsetStoreError),
 }
 
 /// Runs the broker until `shutdown` turns true.
@@ -114,6 +117,13 @@ pub async fn run(
         uid: current_uid(),
         reason: e.to_string(),
     })?;
+    // The load runs on the store's writer thread. Waiting for it before
+    // accepting means a log that cannot be recovered stops the start with
+    // its file and byte position, instead of serving older offsets.
+    tokio::select! {
+        loaded = groups.offsets.wait_loaded() => loaded?,
+        _ = shutdown.changed() => return Ok(()),
+    }
     let ctx = Arc::new(BrokerContext {
         coordinator: coordinator.clone(),
         partitions: partitions.clone(),

@@ -3,23 +3,33 @@
 //! On disk, under `<data_dir>/__cluster_metadata/`:
 //! - `meta.json` — the format marker `{cluster_id, node_id}`, written last
 //!   when a directory is formatted;
-//! - `commands.log` — JSON lines: a header `{version, cluster_id, node_id}`,
-//!   then one [`LogEntry`] per accepted command with contiguous indexes
-//!   starting at 1.
+//! - `commands.log` — a [`RecordLog`]: the first record is the header
+//!   `{version, cluster_id, node_id}` as JSON, then one [`LogEntry`] as JSON
+//!   per accepted command, with contiguous indexes starting at 1.
 //!
-//! An append is one `write` plus `fdatasync`, so a crash can leave at most a
-//! torn last line; opening drops it with a warning. Anything else that does
-//! not parse is corruption and stops start-up.
+//! Recovery is the record log's: a crash can leave at most a torn last
+//! record, which opening cuts off with a warning; a damaged record with
+//! intact ones after it, or an intact record that does not parse, is
+//! corruption and stops start-up with the byte position.
+//!
+//! Data directories written before the record log hold `commands.log` as
+//! JSON lines (header line, then one entry per line). Such a file starts
+//! with `{`; a framed one never does, as its first byte is the high byte of
+//! the header's length. Opening converts it once: the lines are read with
+//! the old rules (a torn last line is dropped, any other bad line refused)
+//! and written as records to a temporary file renamed over the old one, so a
+//! crash during the conversion leaves the old file or the new, not a mix.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::ClusterError;
 use super::metadata::Command;
+use crate::record_log::{RecordLog, RecordLogError, frame};
 
 /// The directory under the data directory that holds the coordinator's files.
 pub const METADATA_DIR: &str = "__cluster_metadata";
@@ -51,15 +61,13 @@ pub struct LogEntry {
 /// An open command log, positioned for appending.
 #[derive(Debug)]
 pub struct CommandLog {
-    path: PathBuf,
-    file: File,
+    /// Cuts back a failed append itself, and refuses appends if it cannot.
+    log: RecordLog,
     marker: MetaMarker,
-    /// Bytes of complete lines; a failed append is cut back to this.
-    len: u64,
     last_index: u64,
-    /// Set when a failed append could not be rolled back: the file may end
-    /// in a partial line, and appending after it would corrupt the log.
-    unusable: bool,
+    /// Byte positions of the entries read at open (entry `i` at `i - 1`),
+    /// to name them when replaying one fails.
+    replayed_positions: Vec<u64>,
 }
 
 /// A fresh cluster id: a random UUID as 22 characters of unpadded base64url,
@@ -120,8 +128,11 @@ impl CommandLog {
                 ),
             });
         }
-        let bytes = match fs::read(&log_path) {
-            Ok(bytes) => bytes,
+        match fs::read(&log_path) {
+            Ok(bytes) if bytes.first() == Some(&b'{') => {
+                convert_json_lines(&log_path, &bytes)?;
+            }
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(ClusterError::InconsistentMetadata {
                     path: log_path,
@@ -129,8 +140,9 @@ impl CommandLog {
                 });
             }
             Err(e) => return Err(ClusterError::storage(&log_path, e)),
-        };
-        let parsed = parse_log(&log_path, &bytes)?;
+        }
+        let recovered = RecordLog::open(&log_path).map_err(log_error)?;
+        let parsed = parse_records(&log_path, &recovered.records)?;
         if parsed.header.cluster_id != marker.cluster_id || parsed.header.node_id != marker.node_id
         {
             return Err(ClusterError::InconsistentMetadata {
@@ -144,28 +156,12 @@ impl CommandLog {
                 ),
             });
         }
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| ClusterError::storage(&log_path, e))?;
-        if parsed.valid_len < bytes.len() as u64 {
-            tracing::warn!(
-                path = %log_path.display(),
-                dropped_bytes = bytes.len() as u64 - parsed.valid_len,
-                "dropping the torn last line of the cluster metadata log"
-            );
-            file.set_len(parsed.valid_len)
-                .and_then(|()| file.sync_data())
-                .map_err(|e| ClusterError::storage(&log_path, e))?;
-        }
         let last_index = parsed.entries.last().map_or(0, |e| e.index);
         let log = Self {
-            path: log_path,
-            file,
+            log: recovered.log,
             marker,
-            len: parsed.valid_len,
             last_index,
-            unusable: false,
+            replayed_positions: parsed.positions,
         };
         Ok((log, parsed.entries))
     }
@@ -175,7 +171,7 @@ impl CommandLog {
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.log.path()
     }
 
     /// Index of the newest entry; 0 when the log is empty.
@@ -192,58 +188,62 @@ impl CommandLog {
     /// [`Self::next_index`]. Blocks on `fdatasync`; async callers should run
     /// it on a blocking thread.
     ///
-    /// On failure the partial line is cut off again, so the log stays
+    /// On failure the partial record is cut off again, so the log stays
     /// appendable; if even that fails, every later append fails too.
     pub fn append(&mut self, entry: &LogEntry) -> Result<(), ClusterError> {
-        if self.unusable {
-            return Err(ClusterError::storage(
-                &self.path,
-                io::Error::other("an earlier failed append could not be rolled back"),
-            ));
-        }
         if entry.index != self.next_index() {
             return Err(ClusterError::storage(
-                &self.path,
+                self.path(),
                 io::Error::other(format!(
                     "entry index {} does not follow last index {}",
                     entry.index, self.last_index
                 )),
             ));
         }
-        let mut line = serde_json::to_vec(entry)
-            .map_err(|e| ClusterError::storage(&self.path, io::Error::other(e)))?;
-        line.push(b'\n');
-        let written = self
-            .file
-            .write_all(&line)
-            .and_then(|()| self.file.sync_data());
-        if let Err(e) = written {
-            if let Err(rollback) = self
-                .file
-                .set_len(self.len)
-                .and_then(|()| self.file.sync_data())
-            {
-                tracing::error!(
-                    path = %self.path.display(),
-                    error = %rollback,
-                    "cannot roll back a failed metadata log append; refusing further appends"
-                );
-                self.unusable = true;
-            }
-            return Err(ClusterError::storage(&self.path, e));
-        }
-        self.len += line.len() as u64;
+        let record = serde_json::to_vec(entry)
+            .map_err(|e| ClusterError::storage(self.path(), io::Error::other(e)))?;
+        self.log.append(&[record]).map_err(log_error)?;
         self.last_index = entry.index;
         Ok(())
     }
 
-    /// The error for an entry that parsed but cannot be replayed.
+    /// The error for an entry read at open that parsed but cannot be
+    /// replayed.
     pub fn corrupt_entry(&self, index: u64, reason: impl Into<String>) -> ClusterError {
+        let position = usize::try_from(index.saturating_sub(1))
+            .ok()
+            .and_then(|i| self.replayed_positions.get(i))
+            .copied()
+            .unwrap_or(self.log.len());
         ClusterError::CorruptLog {
-            path: self.path.clone(),
-            // Line 1 is the header, entry `i` is line `i + 1`.
-            line: usize::try_from(index).map_or(usize::MAX, |i| i.saturating_add(1)),
-            reason: reason.into(),
+            path: self.path().to_owned(),
+            position,
+            reason: format!("entry {index}: {}", reason.into()),
+        }
+    }
+}
+
+/// A record log failure as the coordinator reports it.
+fn log_error(error: RecordLogError) -> ClusterError {
+    match error {
+        RecordLogError::CorruptRecord {
+            path,
+            position,
+            defect,
+            next_intact,
+        } => ClusterError::CorruptLog {
+            path,
+            position,
+            reason: format!(
+                "{defect}, and intact records follow from byte {next_intact}, so it is not a torn tail"
+            ),
+        },
+        RecordLogError::OpenFailed { path, source }
+        | RecordLogError::AppendFailed { path, source, .. }
+        | RecordLogError::RewriteFailed { path, source } => ClusterError::storage(path, source),
+        RecordLogError::CutBackFailed { ref path, .. }
+        | RecordLogError::UnframeableRecord { ref path, .. } => {
+            ClusterError::storage(path.clone(), io::Error::other(error.to_string()))
         }
     }
 }
@@ -273,13 +273,7 @@ fn format(
     // Without a marker, a log holding entries means the marker was lost, not
     // that formatting was interrupted; guessing a cluster id would be wrong.
     match fs::read(log_path) {
-        Ok(bytes)
-            if bytes
-                .split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .count()
-                > 1 =>
-        {
+        Ok(bytes) if holds_entries(&bytes) => {
             return Err(ClusterError::InconsistentMetadata {
                 path: meta_path.to_owned(),
                 reason: "meta.json is missing but the command log has entries".to_owned(),
@@ -298,10 +292,9 @@ fn format(
         cluster_id: marker.cluster_id.clone(),
         node_id,
     };
-    let mut header_line =
+    let header_record =
         serde_json::to_vec(&header).map_err(|e| ClusterError::storage(log_path, e.into()))?;
-    header_line.push(b'\n');
-    write_atomically(dir, log_path, &header_line)?;
+    RecordLog::create(log_path, &[header_record]).map_err(log_error)?;
     let marker_json = serde_json::to_vec_pretty(&marker)
         .map_err(|e| ClusterError::storage(meta_path, e.into()))?;
     write_atomically(dir, meta_path, &marker_json)?;
@@ -312,6 +305,19 @@ fn format(
         "formatted cluster metadata directory"
     );
     Ok(marker)
+}
+
+/// Whether a log file holds more than its header, in either format; a
+/// damaged one counts as holding entries, since guessing would be wrong.
+fn holds_entries(bytes: &[u8]) -> bool {
+    if bytes.first() == Some(&b'{') {
+        return bytes
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count()
+            > 1;
+    }
+    frame::scan(bytes).map_or(true, |scan| scan.frames.len() > 1)
 }
 
 /// Replaces `path` with `bytes` via a synced temporary file and a rename, so
@@ -331,62 +337,126 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), Cluster
 struct ParsedLog {
     header: LogHeader,
     entries: Vec<LogEntry>,
-    /// Length of the prefix made of complete, valid lines.
-    valid_len: u64,
+    /// Where each entry's record starts.
+    positions: Vec<u64>,
 }
 
-fn parse_log(path: &Path, bytes: &[u8]) -> Result<ParsedLog, ClusterError> {
-    let corrupt = |line: usize, reason: String| ClusterError::CorruptLog {
+/// Checks the header record and the contiguity of the entries after it.
+fn parse_records(
+    path: &Path,
+    records: &[crate::record_log::StoredRecord],
+) -> Result<ParsedLog, ClusterError> {
+    let corrupt = |position: u64, reason: String| ClusterError::CorruptLog {
         path: path.to_owned(),
-        line,
+        position,
         reason,
     };
     // The header is written with a rename, so it is never torn.
-    let header_end = bytes
-        .iter()
-        .position(|b| *b == b'\n')
-        .ok_or_else(|| corrupt(1, "missing header line".to_owned()))?;
-    let header: LogHeader = serde_json::from_slice(&bytes[..header_end])
-        .map_err(|e| corrupt(1, format!("bad header: {e}")))?;
+    let (first, rest) = records
+        .split_first()
+        .ok_or_else(|| corrupt(0, "missing header record".to_owned()))?;
+    let header: LogHeader = serde_json::from_slice(&first.payload)
+        .map_err(|e| corrupt(first.position, format!("bad header: {e}")))?;
     if header.version != FORMAT_VERSION {
         return Err(corrupt(
-            1,
+            first.position,
             format!("unsupported log format version {}", header.version),
         ));
     }
-
-    let mut entries: Vec<LogEntry> = Vec::new();
-    let mut offset = header_end + 1;
-    let mut line_no = 1;
-    while offset < bytes.len() {
-        line_no += 1;
-        let rest = &bytes[offset..];
-        let Some(len) = rest.iter().position(|b| *b == b'\n') else {
-            break; // no newline: the append never finished
-        };
-        let is_last = offset + len + 1 == bytes.len();
-        let entry = match serde_json::from_slice::<LogEntry>(&rest[..len]) {
-            Ok(entry) => entry,
-            // A crash may leave a full-length but garbled last line (the
-            // file grew, the data did not land); only the last line may be.
-            Err(_) if is_last => break,
-            Err(e) => return Err(corrupt(line_no, e.to_string())),
-        };
+    let mut entries: Vec<LogEntry> = Vec::with_capacity(rest.len());
+    for record in rest {
+        let entry = serde_json::from_slice::<LogEntry>(&record.payload)
+            .map_err(|e| corrupt(record.position, e.to_string()))?;
         let expected = entries.last().map_or(1, |e| e.index + 1);
         if entry.index != expected {
             return Err(corrupt(
-                line_no,
+                record.position,
                 format!("entry index {} where {expected} was expected", entry.index),
             ));
         }
         entries.push(entry);
-        offset += len + 1;
     }
     Ok(ParsedLog {
         header,
         entries,
-        valid_len: offset as u64,
+        positions: rest.iter().map(|r| r.position).collect(),
     })
+}
+
+/// Rewrites a JSON-lines log (the format before the record log) as records.
+fn convert_json_lines(path: &Path, bytes: &[u8]) -> Result<(), ClusterError> {
+    let lines = json_lines::complete_lines(path, bytes)?;
+    RecordLog::create(path, &lines).map_err(log_error)?;
+    tracing::info!(
+        path = %path.display(),
+        records = lines.len(),
+        "converted the cluster metadata log from JSON lines to framed records"
+    );
+    Ok(())
+}
+
+/// The JSON-lines format, read only to convert it.
+mod json_lines {
+    use std::path::Path;
+
+    use super::{FORMAT_VERSION, LogEntry, LogHeader};
+    use crate::cluster::ClusterError;
+
+    /// The header line and the entry lines, checked as the old format was:
+    /// only the last line may be torn (it is dropped), and indexes run
+    /// from 1 without gaps. The position in errors is the line's byte.
+    pub(super) fn complete_lines<'a>(
+        path: &Path,
+        bytes: &'a [u8],
+    ) -> Result<Vec<&'a [u8]>, ClusterError> {
+        let corrupt = |position: usize, reason: String| ClusterError::CorruptLog {
+            path: path.to_owned(),
+            position: position as u64,
+            reason: format!("(JSON-lines format) {reason}"),
+        };
+        let header_end = bytes
+            .iter()
+            .position(|b| *b == b'\n')
+            .ok_or_else(|| corrupt(0, "missing header line".to_owned()))?;
+        let header: LogHeader = serde_json::from_slice(&bytes[..header_end])
+            .map_err(|e| corrupt(0, format!("bad header: {e}")))?;
+        if header.version != FORMAT_VERSION {
+            return Err(corrupt(
+                0,
+                format!("unsupported log format version {}", header.version),
+            ));
+        }
+        let mut lines = vec![&bytes[..header_end]];
+        let mut last_index = 0;
+        let mut offset = header_end + 1;
+        while offset < bytes.len() {
+            let rest = &bytes[offset..];
+            let Some(len) = rest.iter().position(|b| *b == b'\n') else {
+                break; // no newline: the append never finished
+            };
+            let is_last = offset + len + 1 == bytes.len();
+            let entry = match serde_json::from_slice::<LogEntry>(&rest[..len]) {
+                Ok(entry) => entry,
+                // A crash may leave a full-length but garbled last line.
+                Err(_) if is_last => break,
+                Err(e) => return Err(corrupt(offset, e.to_string())),
+            };
+            if entry.index != last_index + 1 {
+                return Err(corrupt(
+                    offset,
+                    format!(
+                        "entry index {} where {} was expected",
+                        entry.index,
+                        last_index + 1
+                    ),
+                ));
+            }
+            last_index = entry.index;
+            lines.push(&rest[..len]);
+            offset += len + 1;
+        }
+        Ok(lines)
+    }
 }
 
 #[cfg(test)]
@@ -404,35 +474,116 @@ mod tests {
         assert!(!id.starts_with('-'));
     }
 
+    fn delete_topic(index: u64) -> LogEntry {
+        LogEntry {
+            index,
+            command: Command::DeleteTopic {
+                topic_id: Uuid::from_u128(u128::from(index)),
+            },
+        }
+    }
+
     #[test]
-    fn garbled_complete_last_line_is_dropped_but_earlier_ones_are_corruption() {
+    fn a_damaged_last_record_is_dropped_but_an_earlier_one_is_corruption() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut log, entries) = CommandLog::open(dir.path(), 0).expect("format");
         assert!(entries.is_empty());
-        let entry = LogEntry {
-            index: 1,
-            command: Command::DeleteTopic {
-                topic_id: Uuid::from_u128(1),
-            },
-        };
-        log.append(&entry).expect("append");
+        log.append(&delete_topic(1)).expect("append");
         let path = log.path().to_owned();
         drop(log);
         let intact = fs::read(&path).expect("read");
-        let mut garbled = intact.clone();
-        garbled.extend_from_slice(b"\0\0\0\n");
-        fs::write(&path, &garbled).expect("write");
+        let mut damaged = intact.clone();
+        frame::encode(
+            &serde_json::to_vec(&delete_topic(2)).expect("json"),
+            &mut damaged,
+        );
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0x01;
+        fs::write(&path, &damaged).expect("write");
         let (log, entries) = CommandLog::open(dir.path(), 0).expect("reopen");
-        assert_eq!(entries, vec![entry]);
+        assert_eq!(entries, vec![delete_topic(1)]);
         assert_eq!(log.next_index(), 2);
         assert_eq!(fs::read(&path).expect("read"), intact);
 
-        garbled.extend_from_slice(&intact[intact.len() - 10..]);
-        fs::write(&path, &garbled).expect("write");
-        assert!(matches!(
-            CommandLog::open(dir.path(), 0),
-            Err(ClusterError::CorruptLog { line: 3, .. })
-        ));
+        frame::encode(
+            &serde_json::to_vec(&delete_topic(2)).expect("json"),
+            &mut damaged,
+        );
+        fs::write(&path, &damaged).expect("write");
+        let error = CommandLog::open(dir.path(), 0).expect_err("refused");
+        let position = intact.len() as u64;
+        assert!(
+            matches!(error, ClusterError::CorruptLog { position: p, .. } if p == position),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains(&format!("at byte {position}")),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_json_lines_log_from_before_the_record_log_is_converted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, _) = CommandLog::open(dir.path(), 7).expect("format");
+        let marker = log.marker().clone();
+        let path = log.path().to_owned();
+        drop(log);
+        // What the JSON-lines writer left: header, two entries, a torn line.
+        let header = LogHeader {
+            version: FORMAT_VERSION,
+            cluster_id: marker.cluster_id.clone(),
+            node_id: 7,
+        };
+        let mut old = serde_json::to_vec(&header).expect("json");
+        for index in [1, 2] {
+            old.push(b'\n');
+            old.extend(serde_json::to_vec(&delete_topic(index)).expect("json"));
+        }
+        old.extend_from_slice(b"\n{\"index\":3,\"comm");
+        fs::write(&path, &old).expect("write");
+
+        let (mut log, entries) = CommandLog::open(dir.path(), 7).expect("convert");
+        assert_eq!(entries, vec![delete_topic(1), delete_topic(2)]);
+        assert_eq!(log.marker(), &marker);
+        log.append(&delete_topic(3))
+            .expect("append after conversion");
+        drop(log);
+        assert_ne!(fs::read(&path).expect("read")[0], b'{', "now framed");
+        let (_, entries) = CommandLog::open(dir.path(), 7).expect("reopen");
+        assert_eq!(entries.len(), 3);
+        let names: Vec<_> = fs::read_dir(path.parent().expect("dir"))
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+            .collect();
+        assert!(names.iter().all(|n| !n.contains("rewrite")), "{names:?}");
+    }
+
+    #[test]
+    fn a_json_lines_log_with_a_bad_line_in_the_middle_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, _) = CommandLog::open(dir.path(), 0).expect("format");
+        let marker = log.marker().clone();
+        let path = log.path().to_owned();
+        drop(log);
+        let header = LogHeader {
+            version: FORMAT_VERSION,
+            cluster_id: marker.cluster_id,
+            node_id: 0,
+        };
+        let mut old = serde_json::to_vec(&header).expect("json");
+        old.push(b'\n');
+        let bad_at = old.len() as u64;
+        old.extend_from_slice(b"garbage\n");
+        old.extend(serde_json::to_vec(&delete_topic(1)).expect("json"));
+        old.push(b'\n');
+        fs::write(&path, &old).expect("write");
+        let error = CommandLog::open(dir.path(), 0).expect_err("refused");
+        assert!(
+            matches!(error, ClusterError::CorruptLog { position, .. } if position == bad_at),
+            "{error}"
+        );
+        assert_eq!(fs::read(&path).expect("read"), old, "left as it was");
     }
 
     #[test]

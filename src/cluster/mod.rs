@@ -112,11 +112,12 @@ pub enum ClusterError {
         #[source]
         source: std::io::Error,
     },
-    /// The command log cannot be parsed or replayed.
-    #[error("cluster metadata log {} line {line} is corrupt: {reason}", path.display())]
+    /// The command log cannot be parsed or replayed; `position` is the
+    /// byte where the bad record starts.
+    #[error("cluster metadata log {} is corrupt at byte {position}: {reason}", path.display())]
     CorruptLog {
         path: PathBuf,
-        line: usize,
+        position: u64,
         reason: String,
     },
     /// The data directory belongs to another cluster or node, or its format

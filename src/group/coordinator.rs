@@ -18,6 +18,7 @@ use super::state::{
     SyncOutcome, SyncRequest,
 };
 use crate::config::GroupSettings;
+use crate::record_log::RecordLogError;
 
 /// How often offsets of empty groups are checked for expiry (Kafka's
 /// `offsets.retention.check.interval.ms` default).
@@ -247,10 +248,19 @@ impl GroupCoordinator {
     }
 }
 
-/// The wire error for a store failure.
+/// The wire error for a store failure, as Kafka maps a failed append to
+/// `__consumer_offsets` (`GroupMetadataManager.storeOffsets`): a storage
+/// error (`KAFKA_STORAGE_ERROR`) becomes NOT_COORDINATOR, a record too large
+/// to append INVALID_COMMIT_OFFSET_SIZE; a store that is not running is
+/// COORDINATOR_NOT_AVAILABLE, one still loading COORDINATOR_LOAD_IN_PROGRESS.
+/// All but the size error are retriable, so clients retry the commit.
 pub fn store_error(error: OffsetStoreError) -> ResponseError {
     match error {
         OffsetStoreError::Loading => ResponseError::CoordinatorLoadInProgress,
+        OffsetStoreError::WriteFailed(cause) => match *cause {
+            RecordLogError::UnframeableRecord { .. } => ResponseError::InvalidCommitOffsetSize,
+            _ => ResponseError::NotCoordinator,
+        },
         _ => ResponseError::CoordinatorNotAvailable,
     }
 }
@@ -270,7 +280,12 @@ impl Task {
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        self.offsets.wait_loaded().await;
+        if let Err(error) = self.offsets.wait_loaded().await {
+            // Requests then fail with COORDINATOR_NOT_AVAILABLE; the broker
+            // refuses to start on this error anyway.
+            tracing::error!(%error, "group coordinator not started");
+            return;
+        }
         let mut expiry = tokio::time::interval(EXPIRY_CHECK_INTERVAL);
         loop {
             let deadline = self.groups.values().filter_map(Group::deadline).min();

@@ -1,29 +1,25 @@
 //! The durable committed-offset store: Kafka's `__consumer_offsets`, kept
 //! as an append-only log under `<data_dir>/__consumer_offsets/`.
 //!
-//! The log uses its own small framing rather than v2 record batches:
-//! nobody fetches this log over the wire, and what it holds is a keyed map
+//! The file is a [`RecordLog`] rather than v2 record batches: nobody
+//! fetches this log over the wire, and what it holds is a keyed map
 //! (group, topic, partition) → offset, so a record is just a key and value
-//! with a checksum. Each frame is
+//! with a checksum. A payload is a kind byte followed by its fields (see
+//! [`Record`]). Recovery is the record log's: a torn tail is cut off; a
+//! damaged record with intact ones after it stops the load (and the broker's
+//! start) with the file and byte position, because replaying only the part
+//! before it would move committed offsets backwards without a word.
 //!
-//! ```text
-//! u32 payload length | u32 crc32c(payload) | payload
-//! ```
-//!
-//! and a payload is a kind byte followed by its fields (see [`Record`]).
-//! Replay stops at the first frame that is short or fails its checksum —
-//! the torn tail of a write cut off by a crash — and truncates it away.
-//!
-//! One writer thread owns the file. Appends queue up while it is in
-//! `fsync`, and the next round writes all of them and syncs once (group
-//! commit); a caller is answered only after its records are durable, and
-//! readers see an offset only from then on. When the log holds far more
-//! records than live entries it is rewritten: live entries to a new file,
-//! `fsync`, rename over the old one.
+//! One writer thread owns the file, so no tokio worker blocks on it.
+//! Appends queue up while it is in `fsync`, and the next round writes all of
+//! them and syncs once (group commit); a caller is answered only after its
+//! records are durable, and readers see an offset only from then on. A
+//! failed write is cut back by the record log and changes nothing in
+//! memory. When the log holds far more records than live entries it is
+//! rewritten through [`RecordLog::rewrite`] (temporary file, `fsync`,
+//! rename).
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -31,9 +27,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::record_log::{FileWrapper, RecordLog, RecordLogError};
+
 const LOG_FILE: &str = "offsets.log";
-const COMPACT_FILE: &str = "offsets.log.compacting";
-const FRAME_HEADER: usize = 8;
 /// Rewrite the log once it holds this many records more than live ones
 /// and at least twice as many.
 const COMPACT_MIN_GARBAGE: usize = 10_000;
@@ -71,16 +67,32 @@ pub enum Record {
     DeleteGroup { group: String },
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Cloneable: one failed group-commit round answers every caller in it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum OffsetStoreError {
     #[error("committed offsets are still being loaded")]
     Loading,
-    #[error("cannot write {path}: {reason}")]
-    WriteFailed { path: PathBuf, reason: String },
+    #[error("cannot write committed offsets: {0}")]
+    WriteFailed(Arc<RecordLogError>),
     #[error("cannot open {path}: {reason}")]
     OpenFailed { path: PathBuf, reason: String },
+    #[error("cannot load committed offsets: {0}")]
+    LoadFailed(Arc<RecordLogError>),
+    #[error(
+        "cannot load committed offsets: {} holds an intact but undecodable record at byte {position}",
+        path.display()
+    )]
+    UndecodableRecord { path: PathBuf, position: u64 },
     #[error("the offset store has stopped")]
     Stopped,
+}
+
+/// Where the start-up load stands.
+#[derive(Debug, Clone)]
+enum LoadState {
+    Loading,
+    Loaded,
+    Failed(OffsetStoreError),
 }
 
 type GroupOffsets = HashMap<(String, i32), CommittedOffset>;
@@ -94,27 +106,35 @@ struct Append {
 /// The cloneable front of the writer thread; reads are served from memory.
 pub struct OffsetStore {
     entries: Arc<RwLock<Entries>>,
-    loaded: watch::Receiver<bool>,
+    loaded: watch::Receiver<LoadState>,
     writer: Mutex<Option<mpsc::UnboundedSender<Append>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl OffsetStore {
-    /// Starts loading `dir` in the background and returns at once; until
+    /// Starts loading `dir` on the writer thread and returns at once; until
     /// the load finishes, appends fail with [`OffsetStoreError::Loading`]
-    /// and [`OffsetStore::is_loaded`] is false.
+    /// and [`OffsetStore::is_loaded`] is false. [`OffsetStore::wait_loaded`]
+    /// tells how the load ended.
     pub fn open(dir: &Path) -> Result<OffsetStore, OffsetStoreError> {
+        Self::open_wrapped(dir, Arc::new(|file| Box::new(file)))
+    }
+
+    /// [`OffsetStore::open`], with the log writing through `wrapper`'s files
+    /// (the seam tests inject write failures through).
+    pub fn open_wrapped(dir: &Path, wrapper: FileWrapper) -> Result<OffsetStore, OffsetStoreError> {
         std::fs::create_dir_all(dir).map_err(|e| OffsetStoreError::OpenFailed {
             path: dir.to_path_buf(),
             reason: e.to_string(),
         })?;
         let entries = Arc::new(RwLock::new(Entries::new()));
-        let (loaded_tx, loaded) = watch::channel(false);
+        let (loaded_tx, loaded) = watch::channel(LoadState::Loading);
         let (writer, requests) = mpsc::unbounded_channel();
         let writer_thread = Writer {
-            dir: dir.to_path_buf(),
+            path: dir.join(LOG_FILE),
             entries: entries.clone(),
-            file: None,
+            wrapper,
+            log: None,
             records_in_file: 0,
         };
         let thread = std::thread::Builder::new()
@@ -133,19 +153,31 @@ impl OffsetStore {
     }
 
     pub fn is_loaded(&self) -> bool {
-        *self.loaded.borrow()
+        matches!(*self.loaded.borrow(), LoadState::Loaded)
     }
 
-    /// Resolves when the start-up load has finished.
-    pub async fn wait_loaded(&self) {
+    /// Resolves when the start-up load has finished, with why it failed if
+    /// it did (a corrupt log: the broker must not start on it).
+    pub async fn wait_loaded(&self) -> Result<(), OffsetStoreError> {
         let mut loaded = self.loaded.clone();
-        let _ = loaded.wait_for(|l| *l).await;
+        let state = loaded
+            .wait_for(|l| !matches!(l, LoadState::Loading))
+            .await
+            .map(|state| state.clone());
+        match state {
+            Ok(LoadState::Loaded) => Ok(()),
+            Ok(LoadState::Failed(error)) => Err(error),
+            Ok(LoadState::Loading) | Err(_) => Err(OffsetStoreError::Stopped),
+        }
     }
 
-    /// Logs `records` and applies them; resolves once they are durable.
+    /// Logs `records` and, once they are durable, applies them; a failed
+    /// write changes nothing that readers see.
     pub async fn append(&self, records: Vec<Record>) -> Result<(), OffsetStoreError> {
-        if !self.is_loaded() {
-            return Err(OffsetStoreError::Loading);
+        match &*self.loaded.borrow() {
+            LoadState::Loaded => {}
+            LoadState::Loading => return Err(OffsetStoreError::Loading),
+            LoadState::Failed(error) => return Err(error.clone()),
         }
         let (done, result) = oneshot::channel();
         {
@@ -242,21 +274,26 @@ impl Drop for OffsetStore {
 }
 
 struct Writer {
-    dir: PathBuf,
+    path: PathBuf,
     entries: Arc<RwLock<Entries>>,
-    file: Option<File>,
+    wrapper: FileWrapper,
+    /// Set by a successful [`Writer::load`].
+    log: Option<RecordLog>,
     records_in_file: usize,
 }
 
 impl Writer {
-    fn run(mut self, loaded: watch::Sender<bool>, mut requests: mpsc::UnboundedReceiver<Append>) {
+    fn run(
+        mut self,
+        loaded: watch::Sender<LoadState>,
+        mut requests: mpsc::UnboundedReceiver<Append>,
+    ) {
         if let Err(error) = self.load() {
-            // Without the log no commit could be made durable; stay in
-            // "loading" so clients keep retrying instead of losing commits.
             tracing::error!(%error, "cannot load committed offsets");
+            let _ = loaded.send(LoadState::Failed(error));
             return;
         }
-        let _ = loaded.send(true);
+        let _ = loaded.send(LoadState::Loaded);
         while let Some(first) = requests.blocking_recv() {
             let mut batch = vec![first];
             while let Ok(next) = requests.try_recv() {
@@ -271,72 +308,52 @@ impl Writer {
                     }
                     self.maybe_compact();
                 }
-                Err(reason) => {
-                    tracing::error!(%reason, "cannot write committed offsets");
+                Err(error) => {
+                    tracing::error!(%error, "cannot write committed offsets");
                     for append in batch {
-                        let _ = append.done.send(Err(OffsetStoreError::WriteFailed {
-                            path: self.path(),
-                            reason: reason.clone(),
-                        }));
+                        let _ = append.done.send(Err(error.clone()));
                     }
                 }
             }
         }
     }
 
-    fn path(&self) -> PathBuf {
-        self.dir.join(LOG_FILE)
-    }
-
     fn write_entries(&self) -> std::sync::RwLockWriteGuard<'_, Entries> {
         self.entries.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Replays the log into memory, cuts off a torn tail, and compacts.
-    fn load(&mut self) -> Result<(), String> {
-        let path = self.path();
-        let mut bytes = Vec::new();
-        match File::open(&path) {
-            Ok(mut file) => {
-                file.read_to_end(&mut bytes)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        }
-        let (records, valid_len) = decode_all(&bytes);
-        if valid_len < bytes.len() {
-            tracing::warn!(
-                path = %path.display(),
-                valid = valid_len,
-                dropped = bytes.len() - valid_len,
-                "committed-offsets log has a torn tail; truncating it"
-            );
-        }
+    /// Recovers the log, replays it into memory, and compacts it when it
+    /// holds superseded records.
+    fn load(&mut self) -> Result<(), OffsetStoreError> {
+        let recovered = RecordLog::open_wrapped(&self.path, self.wrapper.clone())
+            .map_err(|e| OffsetStoreError::LoadFailed(Arc::new(e)))?;
+        let records = recovered
+            .records
+            .iter()
+            .map(|stored| {
+                decode_payload(&stored.payload).ok_or_else(|| OffsetStoreError::UndecodableRecord {
+                    path: self.path.clone(),
+                    position: stored.position,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         self.records_in_file = records.len();
         apply_all(&mut self.write_entries(), records);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        file.set_len(valid_len as u64)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        self.file = Some(file);
-        if self.records_in_file > self.live_count() {
-            self.compact()?;
+        self.log = Some(recovered.log);
+        if self.records_in_file > self.live_count()
+            && let Err(error) = self.compact()
+        {
+            // The log as recovered is intact; it just stays longer.
+            tracing::warn!(%error, "could not compact the committed-offsets log");
         }
         Ok(())
     }
 
-    fn write(&mut self, records: &[Record]) -> Result<(), String> {
-        let mut buf = Vec::new();
-        for record in records {
-            encode_frame(record, &mut buf);
-        }
-        let file = self.file.as_mut().ok_or("the log is not open")?;
-        file.write_all(&buf).map_err(|e| e.to_string())?;
-        file.sync_data().map_err(|e| e.to_string())?;
+    fn write(&mut self, records: &[Record]) -> Result<(), OffsetStoreError> {
+        let payloads: Vec<Vec<u8>> = records.iter().map(encode_payload).collect();
+        let log = self.log.as_mut().ok_or(OffsetStoreError::Stopped)?;
+        log.append(&payloads)
+            .map_err(|e| OffsetStoreError::WriteFailed(Arc::new(e)))?;
         self.records_in_file += records.len();
         Ok(())
     }
@@ -361,48 +378,33 @@ impl Writer {
     }
 
     /// Rewrites the log with only the live entries.
-    fn compact(&mut self) -> Result<(), String> {
-        let mut buf = Vec::new();
-        let mut count = 0;
-        for (group, offsets) in self
+    fn compact(&mut self) -> Result<(), RecordLogError> {
+        let payloads: Vec<Vec<u8>> = self
             .entries
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-        {
-            for ((topic, partition), value) in offsets {
-                encode_frame(
-                    &Record::Commit {
+            .flat_map(|(group, offsets)| {
+                offsets.iter().map(|((topic, partition), value)| {
+                    encode_payload(&Record::Commit {
                         group: group.clone(),
                         topic: topic.clone(),
                         partition: *partition,
                         value: value.clone(),
-                    },
-                    &mut buf,
-                );
-                count += 1;
-            }
-        }
-        let tmp = self.dir.join(COMPACT_FILE);
-        let fail = |e: std::io::Error| format!("{}: {e}", tmp.display());
-        let mut file = File::create(&tmp).map_err(fail)?;
-        file.write_all(&buf).map_err(fail)?;
-        file.sync_all().map_err(fail)?;
-        std::fs::rename(&tmp, self.path()).map_err(fail)?;
-        if let Ok(dir) = File::open(&self.dir) {
-            let _ = dir.sync_all();
-        }
-        let file = OpenOptions::new()
-            .append(true)
-            .open(self.path())
-            .map_err(|e| e.to_string())?;
+                    })
+                })
+            })
+            .collect();
+        let Some(log) = self.log.as_mut() else {
+            return Ok(());
+        };
+        log.rewrite(&payloads)?;
         tracing::debug!(
             before = self.records_in_file,
-            after = count,
+            after = payloads.len(),
             "compacted committed offsets"
         );
-        self.file = Some(file);
-        self.records_in_file = count;
+        self.records_in_file = payloads.len();
         Ok(())
     }
 }
@@ -440,7 +442,8 @@ fn apply_all(entries: &mut Entries, records: Vec<Record>) {
     }
 }
 
-fn encode_frame(record: &Record, out: &mut Vec<u8>) {
+/// A record as the payload of one record-log frame.
+fn encode_payload(record: &Record) -> Vec<u8> {
     let mut payload = Vec::new();
     match record {
         Record::Commit {
@@ -479,43 +482,13 @@ fn encode_frame(record: &Record, out: &mut Vec<u8>) {
             put_str(&mut payload, group);
         }
     }
-    let length = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&length.to_be_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&payload).to_be_bytes());
-    out.extend_from_slice(&payload);
+    payload
 }
 
 fn put_str(out: &mut Vec<u8>, value: &str) {
     let length = u32::try_from(value.len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&length.to_be_bytes());
     out.extend_from_slice(value.as_bytes());
-}
-
-/// Every whole, intact record, and the length of the prefix they fill.
-fn decode_all(bytes: &[u8]) -> (Vec<Record>, usize) {
-    let mut records = Vec::new();
-    let mut at = 0;
-    while bytes.len() - at >= FRAME_HEADER {
-        let length = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-        let crc = u32::from_be_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]]);
-        let start = at + FRAME_HEADER;
-        let Some(end) = start
-            .checked_add(length as usize)
-            .filter(|e| *e <= bytes.len())
-        else {
-            break;
-        };
-        let payload = &bytes[start..end];
-        if crc32c::crc32c(payload) != crc {
-            break;
-        }
-        let Some(record) = decode_payload(payload) else {
-            break;
-        };
-        records.push(record);
-        at = end;
-    }
-    (records, at)
 }
 
 struct Cursor<'a>(&'a [u8]);

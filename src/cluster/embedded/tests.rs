@@ -94,7 +94,7 @@ async fn reopen_replays_the_log_and_keeps_topic_ids() {
 }
 
 #[tokio::test]
-async fn torn_last_line_is_dropped_and_the_log_stays_appendable() {
+async fn torn_last_record_is_dropped_and_the_log_stays_appendable() {
     let dir = tempfile::tempdir().expect("tempdir");
     drop(started(dir.path()).await);
     let path = log_path(dir.path());
@@ -117,19 +117,19 @@ async fn torn_last_line_is_dropped_and_the_log_stays_appendable() {
 }
 
 #[tokio::test]
-async fn corrupt_line_before_the_end_is_refused() {
+async fn corrupt_record_before_the_end_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     drop(started(dir.path()).await);
     let path = log_path(dir.path());
-    let text = fs::read_to_string(&path).expect("read log");
-    let mut lines: Vec<&str> = text.lines().collect();
-    lines[1] = "garbage";
-    fs::write(&path, lines.join("\n") + "\n").expect("write");
+    let mut bytes = fs::read(&path).expect("read log");
+    // The header record, then the registration; damage the header's JSON.
+    bytes[10] ^= 0x01;
+    fs::write(&path, &bytes).expect("write");
     let err = EmbeddedCoordinator::open(dir.path(), NODE)
         .err()
         .expect("refused");
     assert!(
-        matches!(err, ClusterError::CorruptLog { line: 2, .. }),
+        matches!(err, ClusterError::CorruptLog { position: 0, .. }),
         "{err}"
     );
 }

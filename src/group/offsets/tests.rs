@@ -1,7 +1,10 @@
-//! The offset store: durability through reopen, torn tails, compaction,
-//! expiry and group tombstones.
+//! The offset store: durability through reopen, torn tails, corruption,
+//! failed writes, compaction, expiry and group tombstones.
 
 use super::*;
+use crate::group::coordinator::store_error;
+use crate::record_log::fault::Faults;
+use kafka_protocol::error::ResponseError;
 
 fn commit(group: &str, topic: &str, partition: i32, offset: i64, at: i64) -> Record {
     Record::Commit {
@@ -19,7 +22,7 @@ fn commit(group: &str, topic: &str, partition: i32, offset: i64, at: i64) -> Rec
 
 async fn open(dir: &Path) -> OffsetStore {
     let store = OffsetStore::open(dir).expect("open");
-    store.wait_loaded().await;
+    store.wait_loaded().await.expect("loaded");
     store
 }
 
@@ -81,7 +84,7 @@ async fn a_torn_tail_is_dropped_and_later_commits_still_replay() {
 }
 
 #[tokio::test]
-async fn a_corrupt_record_ends_replay() {
+async fn a_damaged_last_record_is_a_torn_tail() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let store = open(dir.path()).await;
@@ -125,7 +128,11 @@ async fn start_up_compacts_superseded_commits() {
     assert!(after * 100 < before, "{after} bytes left of {before}");
     let store = open(dir.path()).await;
     assert_eq!(store.offset("g", "t", 0).map(|v| v.offset), Some(199));
-    assert!(!dir.path().join(COMPACT_FILE).exists());
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, [LOG_FILE], "no temporary file is left");
 }
 
 #[tokio::test]
@@ -196,7 +203,7 @@ async fn concurrent_commits_all_become_durable() {
 }
 
 #[test]
-fn frames_round_trip() {
+fn payloads_round_trip() {
     let records = vec![
         commit("g", "t", 1, 2, 3),
         Record::Commit {
@@ -217,11 +224,112 @@ fn frames_round_trip() {
         },
         Record::DeleteGroup { group: "g".into() },
     ];
-    let mut buf = Vec::new();
-    for record in &records {
-        encode_frame(record, &mut buf);
+    for record in records {
+        assert_eq!(decode_payload(&encode_payload(&record)), Some(record));
     }
-    let (decoded, len) = decode_all(&buf);
-    assert_eq!(decoded, records);
-    assert_eq!(len, buf.len());
+}
+
+/// Commits offsets 1, 2 and 3 of `g/t/0`, one record each, and returns the
+/// log file's path and the length of one record's frame.
+async fn three_commits(dir: &Path) -> (PathBuf, usize) {
+    let store = open(dir).await;
+    for offset in [1, 2, 3] {
+        store
+            .append(vec![commit("g", "t", 0, offset, 1)])
+            .await
+            .expect("append");
+    }
+    store.close();
+    let path = dir.join(LOG_FILE);
+    let len = std::fs::metadata(&path).expect("stat").len() as usize;
+    (path, len / 3)
+}
+
+#[tokio::test]
+async fn a_corrupt_record_in_the_middle_stops_the_load_instead_of_dropping_later_commits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, frame_len) = three_commits(dir.path()).await;
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[frame_len + 12] ^= 0xff; // inside the payload of offset 2's record
+    std::fs::write(&path, &bytes).expect("write");
+
+    let store = OffsetStore::open(dir.path()).expect("open");
+    let error = store.wait_loaded().await.expect_err("load refused");
+    let message = error.to_string();
+    assert!(
+        message.contains(&path.display().to_string())
+            && message.contains(&format!("at byte {frame_len}")),
+        "{message}"
+    );
+    assert!(!message.contains('\n'), "{message}");
+    assert_eq!(store.offset("g", "t", 0), None, "no older offset is served");
+    assert!(matches!(
+        store.append(vec![commit("g", "t", 0, 4, 1)]).await,
+        Err(OffsetStoreError::LoadFailed(_))
+    ));
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        bytes,
+        "the file is kept"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_write_is_invisible_and_later_commits_survive_a_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let faults = Faults::default();
+    {
+        let store = OffsetStore::open_wrapped(dir.path(), faults.wrapper()).expect("open");
+        store.wait_loaded().await.expect("loaded");
+        store
+            .append(vec![commit("g", "t", 0, 1, 1)])
+            .await
+            .expect("append");
+        faults.plan().tear_next_append_after = Some(20);
+        let error = store
+            .append(vec![commit("g", "t", 0, 2, 1), commit("g", "t", 1, 2, 1)])
+            .await
+            .expect_err("the write fails");
+        assert!(matches!(error, OffsetStoreError::WriteFailed(_)), "{error}");
+        assert_eq!(store_error(error), ResponseError::NotCoordinator);
+        assert_eq!(store.offset("g", "t", 0).map(|v| v.offset), Some(1));
+        assert_eq!(store.offset("g", "t", 1), None);
+
+        faults.plan().fail_next_sync = true;
+        assert!(store.append(vec![commit("g", "t", 0, 3, 1)]).await.is_err());
+        assert_eq!(store.offset("g", "t", 0).map(|v| v.offset), Some(1));
+
+        store
+            .append(vec![commit("g", "t", 0, 4, 1)])
+            .await
+            .expect("append after failures");
+    }
+    let store = open(dir.path()).await;
+    assert_eq!(store.offset("g", "t", 0).map(|v| v.offset), Some(4));
+    assert_eq!(store.offset("g", "t", 1), None);
+}
+
+#[test]
+fn store_failures_map_to_kafkas_offset_commit_errors() {
+    let write_failed = OffsetStoreError::WriteFailed(Arc::new(RecordLogError::CutBackFailed {
+        path: PathBuf::from("offsets.log"),
+        len: 0,
+    }));
+    assert_eq!(store_error(write_failed), ResponseError::NotCoordinator);
+    let too_large = OffsetStoreError::WriteFailed(Arc::new(RecordLogError::UnframeableRecord {
+        path: PathBuf::from("offsets.log"),
+        len: 0,
+    }));
+    assert_eq!(
+        store_error(too_large),
+        ResponseError::InvalidCommitOffsetSize
+    );
+    assert_eq!(
+        store_error(OffsetStoreError::Loading),
+        ResponseError::CoordinatorLoadInProgress
+    );
+    assert_eq!(
+        store_error(OffsetStoreError::Stopped),
+        ResponseError::CoordinatorNotAvailable
+    );
 }
