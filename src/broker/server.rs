@@ -201,7 +201,7 @@ pub async fn run(
     }
     background.abort_all();
     partitions.close_all().await;
-    ctx.groups.close();
+    ctx.groups.close().await;
     tracing::info!("broker stopped cleanly");
     let _ = shutdown.borrow_and_update();
     Ok(())

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
 
 use super::offsets::{OffsetStore, OffsetStoreError};
 use super::state::{
@@ -83,6 +84,8 @@ enum Command {
 pub struct GroupCoordinator {
     commands: mpsc::UnboundedSender<Command>,
     pub offsets: Arc<OffsetStore>,
+    /// The coordinator task and what stops it, for [`close`](Self::close).
+    task: std::sync::Mutex<Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>>,
 }
 
 impl GroupCoordinator {
@@ -106,9 +109,15 @@ impl GroupCoordinator {
             },
             offsets: offsets.clone(),
             retention: settings.offsets_retention,
+            expiring: JoinSet::new(),
         };
-        tokio::spawn(task.run(receiver, shutdown));
-        Ok(GroupCoordinator { commands, offsets })
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(task.run(receiver, shutdown, stopped));
+        Ok(GroupCoordinator {
+            commands,
+            offsets,
+            task: std::sync::Mutex::new(Some((stop, task))),
+        })
     }
 
     pub fn is_loaded(&self) -> bool {
@@ -227,8 +236,17 @@ impl GroupCoordinator {
         results
     }
 
-    /// Stops the offset store's writer after queued commits.
-    pub fn close(&self) {
+    /// Stops the coordinator task and waits for it (and any offset expiry
+    /// it started), then stops the offset store's writer after queued
+    /// commits.
+    pub async fn close(&self) {
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((stop, task)) = task {
+            let _ = stop.send(());
+            if let Err(error) = task.await {
+                tracing::error!(%error, "group coordinator task failed");
+            }
+        }
         self.offsets.close();
     }
 
@@ -272,6 +290,8 @@ struct Task {
     limits: GroupLimits,
     offsets: Arc<OffsetStore>,
     retention: Duration,
+    /// Offset expiry runs beside the task, which waits for it before it ends.
+    expiring: JoinSet<()>,
 }
 
 impl Task {
@@ -279,6 +299,7 @@ impl Task {
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut shutdown: watch::Receiver<bool>,
+        mut stop: oneshot::Receiver<()>,
     ) {
         if let Err(error) = self.offsets.wait_loaded().await {
             // Requests then fail with COORDINATOR_NOT_AVAILABLE; the broker
@@ -287,6 +308,19 @@ impl Task {
             return;
         }
         let mut expiry = tokio::time::interval(EXPIRY_CHECK_INTERVAL);
+        tokio::select! {
+            () = self.serve(&mut commands, &mut shutdown, &mut expiry) => {}
+            _ = &mut stop => {}
+        }
+        while self.expiring.join_next().await.is_some() {}
+    }
+
+    async fn serve(
+        &mut self,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+        shutdown: &mut watch::Receiver<bool>,
+        expiry: &mut tokio::time::Interval,
+    ) {
         loop {
             let deadline = self.groups.values().filter_map(Group::deadline).min();
             let sleep = async {
@@ -302,6 +336,7 @@ impl Task {
                 },
                 _ = sleep => self.tick(),
                 _ = expiry.tick() => self.expire(),
+                Some(_) = self.expiring.join_next(), if !self.expiring.is_empty() => {}
                 _ = shutdown.changed() => return,
             }
         }
@@ -464,7 +499,7 @@ impl Task {
         self.groups
             .retain(|id, g| !g.is_empty() || offsets.has_group(id));
         let retention = self.retention;
-        tokio::spawn(async move {
+        self.expiring.spawn(async move {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
