@@ -130,34 +130,37 @@ pub fn metadata_command(data: &[u8]) {
 }
 
 fn seeded_image() -> MetadataImage {
-    let mut image = MetadataImage::new("fuzz-cluster-id-000000A");
-    let commands = [
-        Command::RegisterBroker {
-            broker_id: 0,
-            incarnation_id: Uuid::from_u128(1),
-            listeners: vec![Listener {
-                name: "PLAINTEXT".into(),
-                host: "localhost".into(),
-                port: 9092,
-                security_protocol: SecurityProtocol::Plaintext,
-            }],
-            rack: None,
-        },
-        Command::UnfenceBroker {
-            broker_id: 0,
-            broker_epoch: 1,
-        },
-        Command::CreateTopic {
-            name: "t".into(),
-            topic_id: Uuid::from_u128(7),
-            configs: BTreeMap::new(),
-            assignments: vec![vec![0], vec![0]],
-        },
-    ];
-    for (index, command) in commands.iter().enumerate() {
-        image
-            .apply(index as u64 + 1, command)
-            .expect("seed command");
-    }
+    let mut image = image_with_live_broker();
+    let topic = Command::CreateTopic {
+        name: "t".into(),
+        topic_id: Uuid::from_u128(7),
+        configs: BTreeMap::new(),
+        assignments: vec![vec![0], vec![0]],
+    };
+    image.apply(3, &topic).expect("seed topic");
+    image
+}
+
+/// A metadata image at index 2: broker 0 registered (index 1) and
+/// unfenced (index 2), so topics can be placed on it.
+pub fn image_with_live_broker() -> MetadataImage {
+    let mut image = MetadataImage::new("test-cluster-id-00000A");
+    let register = Command::RegisterBroker {
+        broker_id: 0,
+        incarnation_id: Uuid::from_u128(1),
+        listeners: vec![Listener {
+            name: "PLAINTEXT".into(),
+            host: "localhost".into(),
+            port: 9092,
+            security_protocol: SecurityProtocol::Plaintext,
+        }],
+        rack: None,
+    };
+    image.apply(1, &register).expect("broker registered");
+    let unfence = Command::UnfenceBroker {
+        broker_id: 0,
+        broker_epoch: 1,
+    };
+    image.apply(2, &unfence).expect("broker unfenced");
     image
 }

@@ -223,27 +223,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::cluster::metadata::{Command, Listener, SecurityProtocol};
-
-    fn register(image: &mut MetadataImage, index: u64) {
-        let cmd = Command::RegisterBroker {
-            broker_id: 0,
-            incarnation_id: Uuid::from_u128(1),
-            listeners: vec![Listener {
-                name: "PLAINTEXT".into(),
-                host: "localhost".into(),
-                port: 9092,
-                security_protocol: SecurityProtocol::Plaintext,
-            }],
-            rack: None,
-        };
-        image.apply(index, &cmd).expect("registered");
-        let unfence = Command::UnfenceBroker {
-            broker_id: 0,
-            broker_epoch: index as i64,
-        };
-        image.apply(index + 1, &unfence).expect("unfenced");
-    }
+    use crate::cluster::metadata::Command;
 
     fn create(image: &mut MetadataImage, index: u64, name: &str) {
         let cmd = Command::CreateTopic {
@@ -263,8 +243,7 @@ mod tests {
             .unwrap()
             .log;
         let partitions = Arc::new(Partitions::new(dir.path(), defaults));
-        let mut older = MetadataImage::new("test-cluster-id-00000A");
-        register(&mut older, 1);
+        let older = crate::properties::image_with_live_broker();
         let mut newer = older.clone();
         create(&mut newer, 3, "fresh");
 

@@ -7,6 +7,7 @@ the binary (default: target/debug/gregor of this checkout).
 import os
 import signal
 import socket
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -21,6 +22,38 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# Raw frames, for tests that speak the wire protocol by hand.
+
+def request(api_key, version, correlation_id, body=b"", client_id=b"t"):
+    """A size-prefixed request frame with a v1 header."""
+    header = struct.pack(">hhih", api_key, version, correlation_id, len(client_id)) + client_id
+    payload = header + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+def recv_exactly(s, n):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed by broker")
+        data += chunk
+    return data
+
+
+def read_response(s):
+    """One size-prefixed response frame, without its size."""
+    size = struct.unpack(">i", recv_exactly(s, 4))[0]
+    return recv_exactly(s, size)
+
+
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
 
 
 def wait_for_port(port, proc, timeout=15.0):

@@ -7,7 +7,7 @@ import struct
 import subprocess
 import zlib
 
-from conftest import Broker
+from conftest import Broker, read_response, request, rss_kib
 from kafka import KafkaProducer
 
 
@@ -21,19 +21,6 @@ def closed_by_broker(s):
         return s.recv(4096) == b""
     except ConnectionResetError:
         return True
-
-
-def request(api_key, version, correlation_id, body=b"", client_id=b"t"):
-    header = struct.pack(">hhih", api_key, version, correlation_id, len(client_id)) + client_id
-    payload = header + body
-    return struct.pack(">i", len(payload)) + payload
-
-
-def rss_kib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def test_unsupported_api_versions_version_gets_error_35_with_v0_body(broker):
@@ -188,21 +175,6 @@ def produce_v2(correlation_id, topic, records):
     body += struct.pack(">ih", 1, len(topic)) + topic
     body += struct.pack(">iii", 1, 0, len(records)) + records
     return request(0, 2, correlation_id, body)
-
-
-def read_response(s):
-    size = struct.unpack(">i", recv_exactly(s, 4))[0]
-    return recv_exactly(s, size)
-
-
-def recv_exactly(s, n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed by broker")
-        data += chunk
-    return data
 
 
 def produce_v2_error_code(response):

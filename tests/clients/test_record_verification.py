@@ -11,11 +11,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.record import _crc32c
 
-
-def request(api_key, version, correlation_id, body, client_id=b"t"):
-    header = struct.pack(">hhih", api_key, version, correlation_id, len(client_id)) + client_id
-    payload = header + body
-    return struct.pack(">i", len(payload)) + payload
+from conftest import read_response, request, rss_kib
 
 
 def forged_empty_batch(record_count):
@@ -32,20 +28,6 @@ def produce_v3(topic, partition, records):
     body += struct.pack(">ih", 1, len(name)) + name     # one topic
     body += struct.pack(">iii", 1, partition, len(records)) + records
     return request(0, 3, 42, body)
-
-
-def read_response(s):
-    size = struct.unpack(">i", recv_exact(s, 4))[0]
-    return recv_exact(s, size)
-
-
-def recv_exact(s, n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        assert chunk, "connection closed"
-        data += chunk
-    return data
 
 
 def produce_error_code(response, topic):
@@ -80,13 +62,6 @@ def test_a_batch_claiming_two_billion_records_is_refused_and_the_partition_stays
     assert [(m.offset, m.value) for m in consumer] == [(0, b"first"), (1, b"second")]
     assert consumer.end_offsets([tp])[tp] == 2
     consumer.close()
-
-
-def rss_kib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def test_a_compressed_batch_expanding_past_the_cap_is_refused(make_broker):
