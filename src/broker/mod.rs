@@ -1,6 +1,7 @@
 //! The broker: listeners, connections, request dispatch and handlers, and
 //! the partitions it hosts.
 
+mod blocking;
 mod connection;
 mod dispatch;
 mod handlers;

@@ -21,6 +21,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use super::blocking::off_the_workers;
 use super::producer_state::{ProducerStates, SequenceCheck};
 use crate::records::{BatchHeader, RecordError, assign_offsets, verify_records};
 use crate::storage::{
@@ -415,9 +416,9 @@ impl Writer {
             }
             return;
         }
-        let group = verify_compressed(group).await;
-        let mut staged = self.stage(group, log_append_time);
-        let (written, ticket) = self.write(&mut staged).await;
+        let group = verify_compressed(group);
+        let staged = self.stage(group, log_append_time);
+        let (written, ticket) = self.write(&staged);
         let log_start_offset = self.log_start_offset.load(Ordering::Acquire);
         let replies = staged.jobs.into_iter().map(|job| {
             let outcome = match job.outcome {
@@ -506,40 +507,32 @@ impl Writer {
         staged
     }
 
-    /// Writes the staged batches on the blocking pool (the write and any
-    /// segment roll are file I/O); returns how many reached the log and the
+    /// Writes the staged batches (file I/O, so off the async workers: see
+    /// [`off_the_workers`]); returns how many reached the log and the
     /// durable commit due, if any. Producer state then covers exactly the
     /// batches written, so a retry of one that was not is appended, never
     /// answered as a duplicate of an offset that holds nothing.
-    async fn write(&mut self, staged: &mut Staged) -> (usize, Option<SyncTicket>) {
+    fn write(&mut self, staged: &Staged) -> (usize, Option<SyncTicket>) {
         if staged.batches.is_empty() {
             return (0, None);
         }
-        let log = self.log.clone();
-        let batches = std::mem::take(&mut staged.batches);
-        let appended = tokio::task::spawn_blocking(move || {
-            let mut log = log.write().unwrap_or_else(|p| p.into_inner());
-            let written = match log.append_pending(&batches) {
-                Ok(_) => batches.len(),
+        let (written, ticket, (end, start)) = off_the_workers(|| {
+            let mut log = self.log.write().unwrap_or_else(|p| p.into_inner());
+            let written = match log.append_pending(&staged.batches) {
+                Ok(_) => staged.batches.len(),
                 Err(AppendError { written, source }) => {
-                    tracing::error!(error = %source, written, refused = batches.len() - written, "append failed");
+                    let refused = staged.batches.len() - written;
+                    tracing::error!(error = %source, written, refused, "append failed");
                     written
                 }
             };
             let ticket = (written > 0 && log.sync_due()).then(|| log.take_sync_ticket());
-            let ends = (log.log_end_offset(), log.log_start_offset());
-            (batches, written, ticket, ends)
-        })
-        .await;
-        let Ok((batches, written, ticket, (end, start))) = appended else {
-            // The write panicked: what reached the files is unknown, so
-            // nothing more is appended until recovery at the next start.
-            tracing::error!("append panicked; partition offline until restart");
-            self.offline.store(true, Ordering::Release);
-            self.producers.rollback();
-            return (0, None);
-        };
-        staged.batches = batches;
+            (
+                written,
+                ticket,
+                (log.log_end_offset(), log.log_start_offset()),
+            )
+        });
         if written < staged.batches.len() {
             self.producers.rollback();
             for (header, batch) in staged.headers.iter().zip(&staged.batches).take(written) {
@@ -556,34 +549,27 @@ impl Writer {
     }
 }
 
-/// Checks the group's compressed batches in one blocking task and answers
-/// the jobs whose records are refused; the rest keep their order.
-async fn verify_compressed(group: Vec<AppendJob>) -> Vec<AppendJob> {
+/// Checks the group's compressed batches (decompression: off the async
+/// workers) and answers the jobs whose records are refused; the rest keep
+/// their order.
+fn verify_compressed(group: Vec<AppendJob>) -> Vec<AppendJob> {
     if group.iter().all(|job| job.decompress_cap.is_none()) {
         return group;
     }
-    let checked = tokio::task::spawn_blocking(move || {
+    let verdicts: Vec<Result<(), RecordError>> = off_the_workers(|| {
         group
-            .into_iter()
+            .iter()
             .map(|job| {
-                let verdict = job.decompress_cap.map_or(Ok(()), |cap| {
+                job.decompress_cap.map_or(Ok(()), |cap| {
                     job.batches
                         .iter()
                         .try_for_each(|(header, batch)| verify_records(batch, header, cap))
-                });
-                (job, verdict)
+                })
             })
-            .collect::<Vec<_>>()
-    })
-    .await;
-    let Ok(checked) = checked else {
-        // Only a panic in the check or a runtime shutdown gets here, and
-        // the jobs went with the task: their senders are dropped, which
-        // the produce handler answers as NOT_LEADER_OR_FOLLOWER.
-        return Vec::new();
-    };
-    let mut accepted = Vec::with_capacity(checked.len());
-    for (job, verdict) in checked {
+            .collect()
+    });
+    let mut accepted = Vec::with_capacity(group.len());
+    for (job, verdict) in group.into_iter().zip(verdicts) {
         match verdict {
             Ok(()) => accepted.push(job),
             Err(error) => {

@@ -16,6 +16,7 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 
 use super::since;
 use crate::broker::BrokerContext;
+use crate::broker::blocking::off_the_workers;
 use crate::broker::partition::Partition;
 use crate::records::{down_convert, whole_batches};
 use crate::storage::{LogChunk, StorageError, concat_chunks};
@@ -74,7 +75,7 @@ pub async fn handle(
         for wait in &mut waits {
             wait.as_mut().enable();
         }
-        let (response, bytes, has_error) = reader.read().await;
+        let (response, bytes, has_error) = reader.read();
         let now = tokio::time::Instant::now();
         if bytes >= min_bytes || has_error || now >= deadline || waits.is_empty() {
             ctx.metrics.bytes_fetched(bytes);
@@ -89,7 +90,7 @@ pub async fn handle(
             Poll::Pending
         });
         if tokio::time::timeout_at(deadline, any_append).await.is_err() {
-            let (response, bytes, _) = reader.read().await;
+            let (response, bytes, _) = reader.read();
             ctx.metrics.bytes_fetched(bytes);
             return response;
         }
@@ -107,10 +108,10 @@ struct Reader {
 
 impl Reader {
     /// [`read_all`], on the async worker when every partition is served
-    /// from memory (the common case of consumers at the log end), else on
-    /// the blocking pool: reading segment files, and down-converting for
-    /// Fetch v0–v3 (which decompresses and re-encodes records).
-    async fn read(&self) -> (FetchResponse, usize, bool) {
+    /// from memory (the common case of consumers at the log end), else off
+    /// the workers: reading segment files, and down-converting for Fetch
+    /// v0–v3 (which decompresses and re-encodes records).
+    fn read(&self) -> (FetchResponse, usize, bool) {
         let in_memory = self.wanted.iter().all(|w| {
             w.partition
                 .as_ref()
@@ -119,13 +120,7 @@ impl Reader {
         if self.version >= 4 && in_memory {
             return read_all(self);
         }
-        let reader = self.clone();
-        tokio::task::spawn_blocking(move || read_all(&reader))
-            .await
-            .unwrap_or_else(|error| {
-                tracing::error!(%error, "fetch read failed");
-                (FetchResponse::default(), 0, true)
-            })
+        off_the_workers(|| read_all(self))
     }
 }
 
