@@ -76,9 +76,10 @@ pub fn find_by_timestamp(
     }
     let walked = walk_records(batch, &header, max_decompressed, |record| {
         let at = header.base_timestamp.saturating_add(record.timestamp_delta);
-        match at >= timestamp {
-            true => ControlFlow::Break((header.base_offset + i64::from(record.offset_delta), at)),
-            false => ControlFlow::Continue(()),
+        if at >= timestamp {
+            ControlFlow::Break((header.base_offset + i64::from(record.offset_delta), at))
+        } else {
+            ControlFlow::Continue(())
         }
     })?;
     Ok(match walked {
