@@ -204,9 +204,9 @@ impl Partition {
     }
 
     /// Whether a read at `offset` needs no file I/O (see
-    /// [`PartitionLog::read_in_memory`]), so it may run on an async worker.
+    /// [`PartitionLog::reads_from_memory`]), so it may run on an async worker.
     pub fn reads_from_memory(&self, offset: i64) -> bool {
-        self.is_offline() || self.with_log(|log| log.read_in_memory(offset, 1).is_some())
+        self.is_offline() || self.with_log(|log| log.reads_from_memory(offset))
     }
 
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {

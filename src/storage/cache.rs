@@ -69,6 +69,13 @@ impl BatchCache {
         }
     }
 
+    /// Whether [`read`](Self::read) at `offset` is served from here.
+    pub fn covers(&self, offset: i64) -> bool {
+        self.batches
+            .front()
+            .is_some_and(|c| c.base_offset <= offset)
+    }
+
     /// Whole batches from the one containing `offset` (same contract as the log's `read`),
     /// or `None` if the cache does not reach back to `offset`.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Option<Vec<LogChunk>> {

@@ -484,10 +484,16 @@ impl PartitionLog {
         Ok(batches)
     }
 
-    /// [`read_chunks`](Self::read_chunks) where it needs no file I/O: an offset out of
-    /// range, the log end, or batches the cache holds; `None` when the segment files
+    /// Whether [`read_chunks`](Self::read_chunks) at `offset` needs no file I/O: an
+    /// offset out of range, the log end, or batches the cache holds.
+    pub fn reads_from_memory(&self, offset: i64) -> bool {
+        offset < self.log_start || offset >= self.log_end_offset() || self.cache.covers(offset)
+    }
+
+    /// [`read_chunks`](Self::read_chunks) where it needs no file I/O (see
+    /// [`reads_from_memory`](Self::reads_from_memory)); `None` when the segment files
     /// must be read.
-    pub fn read_in_memory(
+    fn read_in_memory(
         &self,
         offset: i64,
         max_bytes: usize,
