@@ -44,8 +44,8 @@ type Reply = oneshot::Sender<Result<Appended, ResponseError>>;
 
 struct AppendJob {
     batches: Vec<(BatchHeader, Bytes)>,
-    /// Compressed batches still to be checked against their headers, with
-    /// the most they may decompress to; `None` once checked.
+    /// The most its compressed batches may decompress to, when they still
+    /// have to be checked against their headers; `None` when none does.
     decompress_cap: Option<usize>,
     reply: Reply,
 }
@@ -560,9 +560,11 @@ fn verify_compressed(group: Vec<AppendJob>) -> Vec<AppendJob> {
         group
             .iter()
             .map(|job| {
+                // Uncompressed batches were checked by the produce handler.
                 job.decompress_cap.map_or(Ok(()), |cap| {
                     job.batches
                         .iter()
+                        .filter(|(header, _)| header.is_compressed())
                         .try_for_each(|(header, batch)| verify_records(batch, header, cap))
                 })
             })
