@@ -161,3 +161,5 @@ def test_sigterm_with_produces_in_flight_closes_cleanly_and_keeps_every_acknowle
     stored = read_partition(broker.bootstrap, "inflight")
     assert [o for o, _ in stored] == list(range(len(stored)))
     assert set(acked) <= set(stored)
+    values = [v for _, v in stored]
+    assert len(values) == len(set(values)), "a message is stored twice"
