@@ -12,7 +12,8 @@
 //! - `protocol`: Kafka framing and the supported API table;
 //! - `config`: flags, environment and files resolved into settings;
 //! - `cli`: Kafka's command-line tools (topics, console producer and
-//!   consumer, consumer groups) as subcommands.
+//!   consumer, consumer groups) as subcommands;
+//! - `task`: spawned tasks owned by their handles (shutdown as a tree).
 
 pub mod accept;
 pub mod admin_http;
@@ -42,3 +43,4 @@ pub mod protocol;
 pub mod record_log;
 pub mod records;
 pub mod storage;
+pub mod task;

@@ -25,7 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
-use tokio::task::JoinHandle;
+
 use tokio::time::Instant;
 
 use super::BrokerContext;
@@ -34,6 +34,7 @@ use super::limits::RequestBudget;
 use crate::protocol::{
     FrameError, FrameReader, RequestError, api_versions_body, decode_request, encode_response_parts,
 };
+use crate::task::OwnedTask;
 
 /// Requests a connection may have in flight before the reader waits.
 const MAX_IN_FLIGHT: usize = 128;
@@ -51,7 +52,9 @@ pub struct ConnectionInfo {
 
 /// A request's response frame, as buffers to write in order (`None` closes
 /// the connection).
-type Pending = JoinHandle<Option<Vec<Bytes>>>;
+/// A request's handler: owned by the connection, so a client that goes
+/// away (or a shutdown that gives up waiting) stops what it started.
+type Pending = OwnedTask<Option<Vec<Bytes>>>;
 
 /// When the connection last did anything: read bytes, or wrote a response.
 /// Shared by the reader and the writer task.
@@ -106,7 +109,7 @@ pub async fn serve(
     let (mut socket_reader, writer) = socket.into_split();
     let (responses, pending) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
     let activity = Arc::new(Activity::new());
-    let writer_task = tokio::spawn(write_responses(writer, pending, activity.clone()));
+    let writer_task = OwnedTask::spawn(write_responses(writer, pending, activity.clone()));
     let mut reader = Reader {
         frames: FrameReader::new(ctx.settings.socket_request_max_bytes),
         ctx,
@@ -272,7 +275,7 @@ fn start_request(
             let body = ResponseKind::ApiVersions(api_versions_body(
                 ResponseError::UnsupportedVersion.code(),
             ));
-            return Ok(tokio::spawn(async move {
+            return Ok(OwnedTask::spawn(async move {
                 encode_response_parts(correlation_id, 0, &body, 0).ok()
             }));
         }
@@ -288,7 +291,7 @@ fn start_request(
         });
     };
     let ctx = ctx.clone();
-    Ok(tokio::spawn(async move {
+    Ok(OwnedTask::spawn(async move {
         let body = response.await;
         drop(permits);
         let Some(body) = body else {

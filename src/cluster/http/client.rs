@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
@@ -47,6 +47,7 @@ use crate::cluster::{
     BoxFuture, BrokerRegistration, ClusterCoordinator, ClusterError, CreateTopicRequest, KafkaCode,
     MetadataImage, TopicSummary,
 };
+use crate::task::OwnedTask;
 
 /// How long one long poll waits for new entries.
 const LONG_POLL: Duration = Duration::from_secs(10);
@@ -125,7 +126,8 @@ impl HttpClient {
             .map_err(|e| CallError::Unreachable {
                 reason: e.to_string(),
             })?;
-        let connection = tokio::spawn(connection);
+        // Owned: an early return (a lost peer) stops it too.
+        let _connection = OwnedTask::spawn(connection);
         let request = Request::builder()
             .method(method)
             .uri(path)
@@ -143,7 +145,6 @@ impl HttpClient {
             .await
             .map_err(|e| lost(&e))?
             .to_bytes();
-        connection.abort();
         Ok((status, bytes))
     }
 }
@@ -186,7 +187,9 @@ struct Shared {
 /// The coordinator over HTTP; see the module docs.
 pub struct RemoteCoordinator {
     shared: Arc<Shared>,
-    heartbeating: AtomicBool,
+    /// The loops below stop with this handle (and on shutdown).
+    _pulling: OwnedTask<()>,
+    heartbeating: StdMutex<Option<OwnedTask<()>>>,
 }
 
 impl RemoteCoordinator {
@@ -202,10 +205,10 @@ impl RemoteCoordinator {
             session: StdMutex::new(None),
             shutdown,
         });
-        tokio::spawn(pull_log(Arc::clone(&shared)));
         Self {
+            _pulling: OwnedTask::spawn(pull_log(Arc::clone(&shared))),
             shared,
-            heartbeating: AtomicBool::new(false),
+            heartbeating: StdMutex::new(None),
         }
     }
 
@@ -222,8 +225,9 @@ impl RemoteCoordinator {
                 broker_epoch,
             });
         }
-        if !self.heartbeating.swap(true, Ordering::SeqCst) {
-            tokio::spawn(heartbeat(Arc::clone(&self.shared)));
+        if let Ok(mut heartbeating) = self.heartbeating.lock() {
+            heartbeating
+                .get_or_insert_with(|| OwnedTask::spawn(heartbeat(Arc::clone(&self.shared))));
         }
         tracing::info!(
             coordinator = self.address(),
