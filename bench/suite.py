@@ -367,6 +367,8 @@ def main():
     parser.add_argument("--no-sync", action="store_true",
                         help="don't sync(2) between runs (let write-back of earlier runs overlap)")
     parser.add_argument("--perf", metavar="FILE", help="perf record -g gregor during run 1 of produce 100 B")
+    parser.add_argument("--only", metavar="KEYS",
+                        help="comma-separated scenario keys (e.g. e2e_1KiB_10k_linger0) for a focused A/B")
     parser.add_argument("--results", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
     if args.baseline_bin:
@@ -424,6 +426,8 @@ def main():
     try:
         for run in range(1, args.runs + 1):
             for key, title, mode, kind, bench_args in scenarios(args.quick):
+                if args.only and key not in args.only.split(","):
+                    continue
                 for target in targets:
                     if kind == "durable" and target == "tansu":
                         continue  # Tansu's memory engine has no durable commit.
