@@ -21,7 +21,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::blocking::off_the_workers;
+use super::blocking::{InlineWrite, off_the_workers};
 use super::producer_state::{ProducerStates, SequenceCheck};
 use crate::records::{BatchHeader, RecordError, assign_offsets, verify_records};
 use crate::storage::{
@@ -507,8 +507,8 @@ impl Writer {
         staged
     }
 
-    /// Writes the staged batches (file I/O, so off the async workers: see
-    /// [`off_the_workers`]); returns how many reached the log and the
+    /// Writes the staged batches (file I/O: a small write to a fast disk
+    /// inline, any other off the async workers; see [`InlineWrite`]); returns how many reached the log and the
     /// durable commit due, if any. Producer state then covers exactly the
     /// batches written, so a retry of one that was not is appended, never
     /// answered as a duplicate of an offset that holds nothing.
@@ -516,23 +516,14 @@ impl Writer {
         if staged.batches.is_empty() {
             return (0, None);
         }
-        let (written, ticket, (end, start)) = off_the_workers(|| {
-            let mut log = self.log.write().unwrap_or_else(|p| p.into_inner());
-            let written = match log.append_pending(&staged.batches) {
-                Ok(_) => staged.batches.len(),
-                Err(AppendError { written, source }) => {
-                    let refused = staged.batches.len() - written;
-                    tracing::error!(error = %source, written, refused, "append failed");
-                    written
-                }
-            };
-            let ticket = (written > 0 && log.sync_due()).then(|| log.take_sync_ticket());
-            (
-                written,
-                ticket,
-                (log.log_end_offset(), log.log_start_offset()),
-            )
-        });
+        let bytes: usize = staged.batches.iter().map(|batch| batch.bytes.len()).sum();
+        let (written, ticket, (end, start)) = match InlineWrite::try_lock(&self.log, bytes) {
+            Some((_inline, mut log)) => append_staged(&mut log, &staged.batches),
+            None => off_the_workers(|| {
+                let mut log = self.log.write().unwrap_or_else(|p| p.into_inner());
+                append_staged(&mut log, &staged.batches)
+            }),
+        };
         if written < staged.batches.len() {
             self.producers.rollback();
             for (header, batch) in staged.headers.iter().zip(&staged.batches).take(written) {
@@ -547,6 +538,28 @@ impl Writer {
         }
         (written, ticket)
     }
+}
+
+/// Appends `batches` to `log`: how many reached it, the durable commit
+/// due (if any), and the log's end and start offsets after.
+fn append_staged(
+    log: &mut PartitionLog,
+    batches: &[PendingBatch],
+) -> (usize, Option<SyncTicket>, (i64, i64)) {
+    let written = match log.append_pending(batches) {
+        Ok(_) => batches.len(),
+        Err(AppendError { written, source }) => {
+            let refused = batches.len() - written;
+            tracing::error!(error = %source, written, refused, "append failed");
+            written
+        }
+    };
+    let ticket = (written > 0 && log.sync_due()).then(|| log.take_sync_ticket());
+    (
+        written,
+        ticket,
+        (log.log_end_offset(), log.log_start_offset()),
+    )
 }
 
 /// Checks the group's compressed batches (decompression: off the async
@@ -654,6 +667,7 @@ pub fn now_ms() -> i64 {
 mod tests {
     use super::*;
     use crate::records::split_batches;
+    use std::time::Duration;
 
     fn reply() -> (Reply, oneshot::Receiver<Result<Appended, ResponseError>>) {
         oneshot::channel()
@@ -746,5 +760,65 @@ mod tests {
         // And nothing more arrives at the files after close.
         let later = partition.append(split_batches(&batch).unwrap(), None);
         assert!(later.await.unwrap().is_err());
+    }
+
+    /// Slow I/O under the log's lock (a retention pass deleting a segment,
+    /// say) must not stall the workers: the writer, finding the lock held,
+    /// hands its write off instead of waiting on a worker.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_behind_a_held_log_lock_leaves_the_workers_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = WritePolicy {
+            log_append_time: false,
+        };
+        // More partitions than workers, each log locked by a slow holder.
+        let partitions: Vec<_> = (0..3)
+            .map(|i| {
+                let path = dir.path().join(format!("t-{i}"));
+                Partition::open("t", i, path, LogConfig::default(), policy).unwrap()
+            })
+            .collect();
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let holders: Vec<_> = partitions
+            .iter()
+            .map(|partition| {
+                let (partition, locked) = (partition.clone(), locked.clone());
+                std::thread::spawn(move || {
+                    partition.with_log_mut(|_| {
+                        locked.send(()).unwrap();
+                        std::thread::sleep(Duration::from_millis(400));
+                    })
+                })
+            })
+            .collect();
+        for _ in &partitions {
+            is_locked.recv().unwrap();
+        }
+        let batch = crate::records::v2_batch(&["a"]);
+        let appends: Vec<_> = partitions
+            .iter()
+            .map(|partition| partition.append(split_batches(&batch).unwrap(), None))
+            .collect();
+        // Meanwhile the runtime keeps running other tasks promptly.
+        let mut worst = Duration::ZERO;
+        for _ in 0..100 {
+            let asked = std::time::Instant::now();
+            tokio::spawn(async {}).await.unwrap();
+            worst = worst.max(asked.elapsed());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert!(
+            worst < Duration::from_millis(200),
+            "a task waited {worst:?}"
+        );
+        for holder in holders {
+            holder.join().unwrap();
+        }
+        for append in appends {
+            append.await.unwrap().unwrap();
+        }
+        for partition in partitions {
+            partition.close().await.unwrap();
+        }
     }
 }
