@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::BrokerContext;
+use super::commit_order::CommitOrder;
 use super::dispatch::dispatch;
 use super::limits::RequestBudget;
 use crate::protocol::{
@@ -117,6 +118,7 @@ pub async fn serve(
         own_budget: Arc::new(Semaphore::new(IN_FLIGHT_KIB as usize)),
         responses,
         activity,
+        commit_order: CommitOrder::default(),
     };
     let closing = loop {
         if let Err(closing) = reader.start_arrived_requests(&mut shutdown).await {
@@ -167,6 +169,8 @@ struct Reader {
     own_budget: Arc<Semaphore>,
     responses: mpsc::Sender<Pending>,
     activity: Arc<Activity>,
+    /// Keeps offset commits and fetches in request order (see [`CommitOrder`]).
+    commit_order: CommitOrder,
 }
 
 impl Reader {
@@ -195,8 +199,14 @@ impl Reader {
                 return Err(None);
             };
             let permits = (self.reserved.take(), own);
-            let handle =
-                start_request(&self.ctx, &self.info, frame, permits).map_err(Closing::from)?;
+            let handle = start_request(
+                &self.ctx,
+                &self.info,
+                &mut self.commit_order,
+                frame,
+                permits,
+            )
+            .map_err(Closing::from)?;
             if self.responses.send(handle).await.is_err() {
                 return Err(None);
             }
@@ -256,6 +266,7 @@ async fn sleep_until_some(deadline: Option<Instant>) {
 fn start_request(
     ctx: &Arc<BrokerContext>,
     info: &ConnectionInfo,
+    commit_order: &mut CommitOrder,
     frame: Bytes,
     permits: (Option<OwnedSemaphorePermit>, OwnedSemaphorePermit),
 ) -> Result<Pending, RequestError> {
@@ -281,7 +292,7 @@ fn start_request(
     let api_key = request.api_key;
     let version = request.header.request_api_version;
     let correlation_id = request.header.correlation_id;
-    let Some(response) = dispatch(ctx, info, request) else {
+    let Some(response) = dispatch(ctx, info, commit_order, request) else {
         return Err(RequestError::UnknownApiKey {
             api_key: api_key as i16,
             correlation_id,

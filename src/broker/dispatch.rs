@@ -2,7 +2,8 @@
 //!
 //! `dispatch` runs synchronously on the connection's reader: whatever must
 //! happen in request order (queuing produce batches onto partitions) is done
-//! before it returns, and the rest is the returned future.
+//! before it returns, and the rest is the returned future. OffsetCommit and
+//! OffsetFetch also take their place in the connection's [`CommitOrder`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 
 use super::BrokerContext;
+use super::commit_order::CommitOrder;
 use super::connection::ConnectionInfo;
 use super::handlers;
 use crate::protocol::{DecodedRequest, api_versions_body};
@@ -22,6 +24,7 @@ pub type ResponseFuture = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Se
 pub fn dispatch(
     ctx: &Arc<BrokerContext>,
     info: &ConnectionInfo,
+    commit_order: &mut CommitOrder,
     request: DecodedRequest,
 ) -> Option<ResponseFuture> {
     let version = request.header.request_api_version;
@@ -145,16 +148,24 @@ pub fn dispatch(
                 handlers::groups::leave(&ctx, body, version).await,
             ))
         }),
-        RequestKind::OffsetCommit(body) => Box::pin(async move {
-            Some(ResponseKind::OffsetCommit(
-                handlers::groups::offset_commit(&ctx, body, version).await,
-            ))
-        }),
-        RequestKind::OffsetFetch(body) => Box::pin(async move {
-            Some(ResponseKind::OffsetFetch(handlers::groups::offset_fetch(
-                &ctx, body, version,
-            )))
-        }),
+        RequestKind::OffsetCommit(body) => {
+            let (earlier, running) = commit_order.commit();
+            Box::pin(async move {
+                earlier.finished().await;
+                let response = handlers::groups::offset_commit(&ctx, body, version).await;
+                drop(running);
+                Some(ResponseKind::OffsetCommit(response))
+            })
+        }
+        RequestKind::OffsetFetch(body) => {
+            let earlier = commit_order.fetch();
+            Box::pin(async move {
+                earlier.finished().await;
+                Some(ResponseKind::OffsetFetch(handlers::groups::offset_fetch(
+                    &ctx, body, version,
+                )))
+            })
+        }
         RequestKind::DescribeGroups(body) => Box::pin(async move {
             Some(ResponseKind::DescribeGroups(
                 handlers::groups::describe(&ctx, body, version).await,

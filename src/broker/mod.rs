@@ -2,6 +2,7 @@
 //! the partitions it hosts.
 
 mod blocking;
+mod commit_order;
 mod connection;
 mod dispatch;
 mod handlers;
