@@ -58,6 +58,17 @@ pub fn dispatch(
                 }
             }
         }),
+        RequestKind::DeleteRecords(body) => Box::pin(async move {
+            let moved =
+                tokio::task::spawn_blocking(move || handlers::delete_records::handle(&ctx, body));
+            match moved.await {
+                Ok(response) => Some(ResponseKind::DeleteRecords(response)),
+                Err(error) => {
+                    tracing::error!(%error, "DeleteRecords failed");
+                    None
+                }
+            }
+        }),
         RequestKind::Metadata(body) => {
             let listener = info.listener.clone();
             Box::pin(async move {
