@@ -209,8 +209,13 @@ impl Partition {
         self.is_offline() || self.with_log(|log| log.reads_from_memory(offset))
     }
 
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
-        self.with_online_log(|log| log.offset_for_timestamp(timestamp))
+    /// See [`PartitionLog::offset_for_timestamp_from`].
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+        from: i64,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
+        self.with_online_log(|log| log.offset_for_timestamp_from(timestamp, from))
     }
 
     pub fn size_bytes(&self) -> u64 {

@@ -63,3 +63,26 @@ def test_kafka_python_offsets_for_times_reports_the_records_timestamp(broker):
         assert consumer.offsets_for_times({tp: LATE + 1})[tp] is None
     finally:
         consumer.close()
+
+
+def test_records_below_the_log_start_are_not_found(broker):
+    """After DeleteRecords up to 1, the batch straddles the log start: the
+    first record at or after 1234 that is still in the log is offset 1, as
+    Kafka answers; with the whole batch deleted nothing is found."""
+    from kafka import KafkaConsumer
+    from kafka.structs import TopicPartition as KTopicPartition
+
+    two_records_in_one_batch(broker, "times-start")
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    (future,) = admin.delete_records([TopicPartition("times-start", 0, 1)]).values()
+    assert future.result(10).low_watermark == 1
+    tp = KTopicPartition("times-start", 0)
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap)
+    try:
+        found = consumer.offsets_for_times({tp: EARLY})[tp]
+        assert (found.offset, found.timestamp) == (1, LATE)
+        (future,) = admin.delete_records([TopicPartition("times-start", 0, 2)]).values()
+        assert future.result(10).low_watermark == 2
+        assert consumer.offsets_for_times({tp: EARLY})[tp] is None
+    finally:
+        consumer.close()
