@@ -29,9 +29,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::BrokerContext;
-use super::commit_order::CommitOrder;
 use super::dispatch::dispatch;
 use super::limits::RequestBudget;
+use super::offset_order::OffsetRequestOrder;
 use crate::protocol::{
     FrameError, FrameReader, RequestError, api_versions_body, decode_request, encode_response_parts,
 };
@@ -118,7 +118,7 @@ pub async fn serve(
         own_budget: Arc::new(Semaphore::new(IN_FLIGHT_KIB as usize)),
         responses,
         activity,
-        commit_order: CommitOrder::default(),
+        offset_order: OffsetRequestOrder::default(),
     };
     let closing = loop {
         if let Err(closing) = reader.start_arrived_requests(&mut shutdown).await {
@@ -169,8 +169,8 @@ struct Reader {
     own_budget: Arc<Semaphore>,
     responses: mpsc::Sender<Pending>,
     activity: Arc<Activity>,
-    /// Keeps offset commits and fetches in request order (see [`CommitOrder`]).
-    commit_order: CommitOrder,
+    /// Keeps offset commits and fetches in request order (see [`OffsetRequestOrder`]).
+    offset_order: OffsetRequestOrder,
 }
 
 impl Reader {
@@ -202,7 +202,7 @@ impl Reader {
             let handle = start_request(
                 &self.ctx,
                 &self.info,
-                &mut self.commit_order,
+                &mut self.offset_order,
                 frame,
                 permits,
             )
@@ -266,7 +266,7 @@ async fn sleep_until_some(deadline: Option<Instant>) {
 fn start_request(
     ctx: &Arc<BrokerContext>,
     info: &ConnectionInfo,
-    commit_order: &mut CommitOrder,
+    offset_order: &mut OffsetRequestOrder,
     frame: Bytes,
     permits: (Option<OwnedSemaphorePermit>, OwnedSemaphorePermit),
 ) -> Result<Pending, RequestError> {
@@ -292,7 +292,7 @@ fn start_request(
     let api_key = request.api_key;
     let version = request.header.request_api_version;
     let correlation_id = request.header.correlation_id;
-    let Some(response) = dispatch(ctx, info, commit_order, request) else {
+    let Some(response) = dispatch(ctx, info, offset_order, request) else {
         return Err(RequestError::UnknownApiKey {
             api_key: api_key as i16,
             correlation_id,

@@ -3,7 +3,7 @@
 //! `dispatch` runs synchronously on the connection's reader: whatever must
 //! happen in request order (queuing produce batches onto partitions) is done
 //! before it returns, and the rest is the returned future. OffsetCommit and
-//! OffsetFetch also take their place in the connection's [`CommitOrder`].
+//! OffsetFetch also take their turn in the connection's [`OffsetRequestOrder`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,9 +12,9 @@ use std::sync::Arc;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 
 use super::BrokerContext;
-use super::commit_order::CommitOrder;
 use super::connection::ConnectionInfo;
 use super::handlers;
+use super::offset_order::OffsetRequestOrder;
 use crate::protocol::{DecodedRequest, api_versions_body};
 
 /// Resolves to the response body, or to `None` when Kafka sends no
@@ -24,7 +24,7 @@ pub type ResponseFuture = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Se
 pub fn dispatch(
     ctx: &Arc<BrokerContext>,
     info: &ConnectionInfo,
-    commit_order: &mut CommitOrder,
+    offset_order: &mut OffsetRequestOrder,
     request: DecodedRequest,
 ) -> Option<ResponseFuture> {
     let version = request.header.request_api_version;
@@ -160,21 +160,21 @@ pub fn dispatch(
             ))
         }),
         RequestKind::OffsetCommit(body) => {
-            let (earlier, running) = commit_order.commit();
+            let (previous, turn) = offset_order.take_turn();
             Box::pin(async move {
-                earlier.finished().await;
+                previous.finished().await;
                 let response = handlers::groups::offset_commit(&ctx, body, version).await;
-                drop(running);
+                drop(turn);
                 Some(ResponseKind::OffsetCommit(response))
             })
         }
         RequestKind::OffsetFetch(body) => {
-            let earlier = commit_order.fetch();
+            let (previous, turn) = offset_order.take_turn();
             Box::pin(async move {
-                earlier.finished().await;
-                Some(ResponseKind::OffsetFetch(handlers::groups::offset_fetch(
-                    &ctx, body, version,
-                )))
+                previous.finished().await;
+                let response = handlers::groups::offset_fetch(&ctx, body, version);
+                drop(turn);
+                Some(ResponseKind::OffsetFetch(response))
             })
         }
         RequestKind::DescribeGroups(body) => Box::pin(async move {

@@ -2,12 +2,12 @@
 //! the partitions it hosts.
 
 mod blocking;
-mod commit_order;
 mod connection;
 mod dispatch;
 mod handlers;
 mod limits;
 pub mod metrics;
+mod offset_order;
 mod partition;
 mod partitions;
 mod producer_state;
