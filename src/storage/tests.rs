@@ -453,7 +453,7 @@ fn advancing_log_start_first_makes_the_data_below_it_durable() {
     // Everything appended was synced by the advance: a crash cannot recover
     // a log that ends below its start.
     assert_eq!(log.take_sync_ticket().file_count(), 0);
-    // An advance below the start changes nothing and writes nothing.
+    // An advance below the start changes nothing.
     log.advance_log_start_offset(3).expect("no-op");
     assert_eq!(log.log_start_offset(), 10);
 }
