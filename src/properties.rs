@@ -42,7 +42,7 @@ pub fn batch_validator(data: &[u8]) {
     if let Ok(batches) = split_batches(&records) {
         for (header, batch) in &batches {
             let _ = verify_records(batch, header, CAP);
-            let _ = find_by_timestamp(batch, 0, CAP);
+            let _ = find_by_timestamp(batch, 0, 0, CAP);
         }
     }
     let _ = up_convert(&records, CAP);

@@ -68,12 +68,21 @@ proptest! {
         let batch = encode(&values, compression);
         let (header, _) = split_batches(&batch).unwrap()[0].clone();
         prop_assert_eq!(verify_records(&batch, &header, CAP), Ok(()));
-        for i in 0..values.len() as i64 {
+        let count = values.len() as i64;
+        for i in 0..count {
             let wanted = 1_700_000_000_000 + 10 * i;
-            prop_assert_eq!(find_by_timestamp(&batch, wanted - 5, CAP), Ok(Some((i, wanted))));
+            prop_assert_eq!(find_by_timestamp(&batch, wanted - 5, 0, CAP), Ok(Some((i, wanted))));
+            // Records below `from_offset` (the log start) do not count.
+            let from = count - 1 - i;
+            let at = i.max(from);
+            prop_assert_eq!(
+                find_by_timestamp(&batch, wanted - 5, from, CAP),
+                Ok(Some((at, 1_700_000_000_000 + 10 * at)))
+            );
         }
-        let past = 1_700_000_000_000 + 10 * values.len() as i64;
-        prop_assert_eq!(find_by_timestamp(&batch, past, CAP), Ok(None));
+        let past = 1_700_000_000_000 + 10 * count;
+        prop_assert_eq!(find_by_timestamp(&batch, past, 0, CAP), Ok(None));
+        prop_assert_eq!(find_by_timestamp(&batch, 0, count, CAP), Ok(None));
     }
 
     #[test]
@@ -91,7 +100,7 @@ proptest! {
         fix_crc(&mut batch);
         let Some(header) = BatchHeader::parse(&batch) else { return Ok(()) };
         let verdict = verify_records(&batch, &header, CAP);
-        let _ = find_by_timestamp(&batch, 0, CAP);
+        let _ = find_by_timestamp(&batch, 0, 0, CAP);
         if verdict.is_ok() && header.check_structure().is_ok() {
             // What passed must decode to exactly the records it declares.
             let mut input = Bytes::from(batch.clone());

@@ -31,6 +31,7 @@ use tokio::time::Instant;
 use super::BrokerContext;
 use super::dispatch::dispatch;
 use super::limits::RequestBudget;
+use super::offset_order::OffsetRequestOrder;
 use crate::protocol::{
     FrameError, FrameReader, RequestError, api_versions_body, decode_request, encode_response_parts,
 };
@@ -120,6 +121,7 @@ pub async fn serve(
         own_budget: Arc::new(Semaphore::new(IN_FLIGHT_KIB as usize)),
         responses,
         activity,
+        offset_order: OffsetRequestOrder::default(),
     };
     let closing = loop {
         if let Err(closing) = reader.start_arrived_requests(&mut shutdown).await {
@@ -170,6 +172,8 @@ struct Reader {
     own_budget: Arc<Semaphore>,
     responses: mpsc::Sender<Pending>,
     activity: Arc<Activity>,
+    /// Keeps offset commits and fetches in request order (see [`OffsetRequestOrder`]).
+    offset_order: OffsetRequestOrder,
 }
 
 impl Reader {
@@ -198,8 +202,14 @@ impl Reader {
                 return Err(None);
             };
             let permits = (self.reserved.take(), own);
-            let handle =
-                start_request(&self.ctx, &self.info, frame, permits).map_err(Closing::from)?;
+            let handle = start_request(
+                &self.ctx,
+                &self.info,
+                &mut self.offset_order,
+                frame,
+                permits,
+            )
+            .map_err(Closing::from)?;
             if self.responses.send(handle).await.is_err() {
                 return Err(None);
             }
@@ -259,6 +269,7 @@ async fn sleep_until_some(deadline: Option<Instant>) {
 fn start_request(
     ctx: &Arc<BrokerContext>,
     info: &ConnectionInfo,
+    offset_order: &mut OffsetRequestOrder,
     frame: Bytes,
     permits: (Option<OwnedSemaphorePermit>, OwnedSemaphorePermit),
 ) -> Result<Pending, RequestError> {
@@ -284,7 +295,7 @@ fn start_request(
     let api_key = request.api_key;
     let version = request.header.request_api_version;
     let correlation_id = request.header.correlation_id;
-    let Some(response) = dispatch(ctx, info, request) else {
+    let Some(response) = dispatch(ctx, info, offset_order, request) else {
         return Err(RequestError::UnknownApiKey {
             api_key: api_key as i16,
             correlation_id,

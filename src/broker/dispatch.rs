@@ -2,7 +2,8 @@
 //!
 //! `dispatch` runs synchronously on the connection's reader: whatever must
 //! happen in request order (queuing produce batches onto partitions) is done
-//! before it returns, and the rest is the returned future.
+//! before it returns, and the rest is the returned future. OffsetCommit and
+//! OffsetFetch also take their turn in the connection's [`OffsetRequestOrder`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,6 +14,7 @@ use kafka_protocol::messages::{RequestKind, ResponseKind};
 use super::BrokerContext;
 use super::connection::ConnectionInfo;
 use super::handlers;
+use super::offset_order::OffsetRequestOrder;
 use crate::protocol::{DecodedRequest, api_versions_body};
 
 /// Resolves to the response body, or to `None` when Kafka sends no
@@ -22,6 +24,7 @@ pub type ResponseFuture = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Se
 pub fn dispatch(
     ctx: &Arc<BrokerContext>,
     info: &ConnectionInfo,
+    offset_order: &mut OffsetRequestOrder,
     request: DecodedRequest,
 ) -> Option<ResponseFuture> {
     let version = request.header.request_api_version;
@@ -51,6 +54,17 @@ pub fn dispatch(
                 Ok(response) => Some(ResponseKind::ListOffsets(response)),
                 Err(error) => {
                     tracing::error!(%error, "ListOffsets failed");
+                    None
+                }
+            }
+        }),
+        RequestKind::DeleteRecords(body) => Box::pin(async move {
+            let moved =
+                tokio::task::spawn_blocking(move || handlers::delete_records::handle(&ctx, body));
+            match moved.await {
+                Ok(response) => Some(ResponseKind::DeleteRecords(response)),
+                Err(error) => {
+                    tracing::error!(%error, "DeleteRecords failed");
                     None
                 }
             }
@@ -145,16 +159,24 @@ pub fn dispatch(
                 handlers::groups::leave(&ctx, body, version).await,
             ))
         }),
-        RequestKind::OffsetCommit(body) => Box::pin(async move {
-            Some(ResponseKind::OffsetCommit(
-                handlers::groups::offset_commit(&ctx, body, version).await,
-            ))
-        }),
-        RequestKind::OffsetFetch(body) => Box::pin(async move {
-            Some(ResponseKind::OffsetFetch(handlers::groups::offset_fetch(
-                &ctx, body, version,
-            )))
-        }),
+        RequestKind::OffsetCommit(body) => {
+            let (previous, turn) = offset_order.take_turn();
+            Box::pin(async move {
+                previous.finished().await;
+                let response = handlers::groups::offset_commit(&ctx, body, version).await;
+                drop(turn);
+                Some(ResponseKind::OffsetCommit(response))
+            })
+        }
+        RequestKind::OffsetFetch(body) => {
+            let (previous, turn) = offset_order.take_turn();
+            Box::pin(async move {
+                previous.finished().await;
+                let response = handlers::groups::offset_fetch(&ctx, body, version);
+                drop(turn);
+                Some(ResponseKind::OffsetFetch(response))
+            })
+        }
         RequestKind::DescribeGroups(body) => Box::pin(async move {
             Some(ResponseKind::DescribeGroups(
                 handlers::groups::describe(&ctx, body, version).await,

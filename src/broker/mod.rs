@@ -7,6 +7,7 @@ mod dispatch;
 mod handlers;
 mod limits;
 pub mod metrics;
+mod offset_order;
 mod partition;
 mod partitions;
 mod producer_state;

@@ -209,8 +209,13 @@ impl Partition {
         self.is_offline() || self.with_log(|log| log.reads_from_memory(offset))
     }
 
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
-        self.with_online_log(|log| log.offset_for_timestamp(timestamp))
+    /// See [`PartitionLog::offset_for_timestamp_from`].
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+        from: i64,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
+        self.with_online_log(|log| log.offset_for_timestamp_from(timestamp, from))
     }
 
     pub fn size_bytes(&self) -> u64 {
@@ -259,8 +264,43 @@ impl Partition {
             }
             let deleted = log.enforce_retention(now_ms)?;
             self.log_start_offset
-                .store(log.log_start_offset(), Ordering::Release);
+                .fetch_max(log.log_start_offset(), Ordering::AcqRel);
             Ok(deleted)
+        })
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (-1: the
+    /// high watermark) and answers the new log start (Kafka's low
+    /// watermark) once the move is durable. Blocking: the data below the
+    /// new start and the checkpoint are fsynced. Segments entirely below it
+    /// go at the next retention check, as in Kafka.
+    pub fn delete_records(&self, offset: i64) -> Result<i64, ResponseError> {
+        if self.is_offline() {
+            return Err(ResponseError::KafkaStorageError);
+        }
+        let target = if offset == -1 {
+            self.high_watermark()
+        } else {
+            offset
+        };
+        if target < 0 {
+            return Err(ResponseError::OffsetOutOfRange);
+        }
+        self.with_log_mut(|log| match log.advance_log_start_offset(target) {
+            Ok(()) => {
+                let start = log.log_start_offset();
+                self.log_start_offset.fetch_max(start, Ordering::AcqRel);
+                Ok(start)
+            }
+            Err(StorageError::OffsetOutOfRange { .. }) => Err(ResponseError::OffsetOutOfRange),
+            Err(error) => {
+                tracing::error!(%error, topic = %self.topic, partition = self.index, "DeleteRecords failed");
+                if matches!(error, StorageError::SegmentIo { .. }) {
+                    // A failed fsync of the log's data: see `offline`.
+                    self.take_offline();
+                }
+                Err(ResponseError::KafkaStorageError)
+            }
         })
     }
 
@@ -532,7 +572,9 @@ impl Writer {
         }
         self.producers.commit();
         self.log_end_offset.store(end, Ordering::Release);
-        self.log_start_offset.store(start, Ordering::Release);
+        // `fetch_max`: a DeleteRecords may have moved the start since the
+        // lock was released, and the start never goes back.
+        self.log_start_offset.fetch_max(start, Ordering::AcqRel);
         if written > 0 {
             self.appended.notify_waiters();
         }

@@ -216,6 +216,21 @@ pub struct GroupsArgs {
     pub state: bool,
 }
 
+/// kafka-delete-records.sh
+#[derive(Parser, Debug)]
+#[command(
+    name = "kafka-delete-records.sh",
+    about = "Delete the records of partitions up to given offsets."
+)]
+pub struct DeleteRecordsArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// JSON file naming each partition and the offset to delete records up to:
+    /// {"partitions":[{"topic":"t","partition":0,"offset":3}],"version":1}
+    #[arg(long = "offset-json-file", value_name = "PATH")]
+    pub offset_json_file: Option<std::path::PathBuf>,
+}
+
 /// Splits NAME=VALUE pairs from repeated flags; `flag` names the flag in
 /// errors.
 pub fn key_values(raw: &[String], flag: &str) -> Result<BTreeMap<String, String>, ToolError> {

@@ -35,6 +35,7 @@ const CLIENT_MAX_VERSIONS: &[(ApiKey, i16)] = &[
     (ApiKey::ApiVersions, 3),
     (ApiKey::CreateTopics, 7),
     (ApiKey::DeleteTopics, 5),
+    (ApiKey::DeleteRecords, 2),
     (ApiKey::CreatePartitions, 3),
     (ApiKey::DescribeConfigs, 4),
     (ApiKey::AlterConfigs, 2),

@@ -54,13 +54,15 @@ pub fn verify_records(
     }
 }
 
-/// The first record at or after `timestamp` in a stored v2 batch, as
-/// (offset, timestamp): ListOffsets by time needs record precision, which
+/// The first record at or after `timestamp` (and at or after `from_offset`,
+/// the log start) in a stored v2 batch, as (offset, timestamp):
+/// ListOffsets by time needs record precision, which
 /// the batch header alone cannot give. Control batches hold no records a
 /// consumer sees; with LogAppendTime every record has the batch's time.
 pub fn find_by_timestamp(
     batch: &[u8],
     timestamp: i64,
+    from_offset: i64,
     max_decompressed: usize,
 ) -> Result<Option<(i64, i64)>, RecordError> {
     let header = BatchHeader::parse(batch).ok_or(RecordError::Truncated {
@@ -68,16 +70,21 @@ pub fn find_by_timestamp(
         needed: BATCH_HEADER_LEN,
         available: batch.len(),
     })?;
-    if header.is_control() || header.max_timestamp < timestamp {
+    if header.is_control() || header.max_timestamp < timestamp || header.last_offset() < from_offset
+    {
         return Ok(None);
     }
     if header.is_log_append_time() {
-        return Ok(Some((header.base_offset, header.max_timestamp)));
+        return Ok(Some((
+            header.base_offset.max(from_offset),
+            header.max_timestamp,
+        )));
     }
     let walked = walk_records(batch, &header, max_decompressed, |record| {
         let at = header.base_timestamp.saturating_add(record.timestamp_delta);
-        if at >= timestamp {
-            ControlFlow::Break((header.base_offset + i64::from(record.offset_delta), at))
+        let offset = header.base_offset + i64::from(record.offset_delta);
+        if at >= timestamp && offset >= from_offset {
+            ControlFlow::Break((offset, at))
         } else {
             ControlFlow::Continue(())
         }

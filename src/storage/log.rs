@@ -546,12 +546,24 @@ impl PartitionLog {
         &self,
         timestamp_ms: i64,
     ) -> Result<Option<(i64, i64)>, StorageError> {
+        self.offset_for_timestamp_from(timestamp_ms, self.log_start)
+    }
+
+    /// [`offset_for_timestamp`](Self::offset_for_timestamp) among the batches ending at or
+    /// after `from` (raised to the log start): where a lookup goes on when the records of
+    /// the batch found that reach the timestamp all lie below the log start.
+    pub fn offset_for_timestamp_from(
+        &self,
+        timestamp_ms: i64,
+        from: i64,
+    ) -> Result<Option<(i64, i64)>, StorageError> {
+        let from = from.max(self.log_start);
         for seg in self.segments() {
-            if seg.next_offset <= self.log_start || seg.max_timestamp < timestamp_ms {
+            if seg.next_offset <= from || seg.max_timestamp < timestamp_ms {
                 continue;
             }
-            if let Some((offset, ts)) = seg.find_timestamp(timestamp_ms, self.log_start)? {
-                return Ok(Some((offset.max(self.log_start), ts)));
+            if let Some((offset, ts)) = seg.find_timestamp(timestamp_ms, from)? {
+                return Ok(Some((offset.max(from), ts)));
             }
         }
         Ok(None)

@@ -49,6 +49,8 @@ impl PartitionLog {
     /// Moves the log start offset forward to `offset` (DeleteRecords). Offsets below it become
     /// unreadable at once; whole segments below it are deleted by the next
     /// [`PartitionLog::enforce_retention`]. A lower offset than the current start is a no-op.
+    /// Durable on return: the data below `offset` is fsynced first, so no crash can recover
+    /// a log ending below its own start and hand those offsets out again.
     pub fn advance_log_start_offset(&mut self, offset: i64) -> Result<(), StorageError> {
         let log_end = self.log_end_offset();
         if offset > log_end {
@@ -59,6 +61,7 @@ impl PartitionLog {
             });
         }
         if offset > self.log_start {
+            self.commit()?;
             self.set_log_start(offset)?;
         }
         Ok(())

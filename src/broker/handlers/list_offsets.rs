@@ -12,7 +12,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use super::since;
 use crate::broker::BrokerContext;
 use crate::broker::partition::Partition;
-use crate::records::find_by_timestamp;
+use crate::records::{BatchHeader, find_by_timestamp};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -84,25 +84,34 @@ fn lookup(
 }
 
 /// The log finds the first batch whose max timestamp reaches `timestamp`;
-/// the exact record is then found inside that batch.
+/// the exact record is then found inside that batch. Records below the log
+/// start do not count (as in Kafka): when they are the only ones of a batch
+/// straddling it that reach the timestamp, the search goes on after it.
 fn by_timestamp(
     partition: &Partition,
     timestamp: i64,
     max_decompressed: usize,
 ) -> Result<(i64, i64), String> {
-    let Some((batch_offset, _)) = partition
-        .offset_for_timestamp(timestamp)
-        .map_err(|e| e.to_string())?
-    else {
-        return Ok((-1, -1));
-    };
-    let batches = partition.read(batch_offset, 1).map_err(|e| e.to_string())?;
-    for batch in &batches {
-        let found =
-            find_by_timestamp(batch, timestamp, max_decompressed).map_err(|e| e.to_string())?;
-        if let Some(found) = found.filter(|(offset, _)| *offset >= batch_offset) {
+    let mut from = 0;
+    loop {
+        let Some((batch_offset, _)) = partition
+            .offset_for_timestamp(timestamp, from)
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok((-1, -1));
+        };
+        let batches = partition.read(batch_offset, 1).map_err(|e| e.to_string())?;
+        let Some(batch) = batches.first() else {
+            return Ok((-1, -1));
+        };
+        let found = find_by_timestamp(batch, timestamp, batch_offset, max_decompressed)
+            .map_err(|e| e.to_string())?;
+        if let Some(found) = found {
             return Ok(found);
         }
+        match BatchHeader::parse(batch) {
+            Some(header) => from = header.last_offset() + 1,
+            None => return Ok((-1, -1)),
+        }
     }
-    Ok((-1, -1))
 }

@@ -3,6 +3,7 @@
 //! that body, never Rust errors.
 
 pub mod configs;
+pub mod delete_records;
 pub mod fetch;
 pub mod groups;
 pub mod list_offsets;
