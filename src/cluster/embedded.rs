@@ -18,6 +18,7 @@ use super::command_log::{CommandLog, LogEntry};
 use super::metadata::{ApplyOutcome, Command, ConfigResource, KafkaCode, MetadataImage, Rejection};
 use super::policy::{
     PRODUCER_ID_BLOCK_SIZE, check_config_change, check_partition_limits, check_topic_configs,
+    manual_assignments,
 };
 use super::{
     BoxFuture, BrokerRegistration, ClusterCoordinator, ClusterError, CreateTopicRequest,
@@ -269,11 +270,19 @@ impl EmbeddedCoordinator {
             )
             .into());
         }
-        let assignments = image.place_replicas(
-            req.partitions,
-            req.replication_factor,
-            rotation(committed.next_index()),
-        )?;
+        let assignments = if req.assignments.is_empty() {
+            image.place_replicas(
+                req.partitions,
+                req.replication_factor,
+                rotation(committed.next_index()),
+            )?
+        } else {
+            manual_assignments(image, &req.assignments)?
+        };
+        let partitions = i32::try_from(assignments.len()).unwrap_or(i32::MAX);
+        let replication_factor = assignments
+            .first()
+            .map_or(0, |r| i16::try_from(r.len()).unwrap_or(i16::MAX));
         check_partition_limits(image, &req.name, &assignments, self.limits)?;
         check_topic_configs(&req.configs)?;
         let mut topic_id = Uuid::new_v4();
@@ -296,8 +305,8 @@ impl EmbeddedCoordinator {
         Ok(TopicSummary {
             id,
             name: req.name,
-            partitions: req.partitions,
-            replication_factor: req.replication_factor,
+            partitions,
+            replication_factor,
         })
     }
 

@@ -86,8 +86,19 @@ pub struct CreateTopicRequest {
     pub partitions: i32,
     pub replication_factor: i16,
     pub configs: BTreeMap<String, String>,
+    /// The caller's placement of the replicas; empty to let the coordinator
+    /// place them (then `partitions` and `replication_factor` apply).
+    pub assignments: Vec<ReplicaAssignment>,
     /// Check everything, change nothing.
     pub validate_only: bool,
+}
+
+/// One partition of a manual replica assignment (CreateTopics `assignments`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplicaAssignment {
+    pub partition_index: i32,
+    /// The replicas, preferred leader first.
+    pub broker_ids: Vec<i32>,
 }
 
 /// The result of a (possibly validate-only) topic creation.

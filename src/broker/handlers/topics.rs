@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::{since, str_bytes, topic_name};
 use crate::broker::BrokerContext;
-use crate::cluster::{ClusterError, CreateTopicRequest};
+use crate::cluster::{ClusterError, CreateTopicRequest, ReplicaAssignment};
 use crate::config::TopicConfig;
 
 fn rejected(code: ResponseError, message: impl Into<String>) -> ClusterError {
@@ -39,7 +39,16 @@ pub async fn create(
             .iter()
             .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
             .collect();
-        // -1 means "the broker's default" (v4+).
+        let assignments: Vec<ReplicaAssignment> = topic
+            .assignments
+            .iter()
+            .map(|a| ReplicaAssignment {
+                partition_index: a.partition_index,
+                broker_ids: a.broker_ids.iter().map(|b| b.0).collect(),
+            })
+            .collect();
+        // -1 means "the broker's default" (v4+), and is the only value
+        // allowed next to a manual assignment.
         let partitions = if topic.num_partitions == -1 {
             ctx.settings.num_partitions
         } else {
@@ -52,9 +61,15 @@ pub async fn create(
         };
         let outcome = match TopicConfig::from_pairs(configs.clone(), &ctx.settings.log) {
             Err(error) => Err(rejected(ResponseError::InvalidConfig, error.to_string())),
-            Ok(_) if !topic.assignments.is_empty() => Err(rejected(
+            Ok(_) if !assignments.is_empty() && topic.replication_factor != -1 => Err(rejected(
                 ResponseError::InvalidRequest,
-                "manual replica assignment is not supported",
+                "A manual partition assignment was specified, but replication factor was not \
+                 set to -1.",
+            )),
+            Ok(_) if !assignments.is_empty() && topic.num_partitions != -1 => Err(rejected(
+                ResponseError::InvalidRequest,
+                "A manual partition assignment was specified, but numPartitions was not set \
+                 to -1.",
             )),
             Ok(_) => {
                 ctx.coordinator
@@ -63,6 +78,7 @@ pub async fn create(
                         partitions,
                         replication_factor,
                         configs,
+                        assignments,
                         validate_only: request.validate_only,
                     })
                     .await
@@ -71,7 +87,9 @@ pub async fn create(
         let result = CreatableTopicResult::default().with_name(topic_name(&name));
         results.push(match outcome {
             Ok(summary) => {
-                tracing::info!(topic = %name, partitions, "created topic");
+                if !request.validate_only {
+                    tracing::info!(topic = %name, partitions = summary.partitions, "created topic");
+                }
                 result
                     .with_topic_id(since(version, 7, summary.id, Uuid::nil()))
                     .with_num_partitions(since(version, 5, summary.partitions, -1))

@@ -26,6 +26,7 @@ fn registration(broker_id: i32) -> BrokerRegistration {
 
 fn topic(name: &str, partitions: i32, replication_factor: i16) -> CreateTopicRequest {
     CreateTopicRequest {
+        assignments: Vec::new(),
         name: name.into(),
         partitions,
         replication_factor,
@@ -210,6 +211,7 @@ async fn validate_only_changes_nothing() {
     let before = coordinator.image();
     let summary = coordinator
         .create_topic(CreateTopicRequest {
+            assignments: Vec::new(),
             validate_only: true,
             ..topic("orders", 2, 1)
         })

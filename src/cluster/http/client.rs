@@ -501,6 +501,7 @@ impl ClusterCoordinator for RemoteCoordinator {
                 num_partitions: req.partitions,
                 replication_factor: req.replication_factor,
                 configs: req.configs,
+                assignments: req.assignments,
                 validate_only: req.validate_only,
             };
             let created: CreateTopicResponse = self

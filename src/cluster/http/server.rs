@@ -413,6 +413,7 @@ impl Service {
                 partitions: req.num_partitions,
                 replication_factor: req.replication_factor,
                 configs: req.configs,
+                assignments: req.assignments,
                 validate_only: req.validate_only,
             })
             .await?;

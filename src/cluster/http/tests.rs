@@ -71,6 +71,7 @@ fn registration(broker_id: i32) -> BrokerRegistration {
 
 fn topic(name: &str, partitions: i32) -> CreateTopicRequest {
     CreateTopicRequest {
+        assignments: Vec::new(),
         name: name.to_owned(),
         partitions,
         replication_factor: 1,

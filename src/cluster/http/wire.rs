@@ -110,6 +110,9 @@ pub struct CreatableTopic {
     pub replication_factor: i16,
     #[serde(default)]
     pub configs: BTreeMap<String, String>,
+    /// A manual placement; empty or absent to let the coordinator place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assignments: Vec<crate::cluster::ReplicaAssignment>,
     #[serde(default)]
     pub validate_only: bool,
 }
