@@ -189,11 +189,13 @@ pub trait ClusterCoordinator: Send + Sync {
     fn delete_topic(&self, name: &str) -> BoxFuture<'_, Result<Uuid, ClusterError>>;
 
     /// Grows the topic to `total` partitions; fewer than it has is
-    /// `INVALID_PARTITIONS`.
+    /// `INVALID_PARTITIONS`. `assignments`, when given, places the new
+    /// partitions' replicas (one list per new partition).
     fn create_partitions(
         &self,
         name: &str,
         total: i32,
+        assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> BoxFuture<'_, Result<(), ClusterError>>;
 

@@ -116,7 +116,6 @@ pub fn manual_assignments(
     image: &MetadataImage,
     assignments: &[ReplicaAssignment],
 ) -> Result<Vec<Vec<i32>>, Rejection> {
-    let invalid = |message: String| rejected(KafkaCode::INVALID_REPLICA_ASSIGNMENT, message);
     let mut by_partition: BTreeMap<i32, &[i32]> = BTreeMap::new();
     let mut replication_factor = None;
     for assignment in assignments {
@@ -127,37 +126,7 @@ pub fn manual_assignments(
             ));
         }
         let replicas = assignment.broker_ids.as_slice();
-        if replicas.is_empty() {
-            return invalid(
-                "The manual partition assignment includes an empty replica list.".to_string(),
-            );
-        }
-        // Kafka walks the brokers in id order, so the lowest offender is named.
-        let mut sorted = replicas.to_vec();
-        sorted.sort_unstable();
-        for (i, broker) in sorted.iter().enumerate() {
-            if image.broker(*broker).is_none() {
-                return invalid(format!(
-                    "The manual partition assignment includes broker {broker}, but no such \
-                     broker is registered."
-                ));
-            }
-            if i > 0 && sorted[i - 1] == *broker {
-                return invalid(format!(
-                    "The manual partition assignment includes the broker {broker} more than once."
-                ));
-            }
-        }
-        if let Some(expected) = replication_factor
-            && replicas.len() != expected
-        {
-            return invalid(format!(
-                "The manual partition assignment includes a partition with {} replica(s), but \
-                 this is not consistent with previous partitions, which have {expected} \
-                 replica(s).",
-                replicas.len()
-            ));
-        }
+        check_manual_replicas(image, replicas, replication_factor)?;
         replication_factor = Some(replicas.len());
         by_partition.insert(partition, replicas);
     }
@@ -169,6 +138,77 @@ pub fn manual_assignments(
         return invalid("partitions should be a consecutive 0-based integer sequence".to_string());
     }
     Ok(by_partition.into_values().map(<[i32]>::to_vec).collect())
+}
+
+fn invalid<T>(message: String) -> Result<T, Rejection> {
+    rejected(KafkaCode::INVALID_REPLICA_ASSIGNMENT, message)
+}
+
+/// Kafka's `validateManualPartitionAssignment`: one partition's replicas
+/// are non-empty, registered brokers, none twice, and as many as
+/// `replication_factor` when that is known.
+fn check_manual_replicas(
+    image: &MetadataImage,
+    replicas: &[i32],
+    replication_factor: Option<usize>,
+) -> Result<(), Rejection> {
+    if replicas.is_empty() {
+        return invalid(
+            "The manual partition assignment includes an empty replica list.".to_string(),
+        );
+    }
+    // Kafka walks the brokers in id order, so the lowest offender is named.
+    let mut sorted = replicas.to_vec();
+    sorted.sort_unstable();
+    for (i, broker) in sorted.iter().enumerate() {
+        if image.broker(*broker).is_none() {
+            return invalid(format!(
+                "The manual partition assignment includes broker {broker}, but no such \
+                 broker is registered."
+            ));
+        }
+        if i > 0 && sorted[i - 1] == *broker {
+            return invalid(format!(
+                "The manual partition assignment includes the broker {broker} more than once."
+            ));
+        }
+    }
+    if let Some(expected) = replication_factor
+        && replicas.len() != expected
+    {
+        return invalid(format!(
+            "The manual partition assignment includes a partition with {} replica(s), but \
+             this is not consistent with previous partitions, which have {expected} \
+             replica(s).",
+            replicas.len()
+        ));
+    }
+    Ok(())
+}
+
+/// The replicas of the `additional` partitions a CreatePartitions adds,
+/// given by the caller: as many lists as new partitions, each checked as
+/// CreateTopics checks one, against the topic's `replication_factor`.
+pub fn manual_partition_assignments(
+    image: &MetadataImage,
+    assignments: &[Vec<i32>],
+    additional: i32,
+    replication_factor: usize,
+) -> Result<Vec<Vec<i32>>, Rejection> {
+    if usize::try_from(additional).ok() != Some(assignments.len()) {
+        return rejected(
+            KafkaCode::INVALID_REPLICA_ASSIGNMENT,
+            format!(
+                "Attempted to add {additional} additional partition(s), but only {} \
+                 assignment(s) were specified.",
+                assignments.len()
+            ),
+        );
+    }
+    for replicas in assignments {
+        check_manual_replicas(image, replicas, Some(replication_factor))?;
+    }
+    Ok(assignments.to_vec())
 }
 
 /// A caller may only ask for a block of Kafka's size (older brokers send

@@ -209,3 +209,22 @@ def test_kafka_python_validate_only_creates_nothing(broker):
             )
     finally:
         admin.close()
+
+
+def test_create_partitions_with_assignments_places_them_or_refuses_as_kafka(broker):
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("more", 1, 1)])["more"].result(10)
+    error = refusal(admin.create_partitions(
+        [NewPartitions("more", 3, replica_assignment=[[0]])])["more"])
+    assert error.code() == INVALID_REPLICA_ASSIGNMENT
+    assert error.str() == ("Attempted to add 2 additional partition(s), but only 1 "
+                           "assignment(s) were specified.")
+    error = refusal(admin.create_partitions(
+        [NewPartitions("more", 2, replica_assignment=[[3]])])["more"])
+    assert error.code() == INVALID_REPLICA_ASSIGNMENT and "broker 3" in error.str()
+    admin.create_partitions(
+        [NewPartitions("more", 3, replica_assignment=[[0], [0]])])["more"].result(10)
+    partitions = admin.list_topics(timeout=10).topics["more"].partitions
+    assert sorted(partitions) == [0, 1, 2]
+    assert all(p.replicas == [0] for p in partitions.values())
+    round_trip(broker.bootstrap, "more", 3)

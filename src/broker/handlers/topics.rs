@@ -162,9 +162,15 @@ pub async fn create_partitions(
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();
+        let assignments = topic.assignments.as_ref().map(|assignments| {
+            assignments
+                .iter()
+                .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                .collect()
+        });
         let outcome = ctx
             .coordinator
-            .create_partitions(&name, topic.count, request.validate_only)
+            .create_partitions(&name, topic.count, assignments, request.validate_only)
             .await;
         let result = CreatePartitionsTopicResult::default().with_name(topic.name);
         results.push(match outcome {

@@ -540,12 +540,14 @@ impl ClusterCoordinator for RemoteCoordinator {
         &self,
         name: &str,
         total: i32,
+        assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> BoxFuture<'_, Result<(), ClusterError>> {
         let path = format!("/v1/topics/{}/partitions", encode_segment(name));
         Box::pin(async move {
             let body = CreatePartitionsRequest {
                 count: total,
+                assignments,
                 validate_only,
             };
             self.write(Method::POST, &path, Some(&body), |r: &WriteResponse| {

@@ -443,7 +443,7 @@ impl Service {
         req: CreatePartitionsRequest,
     ) -> Result<HttpResponse, Failure> {
         self.metadata
-            .create_partitions(name, req.count, req.validate_only)
+            .create_partitions(name, req.count, req.assignments, req.validate_only)
             .await?;
         self.written()
     }

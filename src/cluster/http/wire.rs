@@ -144,6 +144,10 @@ pub struct DeleteTopicResponse {
 pub struct CreatePartitionsRequest {
     /// The new total number of partitions.
     pub count: i32,
+    /// The replicas of each new partition; absent to let the coordinator
+    /// place them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignments: Option<Vec<Vec<i32>>>,
     #[serde(default)]
     pub validate_only: bool,
 }

@@ -210,3 +210,24 @@ mod manual_assignments {
         }
     }
 }
+
+#[test]
+fn create_partitions_assignments_match_the_count_and_the_replication_factor() {
+    let image = image_with_brokers(&[1, 2]);
+    let placed = manual_partition_assignments(&image, &[vec![2, 1], vec![1, 2]], 2, 2).unwrap();
+    assert_eq!(placed, vec![vec![2, 1], vec![1, 2]]);
+    let refused = manual_partition_assignments(&image, &[vec![1, 2]], 2, 2).unwrap_err();
+    assert_eq!(refused.code, KafkaCode::INVALID_REPLICA_ASSIGNMENT);
+    assert_eq!(
+        refused.message,
+        "Attempted to add 2 additional partition(s), but only 1 assignment(s) were specified."
+    );
+    let refused = manual_partition_assignments(&image, &[vec![1]], 1, 2).unwrap_err();
+    assert!(
+        refused.message.contains("which have 2 replica(s)"),
+        "{}",
+        refused.message
+    );
+    let refused = manual_partition_assignments(&image, &[vec![1, 3]], 1, 2).unwrap_err();
+    assert!(refused.message.contains("broker 3"), "{}", refused.message);
+}
