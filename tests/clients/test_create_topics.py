@@ -98,11 +98,15 @@ def test_confluent_replica_assignment_on_broker_0_is_used(broker):
 def test_kafka_python_replica_assignments_are_used(broker):
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
     try:
-        created = admin.create_topics(
-            [KafkaPythonNewTopic("placed-kp", replica_assignments={0: [0], 1: [0]})]
-        )
+        created = admin.create_topics([KafkaPythonNewTopic(
+            "placed-kp", replica_assignments={0: [0], 1: [0]},
+            topic_configs={"retention.ms": "1000"},
+        )])
         (result,) = created["topics"]
         assert (result["error_code"], result["num_partitions"], result["replication_factor"]) == (0, 2, 1)
+        # CreateTopics v5+ returns the new topic's configs, as Kafka does.
+        assert result["configs"]["retention.ms"]["value"] == "1000"
+        assert result["configs"]["segment.bytes"]["value"] == "1073741824"
     finally:
         admin.close()
     round_trip(broker.bootstrap, "placed-kp", 2)

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
@@ -17,7 +19,7 @@ use uuid::Uuid;
 use super::{since, str_bytes, topic_name};
 use crate::broker::BrokerContext;
 use crate::cluster::{ClusterError, CreateTopicRequest, ReplicaAssignment};
-use crate::config::TopicConfig;
+use crate::config::{TopicConfig, describe_topic_configs};
 
 fn rejected(code: ResponseError, message: impl Into<String>) -> ClusterError {
     ClusterError::Rejected {
@@ -77,7 +79,7 @@ pub async fn create(
                         name: name.clone(),
                         partitions,
                         replication_factor,
-                        configs,
+                        configs: configs.clone(),
                         assignments,
                         validate_only: request.validate_only,
                     })
@@ -94,7 +96,12 @@ pub async fn create(
                     .with_topic_id(since(version, 7, summary.id, Uuid::nil()))
                     .with_num_partitions(since(version, 5, summary.partitions, -1))
                     .with_replication_factor(since(version, 5, summary.replication_factor, -1))
-                    .with_configs(since(version, 5, Some(Vec::new()), None))
+                    .with_configs(since(
+                        version,
+                        5,
+                        Some(created_configs(ctx, &configs)),
+                        None,
+                    ))
             }
             Err(error) => result
                 .with_error_code(error.code().0)
@@ -105,6 +112,25 @@ pub async fn create(
         .reconcile_off_workers(ctx.coordinator.image())
         .await;
     CreateTopicsResponse::default().with_topics(results)
+}
+
+/// The configs a new topic has, as Kafka returns them in CreateTopics v5+
+/// (so a client need not describe it): every topic key with its source.
+fn created_configs(
+    ctx: &BrokerContext,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<CreatableTopicConfigs> {
+    describe_topic_configs(&ctx.settings.origins, &ctx.settings.log, overrides)
+        .into_iter()
+        .map(|entry| {
+            CreatableTopicConfigs::default()
+                .with_name(str_bytes(&entry.name))
+                .with_value(entry.value.as_deref().map(str_bytes))
+                .with_read_only(entry.read_only)
+                .with_config_source(entry.source.id())
+                .with_is_sensitive(entry.sensitive)
+        })
+        .collect()
 }
 
 pub async fn delete(
