@@ -80,12 +80,18 @@ fn check_value(f: &Field<'_>, check: Check) -> Result<Option<i64>, ConfigError> 
             }
         }
         Check::CleanupPolicy => {
-            let list = f.value.split(',').map(str::trim).filter(|p| !p.is_empty());
-            if let Some(bad) = list.clone().find(|p| *p != "delete" && *p != "compact") {
+            let mut policies = f.value.split(',').map(str::trim).filter(|p| !p.is_empty());
+            if let Some(bad) = policies.clone().find(|p| *p != "delete" && *p != "compact") {
                 return Err(f.err(format!("{bad:?} is not one of compact, delete")));
             }
+            if policies.clone().next().is_none() {
+                return Err(f.err("expected delete, compact or both"));
+            }
             // The one policy gregor cannot honour yet; see `Field::cleanup_policy`.
-            f.cleanup_policy().map(|_| None)
+            if policies.any(|p| p == "compact") {
+                f.cleanup_policy()?;
+            }
+            Ok(None)
         }
         Check::TimestampType => f.timestamp_type().map(|_| None),
         Check::GzipLevel => match f.int_in(-1, 9)? {
@@ -153,7 +159,8 @@ impl TopicSetting {
             "retention.bytes" => Self::RetentionBytes((n >= 0).then(|| to_u64(n))),
             "segment.bytes" => Self::SegmentBytes(to_u64(n)),
             "segment.ms" => Self::SegmentRoll(ms(n)),
-            "cleanup.policy" => Self::CleanupPolicy(f.cleanup_policy()?),
+            // Checked above: a list of `delete` only, for now.
+            "cleanup.policy" => Self::CleanupPolicy("delete".to_string()),
             "message.timestamp.type" => Self::TimestampType(f.timestamp_type()?),
             "max.message.bytes" => Self::MaxMessageBytes(usize::try_from(n).unwrap_or(usize::MAX)),
             "min.insync.replicas" => Self::MinInsyncReplicas(i32::try_from(n).unwrap_or(1)),

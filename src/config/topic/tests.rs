@@ -107,6 +107,13 @@ fn one_validator_names_the_key_for_unknown_refused_and_bad_values() {
         e.contains("cleanup.policy") && e.contains("compaction"),
         "{e}"
     );
+    let e = validate_topic_config("cleanup.policy", "delete,compact")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("compaction"), "{e}");
+    assert!(validate_topic_config("cleanup.policy", " delete , delete").is_ok());
+    assert!(validate_topic_config("cleanup.policy", "").is_err());
+    assert!(validate_topic_config("cleanup.policy", "shred").is_err());
     let e = validate_topic_config("retention.mss", "1")
         .unwrap_err()
         .to_string();
