@@ -3,7 +3,7 @@
 //! DescribeConfigs.
 
 use super::describe::ConfigType;
-use super::raw::{RawConfig, is_ignored_key};
+use super::raw::RawConfig;
 
 /// One broker key.
 #[derive(Debug, Clone, Copy)]
@@ -189,9 +189,4 @@ pub fn default_value(name: &str) -> Option<String> {
                 .and_then(|k| k.kafka_default)
                 .map(str::to_string)
         })
-}
-
-/// Whether gregor accepts `name` only so that Kafka's config files load.
-pub fn is_ignored(name: &str) -> bool {
-    is_ignored_key(name)
 }

@@ -2,8 +2,8 @@
 //! synonyms it was chosen among, type and documentation. Built here from the
 //! raw sources, so the broker's handler only encodes it.
 
-use super::broker_keys::{BROKER_KEYS, default_value, is_ignored, synonyms};
-use super::raw::RawConfig;
+use super::broker_keys::{BROKER_KEYS, default_value, synonyms};
+use super::raw::{RawConfig, is_ignored_key};
 
 /// Kafka's `DescribeConfigsResponse.ConfigSource`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +113,7 @@ pub fn describe_broker_configs(raw: &RawConfig) -> Vec<DescribedConfig> {
                 read_only: true,
                 config_type: row.config_type,
                 synonyms,
-                documentation: Some(if is_ignored(row.name) {
+                documentation: Some(if is_ignored_key(row.name) {
                     format!("{} gregor accepts this key and ignores it.", row.doc)
                 } else {
                     row.doc.to_string()

@@ -8,6 +8,7 @@
 //! into in `topic.rs`, and nothing else.
 
 use super::describe::ConfigType;
+use Effect::{AcceptedWithoutEffect as Inert, Applied};
 
 /// What a topic key's value must be. Kafka trims values before checking.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -112,8 +113,6 @@ const fn key(
         doc,
     }
 }
-
-use Effect::{AcceptedWithoutEffect as Inert, Applied};
 
 /// Kafka 3.9's topic configs, sorted by name as its documentation lists them.
 #[rustfmt::skip]
