@@ -52,6 +52,12 @@ pub struct TopicsArgs {
     /// The replication factor for each partition in the topic being created.
     #[arg(long = "replication-factor", value_name = "N")]
     pub replication_factor: Option<i16>,
+    /// The replicas of each partition, partitions separated by commas and
+    /// replicas by colons (`0:1,1:0`): with --create instead of --partitions
+    /// and --replication-factor, or with --alter --partitions listing every
+    /// partition (the existing ones are skipped, as Kafka's tool does).
+    #[arg(long = "replica-assignment", value_name = "B:B,B:B")]
+    pub replica_assignment: Option<String>,
     /// A topic configuration override: NAME=VALUE (repeatable).
     #[arg(long = "config", value_name = "NAME=VALUE")]
     pub config: Vec<String>,

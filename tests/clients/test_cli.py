@@ -196,6 +196,28 @@ def test_describe_alter_and_delete(broker, links):
     ok(run(links, "kafka-topics.sh", "--delete", "--if-exists", "--topic", "d", *boot))
 
 
+def test_replica_assignment_on_create_and_alter(broker, links):
+    boot = ("--bootstrap-server", broker.bootstrap)
+    ok(run(links, "kafka-topics.sh", "--create", "--topic", "ra", "--replica-assignment", "0,0",
+           *boot))
+    out = ok(run(links, "kafka-topics.sh", "--describe", "--topic", "ra", *boot))
+    assert "PartitionCount:2\tReplicationFactor:1" in out.splitlines()[0]
+    # As Kafka's tool: the whole topic's assignment, of which the new part is sent.
+    ok(run(links, "kafka-topics.sh", "--alter", "--topic", "ra", "--partitions", "3",
+           "--replica-assignment", "0,0,0", *boot))
+    out = ok(run(links, "kafka-topics.sh", "--describe", "--topic", "ra", *boot))
+    assert "PartitionCount:3" in out.splitlines()[0]
+
+    unknown = run(links, "kafka-topics.sh", "--create", "--topic", "rb",
+                  "--replica-assignment", "0:5", *boot)
+    assert unknown.returncode == 1
+    assert "broker 5, but no such broker is registered" in unknown.stderr.decode()
+    both = run(links, "kafka-topics.sh", "--create", "--topic", "rb", "--partitions", "1",
+               "--replica-assignment", "0", *boot)
+    assert both.returncode != 0
+    assert "can't be used with option \"[partitions]\"" in both.stderr.decode()
+
+
 def test_bad_flag_is_one_line_and_exit_2(links):
     result = run(links, "kafka-topics.sh", "--craete", "--topic", "x")
     assert result.returncode == 2
