@@ -28,6 +28,7 @@ scripts=(
     kafka-console-producer.sh
     kafka-console-consumer.sh
     kafka-consumer-groups.sh
+    kafka-configs.sh
     zookeeper-server-start.sh
     zookeeper-server-stop.sh
 )

@@ -40,6 +40,9 @@ enum Command {
     /// kafka-consumer-groups.sh: list, describe, reset and delete groups.
     #[command(disable_help_flag = true)]
     ConsumerGroups(ToolArgs),
+    /// kafka-configs.sh: describe topic and broker configs, alter topic configs.
+    #[command(disable_help_flag = true)]
+    Configs(ToolArgs),
     /// Stop the running `broker` or `coordinator` (the server-stop scripts).
     #[command(disable_help_flag = true)]
     ServerStop(ToolArgs),
@@ -112,6 +115,7 @@ fn args_for_invoked_name() -> Vec<std::ffi::OsString> {
         "kafka-console-producer" => &["console-producer"],
         "kafka-console-consumer" => &["console-consumer"],
         "kafka-consumer-groups" => &["consumer-groups"],
+        "kafka-configs" => &["configs"],
         "zookeeper-server-start" => &["coordinator"],
         "kafka-server-stop" => &["server-stop", "broker"],
         "zookeeper-server-stop" => &["server-stop", "coordinator"],
@@ -149,6 +153,7 @@ fn main() -> ExitCode {
         Command::ConsoleProducer(t) => gregor::cli::run(gregor::cli::Tool::ConsoleProducer, t.args),
         Command::ConsoleConsumer(t) => gregor::cli::run(gregor::cli::Tool::ConsoleConsumer, t.args),
         Command::ConsumerGroups(t) => gregor::cli::run(gregor::cli::Tool::ConsumerGroups, t.args),
+        Command::Configs(t) => gregor::cli::run(gregor::cli::Tool::Configs, t.args),
         Command::ServerStop(t) => gregor::cli::run(gregor::cli::Tool::ServerStop, t.args),
     }
 }

@@ -1,7 +1,7 @@
 //! Kafka's command-line tools as subcommands of the one binary:
 //! `kafka-topics.sh`, `kafka-console-producer.sh`,
-//! `kafka-console-consumer.sh`, `kafka-consumer-groups.sh`, and the
-//! server stop scripts. Each tool parses Kafka 2.2's flags (`args`), finds a
+//! `kafka-console-consumer.sh`, `kafka-consumer-groups.sh`,
+//! `kafka-configs.sh`, and the server stop scripts. Each tool parses Kafka 2.2's flags (`args`), finds a
 //! broker (`bootstrap`), and talks to the cluster through a small client
 //! (`client`) built on the `kafka-protocol` crate.
 //!
@@ -11,6 +11,7 @@
 mod args;
 mod bootstrap;
 mod client;
+mod configs;
 mod console_consumer;
 mod console_producer;
 mod consumer_groups;
@@ -32,6 +33,7 @@ pub enum Tool {
     ConsoleProducer,
     ConsoleConsumer,
     ConsumerGroups,
+    Configs,
     ServerStop,
 }
 
@@ -78,6 +80,7 @@ pub fn run(tool: Tool, args: Vec<OsString>) -> ExitCode {
         Tool::ConsoleProducer => "kafka-console-producer.sh",
         Tool::ConsoleConsumer => "kafka-console-consumer.sh",
         Tool::ConsumerGroups => "kafka-consumer-groups.sh",
+        Tool::Configs => "kafka-configs.sh",
         Tool::ServerStop => "server-stop",
     };
     let argv = std::iter::once(OsString::from(name)).chain(args);
@@ -86,6 +89,7 @@ pub fn run(tool: Tool, args: Vec<OsString>) -> ExitCode {
         Tool::ConsoleProducer => parse(argv).and_then(|a| block_on(console_producer::run(a))),
         Tool::ConsoleConsumer => parse(argv).and_then(|a| block_on(console_consumer::run(a))),
         Tool::ConsumerGroups => parse(argv).and_then(|a| block_on(consumer_groups::run(a))),
+        Tool::Configs => parse(argv).and_then(|a| block_on(configs::run(a))),
         Tool::ServerStop => server_stop::run(argv.skip(1).collect()),
     };
     match outcome {
