@@ -374,3 +374,24 @@ fn topic_configs_inherit_from_the_broker_config_as_static_broker_config() {
         (Some("0.75"), ConfigSource::StaticBroker)
     );
 }
+
+#[test]
+fn the_readme_lists_every_key_accepted_without_effect() {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("Accepted without effect")
+        .expect("README has the list");
+    let list = &readme[start..start + readme[start..].find("\n\n").unwrap_or(0)];
+    for key in topic_keys_without_effect() {
+        assert!(
+            list.contains(&format!("`{key}`")),
+            "README does not list {key}"
+        );
+    }
+    for key in topic_config_keys().filter(|k| !topic_keys_without_effect().any(|w| w == *k)) {
+        assert!(
+            !list.contains(&format!("`{key}`")),
+            "README lists {key}, which applies"
+        );
+    }
+}
