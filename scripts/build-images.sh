@@ -42,7 +42,7 @@ ENTRY_POINTS=(
   kafka-server-start.sh kafka-server-stop.sh
   zookeeper-server-start.sh zookeeper-server-stop.sh
   kafka-topics.sh kafka-console-producer.sh kafka-console-consumer.sh
-  kafka-consumer-groups.sh kafka-delete-records.sh
+  kafka-consumer-groups.sh kafka-delete-records.sh kafka-configs.sh
 )
 
 is_static() {

@@ -29,6 +29,7 @@ scripts=(
     kafka-console-consumer.sh
     kafka-consumer-groups.sh
     kafka-delete-records.sh
+    kafka-configs.sh
     zookeeper-server-start.sh
     zookeeper-server-stop.sh
 )

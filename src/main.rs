@@ -43,6 +43,9 @@ enum Command {
     /// kafka-delete-records.sh: delete a partition's records up to an offset.
     #[command(disable_help_flag = true)]
     DeleteRecords(ToolArgs),
+    /// kafka-configs.sh: describe topic and broker configs, alter topic configs.
+    #[command(disable_help_flag = true)]
+    Configs(ToolArgs),
     /// Stop the running `broker` or `coordinator` (the server-stop scripts).
     #[command(disable_help_flag = true)]
     ServerStop(ToolArgs),
@@ -116,6 +119,7 @@ fn args_for_invoked_name() -> Vec<std::ffi::OsString> {
         "kafka-console-consumer" => &["console-consumer"],
         "kafka-consumer-groups" => &["consumer-groups"],
         "kafka-delete-records" => &["delete-records"],
+        "kafka-configs" => &["configs"],
         "zookeeper-server-start" => &["coordinator"],
         "kafka-server-stop" => &["server-stop", "broker"],
         "zookeeper-server-stop" => &["server-stop", "coordinator"],
@@ -154,6 +158,7 @@ fn main() -> ExitCode {
         Command::ConsoleConsumer(t) => gregor::cli::run(gregor::cli::Tool::ConsoleConsumer, t.args),
         Command::ConsumerGroups(t) => gregor::cli::run(gregor::cli::Tool::ConsumerGroups, t.args),
         Command::DeleteRecords(t) => gregor::cli::run(gregor::cli::Tool::DeleteRecords, t.args),
+        Command::Configs(t) => gregor::cli::run(gregor::cli::Tool::Configs, t.args),
         Command::ServerStop(t) => gregor::cli::run(gregor::cli::Tool::ServerStop, t.args),
     }
 }

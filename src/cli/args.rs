@@ -52,6 +52,12 @@ pub struct TopicsArgs {
     /// The replication factor for each partition in the topic being created.
     #[arg(long = "replication-factor", value_name = "N")]
     pub replication_factor: Option<i16>,
+    /// The replicas of each partition, partitions separated by commas and
+    /// replicas by colons (`0:1,1:0`): with --create instead of --partitions
+    /// and --replication-factor, or with --alter --partitions listing every
+    /// partition (the existing ones are skipped, as Kafka's tool does).
+    #[arg(long = "replica-assignment", value_name = "B:B,B:B")]
+    pub replica_assignment: Option<String>,
     /// A topic configuration override: NAME=VALUE (repeatable).
     #[arg(long = "config", value_name = "NAME=VALUE")]
     pub config: Vec<String>,
@@ -161,6 +167,44 @@ pub struct ConsumerArgs {
     /// Skip messages that cannot be printed instead of stopping.
     #[arg(long = "skip-message-on-error")]
     pub skip_message_on_error: bool,
+}
+
+/// kafka-configs.sh
+#[derive(Parser, Debug)]
+#[command(
+    name = "kafka-configs.sh",
+    about = "Describe the configs of topics and brokers; alter those of topics."
+)]
+pub struct ConfigsArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// List the entity's configs: the dynamic ones, or all with --all.
+    #[arg(long)]
+    pub describe: bool,
+    /// Change the entity's configs.
+    #[arg(long)]
+    pub alter: bool,
+    /// With --describe: every config, not only the dynamic ones.
+    #[arg(long)]
+    pub all: bool,
+    /// topics or brokers.
+    #[arg(long = "entity-type", value_name = "TYPE")]
+    pub entity_type: Option<String>,
+    /// The topic name or broker id.
+    #[arg(long = "entity-name", value_name = "NAME")]
+    pub entity_name: Option<String>,
+    /// Shorthand for --entity-type topics --entity-name TOPIC.
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: Option<String>,
+    /// Shorthand for --entity-type brokers --entity-name ID.
+    #[arg(long, value_name = "ID")]
+    pub broker: Option<String>,
+    /// Configs to set: k1=v1,k2=[v1,v2] (repeatable).
+    #[arg(long = "add-config", value_name = "K=V,...")]
+    pub add_config: Vec<String>,
+    /// Configs to remove: k1,k2 (repeatable).
+    #[arg(long = "delete-config", value_name = "K,...")]
+    pub delete_config: Vec<String>,
 }
 
 /// kafka-consumer-groups.sh

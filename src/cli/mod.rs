@@ -1,7 +1,7 @@
 //! Kafka's command-line tools as subcommands of the one binary:
 //! `kafka-topics.sh`, `kafka-console-producer.sh`,
 //! `kafka-console-consumer.sh`, `kafka-consumer-groups.sh`,
-//! `kafka-delete-records.sh`, and the server stop scripts. Each tool parses Kafka 2.2's flags (`args`), finds a
+//! `kafka-delete-records.sh`, `kafka-configs.sh`, and the server stop scripts. Each tool parses Kafka 2.2's flags (`args`), finds a
 //! broker (`bootstrap`), and talks to the cluster through a small client
 //! (`client`) built on the `kafka-protocol` crate.
 //!
@@ -11,6 +11,7 @@
 mod args;
 mod bootstrap;
 mod client;
+mod configs;
 mod console_consumer;
 mod console_producer;
 mod consumer_groups;
@@ -34,6 +35,7 @@ pub enum Tool {
     ConsoleConsumer,
     ConsumerGroups,
     DeleteRecords,
+    Configs,
     ServerStop,
 }
 
@@ -81,6 +83,7 @@ pub fn run(tool: Tool, args: Vec<OsString>) -> ExitCode {
         Tool::ConsoleConsumer => "kafka-console-consumer.sh",
         Tool::ConsumerGroups => "kafka-consumer-groups.sh",
         Tool::DeleteRecords => "kafka-delete-records.sh",
+        Tool::Configs => "kafka-configs.sh",
         Tool::ServerStop => "server-stop",
     };
     let argv = std::iter::once(OsString::from(name)).chain(args);
@@ -90,6 +93,7 @@ pub fn run(tool: Tool, args: Vec<OsString>) -> ExitCode {
         Tool::ConsoleConsumer => parse(argv).and_then(|a| block_on(console_consumer::run(a))),
         Tool::ConsumerGroups => parse(argv).and_then(|a| block_on(consumer_groups::run(a))),
         Tool::DeleteRecords => parse(argv).and_then(|a| block_on(delete_records::run(a))),
+        Tool::Configs => parse(argv).and_then(|a| block_on(configs::run(a))),
         Tool::ServerStop => server_stop::run(argv.skip(1).collect()),
     };
     match outcome {

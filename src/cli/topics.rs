@@ -5,14 +5,18 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::create_partitions_request::{
+    CreatePartitionsAssignment, CreatePartitionsTopic,
+};
+use kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::{
-    AlterConfigsRequest, ApiKey, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeConfigsRequest, IncrementalAlterConfigsRequest, TopicName, alter_configs_request,
-    incremental_alter_configs_request,
+    AlterConfigsRequest, ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest, TopicName,
+    alter_configs_request, incremental_alter_configs_request,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -84,10 +88,31 @@ async fn create(
             "--partitions and --replication-factor must be at least 1".to_string(),
         ));
     }
+    let assignment = replica_assignment(args)?.unwrap_or_default();
+    for (option, given) in [
+        ("partitions", args.partitions.is_some()),
+        ("replication-factor", args.replication_factor.is_some()),
+    ] {
+        if given && !assignment.is_empty() {
+            return Err(ToolError::Usage(format!(
+                "Option \"[replica-assignment]\" can't be used with option \"[{option}]\""
+            )));
+        }
+    }
     let request_topic = CreatableTopic::default()
         .with_name(name(topic))
         .with_num_partitions(partitions)
         .with_replication_factor(replication_factor)
+        .with_assignments(
+            (0..)
+                .zip(&assignment)
+                .map(|(index, replicas)| {
+                    CreatableReplicaAssignment::default()
+                        .with_partition_index(index)
+                        .with_broker_ids(replicas.iter().map(|b| BrokerId(*b)).collect())
+                })
+                .collect(),
+        )
         .with_configs(
             configs
                 .iter()
@@ -99,6 +124,7 @@ async fn create(
                 .collect(),
         );
     if (partitions == -1 || replication_factor == -1)
+        && assignment.is_empty()
         && client.any().version(ApiKey::CreateTopics).unwrap_or(0) < 4
     {
         return Err(ToolError::Usage(
@@ -129,6 +155,29 @@ async fn create(
         println!("Created topic {topic}.");
     }
     Ok(())
+}
+
+/// `--replica-assignment`: partitions separated by commas, each a list of
+/// broker ids separated by colons, as Kafka's tool reads it.
+fn replica_assignment(args: &TopicsArgs) -> Result<Option<Vec<Vec<i32>>>, ToolError> {
+    let Some(text) = &args.replica_assignment else {
+        return Ok(None);
+    };
+    text.split(',')
+        .map(|partition| {
+            partition
+                .split(':')
+                .map(|broker| {
+                    broker.trim().parse::<i32>().map_err(|_| {
+                        ToolError::Usage(format!(
+                            "--replica-assignment: {broker:?} is not a broker id"
+                        ))
+                    })
+                })
+                .collect()
+        })
+        .collect::<Result<Vec<Vec<i32>>, ToolError>>()
+        .map(Some)
 }
 
 /// Topics selected by `--topic` (exact name) or all of them.
@@ -309,13 +358,35 @@ async fn alter(
             "--alter needs --partitions, --config or --delete-config".to_string(),
         ));
     }
-    if !exists(client, topic).await? {
+    let assignment = replica_assignment(args)?;
+    if assignment.is_some() && args.partitions.is_none() {
+        return Err(ToolError::Usage(
+            "--replica-assignment with --alter needs --partitions".to_string(),
+        ));
+    }
+    let (_, found) = client.metadata(Some(&[topic.to_string()])).await?;
+    let Some(existing) = found
+        .iter()
+        .find(|t| t.name == topic && t.error_code == 0)
+        .map(|t| t.partitions.len())
+    else {
         return if args.if_exists {
             Ok(())
         } else {
             Err(missing(topic))
         };
-    }
+    };
+    // Kafka's tool takes the whole topic's assignment and sends only the
+    // new partitions' part.
+    let new_assignments = assignment.map(|all| {
+        all.into_iter()
+            .skip(existing)
+            .map(|replicas| {
+                CreatePartitionsAssignment::default()
+                    .with_broker_ids(replicas.into_iter().map(BrokerId).collect())
+            })
+            .collect::<Vec<_>>()
+    });
     if let Some(count) = args.partitions {
         let response = client
             .any()
@@ -325,7 +396,7 @@ async fn alter(
                         CreatePartitionsTopic::default()
                             .with_name(name(topic))
                             .with_count(count)
-                            .with_assignments(None),
+                            .with_assignments(new_assignments.clone()),
                     ])
                     .with_timeout_ms(ADMIN_TIMEOUT_MS)
             })

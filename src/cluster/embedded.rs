@@ -18,6 +18,7 @@ use super::command_log::{CommandLog, LogEntry};
 use super::metadata::{ApplyOutcome, Command, ConfigResource, KafkaCode, MetadataImage, Rejection};
 use super::policy::{
     PRODUCER_ID_BLOCK_SIZE, check_config_change, check_partition_limits, check_topic_configs,
+    manual_assignments, manual_partition_assignments,
 };
 use super::{
     BoxFuture, BrokerRegistration, ClusterCoordinator, ClusterError, CreateTopicRequest,
@@ -269,11 +270,19 @@ impl EmbeddedCoordinator {
             )
             .into());
         }
-        let assignments = image.place_replicas(
-            req.partitions,
-            req.replication_factor,
-            rotation(committed.next_index()),
-        )?;
+        let assignments = if req.assignments.is_empty() {
+            image.place_replicas(
+                req.partitions,
+                req.replication_factor,
+                rotation(committed.next_index()),
+            )?
+        } else {
+            manual_assignments(image, &req.assignments)?
+        };
+        let partitions = i32::try_from(assignments.len()).unwrap_or(i32::MAX);
+        let replication_factor = assignments
+            .first()
+            .map_or(0, |r| i16::try_from(r.len()).unwrap_or(i16::MAX));
         check_partition_limits(image, &req.name, &assignments, self.limits)?;
         check_topic_configs(&req.configs)?;
         let mut topic_id = Uuid::new_v4();
@@ -296,8 +305,8 @@ impl EmbeddedCoordinator {
         Ok(TopicSummary {
             id,
             name: req.name,
-            partitions: req.partitions,
-            replication_factor: req.replication_factor,
+            partitions,
+            replication_factor,
         })
     }
 
@@ -317,6 +326,7 @@ impl EmbeddedCoordinator {
         &self,
         name: &str,
         total: i32,
+        assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> Result<(), ClusterError> {
         let mut committed = self.lock().await;
@@ -340,8 +350,16 @@ impl EmbeddedCoordinator {
             .map_or(0, |p| i16::try_from(p.replicas.len()).unwrap_or(i16::MAX));
         // Continue the topic's round-robin where its existing partitions end.
         let start = rotation(committed.next_index()) + current;
-        let new_assignments =
-            image.place_replicas(total - current as i32, replication_factor, start)?;
+        let additional = total - current as i32;
+        let new_assignments = match assignments {
+            None => image.place_replicas(additional, replication_factor, start)?,
+            Some(assignments) => manual_partition_assignments(
+                image,
+                &assignments,
+                additional,
+                usize::try_from(replication_factor).unwrap_or(0),
+            )?,
+        };
         check_partition_limits(image, name, &new_assignments, self.limits)?;
         let command = Command::CreatePartitions {
             name: name.to_owned(),
@@ -463,10 +481,14 @@ impl ClusterCoordinator for EmbeddedCoordinator {
         &self,
         name: &str,
         total: i32,
+        assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> BoxFuture<'_, Result<(), ClusterError>> {
         let name = name.to_owned();
-        Box::pin(async move { self.add_partitions(&name, total, validate_only).await })
+        Box::pin(async move {
+            self.add_partitions(&name, total, assignments, validate_only)
+                .await
+        })
     }
 
     fn alter_topic_configs(

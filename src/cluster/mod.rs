@@ -86,8 +86,19 @@ pub struct CreateTopicRequest {
     pub partitions: i32,
     pub replication_factor: i16,
     pub configs: BTreeMap<String, String>,
+    /// The caller's placement of the replicas; empty to let the coordinator
+    /// place them (then `partitions` and `replication_factor` apply).
+    pub assignments: Vec<ReplicaAssignment>,
     /// Check everything, change nothing.
     pub validate_only: bool,
+}
+
+/// One partition of a manual replica assignment (CreateTopics `assignments`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplicaAssignment {
+    pub partition_index: i32,
+    /// The replicas, preferred leader first.
+    pub broker_ids: Vec<i32>,
 }
 
 /// The result of a (possibly validate-only) topic creation.
@@ -178,11 +189,13 @@ pub trait ClusterCoordinator: Send + Sync {
     fn delete_topic(&self, name: &str) -> BoxFuture<'_, Result<Uuid, ClusterError>>;
 
     /// Grows the topic to `total` partitions; fewer than it has is
-    /// `INVALID_PARTITIONS`.
+    /// `INVALID_PARTITIONS`. `assignments`, when given, places the new
+    /// partitions' replicas (one list per new partition).
     fn create_partitions(
         &self,
         name: &str,
         total: i32,
+        assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> BoxFuture<'_, Result<(), ClusterError>>;
 

@@ -10,22 +10,23 @@
 
 use std::collections::BTreeMap;
 
+use super::ReplicaAssignment;
 use super::code::{KafkaCode, Rejection, rejected};
 use super::metadata::MetadataImage;
-use crate::config::{PartitionLimits, validate_topic_config, validate_topic_config_key};
+use crate::config::{
+    PartitionLimits, validate_topic_config, validate_topic_config_key, validate_topic_configs,
+};
 
 /// Producer ids per block: Kafka's `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`.
 /// Kafka's AllocateProducerIds carries no count; the controller always hands
 /// out this many, so a caller cannot exhaust the id space.
 pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 
-/// Every entry must be a supported topic config with a valid value.
+/// Every entry must be a supported topic config with a valid value, and the
+/// entries must agree with each other.
 pub fn check_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), Rejection> {
-    for (key, value) in configs {
-        validate_topic_config(key, value)
-            .or_else(|error| rejected(KafkaCode::INVALID_CONFIG, error.to_string()))?;
-    }
-    Ok(())
+    validate_topic_configs(configs)
+        .or_else(|error| rejected(KafkaCode::INVALID_CONFIG, error.to_string()))
 }
 
 /// An alteration of a topic's `current` configs: the entries set must
@@ -37,6 +38,19 @@ pub fn check_config_change(
     delete: &[String],
 ) -> Result<(), Rejection> {
     check_topic_configs(set)?;
+    // The rules between keys hold for the configs the change leaves; an
+    // entry stored by an older version that no longer validates is left
+    // out, so it does not block unrelated changes.
+    let mut after: BTreeMap<String, String> = current
+        .iter()
+        .filter(|(k, v)| validate_topic_config(k, v).is_ok())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    after.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+    for key in delete {
+        after.remove(key);
+    }
+    check_topic_configs(&after)?;
     for key in delete.iter().filter(|key| !current.contains_key(*key)) {
         validate_topic_config_key(key)
             .or_else(|error| rejected(KafkaCode::INVALID_CONFIG, error.to_string()))?;
@@ -91,6 +105,110 @@ pub fn check_partition_limits(
         }
     }
     Ok(())
+}
+
+/// The replicas of each partition of a CreateTopics manual assignment, in
+/// partition order, checked as Kafka's `ReplicationControlManager` checks
+/// them and refused with its codes and messages: no partition twice, every
+/// replica list non-empty, of registered brokers, without repeats and as
+/// long as the previous ones, and partition ids 0..n-1.
+pub fn manual_assignments(
+    image: &MetadataImage,
+    assignments: &[ReplicaAssignment],
+) -> Result<Vec<Vec<i32>>, Rejection> {
+    let mut by_partition: BTreeMap<i32, &[i32]> = BTreeMap::new();
+    let mut replication_factor = None;
+    for assignment in assignments {
+        let partition = assignment.partition_index;
+        if by_partition.contains_key(&partition) {
+            return invalid(format!(
+                "Found multiple manual partition assignments for partition {partition}"
+            ));
+        }
+        let replicas = assignment.broker_ids.as_slice();
+        check_manual_replicas(image, replicas, replication_factor)?;
+        replication_factor = Some(replicas.len());
+        by_partition.insert(partition, replicas);
+    }
+    let consecutive = by_partition
+        .keys()
+        .enumerate()
+        .all(|(i, partition)| i32::try_from(i).is_ok_and(|i| i == *partition));
+    if !consecutive {
+        return invalid("partitions should be a consecutive 0-based integer sequence".to_string());
+    }
+    Ok(by_partition.into_values().map(<[i32]>::to_vec).collect())
+}
+
+fn invalid<T>(message: String) -> Result<T, Rejection> {
+    rejected(KafkaCode::INVALID_REPLICA_ASSIGNMENT, message)
+}
+
+/// Kafka's `validateManualPartitionAssignment`: one partition's replicas
+/// are non-empty, registered brokers, none twice, and as many as
+/// `replication_factor` when that is known.
+fn check_manual_replicas(
+    image: &MetadataImage,
+    replicas: &[i32],
+    replication_factor: Option<usize>,
+) -> Result<(), Rejection> {
+    if replicas.is_empty() {
+        return invalid(
+            "The manual partition assignment includes an empty replica list.".to_string(),
+        );
+    }
+    // Kafka walks the brokers in id order, so the lowest offender is named.
+    let mut sorted = replicas.to_vec();
+    sorted.sort_unstable();
+    for (i, broker) in sorted.iter().enumerate() {
+        if image.broker(*broker).is_none() {
+            return invalid(format!(
+                "The manual partition assignment includes broker {broker}, but no such \
+                 broker is registered."
+            ));
+        }
+        if i > 0 && sorted[i - 1] == *broker {
+            return invalid(format!(
+                "The manual partition assignment includes the broker {broker} more than once."
+            ));
+        }
+    }
+    if let Some(expected) = replication_factor
+        && replicas.len() != expected
+    {
+        return invalid(format!(
+            "The manual partition assignment includes a partition with {} replica(s), but \
+             this is not consistent with previous partitions, which have {expected} \
+             replica(s).",
+            replicas.len()
+        ));
+    }
+    Ok(())
+}
+
+/// The replicas of the `additional` partitions a CreatePartitions adds,
+/// given by the caller: as many lists as new partitions, each checked as
+/// CreateTopics checks one, against the topic's `replication_factor`.
+pub fn manual_partition_assignments(
+    image: &MetadataImage,
+    assignments: &[Vec<i32>],
+    additional: i32,
+    replication_factor: usize,
+) -> Result<Vec<Vec<i32>>, Rejection> {
+    if usize::try_from(additional).ok() != Some(assignments.len()) {
+        return rejected(
+            KafkaCode::INVALID_REPLICA_ASSIGNMENT,
+            format!(
+                "Attempted to add {additional} additional partition(s), but only {} \
+                 assignment(s) were specified.",
+                assignments.len()
+            ),
+        );
+    }
+    for replicas in assignments {
+        check_manual_replicas(image, replicas, Some(replication_factor))?;
+    }
+    Ok(assignments.to_vec())
 }
 
 /// A caller may only ask for a block of Kafka's size (older brokers send

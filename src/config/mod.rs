@@ -6,12 +6,15 @@
 //! Stage 2 ([`RawConfig::validate`]) turns the strings into typed
 //! [`BrokerSettings`]; nothing downstream ever parses a config string again.
 
+mod broker_keys;
 mod connections;
+mod describe;
 mod listeners;
 mod properties;
 mod raw;
 mod settings;
 mod topic;
+mod topic_keys;
 
 #[cfg(test)]
 mod tests;
@@ -19,14 +22,17 @@ mod tests;
 use std::path::PathBuf;
 
 pub use connections::{ConnectionSettings, default_connection_limits, open_files_limit};
+pub use describe::{
+    ConfigSource, ConfigSynonym, ConfigType, DescribedConfig, describe_broker_configs,
+};
 pub use listeners::{ListenerSettings, default_advertised_host};
 pub use properties::{PropertiesError, Property, parse_properties};
 pub use raw::{RawConfig, RawValue, Source, is_known_key, parse_override};
 pub use settings::{BrokerSettings, GroupSettings, LogDefaults, LogFormat, TimestampType};
 pub use topic::{
     PartitionLimits, ProduceLimits, ProduceRefusal, TopicConfig, describe_topic_configs,
-    resolve_stored_topic_log, resolve_topic_log, topic_config_keys, validate_topic_config,
-    validate_topic_config_key,
+    resolve_stored_topic_log, resolve_topic_log, topic_config_keys, topic_keys_without_effect,
+    validate_topic_config, validate_topic_config_key, validate_topic_configs,
 };
 
 /// Every configuration problem. Each variant renders as a single line so the

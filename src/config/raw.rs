@@ -158,6 +158,21 @@ const IGNORED: &[&str] = &[
     "metric.reporters",
     "confluent.support.metrics.enable",
     "confluent.support.customer.id",
+    // Broker defaults of topic keys gregor accepts without effect.
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.zstd.level",
+    "log.cleaner.delete.retention.ms",
+    "log.cleaner.max.compaction.lag.ms",
+    "log.cleaner.min.cleanable.ratio",
+    "log.cleaner.min.compaction.lag.ms",
+    "log.local.retention.bytes",
+    "log.local.retention.ms",
+    "log.message.timestamp.after.max.ms",
+    "log.message.timestamp.before.max.ms",
+    "log.message.timestamp.difference.max.ms",
+    "log.roll.jitter.hours",
+    "log.roll.jitter.ms",
 ];
 
 /// Environment variables the Kafka launcher scripts and images use for the
@@ -177,6 +192,11 @@ const LAUNCHER_PREFIXES: &[&str] = &["jmx.", "log4j.", "java.", "tools."];
 /// Whether `key` is one gregor knows about (used, or accepted and ignored).
 pub fn is_known_key(key: &str) -> bool {
     DEFAULTS.iter().any(|(k, _)| *k == key) || OPTIONAL.contains(&key) || IGNORED.contains(&key)
+}
+
+/// Whether `key` is accepted only so that Kafka's config files load.
+pub fn is_ignored_key(key: &str) -> bool {
+    IGNORED.contains(&key)
 }
 
 /// Parses one `--override key=value` argument.
@@ -238,6 +258,19 @@ impl RawConfig {
                     from: Source::Default,
                 })
         })
+    }
+
+    /// Only the values set by something other than the built-in defaults.
+    pub fn explicit_only(&self) -> RawConfig {
+        RawConfig {
+            entries: self
+                .entries
+                .iter()
+                .filter(|(_, v)| v.from != Source::Default)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            host_url: self.host_url.clone(),
+        }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &RawValue)> {

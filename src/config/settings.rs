@@ -39,6 +39,9 @@ pub struct BrokerSettings {
     /// `gregor.max.partitions.per.topic` / `.per.broker`, enforced by the
     /// embedded coordinator (a separate coordinator has its own).
     pub partition_limits: super::PartitionLimits,
+    /// The values set explicitly (file, environment, flags) and where each
+    /// came from: only for DescribeConfigs, which shows them as Kafka does.
+    pub origins: RawConfig,
 }
 
 /// Broker-wide log defaults; per-topic overrides produce another instance
@@ -306,6 +309,7 @@ impl RawConfig {
                 )?)
                 .unwrap_or(usize::MAX),
             },
+            origins: self.explicit_only(),
         })
     }
 

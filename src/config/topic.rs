@@ -4,66 +4,35 @@
 //! cluster coordinator (its HTTP API and the `--zookeeper` CLI path) both ask
 //! it, so a topic the coordinator accepts is one the broker can honour.
 //!
-//! Unlike broker keys, an unknown topic key is an error: Kafka answers it
-//! with INVALID_CONFIG, and clients rely on that to catch typos. Kafka topic
-//! keys that gregor does not implement are refused too, naming the key:
-//! accepting them would leave the topic behaving differently from what its
-//! configs say.
+//! Every key Kafka 3.9 documents is accepted with Kafka's checks on its value
+//! (the table in `topic_keys.rs`); keys gregor does not act on are stored
+//! and described but change nothing (README: "accepted without effect").
+//! An unknown key is an error: Kafka answers it with INVALID_CONFIG, and
+//! clients rely on that to catch typos. Two values are refused although
+//! Kafka accepts them, because gregor cannot honour them: `compact` in
+//! `cleanup.policy` and `remote.storage.enable=true` (Kafka refuses the
+//! latter too on a broker without tiered storage).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::ConfigError;
-use super::raw::Source;
+use super::describe::{ConfigSource, ConfigSynonym, DescribedConfig};
+use super::raw::{RawConfig, Source};
 use super::settings::{Field, LogDefaults, TimestampType, to_u64};
+use super::topic_keys::{Check, Effect, TOPIC_KEYS, TopicKey, is_metadata_version, topic_key};
 
-/// Topic-level keys gregor understands, sorted as Kafka lists them.
-const TOPIC_KEYS: &[&str] = &[
-    "cleanup.policy",
-    "flush.messages",
-    "flush.ms",
-    "index.interval.bytes",
-    "max.message.bytes",
-    "message.timestamp.type",
-    "min.insync.replicas",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "segment.ms",
-];
+/// The names of every topic key, sorted.
+pub fn topic_config_keys() -> impl Iterator<Item = &'static str> {
+    TOPIC_KEYS.iter().map(|k| k.name)
+}
 
-/// Kafka topic keys gregor does not implement: refused with a message that
-/// says so, rather than as typos.
-const UNSUPPORTED_KAFKA_KEYS: &[&str] = &[
-    "compression.gzip.level",
-    "compression.lz4.level",
-    "compression.type",
-    "compression.zstd.level",
-    "delete.retention.ms",
-    "file.delete.delay.ms",
-    "follower.replication.throttled.replicas",
-    "leader.replication.throttled.replicas",
-    "local.retention.bytes",
-    "local.retention.ms",
-    "max.compaction.lag.ms",
-    "message.downconversion.enable",
-    "message.format.version",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.difference.max.ms",
-    "min.cleanable.dirty.ratio",
-    "min.compaction.lag.ms",
-    "preallocate",
-    "remote.storage.enable",
-    "segment.index.bytes",
-    "segment.jitter.ms",
-    "unclean.leader.election.enable",
-];
-
-const I32_MAX: i64 = i32::MAX as i64;
-
-pub fn topic_config_keys() -> &'static [&'static str] {
+/// The topic keys gregor validates and stores but does not act on.
+pub fn topic_keys_without_effect() -> impl Iterator<Item = &'static str> {
     TOPIC_KEYS
+        .iter()
+        .filter(|k| k.effect == Effect::AcceptedWithoutEffect)
+        .map(|k| k.name)
 }
 
 fn millis(d: Duration) -> i64 {
@@ -83,52 +52,123 @@ enum TopicSetting {
     FlushMessages(u64),
     FlushInterval(Option<Duration>),
     IndexIntervalBytes(u64),
+    /// A valid value of a key gregor does not act on.
+    WithoutEffect,
+}
+
+/// Checks `f.value` against `check`; returns the integer for numeric checks.
+fn check_value(f: &Field<'_>, check: Check) -> Result<Option<i64>, ConfigError> {
+    match check {
+        Check::Long { min, max } | Check::Int { min, max } => f.int_in(min, max).map(Some),
+        Check::Double { min, max } => {
+            let n: f64 = f
+                .value
+                .trim()
+                .parse()
+                .map_err(|_| f.err("expected a number"))?;
+            if n.is_nan() || n < min || n > max {
+                return Err(f.err(format!("must be between {min} and {max}")));
+            }
+            Ok(None)
+        }
+        Check::Bool => f.bool().map(|_| None),
+        Check::OneOf(allowed) => {
+            if allowed.contains(&f.value.trim()) {
+                Ok(None)
+            } else {
+                Err(f.err(format!("expected one of {}", allowed.join(", "))))
+            }
+        }
+        Check::CleanupPolicy => {
+            let mut policies = f.value.split(',').map(str::trim).filter(|p| !p.is_empty());
+            if let Some(bad) = policies.clone().find(|p| *p != "delete" && *p != "compact") {
+                return Err(f.err(format!("{bad:?} is not one of compact, delete")));
+            }
+            if policies.clone().next().is_none() {
+                return Err(f.err("expected delete, compact or both"));
+            }
+            // The one policy gregor cannot honour yet; see `Field::cleanup_policy`.
+            if policies.any(|p| p == "compact") {
+                f.cleanup_policy()?;
+            }
+            Ok(None)
+        }
+        Check::TimestampType => f.timestamp_type().map(|_| None),
+        Check::GzipLevel => match f.int_in(-1, 9)? {
+            0 => Err(f.err("must be between 1 and 9, or -1")),
+            n => Ok(Some(n)),
+        },
+        Check::ThrottledReplicas => {
+            let value = f.value.trim();
+            let pair = |p: &str| {
+                let p = p.trim();
+                p.is_empty()
+                    || p.split_once(':').is_some_and(|(partition, broker)| {
+                        [partition, broker]
+                            .iter()
+                            .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                    })
+            };
+            if value == "*" || value.split(',').all(pair) {
+                Ok(None)
+            } else {
+                Err(f.err(
+                    "must be the literal '*' or a list of replicas in the following format: \
+                     [partitionId]:[brokerId],[partitionId]:[brokerId],...",
+                ))
+            }
+        }
+        Check::MessageFormatVersion => {
+            if is_metadata_version(f.value.trim()) {
+                Ok(None)
+            } else {
+                Err(f.err(format!("Version {} is not a valid version", f.value.trim())))
+            }
+        }
+        Check::RemoteStorage => {
+            if f.bool()? {
+                Err(f.err(
+                    "Tiered Storage functionality is disabled in the broker. \
+                     Topic cannot be configured with remote log storage.",
+                ))
+            } else {
+                Ok(None)
+            }
+        }
+    }
 }
 
 impl TopicSetting {
     /// Parses one entry; the error names the key, the value and why.
     fn parse(key: &str, value: &str) -> Result<Self, ConfigError> {
+        let Some(row) = topic_key(key) else {
+            return Err(ConfigError::UnknownTopicConfig {
+                key: key.to_owned(),
+            });
+        };
         let f = Field {
             key,
             value,
             from: &Source::Topic,
         };
+        let n = check_value(&f, row.check)?.unwrap_or(0);
+        let ms = |n: i64| Duration::from_millis(to_u64(n));
         Ok(match key {
-            "retention.ms" => Self::Retention(f.time_or_unlimited(1, i64::MAX)?),
-            "retention.bytes" => {
-                let n = f.int_in(-1, i64::MAX)?;
-                Self::RetentionBytes((n >= 0).then(|| to_u64(n)))
-            }
-            "segment.bytes" => Self::SegmentBytes(to_u64(f.int_in(14, I32_MAX)?)),
-            "segment.ms" => {
-                Self::SegmentRoll(Duration::from_millis(to_u64(f.int_in(1, i64::MAX)?)))
-            }
-            "cleanup.policy" => Self::CleanupPolicy(f.cleanup_policy()?),
+            "retention.ms" => Self::Retention((n != -1).then(|| ms(n))),
+            // Kafka treats every negative size as unlimited.
+            "retention.bytes" => Self::RetentionBytes((n >= 0).then(|| to_u64(n))),
+            "segment.bytes" => Self::SegmentBytes(to_u64(n)),
+            "segment.ms" => Self::SegmentRoll(ms(n)),
+            // Checked above: a list of `delete` only, for now.
+            "cleanup.policy" => Self::CleanupPolicy("delete".to_string()),
             "message.timestamp.type" => Self::TimestampType(f.timestamp_type()?),
-            "max.message.bytes" => {
-                Self::MaxMessageBytes(usize::try_from(f.int_in(0, I32_MAX)?).unwrap_or(usize::MAX))
-            }
-            "min.insync.replicas" => {
-                Self::MinInsyncReplicas(i32::try_from(f.int_in(1, I32_MAX)?).unwrap_or(1))
-            }
-            "flush.messages" => Self::FlushMessages(to_u64(f.int_in(1, i64::MAX)?)),
-            "flush.ms" => {
-                // Long.MAX is Kafka's spelling of "never", same as unset.
-                let n = f.int_in(0, i64::MAX)?;
-                Self::FlushInterval((n != i64::MAX).then(|| Duration::from_millis(to_u64(n))))
-            }
-            "index.interval.bytes" => Self::IndexIntervalBytes(to_u64(f.int_in(0, I32_MAX)?)),
-            _ if UNSUPPORTED_KAFKA_KEYS.contains(&key) => {
-                return Err(f.err(format!(
-                    "gregor does not support topic config {key} yet; supported keys: {}",
-                    TOPIC_KEYS.join(", ")
-                )));
-            }
-            _ => {
-                return Err(ConfigError::UnknownTopicConfig {
-                    key: key.to_owned(),
-                });
-            }
+            "max.message.bytes" => Self::MaxMessageBytes(usize::try_from(n).unwrap_or(usize::MAX)),
+            "min.insync.replicas" => Self::MinInsyncReplicas(i32::try_from(n).unwrap_or(1)),
+            "flush.messages" => Self::FlushMessages(to_u64(n)),
+            // Long.MAX is Kafka's spelling of "never", same as unset.
+            "flush.ms" => Self::FlushInterval((n != i64::MAX).then(|| ms(n))),
+            "index.interval.bytes" => Self::IndexIntervalBytes(to_u64(n)),
+            _ => Self::WithoutEffect,
         })
     }
 
@@ -145,6 +185,7 @@ impl TopicSetting {
             Self::FlushMessages(v) => log.flush_interval_messages = v,
             Self::FlushInterval(v) => log.flush_interval = v,
             Self::IndexIntervalBytes(v) => log.index_interval_bytes = v,
+            Self::WithoutEffect => {}
         }
     }
 }
@@ -155,14 +196,41 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> 
     TopicSetting::parse(key.trim(), value).map(drop)
 }
 
+/// Checks a whole set of overrides: every entry, then the rules between
+/// keys that Kafka's `LogConfig.validateValues` applies.
+pub fn validate_topic_configs(overrides: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    for (key, value) in overrides {
+        validate_topic_config(key, value)?;
+    }
+    let long = |key: &str, unset: i64| {
+        overrides
+            .get(key)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(unset)
+    };
+    let min = long("min.compaction.lag.ms", 0);
+    let max = long("max.compaction.lag.ms", i64::MAX);
+    if min > max {
+        return Err(ConfigError::invalid(
+            "min.compaction.lag.ms",
+            &min.to_string(),
+            &Source::Topic,
+            format!(
+                "conflict topic config setting min.compaction.lag.ms ({min}) > max.compaction.lag.ms ({max})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks that `key` names a topic config gregor supports, e.g. before it is
 /// reset to its default.
 pub fn validate_topic_config_key(key: &str) -> Result<(), ConfigError> {
-    if TOPIC_KEYS.contains(&key.trim()) {
-        Ok(())
-    } else {
-        // The same message an entry with this key would get.
-        TopicSetting::parse(key.trim(), "").map(drop)
+    match topic_key(key.trim()) {
+        Some(_) => Ok(()),
+        None => Err(ConfigError::UnknownTopicConfig {
+            key: key.trim().to_owned(),
+        }),
     }
 }
 
@@ -172,6 +240,7 @@ pub fn resolve_topic_log(
     defaults: &LogDefaults,
     overrides: &BTreeMap<String, String>,
 ) -> Result<LogDefaults, ConfigError> {
+    validate_topic_configs(overrides)?;
     let mut log = defaults.clone();
     for (key, value) in overrides {
         TopicSetting::parse(key, value)?.apply(&mut log);
@@ -295,9 +364,10 @@ impl Default for PartitionLimits {
     }
 }
 
-/// Kafka's string form of the effective default for one topic key.
-fn default_string(d: &LogDefaults, key: &str) -> String {
-    match key {
+/// The effective broker-wide value of a topic key gregor acts on, in the
+/// topic key's unit; `None` for the keys it does not act on.
+fn applied_default(d: &LogDefaults, key: &str) -> Option<String> {
+    Some(match key {
         "retention.ms" => d.retention.map_or(-1, millis).to_string(),
         "retention.bytes" => d
             .retention_bytes
@@ -312,22 +382,82 @@ fn default_string(d: &LogDefaults, key: &str) -> String {
         "flush.messages" => d.flush_interval_messages.to_string(),
         "flush.ms" => d.flush_interval.map_or(i64::MAX, millis).to_string(),
         "index.interval.bytes" => d.index_interval_bytes.to_string(),
-        _ => String::new(),
+        _ => return None,
+    })
+}
+
+/// One topic key as DescribeConfigs shows it, the way Kafka does: an
+/// override is a DYNAMIC_TOPIC_CONFIG; otherwise the value comes from the
+/// first broker synonym set in the broker's config (STATIC_BROKER_CONFIG),
+/// else from the default (DEFAULT_CONFIG). The synonyms list the override,
+/// then every broker synonym set explicitly, then those with a default.
+fn describe_topic_key(
+    row: &TopicKey,
+    broker: &RawConfig,
+    defaults: &LogDefaults,
+    overrides: &BTreeMap<String, String>,
+) -> DescribedConfig {
+    let mut synonyms = Vec::new();
+    let overridden = overrides.get(row.name).map(|v| v.trim().to_string());
+    if let Some(value) = &overridden {
+        synonyms.push(ConfigSynonym::new(
+            row.name,
+            Some(value.clone()),
+            ConfigSource::DynamicTopic,
+        ));
+    }
+    let explicit: Vec<(&str, String)> = row
+        .synonyms
+        .iter()
+        .filter_map(|name| Some((*name, broker.explicit(name)?.value.trim().to_string())))
+        .collect();
+    for (name, value) in &explicit {
+        synonyms.push(ConfigSynonym::new(
+            name,
+            Some(value.clone()),
+            ConfigSource::StaticBroker,
+        ));
+    }
+    for name in row.synonyms {
+        if let Some(value) = super::broker_keys::default_value(name) {
+            synonyms.push(ConfigSynonym::new(name, Some(value), ConfigSource::Default));
+        }
+    }
+    // The broker's own resolved value for the keys gregor acts on; for the
+    // rest, a broker key in the topic key's unit, else Kafka's default.
+    let inherited = applied_default(defaults, row.name).unwrap_or_else(|| {
+        explicit
+            .iter()
+            .find(|(name, _)| Some(name) == row.synonyms.first())
+            .map_or_else(|| row.default.to_string(), |(_, value)| value.clone())
+    });
+    let source = match (&overridden, explicit.is_empty()) {
+        (Some(_), _) => ConfigSource::DynamicTopic,
+        (None, false) => ConfigSource::StaticBroker,
+        (None, true) => ConfigSource::Default,
+    };
+    DescribedConfig {
+        name: row.name.to_string(),
+        value: Some(overridden.unwrap_or(inherited)),
+        source,
+        sensitive: false,
+        read_only: false,
+        config_type: row.config_type(),
+        synonyms,
+        documentation: Some(row.doc.to_string()),
     }
 }
 
-/// `(key, value, is_default)` for every topic key, for DescribeConfigs.
-/// Overridden keys report the value as stored; the rest the broker default.
+/// Every topic key of a topic with `overrides` on a broker configured by
+/// `broker` (resolved into `defaults`), for DescribeConfigs.
 pub fn describe_topic_configs(
+    broker: &RawConfig,
     defaults: &LogDefaults,
     overrides: &BTreeMap<String, String>,
-) -> Vec<(String, String, bool)> {
+) -> Vec<DescribedConfig> {
     TOPIC_KEYS
         .iter()
-        .map(|&key| match overrides.get(key) {
-            Some(v) => (key.to_string(), v.trim().to_string(), false),
-            None => (key.to_string(), default_string(defaults, key), true),
-        })
+        .map(|row| describe_topic_key(row, broker, defaults, overrides))
         .collect()
 }
 
@@ -363,193 +493,7 @@ impl TopicConfig {
     pub fn resolve(&self, defaults: &LogDefaults) -> Result<LogDefaults, ConfigError> {
         resolve_topic_log(defaults, &self.overrides)
     }
-
-    pub fn describe(&self, defaults: &LogDefaults) -> Vec<(String, String, bool)> {
-        describe_topic_configs(defaults, &self.overrides)
-    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{ConfigError, RawConfig, TimestampType, is_known_key};
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn log_defaults() -> LogDefaults {
-        RawConfig::new()
-            .validate_with(&|| "h".to_string())
-            .unwrap()
-            .log
-    }
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn topic_configs_resolve_and_validate() {
-        let d = log_defaults();
-        let o = map(&[
-            ("retention.ms", "-1"),
-            ("retention.bytes", "1000"),
-            ("segment.bytes", "2048"),
-            ("segment.ms", "60000"),
-            ("cleanup.policy", "delete"),
-            ("message.timestamp.type", "LogAppendTime"),
-            ("max.message.bytes", "500"),
-            ("min.insync.replicas", "2"),
-            ("flush.messages", "1"),
-            ("flush.ms", "100"),
-        ]);
-        let t = resolve_topic_log(&d, &o).unwrap();
-        assert_eq!(t.retention, None);
-        assert_eq!(t.retention_bytes, Some(1000));
-        assert_eq!(t.segment_bytes, 2048);
-        assert_eq!(t.segment_roll, Duration::from_secs(60));
-        assert_eq!(t.message_timestamp_type, TimestampType::LogAppendTime);
-        assert_eq!((t.max_message_bytes, t.min_insync_replicas), (500, 2));
-        assert_eq!(
-            (t.flush_interval_messages, t.flush_interval),
-            (1, Some(Duration::from_millis(100)))
-        );
-
-        let e = resolve_topic_log(&d, &map(&[("cleanup.policy", "compact")])).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid value \"compact\" for cleanup.policy (from topic config): \
-         only \"delete\" is supported; log compaction is not implemented"
-        );
-        let e = resolve_topic_log(&d, &map(&[("retention.mss", "1")])).unwrap_err();
-        assert_eq!(
-            e,
-            ConfigError::UnknownTopicConfig {
-                key: "retention.mss".into()
-            }
-        );
-        let e = resolve_topic_log(&d, &map(&[("segment.bytes", "x")]))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("\"x\" for segment.bytes") && e.contains("expected an integer"),
-            "{e}"
-        );
-        assert!(resolve_topic_log(&d, &map(&[("message.timestamp.type", "Now")])).is_err());
-        assert!(resolve_topic_log(&d, &map(&[("min.insync.replicas", "0")])).is_err());
-
-        let tc = TopicConfig::from_pairs(env(&[("retention.ms", " 5000 ")]), &d).unwrap();
-        assert_eq!(
-            tc.resolve(&d).unwrap().retention,
-            Some(Duration::from_secs(5))
-        );
-        assert!(TopicConfig::from_pairs(env(&[("bogus", "1")]), &d).is_err());
-        for key in topic_config_keys() {
-            assert!(
-                !is_known_key(key) || *key == "min.insync.replicas",
-                "{key} is a topic key"
-            );
-        }
-    }
-
-    #[test]
-    fn one_validator_names_the_key_for_unknown_unsupported_and_bad_values() {
-        assert!(validate_topic_config("retention.ms", "-1").is_ok());
-        assert!(validate_topic_config("max.message.bytes", "100").is_ok());
-        let e = validate_topic_config("preallocate", "true")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("preallocate") && e.contains("does not support"),
-            "{e}"
-        );
-        let e = validate_topic_config("cleanup.policy", "compact")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("cleanup.policy") && e.contains("compaction"),
-            "{e}"
-        );
-        let e = validate_topic_config("retention.mss", "1")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("retention.mss"), "{e}");
-        assert!(validate_topic_config("segment.bytes", "10").is_err());
-        assert!(validate_topic_config("min.insync.replicas", "0").is_err());
-        assert!(validate_topic_config_key("retention.ms").is_ok());
-        assert!(validate_topic_config_key("preallocate").is_err());
-        assert!(validate_topic_config_key("bogus").is_err());
-    }
-
-    #[test]
-    fn stored_configs_keep_their_valid_entries_when_one_is_unsupported() {
-        let d = log_defaults();
-        let stored = map(&[("retention.ms", "-1"), ("preallocate", "true")]);
-        assert!(resolve_topic_log(&d, &stored).is_err());
-        let (log, skipped) = resolve_stored_topic_log(&d, &stored);
-        assert_eq!(log.retention, None, "retention.ms=-1 still applies");
-        assert_eq!(skipped.len(), 1);
-    }
-
-    #[test]
-    fn produce_limits_come_from_the_topic_then_the_broker() {
-        let d = log_defaults();
-        let broker = ProduceLimits::of_topic(&d, &BTreeMap::new());
-        assert_eq!(broker.max_message_bytes, d.max_message_bytes);
-        let topic = ProduceLimits::of_topic(
-            &d,
-            &map(&[("max.message.bytes", "100"), ("min.insync.replicas", "2")]),
-        );
-        assert_eq!(topic.check(100, 1, 1), Ok(()));
-        assert_eq!(
-            topic.check(101, 1, 1),
-            Err(ProduceRefusal::TooLarge {
-                size: 101,
-                max: 100
-            })
-        );
-        // Only acks=all asks for the in-sync replicas, and that is checked first.
-        assert_eq!(
-            topic.check(101, -1, 1),
-            Err(ProduceRefusal::NotEnoughReplicas { in_sync: 1, min: 2 })
-        );
-        assert_eq!(topic.check(10, 0, 1), Ok(()));
-        assert_eq!(topic.check(10, -1, 2), Ok(()));
-    }
-
-    #[test]
-    fn topic_configs_describe() {
-        let d = log_defaults();
-        let rows = describe_topic_configs(&d, &map(&[("retention.ms", "1000")]));
-        let get = |k: &str| rows.iter().find(|r| r.0 == k).cloned().unwrap();
-        assert_eq!(
-            get("retention.ms"),
-            ("retention.ms".into(), "1000".into(), false)
-        );
-        assert_eq!(
-            get("retention.bytes"),
-            ("retention.bytes".into(), "-1".into(), true)
-        );
-        assert_eq!(get("segment.ms").1, "604800000");
-        assert_eq!(get("segment.bytes").1, "1073741824");
-        assert_eq!(get("flush.ms").1, i64::MAX.to_string());
-        assert_eq!(get("flush.messages").1, i64::MAX.to_string());
-        assert_eq!(get("cleanup.policy").1, "delete");
-        assert_eq!(get("message.timestamp.type").1, "CreateTime");
-        assert_eq!(get("max.message.bytes").1, "1048588");
-        assert_eq!(rows.len(), topic_config_keys().len());
-        let unlimited = LogDefaults {
-            retention: None,
-            ..d
-        };
-        let rows = describe_topic_configs(&unlimited, &BTreeMap::new());
-        assert!(rows.contains(&("retention.ms".into(), "-1".into(), true)));
-    }
-}
+mod tests;

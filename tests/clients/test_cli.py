@@ -17,7 +17,7 @@ from conftest import BIN, ROOT
 
 TOOLS = [
     "kafka-topics.sh", "kafka-console-producer.sh", "kafka-console-consumer.sh",
-    "kafka-consumer-groups.sh", "kafka-server-start.sh",
+    "kafka-consumer-groups.sh", "kafka-configs.sh", "kafka-server-start.sh",
 ]
 
 
@@ -194,6 +194,28 @@ def test_describe_alter_and_delete(broker, links):
     missing = run(links, "kafka-topics.sh", "--delete", "--topic", "d", *boot)
     assert missing.returncode == 1
     ok(run(links, "kafka-topics.sh", "--delete", "--if-exists", "--topic", "d", *boot))
+
+
+def test_replica_assignment_on_create_and_alter(broker, links):
+    boot = ("--bootstrap-server", broker.bootstrap)
+    ok(run(links, "kafka-topics.sh", "--create", "--topic", "ra", "--replica-assignment", "0,0",
+           *boot))
+    out = ok(run(links, "kafka-topics.sh", "--describe", "--topic", "ra", *boot))
+    assert "PartitionCount:2\tReplicationFactor:1" in out.splitlines()[0]
+    # As Kafka's tool: the whole topic's assignment, of which the new part is sent.
+    ok(run(links, "kafka-topics.sh", "--alter", "--topic", "ra", "--partitions", "3",
+           "--replica-assignment", "0,0,0", *boot))
+    out = ok(run(links, "kafka-topics.sh", "--describe", "--topic", "ra", *boot))
+    assert "PartitionCount:3" in out.splitlines()[0]
+
+    unknown = run(links, "kafka-topics.sh", "--create", "--topic", "rb",
+                  "--replica-assignment", "0:5", *boot)
+    assert unknown.returncode == 1
+    assert "broker 5, but no such broker is registered" in unknown.stderr.decode()
+    both = run(links, "kafka-topics.sh", "--create", "--topic", "rb", "--partitions", "1",
+               "--replica-assignment", "0", *boot)
+    assert both.returncode != 0
+    assert "can't be used with option \"[partitions]\"" in both.stderr.decode()
 
 
 def test_bad_flag_is_one_line_and_exit_2(links):
@@ -397,3 +419,40 @@ def test_native_section_with_coordinator_and_broker_from_config_files(tmp_path):
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=15) == 0
         logs.close()
+
+
+def test_kafka_configs_describes_brokers_and_topics_and_alters_topics(make_broker, links):
+    broker = make_broker(extra=["--override", "log.retention.minutes=30"])
+    boot = ("--bootstrap-server", broker.bootstrap)
+    out = ok(run(links, "kafka-configs.sh", "--describe", "--entity-type", "brokers",
+                 "--entity-name", "0", "--all", *boot))
+    lines = out.splitlines()
+    assert lines[0] == "All configs for broker 0 are:"
+    assert ("  log.retention.minutes=30 sensitive=false synonyms={"
+            "STATIC_BROKER_CONFIG:log.retention.minutes=30, "
+            "DEFAULT_CONFIG:log.retention.hours=168}") in lines
+    assert "  log.retention.ms=null sensitive=false synonyms={}" in lines
+    assert len(lines) > 100
+    # Without --all only dynamic broker configs, and gregor has none.
+    out = ok(run(links, "kafka-configs.sh", "--describe", "--broker", "0", *boot))
+    assert out.splitlines() == ["Dynamic configs for broker 0 are:"]
+
+    create(links, broker, "cfg")
+    ok(run(links, "kafka-configs.sh", "--alter", "--entity-type", "topics", "--entity-name", "cfg",
+           "--add-config", "retention.ms=1000,preallocate=true", *boot))
+    out = ok(run(links, "kafka-configs.sh", "--describe", "--topic", "cfg", *boot))
+    assert out.splitlines() == [
+        "Dynamic configs for topic cfg are:",
+        "  preallocate=true sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:preallocate=true, "
+        "DEFAULT_CONFIG:log.preallocate=false}",
+        "  retention.ms=1000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=1000, "
+        "STATIC_BROKER_CONFIG:log.retention.minutes=30, DEFAULT_CONFIG:log.retention.hours=168}",
+    ]
+    ok(run(links, "kafka-configs.sh", "--alter", "--topic", "cfg", "--delete-config",
+           "preallocate", *boot))
+    out = ok(run(links, "kafka-configs.sh", "--describe", "--topic", "cfg", "--all", *boot))
+    assert "  preallocate=false sensitive=false synonyms={DEFAULT_CONFIG:log.preallocate=false}" \
+        in out.splitlines()
+    bad = run(links, "kafka-configs.sh", "--alter", "--topic", "cfg", "--add-config",
+              "segment.ms=0", *boot)
+    assert bad.returncode == 1 and "segment.ms" in bad.stderr.decode()

@@ -51,9 +51,14 @@ def test_topic_configs_over_http_meet_the_brokers_validator(processes):  # noqa:
     coordinator = processes.coordinator()
     broker = processes.broker(coordinator)
     status, answer = create_topic(
-        coordinator, "extra", configs={"retention.ms": "-1", "preallocate": "true"})
+        coordinator, "extra", configs={"retention.ms": "-1", "remote.storage.enable": "true"})
     assert (status, answer["error_code"]) == (400, INVALID_CONFIG), answer
-    assert "preallocate" in answer["error_message"]
+    assert "remote.storage.enable" in answer["error_message"]
+    status, answer = post(coordinator, "/v1/topics", {
+        "name": "placed", "num_partitions": 1, "replication_factor": 1,
+        "assignments": [{"partition_index": 0, "broker_ids": [9]}],
+    })
+    assert (status, answer["error_code"]) == (400, 39), answer  # INVALID_REPLICA_ASSIGNMENT
     status, answer = create_topic(
         coordinator, "compacted", configs={"cleanup.policy": "compact"})
     assert answer["error_code"] == INVALID_CONFIG and "compaction" in answer["error_message"]

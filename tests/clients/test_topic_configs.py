@@ -22,11 +22,12 @@ def refusal(future):
     raise AssertionError("the request was accepted")
 
 
-def test_unsupported_topic_configs_are_invalid_config_naming_the_key(broker):
+def test_refused_topic_configs_are_invalid_config_naming_the_key(broker):
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     for key, value in [
         ("cleanup.policy", "compact"),
-        ("preallocate", "true"),
+        ("preallocate", "yes"),
+        ("remote.storage.enable", "true"),
         ("retention.ms", "soon"),
         ("retention.mss", "1"),
     ]:
@@ -41,7 +42,7 @@ def test_unsupported_topic_configs_are_invalid_config_naming_the_key(broker):
     change = ConfigResource(
         ConfigResource.Type.TOPIC, "kept",
         incremental_configs=[
-            ConfigEntry("preallocate", "true", incremental_operation=AlterConfigOpType.SET)
+            ConfigEntry("preallocate", "yes", incremental_operation=AlterConfigOpType.SET)
         ],
     )
     altered = admin.incremental_alter_configs([change])

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
@@ -18,13 +18,13 @@ use kafka_protocol::messages::{
 
 use super::{since, str_bytes};
 use crate::broker::BrokerContext;
-use crate::config::{ProduceLimits, ProduceRefusal, TopicConfig, describe_topic_configs};
+use crate::config::{
+    ConfigSource, DescribedConfig, ProduceLimits, ProduceRefusal, TopicConfig,
+    describe_broker_configs, describe_topic_configs,
+};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
-/// ConfigSource values of DescribeConfigs v1+.
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_DEFAULT: i8 = 5;
 
 pub fn describe(
     ctx: &Arc<BrokerContext>,
@@ -32,6 +32,7 @@ pub fn describe(
     version: i16,
 ) -> DescribeConfigsResponse {
     let image = ctx.coordinator.image();
+    let settings = &ctx.settings;
     let results = request
         .resources
         .into_iter()
@@ -39,19 +40,36 @@ pub fn describe(
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
-            let entries: Vec<(String, String, bool)> = match resource.resource_type {
-                RESOURCE_TOPIC => match image.topic(&resource.resource_name) {
-                    Some(topic) => describe_topic_configs(&ctx.settings.log, &topic.configs),
+            let name = resource.resource_name.as_str();
+            let entries = match resource.resource_type {
+                RESOURCE_TOPIC => match image.topic(name) {
+                    Some(topic) => {
+                        describe_topic_configs(&settings.origins, &settings.log, &topic.configs)
+                    }
                     None => {
                         return result
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
                             .with_error_message(Some(str_bytes("unknown topic")));
                     }
                 },
-                RESOURCE_BROKER => describe_topic_configs(&ctx.settings.log, &Default::default())
-                    .into_iter()
-                    .map(|(key, value, _)| (format!("log.{key}"), value, true))
-                    .collect(),
+                // The empty name asks for the cluster-wide dynamic defaults,
+                // and gregor has no dynamic broker configs.
+                RESOURCE_BROKER if name.is_empty() => Vec::new(),
+                RESOURCE_BROKER if name.parse::<i32>().ok() == Some(settings.broker_id) => {
+                    describe_broker_configs(&settings.origins)
+                }
+                RESOURCE_BROKER => {
+                    let message = match name.parse::<i32>() {
+                        Ok(_) => format!(
+                            "Unexpected broker id, expected {} or empty string, but received {name}",
+                            settings.broker_id
+                        ),
+                        Err(_) => format!("Broker id must be an integer, but it is: {name}"),
+                    };
+                    return result
+                        .with_error_code(ResponseError::InvalidRequest.code())
+                        .with_error_message(Some(str_bytes(&message)));
+                }
                 other => {
                     return result
                         .with_error_code(ResponseError::InvalidRequest.code())
@@ -63,26 +81,60 @@ pub fn describe(
             let wanted = resource.configuration_keys.as_ref();
             let configs = entries
                 .into_iter()
-                .filter(|(key, _, _)| {
-                    wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
+                .filter(|entry| {
+                    wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == entry.name))
                 })
-                .map(|(key, value, is_default)| {
-                    let source = if is_default {
-                        SOURCE_DEFAULT
-                    } else {
-                        SOURCE_TOPIC
-                    };
-                    DescribeConfigsResourceResult::default()
-                        .with_name(str_bytes(&key))
-                        .with_value(Some(str_bytes(&value)))
-                        .with_is_default(is_default && version == 0)
-                        .with_config_source(since(version, 1, source, -1))
+                .map(|entry| {
+                    encode_entry(
+                        entry,
+                        version,
+                        request.include_synonyms,
+                        request.include_documentation,
+                    )
                 })
                 .collect();
             result.with_configs(configs)
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// One described config on the wire: v0 says only whether it is a default;
+/// v1+ the source and, when asked, the synonyms; v3+ the type and, when
+/// asked, the documentation.
+fn encode_entry(
+    entry: DescribedConfig,
+    version: i16,
+    include_synonyms: bool,
+    include_documentation: bool,
+) -> DescribeConfigsResourceResult {
+    let synonyms = if include_synonyms && version >= 1 {
+        entry
+            .synonyms
+            .iter()
+            .map(|s| {
+                DescribeConfigsSynonym::default()
+                    .with_name(str_bytes(&s.name))
+                    .with_value(s.value.as_deref().map(str_bytes))
+                    .with_source(s.source.id())
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let documentation = entry
+        .documentation
+        .filter(|_| include_documentation && version >= 3);
+    DescribeConfigsResourceResult::default()
+        .with_name(str_bytes(&entry.name))
+        .with_value(entry.value.as_deref().map(str_bytes))
+        .with_read_only(entry.read_only)
+        .with_is_sensitive(entry.sensitive)
+        .with_is_default(version == 0 && entry.source == ConfigSource::Default)
+        .with_config_source(since(version, 1, entry.source.id(), -1))
+        .with_synonyms(synonyms)
+        .with_config_type(since(version, 3, entry.config_type.id(), 0))
+        .with_documentation(documentation.as_deref().map(str_bytes))
 }
 
 /// What a produce of `size` bytes with `acks` to `topic`-`index` is refused

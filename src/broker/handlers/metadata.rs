@@ -80,6 +80,7 @@ pub async fn handle(
 
 async fn auto_create(ctx: &Arc<BrokerContext>, name: &str) -> Result<(), ResponseError> {
     let request = CreateTopicRequest {
+        assignments: Vec::new(),
         name: name.to_string(),
         partitions: ctx.settings.num_partitions,
         replication_factor: ctx.settings.default_replication_factor,

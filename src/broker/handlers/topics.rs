@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
@@ -16,8 +18,8 @@ use uuid::Uuid;
 
 use super::{since, str_bytes, topic_name};
 use crate::broker::BrokerContext;
-use crate::cluster::{ClusterError, CreateTopicRequest};
-use crate::config::TopicConfig;
+use crate::cluster::{ClusterError, CreateTopicRequest, ReplicaAssignment};
+use crate::config::{TopicConfig, describe_topic_configs};
 
 fn rejected(code: ResponseError, message: impl Into<String>) -> ClusterError {
     ClusterError::Rejected {
@@ -39,7 +41,16 @@ pub async fn create(
             .iter()
             .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
             .collect();
-        // -1 means "the broker's default" (v4+).
+        let assignments: Vec<ReplicaAssignment> = topic
+            .assignments
+            .iter()
+            .map(|a| ReplicaAssignment {
+                partition_index: a.partition_index,
+                broker_ids: a.broker_ids.iter().map(|b| b.0).collect(),
+            })
+            .collect();
+        // -1 means "the broker's default" (v4+), and is the only value
+        // allowed next to a manual assignment.
         let partitions = if topic.num_partitions == -1 {
             ctx.settings.num_partitions
         } else {
@@ -52,9 +63,15 @@ pub async fn create(
         };
         let outcome = match TopicConfig::from_pairs(configs.clone(), &ctx.settings.log) {
             Err(error) => Err(rejected(ResponseError::InvalidConfig, error.to_string())),
-            Ok(_) if !topic.assignments.is_empty() => Err(rejected(
+            Ok(_) if !assignments.is_empty() && topic.replication_factor != -1 => Err(rejected(
                 ResponseError::InvalidRequest,
-                "manual replica assignment is not supported",
+                "A manual partition assignment was specified, but replication factor was not \
+                 set to -1.",
+            )),
+            Ok(_) if !assignments.is_empty() && topic.num_partitions != -1 => Err(rejected(
+                ResponseError::InvalidRequest,
+                "A manual partition assignment was specified, but numPartitions was not set \
+                 to -1.",
             )),
             Ok(_) => {
                 ctx.coordinator
@@ -62,7 +79,8 @@ pub async fn create(
                         name: name.clone(),
                         partitions,
                         replication_factor,
-                        configs,
+                        configs: configs.clone(),
+                        assignments,
                         validate_only: request.validate_only,
                     })
                     .await
@@ -71,12 +89,19 @@ pub async fn create(
         let result = CreatableTopicResult::default().with_name(topic_name(&name));
         results.push(match outcome {
             Ok(summary) => {
-                tracing::info!(topic = %name, partitions, "created topic");
+                if !request.validate_only {
+                    tracing::info!(topic = %name, partitions = summary.partitions, "created topic");
+                }
                 result
                     .with_topic_id(since(version, 7, summary.id, Uuid::nil()))
                     .with_num_partitions(since(version, 5, summary.partitions, -1))
                     .with_replication_factor(since(version, 5, summary.replication_factor, -1))
-                    .with_configs(since(version, 5, Some(Vec::new()), None))
+                    .with_configs(since(
+                        version,
+                        5,
+                        Some(created_configs(ctx, &configs)),
+                        None,
+                    ))
             }
             Err(error) => result
                 .with_error_code(error.code().0)
@@ -87,6 +112,25 @@ pub async fn create(
         .reconcile_off_workers(ctx.coordinator.image())
         .await;
     CreateTopicsResponse::default().with_topics(results)
+}
+
+/// The configs a new topic has, as Kafka returns them in CreateTopics v5+
+/// (so a client need not describe it): every topic key with its source.
+fn created_configs(
+    ctx: &BrokerContext,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<CreatableTopicConfigs> {
+    describe_topic_configs(&ctx.settings.origins, &ctx.settings.log, overrides)
+        .into_iter()
+        .map(|entry| {
+            CreatableTopicConfigs::default()
+                .with_name(str_bytes(&entry.name))
+                .with_value(entry.value.as_deref().map(str_bytes))
+                .with_read_only(entry.read_only)
+                .with_config_source(entry.source.id())
+                .with_is_sensitive(entry.sensitive)
+        })
+        .collect()
 }
 
 pub async fn delete(
@@ -144,9 +188,15 @@ pub async fn create_partitions(
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();
+        let assignments = topic.assignments.as_ref().map(|assignments| {
+            assignments
+                .iter()
+                .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                .collect()
+        });
         let outcome = ctx
             .coordinator
-            .create_partitions(&name, topic.count, request.validate_only)
+            .create_partitions(&name, topic.count, assignments, request.validate_only)
             .await;
         let result = CreatePartitionsTopicResult::default().with_name(topic.name);
         results.push(match outcome {

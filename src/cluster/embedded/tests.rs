@@ -26,6 +26,7 @@ fn registration(broker_id: i32) -> BrokerRegistration {
 
 fn topic(name: &str, partitions: i32, replication_factor: i16) -> CreateTopicRequest {
     CreateTopicRequest {
+        assignments: Vec::new(),
         name: name.into(),
         partitions,
         replication_factor,
@@ -73,7 +74,7 @@ async fn reopen_replays_the_log_and_keeps_topic_ids() {
             .await
             .expect("create");
         coordinator
-            .create_partitions("orders", 5, false)
+            .create_partitions("orders", 5, None, false)
             .await
             .expect("grow");
         let image = coordinator.image();
@@ -210,6 +211,7 @@ async fn validate_only_changes_nothing() {
     let before = coordinator.image();
     let summary = coordinator
         .create_topic(CreateTopicRequest {
+            assignments: Vec::new(),
             validate_only: true,
             ..topic("orders", 2, 1)
         })
@@ -234,7 +236,7 @@ async fn topic_lifecycle_through_the_trait() {
         .expect_err("duplicate");
     assert_eq!(err.code(), KafkaCode::TOPIC_ALREADY_EXISTS);
     let err = coordinator
-        .create_partitions("orders", 1, false)
+        .create_partitions("orders", 1, None, false)
         .await
         .expect_err("shrink");
     assert_eq!(err.code(), KafkaCode::INVALID_PARTITIONS);
@@ -275,7 +277,7 @@ async fn cancelled_proposal_does_not_wedge_the_coordinator() {
         );
     }
     coordinator
-        .create_partitions("orders", 2, false)
+        .create_partitions("orders", 2, None, false)
         .await
         .expect("the abandoned append landed and is adopted");
     drop(coordinator);

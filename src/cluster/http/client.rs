@@ -505,6 +505,7 @@ impl ClusterCoordinator for RemoteCoordinator {
                 num_partitions: req.partitions,
                 replication_factor: req.replication_factor,
                 configs: req.configs,
+                assignments: req.assignments,
                 validate_only: req.validate_only,
             };
             let created: CreateTopicResponse = self
@@ -543,12 +544,14 @@ impl ClusterCoordinator for RemoteCoordinator {
         &self,
         name: &str,
         total: i32,
+        assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> BoxFuture<'_, Result<(), ClusterError>> {
         let path = format!("/v1/topics/{}/partitions", encode_segment(name));
         Box::pin(async move {
             let body = CreatePartitionsRequest {
                 count: total,
+                assignments,
                 validate_only,
             };
             self.write(Method::POST, &path, Some(&body), |r: &WriteResponse| {

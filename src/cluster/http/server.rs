@@ -413,6 +413,7 @@ impl Service {
                 partitions: req.num_partitions,
                 replication_factor: req.replication_factor,
                 configs: req.configs,
+                assignments: req.assignments,
                 validate_only: req.validate_only,
             })
             .await?;
@@ -442,7 +443,7 @@ impl Service {
         req: CreatePartitionsRequest,
     ) -> Result<HttpResponse, Failure> {
         self.metadata
-            .create_partitions(name, req.count, req.validate_only)
+            .create_partitions(name, req.count, req.assignments, req.validate_only)
             .await?;
         self.written()
     }

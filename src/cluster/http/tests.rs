@@ -71,6 +71,7 @@ fn registration(broker_id: i32) -> BrokerRegistration {
 
 fn topic(name: &str, partitions: i32) -> CreateTopicRequest {
     CreateTopicRequest {
+        assignments: Vec::new(),
         name: name.to_owned(),
         partitions,
         replication_factor: 1,
@@ -117,7 +118,7 @@ async fn a_remote_broker_registers_writes_and_sees_its_writes_at_once() {
     }
 
     broker
-        .create_partitions("orders", 5, false)
+        .create_partitions("orders", 5, None, false)
         .await
         .expect("grow");
     assert_eq!(

@@ -110,6 +110,9 @@ pub struct CreatableTopic {
     pub replication_factor: i16,
     #[serde(default)]
     pub configs: BTreeMap<String, String>,
+    /// A manual placement; empty or absent to let the coordinator place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assignments: Vec<crate::cluster::ReplicaAssignment>,
     #[serde(default)]
     pub validate_only: bool,
 }
@@ -141,6 +144,10 @@ pub struct DeleteTopicResponse {
 pub struct CreatePartitionsRequest {
     /// The new total number of partitions.
     pub count: i32,
+    /// The replicas of each new partition; absent to let the coordinator
+    /// place them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignments: Option<Vec<Vec<i32>>>,
     #[serde(default)]
     pub validate_only: bool,
 }

@@ -74,7 +74,8 @@ fn supported_topic_configs_pass_and_others_are_invalid_config_naming_the_key() {
     );
     for (key, value) in [
         ("cleanup.policy", "compact"),
-        ("preallocate", "true"),
+        ("preallocate", "yes"),
+        ("remote.storage.enable", "true"),
         ("retention.mss", "1"),
         ("retention.ms", "soon"),
     ] {
@@ -86,8 +87,14 @@ fn supported_topic_configs_pass_and_others_are_invalid_config_naming_the_key() {
 
 #[test]
 fn a_stored_unsupported_config_can_still_be_deleted() {
-    let stored = configs(&[("preallocate", "true")]);
-    assert!(check_config_change(&stored, &BTreeMap::new(), &["preallocate".into()]).is_ok());
+    let stored = configs(&[("old.key", "1"), ("remote.storage.enable", "true")]);
+    assert!(check_config_change(&stored, &BTreeMap::new(), &["old.key".into()]).is_ok());
+    // Nor does a stored entry that no longer validates block other changes.
+    let set = configs(&[("retention.ms", "1000")]);
+    assert!(check_config_change(&stored, &set, &[]).is_ok());
+    let lags = configs(&[("min.compaction.lag.ms", "10")]);
+    let refused = check_config_change(&lags, &configs(&[("max.compaction.lag.ms", "5")]), &[]);
+    assert_eq!(code(refused), KafkaCode::INVALID_CONFIG);
     assert_eq!(
         code(check_config_change(
             &BTreeMap::new(),
@@ -138,4 +145,89 @@ fn producer_id_requests_must_ask_for_kafkas_block_size() {
             KafkaCode::INVALID_REQUEST
         );
     }
+}
+
+mod manual_assignments {
+    use super::image_with_brokers;
+    use crate::cluster::policy::manual_assignments;
+    use crate::cluster::{KafkaCode, ReplicaAssignment};
+
+    /// Partition index and replicas, per partition.
+    type Plan<'a> = [(i32, &'a [i32])];
+
+    fn plan(parts: &Plan) -> Vec<ReplicaAssignment> {
+        parts
+            .iter()
+            .map(|(p, b)| ReplicaAssignment {
+                partition_index: *p,
+                broker_ids: b.to_vec(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_assignment_is_returned_in_partition_order() {
+        let image = image_with_brokers(&[0, 1]);
+        let placed = manual_assignments(&image, &plan(&[(1, &[1, 0]), (0, &[0, 1])])).unwrap();
+        assert_eq!(placed, vec![vec![0, 1], vec![1, 0]]);
+    }
+
+    #[test]
+    fn bad_assignments_get_kafkas_code_and_message() {
+        let image = image_with_brokers(&[1, 2]);
+        let cases: &[(&Plan, &str)] = &[
+            (
+                &[(0, &[1, 2]), (0, &[2, 1])],
+                "Found multiple manual partition assignments for partition 0",
+            ),
+            (
+                &[(0, &[])],
+                "The manual partition assignment includes an empty replica list.",
+            ),
+            (
+                &[(0, &[9, 1, 7])],
+                "The manual partition assignment includes broker 7, but no such broker is \
+                 registered.",
+            ),
+            (
+                &[(0, &[2, 1, 2])],
+                "The manual partition assignment includes the broker 2 more than once.",
+            ),
+            (
+                &[(0, &[1, 2]), (1, &[1])],
+                "The manual partition assignment includes a partition with 1 replica(s), but \
+                 this is not consistent with previous partitions, which have 2 replica(s).",
+            ),
+            (
+                &[(0, &[1]), (2, &[2])],
+                "partitions should be a consecutive 0-based integer sequence",
+            ),
+        ];
+        for (parts, message) in cases {
+            let refused = manual_assignments(&image, &plan(parts)).unwrap_err();
+            assert_eq!(refused.code, KafkaCode::INVALID_REPLICA_ASSIGNMENT);
+            assert_eq!(refused.message, *message);
+        }
+    }
+}
+
+#[test]
+fn create_partitions_assignments_match_the_count_and_the_replication_factor() {
+    let image = image_with_brokers(&[1, 2]);
+    let placed = manual_partition_assignments(&image, &[vec![2, 1], vec![1, 2]], 2, 2).unwrap();
+    assert_eq!(placed, vec![vec![2, 1], vec![1, 2]]);
+    let refused = manual_partition_assignments(&image, &[vec![1, 2]], 2, 2).unwrap_err();
+    assert_eq!(refused.code, KafkaCode::INVALID_REPLICA_ASSIGNMENT);
+    assert_eq!(
+        refused.message,
+        "Attempted to add 2 additional partition(s), but only 1 assignment(s) were specified."
+    );
+    let refused = manual_partition_assignments(&image, &[vec![1]], 1, 2).unwrap_err();
+    assert!(
+        refused.message.contains("which have 2 replica(s)"),
+        "{}",
+        refused.message
+    );
+    let refused = manual_partition_assignments(&image, &[vec![1, 3]], 1, 2).unwrap_err();
+    assert!(refused.message.contains("broker 3"), "{}", refused.message);
 }
