@@ -1,7 +1,8 @@
 //! Kafka's command-line tools as subcommands of the one binary:
 //! `kafka-topics.sh`, `kafka-console-producer.sh`,
 //! `kafka-console-consumer.sh`, `kafka-consumer-groups.sh`,
-//! `kafka-delete-records.sh`, `kafka-configs.sh`, and the server stop scripts. Each tool parses Kafka 2.2's flags (`args`), finds a
+//! `kafka-delete-records.sh`, `kafka-configs.sh`, and the server stop
+//! scripts. Each tool parses Kafka 2.2's flags (`args`), finds a
 //! broker (`bootstrap`), and talks to the cluster through a small client
 //! (`client`) built on the `kafka-protocol` crate.
 //!
