@@ -22,7 +22,9 @@ pub use connections::{ConnectionSettings, default_connection_limits, open_files_
 pub use listeners::{ListenerSettings, default_advertised_host};
 pub use properties::{PropertiesError, Property, parse_properties};
 pub use raw::{RawConfig, RawValue, Source, is_known_key, parse_override};
-pub use settings::{BrokerSettings, GroupSettings, LogDefaults, LogFormat, TimestampType};
+pub use settings::{
+    BrokerSettings, CleanerSettings, GroupSettings, LogDefaults, LogFormat, TimestampType,
+};
 pub use topic::{
     PartitionLimits, ProduceLimits, ProduceRefusal, TopicConfig, describe_topic_configs,
     resolve_stored_topic_log, resolve_topic_log, topic_config_keys, validate_topic_config,

@@ -20,11 +20,15 @@ use super::settings::{Field, LogDefaults, TimestampType, to_u64};
 /// Topic-level keys gregor understands, sorted as Kafka lists them.
 const TOPIC_KEYS: &[&str] = &[
     "cleanup.policy",
+    "delete.retention.ms",
     "flush.messages",
     "flush.ms",
     "index.interval.bytes",
+    "max.compaction.lag.ms",
     "max.message.bytes",
     "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
     "min.insync.replicas",
     "retention.bytes",
     "retention.ms",
@@ -39,20 +43,16 @@ const UNSUPPORTED_KAFKA_KEYS: &[&str] = &[
     "compression.lz4.level",
     "compression.type",
     "compression.zstd.level",
-    "delete.retention.ms",
     "file.delete.delay.ms",
     "follower.replication.throttled.replicas",
     "leader.replication.throttled.replicas",
     "local.retention.bytes",
     "local.retention.ms",
-    "max.compaction.lag.ms",
     "message.downconversion.enable",
     "message.format.version",
     "message.timestamp.after.max.ms",
     "message.timestamp.before.max.ms",
     "message.timestamp.difference.max.ms",
-    "min.cleanable.dirty.ratio",
-    "min.compaction.lag.ms",
     "preallocate",
     "remote.storage.enable",
     "segment.index.bytes",
@@ -83,6 +83,10 @@ enum TopicSetting {
     FlushMessages(u64),
     FlushInterval(Option<Duration>),
     IndexIntervalBytes(u64),
+    DeleteRetention(Duration),
+    MinCleanableDirtyRatio(f64),
+    MinCompactionLag(Duration),
+    MaxCompactionLag(Duration),
 }
 
 impl TopicSetting {
@@ -118,6 +122,16 @@ impl TopicSetting {
                 Self::FlushInterval((n != i64::MAX).then(|| Duration::from_millis(to_u64(n))))
             }
             "index.interval.bytes" => Self::IndexIntervalBytes(to_u64(f.int_in(0, I32_MAX)?)),
+            "delete.retention.ms" => {
+                Self::DeleteRetention(Duration::from_millis(to_u64(f.int_in(0, i64::MAX)?)))
+            }
+            "min.cleanable.dirty.ratio" => Self::MinCleanableDirtyRatio(f.float_in(0.0, 1.0)?),
+            "min.compaction.lag.ms" => {
+                Self::MinCompactionLag(Duration::from_millis(to_u64(f.int_in(0, i64::MAX)?)))
+            }
+            "max.compaction.lag.ms" => {
+                Self::MaxCompactionLag(Duration::from_millis(to_u64(f.int_in(1, i64::MAX)?)))
+            }
             _ if UNSUPPORTED_KAFKA_KEYS.contains(&key) => {
                 return Err(f.err(format!(
                     "gregor does not support topic config {key} yet; supported keys: {}",
@@ -145,6 +159,10 @@ impl TopicSetting {
             Self::FlushMessages(v) => log.flush_interval_messages = v,
             Self::FlushInterval(v) => log.flush_interval = v,
             Self::IndexIntervalBytes(v) => log.index_interval_bytes = v,
+            Self::DeleteRetention(v) => log.delete_retention = v,
+            Self::MinCleanableDirtyRatio(v) => log.min_cleanable_dirty_ratio = v,
+            Self::MinCompactionLag(v) => log.min_compaction_lag = v,
+            Self::MaxCompactionLag(v) => log.max_compaction_lag = v,
         }
     }
 }
@@ -312,6 +330,10 @@ fn default_string(d: &LogDefaults, key: &str) -> String {
         "flush.messages" => d.flush_interval_messages.to_string(),
         "flush.ms" => d.flush_interval.map_or(i64::MAX, millis).to_string(),
         "index.interval.bytes" => d.index_interval_bytes.to_string(),
+        "delete.retention.ms" => millis(d.delete_retention).to_string(),
+        "min.cleanable.dirty.ratio" => d.min_cleanable_dirty_ratio.to_string(),
+        "min.compaction.lag.ms" => millis(d.min_compaction_lag).to_string(),
+        "max.compaction.lag.ms" => millis(d.max_compaction_lag).to_string(),
         _ => String::new(),
     }
 }
@@ -422,12 +444,26 @@ mod tests {
             (1, Some(Duration::from_millis(100)))
         );
 
-        let e = resolve_topic_log(&d, &map(&[("cleanup.policy", "compact")])).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid value \"compact\" for cleanup.policy (from topic config): \
-         only \"delete\" is supported; log compaction is not implemented"
-        );
+        let t = resolve_topic_log(
+            &d,
+            &map(&[
+                ("cleanup.policy", "delete, compact"),
+                ("delete.retention.ms", "100"),
+                ("min.cleanable.dirty.ratio", "0.01"),
+                ("min.compaction.lag.ms", "5"),
+                ("max.compaction.lag.ms", "6"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(t.cleanup_policy, "compact,delete");
+        assert!(t.compacts() && t.deletes());
+        assert_eq!(t.delete_retention, Duration::from_millis(100));
+        assert_eq!(t.min_cleanable_dirty_ratio, 0.01);
+        assert_eq!(t.min_compaction_lag, Duration::from_millis(5));
+        assert_eq!(t.max_compaction_lag, Duration::from_millis(6));
+        let e = resolve_topic_log(&d, &map(&[("cleanup.policy", "shred")])).unwrap_err();
+        assert!(e.to_string().contains("cleanup.policy"), "{e}");
+        assert!(resolve_topic_log(&d, &map(&[("min.cleanable.dirty.ratio", "1.5")])).is_err());
         let e = resolve_topic_log(&d, &map(&[("retention.mss", "1")])).unwrap_err();
         assert_eq!(
             e,
@@ -470,13 +506,7 @@ mod tests {
             e.contains("preallocate") && e.contains("does not support"),
             "{e}"
         );
-        let e = validate_topic_config("cleanup.policy", "compact")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("cleanup.policy") && e.contains("compaction"),
-            "{e}"
-        );
+        assert!(validate_topic_config("cleanup.policy", "compact").is_ok());
         let e = validate_topic_config("retention.mss", "1")
             .unwrap_err()
             .to_string();

@@ -4,7 +4,6 @@
 
 use std::io::{self, Write};
 
-
 /// Appends `records` compressed with Kafka `codec` (1 gzip, 2 snappy,
 /// 3 lz4, 4 zstd) to `out`.
 pub fn compress_into(codec: i16, records: &[u8], out: &mut Vec<u8>) -> io::Result<()> {

@@ -171,7 +171,9 @@ fn filter_loaded(
     if kept == total && !set_horizon {
         return Ok(outcome(Filtered::Unchanged));
     }
-    let new_base = delete_horizon.filter(|_| set_horizon).unwrap_or(base_timestamp);
+    let new_base = delete_horizon
+        .filter(|_| set_horizon)
+        .unwrap_or(base_timestamp);
     scratch.kept.clear();
     let mut index = 0;
     let keep = std::mem::take(&mut scratch.keep);
@@ -503,9 +505,10 @@ mod tests {
             let h = BatchHeader::parse(&b).unwrap();
             let mut scratch = FilterScratch::default();
             let mut first = Vec::new();
-            let outcome =
-                filter_batch(&b, &h, RULES, 1 << 20, &mut scratch, &mut first, |_, _| true)
-                    .unwrap();
+            let outcome = filter_batch(&b, &h, RULES, 1 << 20, &mut scratch, &mut first, |_, _| {
+                true
+            })
+            .unwrap();
             assert_eq!(outcome.filtered, Filtered::Rewritten);
             assert_eq!(outcome.delete_horizon, Some(RULES.now_ms + 1000));
             let fh = BatchHeader::parse(&first).unwrap();
@@ -515,7 +518,15 @@ mod tests {
             assert_eq!(timestamps, vec![1_700_000_000_005, 1_700_000_000_006]);
 
             // Before the horizon the batch stays as it is.
-            let again = filter_batch(&first, &fh, RULES, 1 << 20, &mut scratch, &mut Vec::new(), |_, _| true);
+            let again = filter_batch(
+                &first,
+                &fh,
+                RULES,
+                1 << 20,
+                &mut scratch,
+                &mut Vec::new(),
+                |_, _| true,
+            );
             assert_eq!(again.unwrap().filtered, Filtered::Unchanged);
 
             let later = TombstoneRules {
@@ -523,9 +534,16 @@ mod tests {
                 ..RULES
             };
             let mut second = Vec::new();
-            let outcome =
-                filter_batch(&first, &fh, later, 1 << 20, &mut scratch, &mut second, |_, _| true)
-                    .unwrap();
+            let outcome = filter_batch(
+                &first,
+                &fh,
+                later,
+                1 << 20,
+                &mut scratch,
+                &mut second,
+                |_, _| true,
+            )
+            .unwrap();
             assert_eq!(outcome.filtered, Filtered::Rewritten);
             assert_eq!(outcome.delete_horizon, None);
             let records = decode(&second);
