@@ -25,7 +25,8 @@ use super::blocking::off_the_workers;
 use super::producer_state::{ProducerStates, SequenceCheck};
 use crate::records::{BatchHeader, RecordError, assign_offsets, verify_records};
 use crate::storage::{
-    AppendError, LogChunk, LogConfig, PartitionLog, PendingBatch, StorageError, SyncTicket,
+    AppendError, CleanError, CleanStats, Cleanable, Cleaner, LogChunk, LogConfig, PartitionLog,
+    PendingBatch, StorageError, SyncTicket,
 };
 
 /// Most appends taken into one group commit.
@@ -84,6 +85,8 @@ pub struct Partition {
     offline: Arc<AtomicBool>,
     /// The writer and syncer; taken when the partition closes or is deleted.
     tasks: std::sync::Mutex<Option<WriterTasks>>,
+    /// `cleanup.policy` includes `compact`: produce refuses records without a key.
+    compacted: AtomicBool,
 }
 
 /// The tasks that append to a partition's log and acknowledge appends.
@@ -104,6 +107,7 @@ impl Partition {
         config: LogConfig,
         policy: WritePolicy,
     ) -> Result<Arc<Self>, StorageError> {
+        let compacted = AtomicBool::new(config.compact);
         let log = PartitionLog::open(&dir, config)?;
         let mut producers = ProducerStates::default();
         rebuild_producer_state(&log, &mut producers);
@@ -148,6 +152,7 @@ impl Partition {
             appends,
             offline,
             tasks: std::sync::Mutex::new(Some(tasks)),
+            compacted,
         }))
     }
 
@@ -265,7 +270,27 @@ impl Partition {
     }
 
     pub fn set_config(&self, config: LogConfig) {
+        self.compacted.store(config.compact, Ordering::Release);
         self.with_log_mut(|log| log.set_config(config));
+    }
+
+    /// Whether the topic is compacted, so every record needs a key.
+    pub fn is_compacted(&self) -> bool {
+        self.compacted.load(Ordering::Acquire)
+    }
+
+    /// How much the log needs cleaning (`None`: not compacted or not yet).
+    pub fn cleanable(&self, now_ms: i64) -> Option<Cleanable> {
+        if self.is_offline() {
+            return None;
+        }
+        self.with_log(|log| log.cleanable(now_ms))
+    }
+
+    /// Cleans the log once; blocking, and taking the log's lock only
+    /// briefly (see [`Cleaner::clean`]).
+    pub fn clean(&self, cleaner: &mut Cleaner, now_ms: i64) -> Result<CleanStats, CleanError> {
+        cleaner.clean(&self.log, now_ms)
     }
 
     pub fn flush(&self) -> Result<(), StorageError> {

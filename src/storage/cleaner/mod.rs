@@ -447,7 +447,11 @@ impl Cleaner {
             segment::remove_if_exists(&cleaned_path)?;
             return Ok((None, horizon));
         }
-        if cleaned.is_empty() {
+        // The log's first segment stays, even empty, so that the log start
+        // offset does not move after a restart (recovery starts the log no
+        // lower than its first segment).
+        let first_of_log = plan.segments.first().is_some_and(|s| s.base == base);
+        if cleaned.is_empty() && !first_of_log {
             segment::remove_if_exists(&cleaned_path)?;
             return Ok((Some(None), horizon));
         }
