@@ -450,10 +450,16 @@ impl Cleaner {
         // The log's first segment stays, even empty, so that the log start
         // offset does not move after a restart (recovery starts the log no
         // lower than its first segment).
-        let first_of_log = plan.segments.first().is_some_and(|s| s.base == base);
-        if cleaned.is_empty() && !first_of_log {
-            segment::remove_if_exists(&cleaned_path)?;
-            return Ok((Some(None), horizon));
+        if cleaned.is_empty() {
+            let first_of_log = plan.segments.first().is_some_and(|s| s.base == base);
+            if !first_of_log {
+                segment::remove_if_exists(&cleaned_path)?;
+                return Ok((Some(None), horizon));
+            }
+            // Renamed over the first segment without a swap: if a crash
+            // comes first, recovery deletes it, and what may be gone by then
+            // is only records this clean removes.
+            return Ok((Some(Some((cleaned, cleaned_path))), horizon));
         }
         cleaned.file.sync_all().map_err(segment_io(&cleaned_path))?;
         std::fs::rename(&cleaned_path, &swap_path).map_err(segment_io(&swap_path))?;

@@ -326,7 +326,10 @@ fn cleaned_segments(
 ) -> Vec<String> {
     after
         .iter()
-        .filter(|(name, bytes)| name.ends_with(".log") && before.get(*name) != Some(bytes))
+        .filter(|(name, bytes)| {
+            // An emptied first segment is renamed in without a swap.
+            name.ends_with(".log") && !bytes.is_empty() && before.get(*name) != Some(bytes)
+        })
         .map(|(name, _)| name.clone())
         .collect()
 }
