@@ -2,6 +2,7 @@
 //! the partitions it hosts.
 
 mod blocking;
+mod cleaner;
 mod connection;
 mod dispatch;
 mod handlers;

@@ -25,7 +25,8 @@ use super::blocking::{InlineWrite, off_the_workers};
 use super::producer_state::{ProducerStates, SequenceCheck};
 use crate::records::{BatchHeader, RecordError, assign_offsets, verify_records};
 use crate::storage::{
-    AppendError, LogChunk, LogConfig, PartitionLog, PendingBatch, StorageError, SyncTicket,
+    AppendError, CleanError, CleanStats, Cleanable, Cleaner, LogChunk, LogConfig, PartitionLog,
+    PendingBatch, StorageError, SyncTicket,
 };
 
 /// Most appends taken into one group commit.
@@ -84,6 +85,8 @@ pub struct Partition {
     offline: Arc<AtomicBool>,
     /// The writer and syncer; taken when the partition closes or is deleted.
     tasks: std::sync::Mutex<Option<WriterTasks>>,
+    /// `cleanup.policy` includes `compact`: produce refuses records without a key.
+    compacted: AtomicBool,
 }
 
 /// The tasks that append to a partition's log and acknowledge appends.
@@ -104,6 +107,7 @@ impl Partition {
         config: LogConfig,
         policy: WritePolicy,
     ) -> Result<Arc<Self>, StorageError> {
+        let compacted = AtomicBool::new(config.compact);
         let log = PartitionLog::open(&dir, config)?;
         let mut producers = ProducerStates::default();
         rebuild_producer_state(&log, &mut producers);
@@ -148,6 +152,7 @@ impl Partition {
             appends,
             offline,
             tasks: std::sync::Mutex::new(Some(tasks)),
+            compacted,
         }))
     }
 
@@ -286,26 +291,52 @@ impl Partition {
         if target < 0 {
             return Err(ResponseError::OffsetOutOfRange);
         }
-        self.with_log_mut(|log| match log.advance_log_start_offset(target) {
-            Ok(()) => {
-                let start = log.log_start_offset();
-                self.log_start_offset.fetch_max(start, Ordering::AcqRel);
-                Ok(start)
+        self.with_log_mut(|log| {
+            if !log.policy_allows_deletion() {
+                // Kafka: "can not be deleted due to the configured policy".
+                return Err(ResponseError::PolicyViolation);
             }
-            Err(StorageError::OffsetOutOfRange { .. }) => Err(ResponseError::OffsetOutOfRange),
-            Err(error) => {
-                tracing::error!(%error, topic = %self.topic, partition = self.index, "DeleteRecords failed");
-                if matches!(error, StorageError::SegmentIo { .. }) {
-                    // A failed fsync of the log's data: see `offline`.
-                    self.take_offline();
+            match log.advance_log_start_offset(target) {
+                Ok(()) => {
+                    let start = log.log_start_offset();
+                    self.log_start_offset.fetch_max(start, Ordering::AcqRel);
+                    Ok(start)
                 }
-                Err(ResponseError::KafkaStorageError)
+                Err(StorageError::OffsetOutOfRange { .. }) => Err(ResponseError::OffsetOutOfRange),
+                Err(error) => {
+                    tracing::error!(%error, topic = %self.topic, partition = self.index, "DeleteRecords failed");
+                    if matches!(error, StorageError::SegmentIo { .. }) {
+                        // A failed fsync of the log's data: see `offline`.
+                        self.take_offline();
+                    }
+                    Err(ResponseError::KafkaStorageError)
+                }
             }
         })
     }
 
     pub fn set_config(&self, config: LogConfig) {
+        self.compacted.store(config.compact, Ordering::Release);
         self.with_log_mut(|log| log.set_config(config));
+    }
+
+    /// Whether the topic is compacted, so every record needs a key.
+    pub fn is_compacted(&self) -> bool {
+        self.compacted.load(Ordering::Acquire)
+    }
+
+    /// How much the log needs cleaning (`None`: not compacted or not yet).
+    pub fn cleanable(&self, now_ms: i64) -> Option<Cleanable> {
+        if self.is_offline() {
+            return None;
+        }
+        self.with_log(|log| log.cleanable(now_ms))
+    }
+
+    /// Cleans the log once; blocking, and taking the log's lock only
+    /// briefly (see [`Cleaner::clean`]).
+    pub fn clean(&self, cleaner: &mut Cleaner, now_ms: i64) -> Result<CleanStats, CleanError> {
+        cleaner.clean(&self.log, now_ms)
     }
 
     pub fn flush(&self) -> Result<(), StorageError> {

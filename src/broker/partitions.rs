@@ -89,6 +89,12 @@ impl Partitions {
             flush_interval: resolved.flush_interval,
             index_interval_bytes: resolved.index_interval_bytes,
             cache_bytes,
+            delete: resolved.deletes(),
+            compact: resolved.compacts(),
+            delete_retention: resolved.delete_retention,
+            min_cleanable_dirty_ratio: resolved.min_cleanable_dirty_ratio,
+            min_compaction_lag: resolved.min_compaction_lag,
+            max_compaction_lag: resolved.max_compaction_lag,
         };
         let policy = WritePolicy {
             log_append_time: resolved.message_timestamp_type

@@ -12,6 +12,7 @@ use tokio::sync::{Mutex, watch};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+use super::cleaner::LogCleaner;
 use super::connection::{self, ConnectionInfo};
 use super::limits::{ConnectionLimits, ConnectionSlot, RequestBudget};
 use super::metrics::Metrics;
@@ -124,6 +125,11 @@ pub async fn run(
         loaded = groups.offsets.wait_loaded() => loaded?,
         _ = shutdown.changed() => return Ok(()),
     }
+    let cleaner = LogCleaner::start(
+        &settings.cleaner,
+        settings.message_max_decompressed_bytes,
+        partitions.clone(),
+    );
     let ctx = Arc::new(BrokerContext {
         coordinator: coordinator.clone(),
         partitions: partitions.clone(),
@@ -200,6 +206,9 @@ pub async fn run(
         connections.abort_all();
     }
     background.abort_all();
+    if let Some(cleaner) = cleaner {
+        let _ = tokio::task::spawn_blocking(move || cleaner.stop()).await;
+    }
     partitions.close_all().await;
     ctx.groups.close().await;
     tracing::info!("broker stopped cleanly");

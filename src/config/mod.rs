@@ -28,7 +28,9 @@ pub use describe::{
 pub use listeners::{ListenerSettings, default_advertised_host};
 pub use properties::{PropertiesError, Property, parse_properties};
 pub use raw::{RawConfig, RawValue, Source, is_known_key, parse_override};
-pub use settings::{BrokerSettings, GroupSettings, LogDefaults, LogFormat, TimestampType};
+pub use settings::{
+    BrokerSettings, CleanerSettings, GroupSettings, LogDefaults, LogFormat, TimestampType,
+};
 pub use topic::{
     PartitionLimits, ProduceLimits, ProduceRefusal, TopicConfig, describe_topic_configs,
     resolve_stored_topic_log, resolve_topic_log, topic_config_keys, topic_keys_without_effect,

@@ -11,7 +11,7 @@ use super::listeners::{ListenerSettings, default_advertised_host, resolve_listen
 use super::raw::{RawConfig, RawValue, Source};
 
 /// Everything the broker needs, in real types.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BrokerSettings {
     pub broker_id: i32,
     pub listeners: Vec<ListenerSettings>,
@@ -21,6 +21,7 @@ pub struct BrokerSettings {
     pub auto_create_topics: bool,
     pub delete_topic_enable: bool,
     pub log: LogDefaults,
+    pub cleaner: CleanerSettings,
     pub socket_request_max_bytes: usize,
     pub message_max_bytes: usize,
     /// `gregor.message.max.decompressed.bytes`: the most a compressed batch
@@ -46,7 +47,7 @@ pub struct BrokerSettings {
 
 /// Broker-wide log defaults; per-topic overrides produce another instance
 /// (see `resolve_topic_log`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogDefaults {
     /// `None` = keep forever.
     pub retention: Option<Duration>,
@@ -65,6 +66,44 @@ pub struct LogDefaults {
     pub max_message_bytes: usize,
     /// `min.insync.replicas`; kept so per-topic overrides round-trip.
     pub min_insync_replicas: i32,
+    /// `delete.retention.ms`: how long a tombstone stays after the cleaner
+    /// first kept it (`log.cleaner.delete.retention.ms` broker-wide).
+    pub delete_retention: Duration,
+    /// `min.cleanable.dirty.ratio` (`log.cleaner.min.cleanable.ratio`).
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this are not compacted.
+    pub min_compaction_lag: Duration,
+    /// `max.compaction.lag.ms`: a log with records dirty for longer is
+    /// cleaned whatever its dirty ratio.
+    pub max_compaction_lag: Duration,
+}
+
+impl LogDefaults {
+    /// Whether `cleanup.policy` lists `compact`.
+    pub fn compacts(&self) -> bool {
+        self.cleanup_policy
+            .split(',')
+            .any(|p| p.trim() == "compact")
+    }
+
+    /// Whether `cleanup.policy` lists `delete` (retention by time and size).
+    pub fn deletes(&self) -> bool {
+        self.cleanup_policy.split(',').any(|p| p.trim() == "delete")
+    }
+}
+
+/// The log cleaner (`log.cleaner.*`), which compacts topics whose
+/// `cleanup.policy` includes `compact`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanerSettings {
+    pub enable: bool,
+    pub threads: usize,
+    /// Memory for the key-to-offset maps, shared by all threads.
+    pub dedupe_buffer_size: usize,
+    /// Read plus write rate of all cleaner threads; `None` is unlimited.
+    pub io_max_bytes_per_second: Option<f64>,
+    /// Sleep when no log needs cleaning.
+    pub backoff: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,15 +206,37 @@ impl<'a> Field<'a> {
         }
     }
 
-    /// Only deletion is implemented; accepting `compact` would silently
-    /// keep data the user expects to be compacted away.
+    /// Kafka's `cleanup.policy`: a list of `delete` and `compact`,
+    /// returned in Kafka's spelling (`compact,delete` for both).
     pub fn cleanup_policy(&self) -> Result<String, ConfigError> {
-        let v = self.value.trim().to_ascii_lowercase();
-        if v == "delete" {
-            Ok(v)
-        } else {
-            Err(self.err("only \"delete\" is supported; log compaction is not implemented"))
+        let (mut delete, mut compact) = (false, false);
+        for policy in self.value.split(',').map(|p| p.trim().to_ascii_lowercase()) {
+            match policy.as_str() {
+                "delete" => delete = true,
+                "compact" => compact = true,
+                _ => return Err(self.err("expected a list of \"delete\" and \"compact\"")),
+            }
         }
+        Ok(match (compact, delete) {
+            (true, true) => "compact,delete",
+            (true, false) => "compact",
+            (false, true) => "delete",
+            (false, false) => return Err(self.err("expected \"delete\", \"compact\" or both")),
+        }
+        .to_string())
+    }
+
+    /// A floating-point number in `min..=max`.
+    pub fn float_in(&self, min: f64, max: f64) -> Result<f64, ConfigError> {
+        let n: f64 = self
+            .value
+            .trim()
+            .parse()
+            .map_err(|_| self.err("expected a number"))?;
+        if !(min..=max).contains(&n) {
+            return Err(self.err(format!("must be between {min} and {max}")));
+        }
+        Ok(n)
     }
 }
 
@@ -206,6 +267,11 @@ impl RawConfig {
     fn int(&self, key: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
         let rv = self.field_owned(key)?;
         Field::new(key, &rv).int_in(min, max)
+    }
+
+    fn float(&self, key: &str, min: f64, max: f64) -> Result<f64, ConfigError> {
+        let rv = self.field_owned(key)?;
+        Field::new(key, &rv).float_in(min, max)
     }
 
     fn boolean(&self, key: &str) -> Result<bool, ConfigError> {
@@ -262,6 +328,7 @@ impl RawConfig {
                 .err("must not exceed group.max.session.timeout.ms"));
         }
         let log = self.log_defaults()?;
+        let cleaner = self.cleaner_settings()?;
         let socket_request_max_bytes =
             usize::try_from(self.int("socket.request.max.bytes", 1, I32_MAX)?)
                 .unwrap_or(usize::MAX);
@@ -289,6 +356,7 @@ impl RawConfig {
             fetch_max_bytes: usize::try_from(self.int("fetch.max.bytes", 1024, I32_MAX)?)
                 .unwrap_or(usize::MAX),
             log,
+            cleaner,
             coordinator: self.coordinator(),
             admin_listener: self.admin_listener()?,
             log_format: self.log_format()?,
@@ -407,6 +475,27 @@ impl RawConfig {
                 .unwrap_or(usize::MAX),
             min_insync_replicas: i32::try_from(self.int("min.insync.replicas", 1, I32_MAX)?)
                 .unwrap_or(1),
+            delete_retention: ms(self.int("log.cleaner.delete.retention.ms", 0, i64::MAX)?),
+            min_cleanable_dirty_ratio: self.float("log.cleaner.min.cleanable.ratio", 0.0, 1.0)?,
+            min_compaction_lag: ms(self.int("log.cleaner.min.compaction.lag.ms", 0, i64::MAX)?),
+            max_compaction_lag: ms(self.int("log.cleaner.max.compaction.lag.ms", 1, i64::MAX)?),
+        })
+    }
+
+    fn cleaner_settings(&self) -> Result<CleanerSettings, ConfigError> {
+        let rate = self.float("log.cleaner.io.max.bytes.per.second", 1.0, f64::MAX)?;
+        Ok(CleanerSettings {
+            enable: self.boolean("log.cleaner.enable")?,
+            threads: usize::try_from(self.int("log.cleaner.threads", 0, 64)?).unwrap_or(1),
+            dedupe_buffer_size: usize::try_from(self.int(
+                "log.cleaner.dedupe.buffer.size",
+                1 << 20,
+                i64::MAX,
+            )?)
+            .unwrap_or(usize::MAX),
+            // Kafka's default, Double.MAX_VALUE, means no limit.
+            io_max_bytes_per_second: (rate < f64::MAX).then_some(rate),
+            backoff: ms(self.int("log.cleaner.backoff.ms", 0, i64::MAX)?),
         })
     }
 

@@ -431,10 +431,12 @@ fn bad_value_messages_name_key_value_and_source() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("must be at least 14"), "{e}");
-    let e = settings("log.cleanup.policy=compact", &[], &[])
+    let s = settings("log.cleanup.policy=compact", &[], &[]).unwrap();
+    assert!(s.log.compacts() && !s.log.deletes());
+    let e = settings("log.cleaner.min.cleanable.ratio=2", &[], &[])
         .unwrap_err()
         .to_string();
-    assert!(e.contains("log compaction is not implemented"), "{e}");
+    assert!(e.contains("log.cleaner.min.cleanable.ratio"), "{e}");
     let e = settings("gregor.log.format=xml", &[], &[])
         .unwrap_err()
         .to_string();

@@ -52,6 +52,10 @@ enum TopicSetting {
     FlushMessages(u64),
     FlushInterval(Option<Duration>),
     IndexIntervalBytes(u64),
+    DeleteRetention(Duration),
+    MinCleanableDirtyRatio(f64),
+    MinCompactionLag(Duration),
+    MaxCompactionLag(Duration),
     /// A valid value of a key gregor does not act on.
     WithoutEffect,
 }
@@ -79,20 +83,7 @@ fn check_value(f: &Field<'_>, check: Check) -> Result<Option<i64>, ConfigError> 
                 Err(f.err(format!("expected one of {}", allowed.join(", "))))
             }
         }
-        Check::CleanupPolicy => {
-            let mut policies = f.value.split(',').map(str::trim).filter(|p| !p.is_empty());
-            if let Some(bad) = policies.clone().find(|p| *p != "delete" && *p != "compact") {
-                return Err(f.err(format!("{bad:?} is not one of compact, delete")));
-            }
-            if policies.clone().next().is_none() {
-                return Err(f.err("expected delete, compact or both"));
-            }
-            // The one policy gregor cannot honour yet; see `Field::cleanup_policy`.
-            if policies.any(|p| p == "compact") {
-                f.cleanup_policy()?;
-            }
-            Ok(None)
-        }
+        Check::CleanupPolicy => f.cleanup_policy().map(|_| None),
         Check::TimestampType => f.timestamp_type().map(|_| None),
         Check::GzipLevel => match f.int_in(-1, 9)? {
             0 => Err(f.err("must be between 1 and 9, or -1")),
@@ -159,8 +150,7 @@ impl TopicSetting {
             "retention.bytes" => Self::RetentionBytes((n >= 0).then(|| to_u64(n))),
             "segment.bytes" => Self::SegmentBytes(to_u64(n)),
             "segment.ms" => Self::SegmentRoll(ms(n)),
-            // Checked above: a list of `delete` only, for now.
-            "cleanup.policy" => Self::CleanupPolicy("delete".to_string()),
+            "cleanup.policy" => Self::CleanupPolicy(f.cleanup_policy()?),
             "message.timestamp.type" => Self::TimestampType(f.timestamp_type()?),
             "max.message.bytes" => Self::MaxMessageBytes(usize::try_from(n).unwrap_or(usize::MAX)),
             "min.insync.replicas" => Self::MinInsyncReplicas(i32::try_from(n).unwrap_or(1)),
@@ -168,6 +158,10 @@ impl TopicSetting {
             // Long.MAX is Kafka's spelling of "never", same as unset.
             "flush.ms" => Self::FlushInterval((n != i64::MAX).then(|| ms(n))),
             "index.interval.bytes" => Self::IndexIntervalBytes(to_u64(n)),
+            "delete.retention.ms" => Self::DeleteRetention(ms(n)),
+            "min.cleanable.dirty.ratio" => Self::MinCleanableDirtyRatio(f.float_in(0.0, 1.0)?),
+            "min.compaction.lag.ms" => Self::MinCompactionLag(ms(n)),
+            "max.compaction.lag.ms" => Self::MaxCompactionLag(ms(n)),
             _ => Self::WithoutEffect,
         })
     }
@@ -185,6 +179,10 @@ impl TopicSetting {
             Self::FlushMessages(v) => log.flush_interval_messages = v,
             Self::FlushInterval(v) => log.flush_interval = v,
             Self::IndexIntervalBytes(v) => log.index_interval_bytes = v,
+            Self::DeleteRetention(v) => log.delete_retention = v,
+            Self::MinCleanableDirtyRatio(v) => log.min_cleanable_dirty_ratio = v,
+            Self::MinCompactionLag(v) => log.min_compaction_lag = v,
+            Self::MaxCompactionLag(v) => log.max_compaction_lag = v,
             Self::WithoutEffect => {}
         }
     }
@@ -382,6 +380,10 @@ fn applied_default(d: &LogDefaults, key: &str) -> Option<String> {
         "flush.messages" => d.flush_interval_messages.to_string(),
         "flush.ms" => d.flush_interval.map_or(i64::MAX, millis).to_string(),
         "index.interval.bytes" => d.index_interval_bytes.to_string(),
+        "delete.retention.ms" => millis(d.delete_retention).to_string(),
+        "min.cleanable.dirty.ratio" => d.min_cleanable_dirty_ratio.to_string(),
+        "min.compaction.lag.ms" => millis(d.min_compaction_lag).to_string(),
+        "max.compaction.lag.ms" => millis(d.max_compaction_lag).to_string(),
         _ => return None,
     })
 }

@@ -26,6 +26,8 @@ const ZSTD_WINDOW_LOG_MAX: u32 = 27;
 pub struct RecordInfo {
     pub offset_delta: i32,
     pub timestamp_delta: i64,
+    /// Whether the record has a key (a compacted topic refuses records without one).
+    pub has_key: bool,
 }
 
 /// Checks that the records of `batch` (one whole v2 batch whose header is
@@ -206,6 +208,7 @@ fn walk<T>(
         source.byte()?.ok_or_else(truncated)?; // attributes
         let timestamp_delta = source.varlong()?.ok_or_else(truncated)?;
         let offset_delta = source.varint()?.ok_or_else(truncated)?;
+        let key_length = source.varint()?.ok_or_else(truncated)?;
         let read = source.consumed() - before;
         if read > length {
             return Err(WalkError::Records(format!(
@@ -218,6 +221,7 @@ fn walk<T>(
         if let ControlFlow::Break(value) = visit(RecordInfo {
             offset_delta,
             timestamp_delta,
+            has_key: key_length >= 0,
         }) {
             return Ok(Walked::Stopped(value));
         }

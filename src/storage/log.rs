@@ -10,13 +10,13 @@ use bytes::Bytes;
 
 use super::batch::BatchHeader;
 use super::cache::BatchCache;
-use super::recovery::{self, CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_FILE};
+use super::recovery::{self, CLEAN_SHUTDOWN_FILE, CLEANER_CHECKPOINT_FILE, RECOVERY_POINT_FILE};
 use super::segment::Segment;
 use super::{LogChunk, PendingBatch};
 use super::{StorageError, log_dir_io, segment_io};
 
 /// Per-partition log settings (Kafka topic configs). Defaults are Kafka's.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// Roll when the active segment would exceed this size (`segment.bytes`). Capped at
     /// `u32::MAX` because index positions are 32-bit.
@@ -37,6 +37,18 @@ pub struct LogConfig {
     pub index_interval_bytes: u64,
     /// Bytes of recently appended batches kept in memory to serve fetches; 0 disables.
     pub cache_bytes: usize,
+    /// `cleanup.policy` lists `delete`: retention by time and size applies.
+    pub delete: bool,
+    /// `cleanup.policy` lists `compact`: the log cleaner keeps the latest record per key.
+    pub compact: bool,
+    /// `delete.retention.ms`: how long a tombstone stays once the cleaner kept it.
+    pub delete_retention: Duration,
+    /// `min.cleanable.dirty.ratio`: clean once this share of the log is dirty.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: segments with newer records are not cleaned.
+    pub min_compaction_lag: Duration,
+    /// `max.compaction.lag.ms`: clean whatever the ratio once dirty records are older.
+    pub max_compaction_lag: Duration,
 }
 
 impl Default for LogConfig {
@@ -51,6 +63,12 @@ impl Default for LogConfig {
             flush_interval: None,
             index_interval_bytes: 4096,
             cache_bytes: 8 << 20,
+            delete: true,
+            compact: false,
+            delete_retention: Duration::from_secs(24 * HOUR),
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag: Duration::ZERO,
+            max_compaction_lag: Duration::from_millis(i64::MAX as u64),
         }
     }
 }
@@ -180,6 +198,13 @@ pub struct PartitionLog {
     dir_needs_sync: bool,
     unflushed_records: u64,
     first_unflushed_ms: Option<i64>,
+    /// Where the last clean ended (the `cleaner-offset-checkpoint`): below
+    /// it, every key's latest record as of that clean is all there is.
+    pub(super) cleaner_checkpoint: i64,
+    /// When the earliest tombstone the last clean kept may go.
+    pub(super) tombstone_deadline: Option<i64>,
+    /// Closed or deleted: the cleaner must not swap segments any more.
+    pub(super) retired: bool,
 }
 
 impl PartitionLog {
@@ -208,6 +233,10 @@ impl PartitionLog {
             size_bytes,
             unflushed_records: 0,
             first_unflushed_ms: None,
+            cleaner_checkpoint: recovery::read_checkpoint(dir, CLEANER_CHECKPOINT_FILE)
+                .unwrap_or(0),
+            tombstone_deadline: None,
+            retired: false,
         };
         if rec.was_unclean {
             log.recovery_point = -1;
@@ -218,6 +247,12 @@ impl PartitionLog {
             segments = log.segment_count(), "opened partition log"
         );
         Ok(log)
+    }
+
+    /// Whether `cleanup.policy` lists `delete`: only then may records be
+    /// deleted before the retention limits say (DeleteRecords), as in Kafka.
+    pub fn policy_allows_deletion(&self) -> bool {
+        self.config.delete
     }
 
     /// Applies a changed topic config; takes effect for the next append/retention pass.
@@ -618,6 +653,7 @@ impl PartitionLog {
     /// [`close`](Self::close) for a log shared behind a lock: after it, the
     /// caller must not append again (the marker would then lie).
     pub fn close_in_place(&mut self) -> Result<(), StorageError> {
+        self.retired = true;
         self.flush()?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
         std::fs::File::create(&marker)
@@ -634,6 +670,7 @@ impl PartitionLog {
     /// [`delete`](Self::delete) for a log shared behind a lock; the log
     /// must not be used afterwards.
     pub fn delete_in_place(&mut self) -> Result<(), StorageError> {
+        self.retired = true;
         std::fs::remove_dir_all(&self.dir).map_err(log_dir_io(&self.dir))
     }
 }

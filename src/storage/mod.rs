@@ -12,6 +12,11 @@
 //!   relative base offset u32 BE`.
 //! - `recovery-point`: decimal offset below which all data is known to be fsynced.
 //! - `log-start-offset`: decimal log start offset (survives retention and DeleteRecords).
+//! - `cleaner-offset-checkpoint`: decimal offset where the log cleaner's last clean ended.
+//! - `<base>.log.cleaned`, `<base>.log.swap`: a compacted segment on its way in (see
+//!   the `cleaner` module); recovery deletes the first and finishes the second.
+//!
+//! Offsets within and between segments may have gaps once a compacted log was cleaned.
 //! - `.clean_shutdown`: written by [`PartitionLog::close`], deleted by [`PartitionLog::open`].
 //!
 //! Indexes are kept in memory and appended to their files on roll, flush and close. They are
@@ -20,6 +25,7 @@
 
 mod batch;
 mod cache;
+mod cleaner;
 mod index;
 mod log;
 mod recovery;
@@ -31,6 +37,7 @@ mod tests;
 use std::path::PathBuf;
 
 pub use batch::{BATCH_HEADER_LEN, BatchHeader, LOG_OVERHEAD, MAGIC_V2, crc_matches};
+pub use cleaner::{CleanError, CleanStats, Cleanable, Cleaner};
 pub use log::{AppendError, AppendInfo, LogConfig, PartitionLog, SyncTicket};
 
 use bytes::{BufMut, Bytes, BytesMut};

@@ -24,6 +24,8 @@ pub(super) const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
 pub(super) const RECOVERY_POINT_FILE: &str = "recovery-point";
 /// Decimal log start offset.
 pub(super) const LOG_START_FILE: &str = "log-start-offset";
+/// Decimal offset where the log cleaner's last clean ended.
+pub(super) const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
 
 /// State reconstructed from a log directory.
 pub(super) struct Recovered {
@@ -93,6 +95,7 @@ pub(super) fn recover(
     } else {
         read_checkpoint(dir, RECOVERY_POINT_FILE).unwrap_or(0)
     };
+    finish_swaps(dir)?;
     let bases = segment_bases(dir)?;
     let mut segments = BTreeMap::new();
     for (i, &base) in bases.iter().enumerate() {
@@ -128,6 +131,64 @@ pub(super) fn recover(
         log_start,
         was_unclean: !clean,
     })
+}
+
+/// Completes what a crash interrupted in the log cleaner (see the
+/// `cleaner` module): a `.log.cleaned` file was never swapped in and is
+/// deleted; a `.log.swap` file was fsynced before it got that name, so the
+/// swap is finished: the old segments it replaces (the first one and those
+/// whose base offset its records reach) are deleted and it becomes `.log`.
+fn finish_swaps(dir: &Path) -> Result<(), StorageError> {
+    let mut swaps = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(log_dir_io(dir))? {
+        let entry = entry.map_err(log_dir_io(dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(".log.cleaned") {
+            tracing::warn!(dir = %dir.display(), file = name, "deleting an unfinished cleaned segment");
+            segment::remove_if_exists(&entry.path())?;
+        } else if let Some(stem) = name.strip_suffix(".log.swap")
+            && let Ok(base) = stem.parse::<i64>()
+        {
+            swaps.push((base, entry.path()));
+        }
+    }
+    if swaps.is_empty() {
+        return Ok(());
+    }
+    let bases = segment_bases(dir)?;
+    for (base, swap) in swaps {
+        let end = swap_end_offset(&swap)?;
+        tracing::warn!(dir = %dir.display(), base, end, "finishing an interrupted segment swap");
+        for &old in bases.iter().filter(|&&b| b > base && b < end) {
+            remove_segment_files(dir, old)?;
+        }
+        segment::remove_if_exists(&segment::index_path(dir, base))?;
+        segment::remove_if_exists(&segment::time_index_path(dir, base))?;
+        sync_dir(dir)?;
+        let log = segment::log_path(dir, base);
+        std::fs::rename(&swap, &log).map_err(segment_io(&log))?;
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// One past the last offset of the batches in a swap file.
+fn swap_end_offset(path: &Path) -> Result<i64, StorageError> {
+    let file = std::fs::File::open(path).map_err(segment_io(path))?;
+    let size = file.metadata().map_err(segment_io(path))?.len();
+    let mut header = [0u8; super::BATCH_HEADER_LEN];
+    let (mut pos, mut end) = (0u64, 0i64);
+    while pos + header.len() as u64 <= size {
+        file.read_exact_at(&mut header, pos)
+            .map_err(segment_io(path))?;
+        let Some(h) = BatchHeader::parse(&header).filter(|h| h.check_structure().is_ok()) else {
+            break;
+        };
+        end = end.max(h.last_offset() + 1);
+        pos += h.total_len() as u64;
+    }
+    Ok(end)
 }
 
 /// Base offsets of all `.log` files in `dir`, ascending.
@@ -260,8 +321,10 @@ fn replay(
         if let Err(reason) = h.check_structure() {
             return Ok(Some((pos, reason)));
         }
-        if h.base_offset != seg.next_offset {
-            return Ok(Some((pos, "base offset does not follow previous batch")));
+        // Compaction leaves gaps (Kafka's cleaner keeps offsets), but
+        // offsets never go back.
+        if h.base_offset < seg.next_offset {
+            return Ok(Some((pos, "base offset goes back from previous batch")));
         }
         if h.last_offset() - seg.base_offset > i64::from(u32::MAX) {
             return Ok(Some((pos, "offset beyond segment's relative range")));

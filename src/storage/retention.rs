@@ -17,7 +17,11 @@ impl PartitionLog {
         let mut deleted = 0;
         let log_start = self.log_start;
         deleted += self.delete_oldest_while(|seg, _| seg.next_offset <= log_start)?;
-        if let Some(retention) = self.config.retention {
+        // A compacted topic keeps its records by key, not by age or size,
+        // unless its cleanup.policy also says delete.
+        let retention = self.config.retention.filter(|_| self.config.delete);
+        let retention_bytes = self.config.retention_bytes.filter(|_| self.config.delete);
+        if let Some(retention) = retention {
             let cutoff = now_ms.saturating_sub(millis(retention));
             let all_expired = self.segments().all(|s| s.is_empty() || expired(s, cutoff));
             if all_expired && !self.active.is_empty() {
@@ -25,7 +29,7 @@ impl PartitionLog {
             }
             deleted += self.delete_oldest_while(|seg, _| expired(seg, cutoff))?;
         }
-        if let Some(limit) = self.config.retention_bytes {
+        if let Some(limit) = retention_bytes {
             deleted += self.delete_oldest_while(|seg, total| total - seg.size >= limit)?;
         }
         if deleted > 0 {

@@ -128,6 +128,21 @@ def test_delete_to_the_high_watermark_and_past_it(broker):
     assert m is not None and not m.error() and (m.offset(), m.value()) == (10, b"v0")
 
 
+def test_a_compacted_topic_refuses_deletion_unless_its_policy_deletes(broker):
+    # Kafka: only a cleanup.policy that lists delete lets records be deleted.
+    create(broker.bootstrap, "compact-only", config={"cleanup.policy": "compact"})
+    create(broker.bootstrap, "compact-delete", config={"cleanup.policy": "compact,delete"})
+    for topic in ("compact-only", "compact-delete"):
+        producer = Producer({"bootstrap.servers": broker.bootstrap})
+        for i in range(5):
+            producer.produce(topic, key=b"k%d" % i, value=b"v")
+        assert producer.flush(10) == 0
+    error = delete_records(broker.bootstrap, "compact-only", 2)
+    assert isinstance(error, KafkaError) and error.code() == KafkaError.POLICY_VIOLATION
+    assert watermarks(broker.bootstrap, "compact-only") == (0, 5)
+    assert delete_records(broker.bootstrap, "compact-delete", 2) == 2
+
+
 @pytest.mark.parametrize("stop", ["restart", "kill -9"])
 def test_the_log_start_survives_a_restart_and_kill_9(make_broker, stop):
     broker = make_broker()

@@ -5,21 +5,47 @@ use std::future::Future;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use tokio::sync::oneshot;
 
 use super::configs::produce_refusal;
 use super::{since, str_bytes};
 use crate::broker::BrokerContext;
+use crate::broker::blocking::off_the_workers;
 use crate::broker::partition::{Appended, refusal};
-use crate::records::{RecordError, first_magic, split_batches, up_convert, verify_records};
+use crate::records::{
+    BatchHeader, RecordError, Walked, first_magic, split_batches, up_convert, verify_records,
+    walk_records,
+};
 
 type Queued = oneshot::Receiver<Result<Appended, ResponseError>>;
 
 enum PartitionOutcome {
     Queued(Queued),
     Failed(ResponseError, Option<String>),
+    /// Refused for some of its records (KIP-467): each as (index in its
+    /// batch, why).
+    RecordsRefused(String, Vec<(i32, String)>),
+}
+
+/// How a produce to one partition failed, as the response carries it.
+struct Failure {
+    error: ResponseError,
+    message: Option<String>,
+    record_errors: Vec<(i32, String)>,
+}
+
+impl Failure {
+    fn of(error: ResponseError, message: Option<String>) -> Self {
+        Failure {
+            error,
+            message,
+            record_errors: Vec::new(),
+        }
+    }
 }
 
 /// Queues every partition's batches now (in request order) and returns the
@@ -48,10 +74,15 @@ pub fn enqueue(
                 let result = match outcome {
                     PartitionOutcome::Queued(done) => match done.await {
                         Ok(Ok(appended)) => Ok(appended),
-                        Ok(Err(error)) => Err((error, None)),
-                        Err(_) => Err((ResponseError::NotLeaderOrFollower, None)),
+                        Ok(Err(error)) => Err(Failure::of(error, None)),
+                        Err(_) => Err(Failure::of(ResponseError::NotLeaderOrFollower, None)),
                     },
-                    PartitionOutcome::Failed(error, message) => Err((error, message)),
+                    PartitionOutcome::Failed(error, message) => Err(Failure::of(error, message)),
+                    PartitionOutcome::RecordsRefused(message, record_errors) => Err(Failure {
+                        error: ResponseError::InvalidRecord,
+                        message: Some(message),
+                        record_errors,
+                    }),
                 };
                 partition_responses.push(partition_response(index, result, version));
             }
@@ -103,6 +134,22 @@ fn queue_partition(
         }
         Ok((batches, compressed.then_some(cap)))
     });
+    if let Ok((batches, decompress_cap)) = &validated
+        && partition.is_compacted()
+    {
+        let keyless = match decompress_cap {
+            // Compressed batches are decompressed to find their keys.
+            Some(_) => off_the_workers(|| records_without_key(batches, cap)),
+            None => records_without_key(batches, cap),
+        };
+        match keyless {
+            Ok(indexes) if indexes.is_empty() => {}
+            Ok(indexes) => return keyless_refusal(topic, index, &indexes),
+            Err(error) => {
+                return PartitionOutcome::Failed(refusal(&error), Some(error.to_string()));
+            }
+        }
+    }
     match validated {
         Ok((batches, decompress_cap)) => {
             ctx.metrics
@@ -116,9 +163,57 @@ fn queue_partition(
     }
 }
 
+/// The records without a key, each by its index within its batch (Kafka's
+/// `batch_index`; clients send one batch per partition). A walk over each
+/// batch's records that allocates nothing per record.
+fn records_without_key(
+    batches: &[(BatchHeader, bytes::Bytes)],
+    cap: usize,
+) -> Result<Vec<i32>, RecordError> {
+    let mut keyless = Vec::new();
+    for (header, batch) in batches {
+        if header.is_control() {
+            continue;
+        }
+        let mut index = 0;
+        let walked = walk_records(batch, header, cap, |record| {
+            if !record.has_key {
+                keyless.push(index);
+            }
+            index += 1;
+            std::ops::ControlFlow::<()>::Continue(())
+        })?;
+        debug_assert_eq!(walked, Walked::All);
+    }
+    Ok(keyless)
+}
+
+/// Kafka's answer to records without a key on a compacted topic: the
+/// whole partition's produce is refused with INVALID_RECORD, one record
+/// error per keyless record and a summary naming the first three.
+fn keyless_refusal(topic: &str, index: i32, keyless: &[i32]) -> PartitionOutcome {
+    let why = format!(
+        "Compacted topic cannot accept message without key in topic partition {topic}-{index}."
+    );
+    let errors: Vec<(i32, String)> = keyless.iter().map(|&i| (i, why.clone())).collect();
+    let shown: Vec<String> = errors
+        .iter()
+        .take(3)
+        .map(|(i, m)| format!("RecordError(batchIndex={i}, message='{m}')"))
+        .collect();
+    let message = format!(
+        "One or more records have been rejected due to {} record errors in total, and only \
+         showing the first three errors at most: [{}]",
+        errors.len(),
+        shown.join(", ")
+    );
+    tracing::debug!(%topic, partition = index, records = errors.len(), "refused records without a key");
+    PartitionOutcome::RecordsRefused(message, errors)
+}
+
 fn partition_response(
     index: i32,
-    result: Result<Appended, (ResponseError, Option<String>)>,
+    result: Result<Appended, Failure>,
     version: i16,
 ) -> PartitionProduceResponse {
     let response = PartitionProduceResponse::default().with_index(index);
@@ -127,9 +222,26 @@ fn partition_response(
             .with_base_offset(appended.base_offset)
             .with_log_append_time_ms(since(version, 2, appended.log_append_time, -1))
             .with_log_start_offset(since(version, 5, appended.log_start_offset, -1)),
-        Err((error, message)) => response
-            .with_error_code(error.code())
-            .with_base_offset(-1)
-            .with_error_message(since(version, 8, message.map(|m| str_bytes(&m)), None)),
+        Err(failure) => {
+            let record_errors = failure
+                .record_errors
+                .iter()
+                .map(|(batch_index, message)| {
+                    BatchIndexAndErrorMessage::default()
+                        .with_batch_index(*batch_index)
+                        .with_batch_index_error_message(Some(str_bytes(message)))
+                })
+                .collect();
+            response
+                .with_error_code(failure.error.code())
+                .with_base_offset(-1)
+                .with_record_errors(since(version, 8, record_errors, Vec::new()))
+                .with_error_message(since(
+                    version,
+                    8,
+                    failure.message.map(|m| str_bytes(&m)),
+                    None,
+                ))
+        }
     }
 }

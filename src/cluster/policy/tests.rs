@@ -68,12 +68,13 @@ fn supported_topic_configs_pass_and_others_are_invalid_config_naming_the_key() {
     assert!(
         check_topic_configs(&configs(&[
             ("retention.ms", "-1"),
-            ("segment.bytes", "2048")
+            ("segment.bytes", "2048"),
+            ("cleanup.policy", "compact"),
         ]))
         .is_ok()
     );
     for (key, value) in [
-        ("cleanup.policy", "compact"),
+        ("cleanup.policy", "shred"),
         ("preallocate", "yes"),
         ("remote.storage.enable", "true"),
         ("retention.mss", "1"),
