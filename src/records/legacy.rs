@@ -201,4 +201,28 @@ mod tests {
         assert_eq!(decoded.len(), 3);
         assert_eq!(decoded[2].value.as_deref(), Some(&b"c"[..]));
     }
+
+    /// A compacted batch's first timestamp can be its delete horizon, far
+    /// from its records' own: deltas past 2^31 ms (24.8 days) are varlongs,
+    /// as Kafka writes them (patches/kafka-protocol reads them so).
+    #[test]
+    fn down_conversion_reads_timestamp_deltas_past_32_bits() {
+        const FORTY_DAYS_MS: i64 = 40 * 24 * 3600 * 1000;
+        let mut old = record(0, "old");
+        old.timestamp = 1_700_000_000_000;
+        let mut new = record(1, "new");
+        new.timestamp = old.timestamp + FORTY_DAYS_MS;
+        let mut batch = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut batch, &[old, new], &options).unwrap();
+        let back = down_convert(&[batch.freeze()], 1, 1 << 20).unwrap();
+        let timestamps: Vec<i64> = decode_all(back).iter().map(|r| r.timestamp).collect();
+        assert_eq!(
+            timestamps,
+            vec![1_700_000_000_000, 1_700_000_000_000 + FORTY_DAYS_MS]
+        );
+    }
 }
