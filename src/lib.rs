@@ -10,6 +10,7 @@
 //!   and the committed-offsets store (one recovery policy for both);
 //! - `records`: record batch validation, offset assignment, legacy formats;
 //! - `protocol`: Kafka framing and the supported API table;
+//! - `security`: principals (and, as they come, TLS, SASL and ACLs);
 //! - `config`: flags, environment and files resolved into settings;
 //! - `cli`: Kafka's command-line tools (topics, console producer and
 //!   consumer, consumer groups) as subcommands;
@@ -42,5 +43,6 @@ pub mod properties;
 pub mod protocol;
 pub mod record_log;
 pub mod records;
+pub mod security;
 pub mod storage;
 pub mod task;

@@ -35,6 +35,7 @@ use super::offset_order::OffsetRequestOrder;
 use crate::protocol::{
     FrameError, FrameReader, RequestError, api_versions_body, decode_request, encode_response_parts,
 };
+use crate::security::{KafkaPrincipal, SecurityProtocol};
 use crate::task::OwnedTask;
 
 /// Requests a connection may have in flight before the reader waits.
@@ -49,6 +50,9 @@ const IN_FLIGHT_KIB: u32 = 16 * 1024;
 pub struct ConnectionInfo {
     pub listener: String,
     pub peer: std::net::SocketAddr,
+    pub security_protocol: SecurityProtocol,
+    /// Who the client authenticated as; `User:ANONYMOUS` until it does.
+    pub principal: KafkaPrincipal,
 }
 
 /// A request's response frame, as buffers to write in order (`None` closes
@@ -149,7 +153,14 @@ pub async fn serve(
         Some(reason @ Closing::Idle(_)) => {
             tracing::debug!(peer = %reader.info.peer, %reason, "closing connection")
         }
-        Some(reason) => tracing::warn!(peer = %reader.info.peer, %reason, "closing connection"),
+        Some(reason) => tracing::warn!(
+            peer = %reader.info.peer,
+            listener = %reader.info.listener,
+            protocol = %reader.info.security_protocol,
+            principal = %reader.info.principal,
+            %reason,
+            "closing connection"
+        ),
         None => {}
     }
     // Dropping the reader gives back its buffer and ends the writer once

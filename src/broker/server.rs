@@ -22,10 +22,11 @@ use crate::accept::Acceptor;
 use crate::admin_http;
 use crate::cluster::{
     BrokerRegistration, ClusterCoordinator, ClusterError, EmbeddedCoordinator, Listener,
-    RemoteCoordinator, SecurityProtocol,
+    RemoteCoordinator,
 };
 use crate::config::BrokerSettings;
 use crate::group::{GroupCoordinator, OffsetStoreError};
+use crate::security::{KafkaPrincipal, SecurityProtocol};
 
 /// Why a broker could not start; each names what the operator must fix.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +73,7 @@ pub async fn run(
             name: l.name.clone(),
             host: l.advertised_host.clone(),
             port: l.advertised_port,
-            security_protocol: SecurityProtocol::Plaintext,
+            security_protocol: l.security_protocol,
         })
         .collect();
     let registration = coordinator.register_broker(BrokerRegistration {
@@ -103,7 +104,7 @@ pub async fn run(
                     e.to_string()
                 },
             })?;
-        bound.push((listener.name.clone(), socket));
+        bound.push((listener.name.clone(), listener.security_protocol, socket));
     }
 
     let partitions = Arc::new(Partitions::new(&settings.data_dir, settings.log.clone()));
@@ -156,7 +157,7 @@ pub async fn run(
     let (conn_tx, mut conn_rx) = tokio::sync::mpsc::unbounded_channel();
     let limits = ConnectionLimits::new(&ctx.settings.connections);
     let budget = RequestBudget::new(ctx.settings.connections.queued_max_request_bytes);
-    for (name, socket) in bound {
+    for (name, security_protocol, socket) in bound {
         let address = socket
             .local_addr()
             .map(|a| a.to_string())
@@ -165,6 +166,7 @@ pub async fn run(
         let acceptor = Acceptor::new(socket, name.clone());
         acceptors.spawn(accept_loop(
             name,
+            security_protocol,
             acceptor,
             limits.clone(),
             conn_tx.clone(),
@@ -224,6 +226,7 @@ type Accepted = (tokio::net::TcpStream, ConnectionInfo, ConnectionSlot);
 /// `max.connections.per.ip`, as Kafka does.
 async fn accept_loop(
     listener: String,
+    security_protocol: SecurityProtocol,
     mut acceptor: Acceptor,
     limits: Arc<ConnectionLimits>,
     connections: tokio::sync::mpsc::UnboundedSender<Accepted>,
@@ -250,6 +253,8 @@ async fn accept_loop(
                 let info = ConnectionInfo {
                     listener: listener.clone(),
                     peer,
+                    security_protocol,
+                    principal: KafkaPrincipal::anonymous(),
                 };
                 if connections.send((stream, info, slot)).is_err() {
                     return;

@@ -16,16 +16,9 @@ use super::code::rejected;
 pub use super::code::{KafkaCode, Rejection};
 use topics::check_replication_factor;
 
-/// How clients reach a broker on one listener.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum SecurityProtocol {
-    Plaintext,
-    Ssl,
-    SaslPlaintext,
-    SaslSsl,
-}
+pub use crate::security::SecurityProtocol;
 
+/// How clients reach a broker on one listener.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Listener {
     pub name: String,

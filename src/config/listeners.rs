@@ -9,14 +9,15 @@ use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 
 use super::ConfigError;
 use super::raw::{RawConfig, RawValue, Source};
+use crate::security::SecurityProtocol;
 
 /// One validated listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerSettings {
     /// Listener name, upper-cased as Kafka normalises it (PLAINTEXT, INTERNAL...).
     pub name: String,
-    /// From `listener.security.protocol.map`; always PLAINTEXT today.
-    pub security_protocol: String,
+    /// From `listener.security.protocol.map`.
+    pub security_protocol: SecurityProtocol,
     /// `host:port` to bind; wildcard hosts become `0.0.0.0`, `[::]` is kept.
     pub bind: String,
     /// Host clients are told to connect to (IPv6 without brackets).
@@ -270,7 +271,14 @@ pub(super) fn resolve_listeners(
             );
             err("listeners", &lrv, reason)
         })?;
-        if protocol != "PLAINTEXT" {
+        let Some(protocol) = SecurityProtocol::parse(protocol) else {
+            let reason = format!(
+                "listener {} has unknown security protocol {protocol}",
+                ep.name
+            );
+            return Err(err("listener.security.protocol.map", &map_rv, reason));
+        };
+        if protocol != SecurityProtocol::Plaintext {
             let reason = format!(
                 "listener {} uses security protocol {protocol}; only PLAINTEXT is supported",
                 ep.name
@@ -290,7 +298,7 @@ pub(super) fn resolve_listeners(
             };
         out.push(ListenerSettings {
             name: ep.name.clone(),
-            security_protocol: protocol.clone(),
+            security_protocol: protocol,
             bind: bind_string(ep),
             advertised_host,
             advertised_port,
