@@ -46,9 +46,19 @@ enum Command {
     /// kafka-configs.sh: describe topic and broker configs, alter topic configs.
     #[command(disable_help_flag = true)]
     Configs(ToolArgs),
+    /// Certificates for TLS listeners: `security init DIR`.
+    #[command(subcommand)]
+    Security(SecurityCommand),
     /// Stop the running `broker` or `coordinator` (the server-stop scripts).
     #[command(disable_help_flag = true)]
     ServerStop(ToolArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum SecurityCommand {
+    /// Write a private CA, broker, coordinator and client certificates,
+    /// and server/client properties fragments for TLS into DIR.
+    Init(gregor::cli::SecurityInitArgs),
 }
 
 /// A tool's own arguments, parsed by `gregor::cli` with Kafka's flags.
@@ -159,6 +169,18 @@ fn main() -> ExitCode {
         Command::ConsumerGroups(t) => gregor::cli::run(gregor::cli::Tool::ConsumerGroups, t.args),
         Command::DeleteRecords(t) => gregor::cli::run(gregor::cli::Tool::DeleteRecords, t.args),
         Command::Configs(t) => gregor::cli::run(gregor::cli::Tool::Configs, t.args),
+        Command::Security(SecurityCommand::Init(args)) => match gregor::cli::security_init(&args) {
+            Ok(written) => {
+                for path in written {
+                    println!("{}", path.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("gregor security init: {error}");
+                ExitCode::from(1)
+            }
+        },
         Command::ServerStop(t) => gregor::cli::run(gregor::cli::Tool::ServerStop, t.args),
     }
 }

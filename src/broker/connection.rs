@@ -21,9 +21,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, ResponseKind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use tokio::time::Instant;
@@ -35,6 +34,7 @@ use super::offset_order::OffsetRequestOrder;
 use crate::protocol::{
     FrameError, FrameReader, RequestError, api_versions_body, decode_request, encode_response_parts,
 };
+use crate::security::tls::TlsAcceptorHandle;
 use crate::security::{KafkaPrincipal, SecurityProtocol};
 use crate::task::OwnedTask;
 
@@ -108,10 +108,57 @@ pub async fn serve(
     socket: TcpStream,
     info: ConnectionInfo,
     budget: RequestBudget,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let _ = socket.set_nodelay(true);
-    let (mut socket_reader, writer) = socket.into_split();
+    // Owned halves need no lock between the reader and the writer task.
+    serve_halves(ctx, socket.into_split(), info, budget, shutdown).await;
+}
+
+/// [`serve`] on a TLS listener: the handshake first, in this connection's
+/// task and within `gregor.request.receive.timeout.ms`, then the requests,
+/// as the principal the client's certificate maps to.
+pub async fn serve_tls(
+    ctx: Arc<BrokerContext>,
+    socket: TcpStream,
+    mut info: ConnectionInfo,
+    budget: RequestBudget,
+    mut shutdown: watch::Receiver<bool>,
+    tls: TlsAcceptorHandle,
+) {
+    let _ = socket.set_nodelay(true);
+    let deadline = ctx.settings.connections.request_receive_timeout;
+    let accepted = tokio::select! {
+        accepted = tls.accept(socket, deadline) => accepted,
+        _ = shutdown.changed() => return,
+    };
+    let stream = match accepted {
+        Ok((stream, principal)) => {
+            info.principal = principal;
+            stream
+        }
+        Err(error) => {
+            // Kafka logs failed authentications at INFO too: they are the
+            // client's problem, but the operator is the one asked about them.
+            tracing::info!(peer = %info.peer, listener = %info.listener, %error, "closing connection");
+            return;
+        }
+    };
+    tracing::debug!(peer = %info.peer, listener = %info.listener, principal = %info.principal, "TLS connection");
+    serve_halves(ctx, tokio::io::split(stream), info, budget, shutdown).await;
+}
+
+/// Serves requests read from `socket_reader`, answering on `writer`.
+async fn serve_halves<R, W>(
+    ctx: Arc<BrokerContext>,
+    (mut socket_reader, writer): (R, W),
+    info: ConnectionInfo,
+    budget: RequestBudget,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (responses, pending) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
     let activity = Arc::new(Activity::new());
     let writer_task = OwnedTask::spawn(write_responses(writer, pending, activity.clone()));
@@ -334,8 +381,8 @@ fn start_request(
     }))
 }
 
-async fn write_responses(
-    mut writer: OwnedWriteHalf,
+async fn write_responses<W: AsyncWrite + Unpin>(
+    mut writer: W,
     mut pending: mpsc::Receiver<Pending>,
     activity: Arc<Activity>,
 ) {
@@ -377,8 +424,8 @@ async fn write_responses(
 
 /// Writes every buffer with as few syscalls as the socket allows, without
 /// copying responses into one buffer first. Empties `buffers`.
-async fn write_all_vectored(
-    writer: &mut OwnedWriteHalf,
+async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    writer: &mut W,
     buffers: &mut Vec<Bytes>,
 ) -> std::io::Result<()> {
     // Linux accepts at most 1024 slices per writev.

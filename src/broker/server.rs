@@ -3,6 +3,7 @@
 //! accept connections on every listener, and on shutdown stop accepting,
 //! let in-flight requests finish, then flush and close every log.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,7 @@ use crate::cluster::{
 };
 use crate::config::BrokerSettings;
 use crate::group::{GroupCoordinator, OffsetStoreError};
+use crate::security::tls::{self, TlsAcceptorHandle};
 use crate::security::{KafkaPrincipal, SecurityProtocol};
 
 /// Why a broker could not start; each names what the operator must fix.
@@ -44,6 +46,11 @@ pub enum StartError {
         listener: String,
         address: String,
         reason: String,
+    },
+    #[error("TLS listener {listener}: {error}")]
+    Tls {
+        listener: String,
+        error: crate::security::tls::TlsError,
     },
     #[error("cluster metadata: {0}")]
     Cluster(#[from] ClusterError),
@@ -87,6 +94,22 @@ pub async fn run(
     tokio::select! {
         registered = registration => { registered?; }
         _ = shutdown.changed() => return Ok(()),
+    }
+
+    // Certificates are read before anything is bound or opened, so a bad
+    // file stops the start with its name.
+    let mut tls_listeners = HashMap::new();
+    let mut tls_reloaders = Vec::new();
+    for listener in &settings.listeners {
+        if let Some(tls) = &listener.tls {
+            let (handle, reloader) =
+                TlsAcceptorHandle::start(&listener.name, tls).map_err(|error| StartError::Tls {
+                    listener: listener.name.clone(),
+                    error,
+                })?;
+            tls_listeners.insert(listener.name.clone(), handle);
+            tls_reloaders.push(reloader);
+        }
     }
 
     // Bind before opening logs, so a second start on a busy port fails fast
@@ -143,6 +166,7 @@ pub async fn run(
     let mut background = JoinSet::new();
     background.spawn(follow_metadata(ctx.clone(), shutdown.clone()));
     background.spawn(housekeeping(ctx.clone(), shutdown.clone()));
+    background.spawn(tls::reload_on_change(tls_reloaders, shutdown.clone()));
     match admin_http::bind(ctx.settings.admin_listener).await {
         Ok(admin) => {
             background.spawn(admin_http::serve(admin, ctx.clone(), shutdown.clone()));
@@ -183,9 +207,15 @@ pub async fn run(
                     let ctx = ctx.clone();
                     let budget = budget.clone();
                     let shutdown = shutdown.clone();
+                    let tls = tls_listeners.get(&info.listener).cloned();
                     connections.spawn(async move {
                         ctx.metrics.connection_opened();
-                        connection::serve(ctx.clone(), stream, info, budget, shutdown).await;
+                        match tls {
+                            None => connection::serve(ctx.clone(), stream, info, budget, shutdown).await,
+                            Some(tls) => {
+                                connection::serve_tls(ctx.clone(), stream, info, budget, shutdown, tls).await
+                            }
+                        }
                         ctx.metrics.connection_closed();
                         drop(slot);
                     });

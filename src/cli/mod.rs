@@ -19,6 +19,7 @@ mod consumer_groups;
 mod delete_records;
 mod group_member;
 mod partitioner;
+mod security_init;
 mod server_stop;
 mod topics;
 
@@ -27,6 +28,7 @@ use std::process::ExitCode;
 
 pub use client::{Client, ClientError};
 pub use partitioner::{murmur2, partition_for_key};
+pub use security_init::{SecurityInitArgs, SecurityInitError, security_init};
 
 /// A tool of this module, chosen by subcommand or by the invoked name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

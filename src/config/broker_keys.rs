@@ -31,7 +31,8 @@ const fn key(
 }
 
 use ConfigType::{
-    Boolean as B, Double as D, Int as I, List as L, Long as Lg, Short as S, String as Str,
+    Boolean as B, Double as D, Int as I, List as L, Long as Lg, Password as P, Short as S,
+    String as Str,
 };
 
 const LONG_MAX: Option<&str> = Some("9223372036854775807");
@@ -142,6 +143,25 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("request.timeout.ms", I, None, "A client setting some broker configs carry."),
     key("reserved.broker.max.id", I, Some("1000"), "The highest id reserved for configured brokers."),
     key("security.inter.broker.protocol", Str, Some("PLAINTEXT"), "The security protocol between brokers."),
+    key("ssl.cipher.suites", L, None, "The TLS cipher suites a TLS listener offers, by IANA name; empty means all of the enabled protocols'."),
+    key("ssl.client.auth", Str, Some("none"), "Whether a TLS listener asks clients for a certificate: required, requested or none."),
+    key("ssl.enabled.protocols", L, Some("TLSv1.2,TLSv1.3"), "The TLS versions a TLS listener speaks."),
+    key("ssl.endpoint.identification.algorithm", Str, Some("https"), "Host name verification of the peer; for inter-broker TLS."),
+    key("ssl.key.password", P, None, "The password of an encrypted private key; gregor refuses encrypted keys."),
+    key("ssl.keymanager.algorithm", Str, Some("SunX509"), "The JVM's key manager algorithm."),
+    key("ssl.keystore.certificate.chain", P, None, "The broker's certificate chain, as PEM text (with ssl.keystore.key)."),
+    key("ssl.keystore.key", P, None, "The broker's private key, as unencrypted PEM text (with ssl.keystore.certificate.chain)."),
+    key("ssl.keystore.location", Str, None, "A PEM file holding the broker's private key and certificate chain; re-read when it changes or on SIGHUP."),
+    key("ssl.keystore.password", P, None, "The password of a JKS or PKCS12 keystore; refused, as PEM stores have none."),
+    key("ssl.keystore.type", Str, None, "The keystore format; gregor reads PEM only (unset means PEM; Kafka's default is JKS)."),
+    key("ssl.principal.mapping.rules", Str, Some("DEFAULT"), "Rules mapping a client certificate's subject to a principal name: DEFAULT or RULE:pattern/replacement/[LU], in order."),
+    key("ssl.protocol", Str, Some("TLSv1.3"), "The JVM's SSLContext protocol; see ssl.enabled.protocols."),
+    key("ssl.secure.random.implementation", Str, None, "The JVM's SecureRandom implementation."),
+    key("ssl.trustmanager.algorithm", Str, Some("PKIX"), "The JVM's trust manager algorithm."),
+    key("ssl.truststore.certificates", P, None, "The CA certificates client certificates are checked against, as PEM text."),
+    key("ssl.truststore.location", Str, None, "A PEM file of the CA certificates client certificates are checked against; re-read when it changes or on SIGHUP."),
+    key("ssl.truststore.password", P, None, "The password of a JKS or PKCS12 truststore; refused, as PEM stores have none."),
+    key("ssl.truststore.type", Str, None, "The truststore format; gregor reads PEM only (unset means PEM; Kafka's default is JKS)."),
     key("socket.receive.buffer.bytes", I, Some("102400"), "SO_RCVBUF of the broker's sockets."),
     key("socket.request.max.bytes", I, None, "The largest request the broker reads."),
     key("socket.send.buffer.bytes", I, Some("102400"), "SO_SNDBUF of the broker's sockets."),

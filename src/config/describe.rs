@@ -30,6 +30,8 @@ pub enum ConfigType {
     Long = 5,
     Double = 6,
     List = 7,
+    /// Hidden in DescribeConfigs, as Kafka's PASSWORD type.
+    Password = 9,
 }
 
 impl ConfigType {
@@ -105,11 +107,22 @@ pub fn describe_broker_configs(raw: &RawConfig) -> Vec<DescribedConfig> {
                 .explicit(row.name)
                 .map(|v| v.value.clone())
                 .or_else(|| default_value(row.name));
+            // Secrets are shown as set or not, never by value, as in Kafka.
+            let sensitive = row.config_type == ConfigType::Password;
+            let (value, synonyms) = if sensitive {
+                let hidden = synonyms
+                    .into_iter()
+                    .map(|s| ConfigSynonym { value: None, ..s })
+                    .collect();
+                (None, hidden)
+            } else {
+                (value, synonyms)
+            };
             DescribedConfig {
                 name: row.name.to_string(),
                 value,
                 source: synonyms.first().map_or(ConfigSource::Default, |s| s.source),
-                sensitive: false,
+                sensitive,
                 read_only: true,
                 config_type: row.config_type,
                 synonyms,

@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 
 use super::ConfigError;
 use super::raw::{RawConfig, RawValue, Source};
+use super::tls::{TlsSettings, resolve_tls};
 use crate::security::SecurityProtocol;
 
 /// One validated listener.
@@ -23,6 +24,8 @@ pub struct ListenerSettings {
     /// Host clients are told to connect to (IPv6 without brackets).
     pub advertised_host: String,
     pub advertised_port: u16,
+    /// The `ssl.*` settings of an SSL or SASL_SSL listener.
+    pub tls: Option<TlsSettings>,
 }
 
 /// `NAME://host:port` with the host stored without IPv6 brackets.
@@ -278,13 +281,20 @@ pub(super) fn resolve_listeners(
             );
             return Err(err("listener.security.protocol.map", &map_rv, reason));
         };
-        if protocol != SecurityProtocol::Plaintext {
-            let reason = format!(
-                "listener {} uses security protocol {protocol}; only PLAINTEXT is supported",
-                ep.name
-            );
-            return Err(err("listeners", &lrv, reason));
+        match protocol {
+            SecurityProtocol::Plaintext | SecurityProtocol::Ssl | SecurityProtocol::SaslSsl => {}
+            SecurityProtocol::SaslPlaintext => {
+                let reason = format!(
+                    "listener {} uses security protocol {protocol}, which is not supported yet",
+                    ep.name
+                );
+                return Err(err("listeners", &lrv, reason));
+            }
         }
+        let tls = protocol
+            .uses_tls()
+            .then(|| resolve_tls(raw, &ep.name))
+            .transpose()?;
         // kafka_host_url stands in for advertised.listeners on the first
         // listener, which is how the tutorial's single-listener setup works.
         let use_host_url = i == 0 && (advertised.is_none() || ep.is_wildcard());
@@ -302,6 +312,7 @@ pub(super) fn resolve_listeners(
             bind: bind_string(ep),
             advertised_host,
             advertised_port,
+            tls,
         });
     }
     Ok(out)

@@ -13,6 +13,7 @@ mod listeners;
 mod properties;
 mod raw;
 mod settings;
+mod tls;
 mod topic;
 mod topic_keys;
 
@@ -31,6 +32,7 @@ pub use raw::{RawConfig, RawValue, Source, is_known_key, parse_override};
 pub use settings::{
     BrokerSettings, CleanerSettings, GroupSettings, LogDefaults, LogFormat, TimestampType,
 };
+pub use tls::{ClientAuth, Keystore, TLS_KEYS, TlsSettings, TlsVersion, Truststore};
 pub use topic::{
     PartitionLimits, ProduceLimits, ProduceRefusal, TopicConfig, describe_topic_configs,
     resolve_stored_topic_log, resolve_topic_log, topic_config_keys, topic_keys_without_effect,

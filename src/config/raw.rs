@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::properties::parse_properties;
+use super::tls::{TLS_KEYS, is_listener_tls_key};
 use super::{ConfigError, ConfigSources, one_line};
 
 /// Where a raw value came from; shown in error messages and warnings.
@@ -179,6 +180,12 @@ const IGNORED: &[&str] = &[
     "log.message.timestamp.difference.max.ms",
     "log.roll.jitter.hours",
     "log.roll.jitter.ms",
+    // TLS keys of the JVM's SSL engine; rustls has no counterpart.
+    "ssl.endpoint.identification.algorithm",
+    "ssl.keymanager.algorithm",
+    "ssl.protocol",
+    "ssl.secure.random.implementation",
+    "ssl.trustmanager.algorithm",
 ];
 
 /// Environment variables the Kafka launcher scripts and images use for the
@@ -197,7 +204,11 @@ const LAUNCHER_PREFIXES: &[&str] = &["jmx.", "log4j.", "java.", "tools."];
 
 /// Whether `key` is one gregor knows about (used, or accepted and ignored).
 pub fn is_known_key(key: &str) -> bool {
-    DEFAULTS.iter().any(|(k, _)| *k == key) || OPTIONAL.contains(&key) || IGNORED.contains(&key)
+    DEFAULTS.iter().any(|(k, _)| *k == key)
+        || OPTIONAL.contains(&key)
+        || IGNORED.contains(&key)
+        || TLS_KEYS.contains(&key)
+        || is_listener_tls_key(key)
 }
 
 /// Whether `key` is accepted only so that Kafka's config files load.

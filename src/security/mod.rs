@@ -3,10 +3,12 @@
 //! - `principal`: the authenticated identity (`User:alice`), as Kafka's
 //!   `KafkaPrincipal`; `User:ANONYMOUS` until a listener's TLS or SASL
 //!   authentication says otherwise;
-//! - `protocol`: the four security protocols a listener may use.
+//! - `protocol`: the four security protocols a listener may use;
+//! - `tls`: TLS listeners (certificates, handshake, principal mapping).
 
 pub mod principal;
 pub mod protocol;
+pub mod tls;
 
 pub use principal::KafkaPrincipal;
 pub use protocol::SecurityProtocol;

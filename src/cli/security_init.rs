@@ -1,0 +1,366 @@
+//! `gregor security init DIR`: a private CA and the certificates a TLS
+//! set-up needs (broker, coordinator, client), with ready `server-ssl`
+//! and `client-ssl` properties fragments. Kafka has no such tool; this is
+//! the `openssl`/`keytool` recipe of Kafka's security guide in one step.
+//!
+//! Files: `ca.pem`/`ca.key`, `broker.pem`/`broker.key` (and
+//! `broker-keystore.pem`, key and chain in one file for
+//! `ssl.keystore.location`), the same for `coordinator` and `client`
+//! (`CN=client`), `server-ssl.properties`, `client-ssl.properties`. Keys
+//! are written mode 0600.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+use time::{Duration, OffsetDateTime};
+
+/// How long the CA is valid: ten years.
+const CA_DAYS: i64 = 3650;
+/// How long broker, coordinator and client certificates are valid: the
+/// 825 days browsers and most clients still accept.
+const LEAF_DAYS: i64 = 825;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SecurityInitArgs {
+    /// Directory to write the files into (created if missing).
+    pub dir: PathBuf,
+    /// Host names and addresses the broker and coordinator certificates
+    /// are valid for (default: localhost, 127.0.0.1 and this machine's
+    /// host name).
+    #[arg(long, value_delimiter = ',', value_name = "HOST,...")]
+    pub hosts: Vec<String>,
+    /// Replace an existing CA (and every certificate).
+    #[arg(long, conflicts_with = "keep_ca")]
+    pub force: bool,
+    /// Keep the existing CA and issue new broker, coordinator and client
+    /// certificates from it (to renew them; clients keep trusting ca.pem).
+    #[arg(long)]
+    pub keep_ca: bool,
+}
+
+/// Why `security init` wrote nothing, or not everything.
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityInitError {
+    #[error("{} exists; pass --force to replace the CA and every certificate, or --keep-ca to renew the certificates from it", path.display())]
+    CaExists { path: PathBuf },
+    #[error("--keep-ca: cannot use the CA in {}: {reason}", dir.display())]
+    UnusableCa { dir: PathBuf, reason: String },
+    #[error("cannot write {}: {reason}", path.display())]
+    Write { path: PathBuf, reason: String },
+    #[error("cannot create a certificate for {subject}: {reason}")]
+    Certificate { subject: String, reason: String },
+}
+
+/// One generated certificate and its key, as PEM.
+struct Issued {
+    certificate: String,
+    key: String,
+}
+
+/// Writes the CA, the certificates and the properties fragments; returns
+/// the files written.
+pub fn security_init(args: &SecurityInitArgs) -> Result<Vec<PathBuf>, SecurityInitError> {
+    let dir = &args.dir;
+    std::fs::create_dir_all(dir).map_err(|e| write_error(dir, &e))?;
+    let ca_path = dir.join("ca.pem");
+    if ca_path.exists() && !args.force && !args.keep_ca {
+        return Err(SecurityInitError::CaExists { path: ca_path });
+    }
+    let hosts = if args.hosts.is_empty() {
+        default_hosts()
+    } else {
+        args.hosts.clone()
+    };
+    let mut written = Vec::new();
+    let (ca_pem, issuer) = if args.keep_ca {
+        existing_ca(dir)?
+    } else {
+        let (ca, issuer) = new_ca()?;
+        write(dir, "ca.pem", &ca.certificate, false, &mut written)?;
+        write(dir, "ca.key", &ca.key, true, &mut written)?;
+        (ca.certificate, issuer)
+    };
+    let server_use = [
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let leaves = [
+        ("broker", "broker", hosts.as_slice(), &server_use[..]),
+        (
+            "coordinator",
+            "coordinator",
+            hosts.as_slice(),
+            &server_use[..],
+        ),
+        (
+            "client",
+            "client",
+            &[][..],
+            &[ExtendedKeyUsagePurpose::ClientAuth][..],
+        ),
+    ];
+    for (file, common_name, names, usages) in leaves {
+        let leaf = issue(&issuer, common_name, names, usages)?;
+        let chain = format!("{}{ca_pem}", leaf.certificate);
+        write(dir, &format!("{file}.pem"), &chain, false, &mut written)?;
+        write(dir, &format!("{file}.key"), &leaf.key, true, &mut written)?;
+        let keystore = format!("{}{chain}", leaf.key);
+        write(
+            dir,
+            &format!("{file}-keystore.pem"),
+            &keystore,
+            true,
+            &mut written,
+        )?;
+    }
+    let dir_text = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+    let dir_text = dir_text.display().to_string();
+    write(
+        dir,
+        "server-ssl.properties",
+        &server_properties(&dir_text),
+        false,
+        &mut written,
+    )?;
+    write(
+        dir,
+        "client-ssl.properties",
+        &client_properties(&dir_text),
+        true,
+        &mut written,
+    )?;
+    // The SASL/SCRAM bootstrap (an admin user and its client fragment)
+    // belongs here, after the TLS material, once SASL lands.
+    Ok(written)
+}
+
+fn default_hosts() -> Vec<String> {
+    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        let name = name.trim();
+        if !name.is_empty() && !hosts.iter().any(|h| h == name) {
+            hosts.push(name.to_string());
+        }
+    }
+    hosts
+}
+
+fn validity(params: &mut CertificateParams, days: i64) {
+    let now = OffsetDateTime::now_utc();
+    // A day of slack for clocks behind ours.
+    params.not_before = now - Duration::days(1);
+    params.not_after = now + Duration::days(days);
+}
+
+/// `O=gregor` then `CN=...`, so Java (and Kafka's principal) reads it
+/// most specific first: `CN=client,O=gregor`.
+fn subject_name(common_name: &str) -> DistinguishedName {
+    let mut name = DistinguishedName::new();
+    name.push(DnType::OrganizationName, "gregor");
+    name.push(DnType::CommonName, common_name);
+    name
+}
+
+fn certificate_error(subject: &str, error: rcgen::Error) -> SecurityInitError {
+    SecurityInitError::Certificate {
+        subject: subject.to_string(),
+        reason: error.to_string(),
+    }
+}
+
+fn new_ca() -> Result<(Issued, Issuer<'static, KeyPair>), SecurityInitError> {
+    let subject = "CN=gregor CA";
+    let mut params =
+        CertificateParams::new(Vec::<String>::new()).map_err(|e| certificate_error(subject, e))?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name = subject_name("gregor CA");
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+    ];
+    validity(&mut params, CA_DAYS);
+    let key = KeyPair::generate().map_err(|e| certificate_error(subject, e))?;
+    let certificate = params
+        .self_signed(&key)
+        .map_err(|e| certificate_error(subject, e))?;
+    let issued = Issued {
+        certificate: certificate.pem(),
+        key: key.serialize_pem(),
+    };
+    Ok((issued, Issuer::new(params, key)))
+}
+
+fn existing_ca(dir: &Path) -> Result<(String, Issuer<'static, KeyPair>), SecurityInitError> {
+    let unusable = |reason: String| SecurityInitError::UnusableCa {
+        dir: dir.to_path_buf(),
+        reason,
+    };
+    let certificate = std::fs::read_to_string(dir.join("ca.pem"))
+        .map_err(|e| unusable(format!("ca.pem: {e}")))?;
+    let key = std::fs::read_to_string(dir.join("ca.key"))
+        .map_err(|e| unusable(format!("ca.key: {e}")))?;
+    let key = KeyPair::from_pem(&key).map_err(|e| unusable(format!("ca.key: {e}")))?;
+    let issuer = Issuer::from_ca_cert_pem(&certificate, key)
+        .map_err(|e| unusable(format!("ca.pem: {e}")))?;
+    Ok((certificate, issuer))
+}
+
+fn issue(
+    issuer: &Issuer<'_, KeyPair>,
+    common_name: &str,
+    names: &[String],
+    usages: &[ExtendedKeyUsagePurpose],
+) -> Result<Issued, SecurityInitError> {
+    let subject = format!("CN={common_name},O=gregor");
+    let mut params =
+        CertificateParams::new(names.to_vec()).map_err(|e| certificate_error(&subject, e))?;
+    params.distinguished_name = subject_name(common_name);
+    params.use_authority_key_identifier_extension = true;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = usages.to_vec();
+    validity(&mut params, LEAF_DAYS);
+    let key = KeyPair::generate().map_err(|e| certificate_error(&subject, e))?;
+    let certificate = params
+        .signed_by(&key, issuer)
+        .map_err(|e| certificate_error(&subject, e))?;
+    Ok(Issued {
+        certificate: certificate.pem(),
+        key: key.serialize_pem(),
+    })
+}
+
+/// Writes one file; `secret` files are created mode 0600 (and an existing
+/// one is replaced, not rewritten in place, so its old mode does not stay).
+fn write(
+    dir: &Path,
+    name: &str,
+    contents: &str,
+    secret: bool,
+    written: &mut Vec<PathBuf>,
+) -> Result<(), SecurityInitError> {
+    let path = dir.join(name);
+    let temporary = dir.join(format!(".{name}.tmp"));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(if secret { 0o600 } else { 0o644 })
+            .open(&temporary)?;
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()?;
+        // Renamed into place so a broker reloading never reads half a file.
+        std::fs::rename(&temporary, &path)
+    })();
+    result.map_err(|e| write_error(&path, &e))?;
+    written.push(path);
+    Ok(())
+}
+
+fn write_error(path: &Path, error: &std::io::Error) -> SecurityInitError {
+    SecurityInitError::Write {
+        path: path.to_path_buf(),
+        reason: error.to_string(),
+    }
+}
+
+fn server_properties(dir: &str) -> String {
+    format!(
+        "# gregor broker: a TLS listener next to the plaintext one (merge into server.properties).\n\
+         listeners=PLAINTEXT://:9092,SSL://:9093\n\
+         listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL\n\
+         ssl.keystore.type=PEM\n\
+         ssl.keystore.location={dir}/broker-keystore.pem\n\
+         ssl.truststore.type=PEM\n\
+         ssl.truststore.location={dir}/ca.pem\n\
+         # required: clients must present a certificate signed by ca.pem\n\
+         # (their principal is then User:CN=client,O=gregor); none: any client.\n\
+         ssl.client.auth=required\n"
+    )
+}
+
+fn client_properties(dir: &str) -> String {
+    format!(
+        "# Kafka client settings for the broker's SSL listener.\n\
+         security.protocol=SSL\n\
+         ssl.truststore.type=PEM\n\
+         ssl.truststore.location={dir}/ca.pem\n\
+         # The client certificate, for ssl.client.auth=required or requested.\n\
+         ssl.keystore.type=PEM\n\
+         ssl.keystore.location={dir}/client-keystore.pem\n\
+         #\n\
+         # librdkafka (confluent-kafka, kcat): security.protocol=ssl\n\
+         #   ssl.ca.location={dir}/ca.pem\n\
+         #   ssl.certificate.location={dir}/client.pem\n\
+         #   ssl.key.location={dir}/client.key\n\
+         # kafka-python: security_protocol=\"SSL\", ssl_cafile=\"{dir}/ca.pem\",\n\
+         #   ssl_certfile=\"{dir}/client.pem\", ssl_keyfile=\"{dir}/client.key\"\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn args(dir: &Path) -> SecurityInitArgs {
+        SecurityInitArgs {
+            dir: dir.to_path_buf(),
+            hosts: vec!["localhost".into(), "127.0.0.1".into()],
+            force: false,
+            keep_ca: false,
+        }
+    }
+
+    #[test]
+    fn writes_keys_private_and_refuses_to_replace_the_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = security_init(&args(dir.path())).unwrap();
+        assert!(written.len() >= 13);
+        let mode = |name: &str| {
+            std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        for key in ["ca.key", "broker.key", "client.key", "broker-keystore.pem"] {
+            assert_eq!(mode(key), 0o600, "{key}");
+        }
+        assert_eq!(mode("ca.pem"), 0o644);
+        let error = security_init(&args(dir.path())).unwrap_err();
+        assert!(
+            matches!(error, SecurityInitError::CaExists { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn keep_ca_issues_new_certificates_from_the_same_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        security_init(&args(dir.path())).unwrap();
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        let (ca, broker) = (read("ca.pem"), read("broker.pem"));
+        let keep = SecurityInitArgs {
+            keep_ca: true,
+            ..args(dir.path())
+        };
+        security_init(&keep).unwrap();
+        assert_eq!(read("ca.pem"), ca);
+        assert_ne!(read("broker.pem"), broker);
+        assert!(
+            read("broker.pem").ends_with(&ca),
+            "the chain ends with the CA"
+        );
+    }
+}
