@@ -359,17 +359,24 @@ fn listener_errors() {
 }
 
 #[test]
-fn non_plaintext_protocol_is_rejected() {
-    let e = settings("listeners=SSL://:9093", &[], &[]).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "invalid value \"SSL://:9093\" for listeners (from file server.properties line 1): \
-         listener SSL uses security protocol SSL; only PLAINTEXT is supported"
+fn a_tls_listener_needs_a_certificate_and_sasl_plaintext_is_rejected() {
+    let e = settings("listeners=SSL://:9093", &[], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("listener SSL uses TLS but has no certificate: set ssl.keystore.location"),
+        "{e}"
     );
-    let file = "listeners=EXTERNAL://:9093\nlistener.security.protocol.map=EXTERNAL:SASL_SSL";
+    let file = "listeners=SSL://:9093\nssl.keystore.location=/etc/gregor/broker.pem";
+    let tls = settings(file, &[], &[]).unwrap().listeners[0].tls.clone();
+    assert_eq!(
+        tls.map(|t| t.keystore),
+        Some(Keystore::File("/etc/gregor/broker.pem".into()))
+    );
+    let file = "listeners=EXTERNAL://:9093\nlistener.security.protocol.map=EXTERNAL:SASL_PLAINTEXT";
     let e = settings(file, &[], &[]).unwrap_err().to_string();
     assert!(
-        e.contains("listener EXTERNAL uses security protocol SASL_SSL"),
+        e.contains("listener EXTERNAL uses security protocol SASL_PLAINTEXT"),
         "{e}"
     );
 }

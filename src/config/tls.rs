@@ -337,3 +337,141 @@ fn enabled_protocols(keys: &ListenerKeys<'_>) -> Result<Vec<TlsVersion>, ConfigE
     }
     Ok(versions)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::ConfigError;
+
+    fn validate(file: &str) -> Result<Vec<crate::config::ListenerSettings>, ConfigError> {
+        let mut raw = RawConfig::with_defaults();
+        raw.merge(RawConfig::from_properties(file, Path::new("server.properties")).unwrap());
+        raw.validate_with(&|| "10.1.2.3".to_string())
+            .map(|s| s.listeners)
+    }
+
+    const TWO_LISTENERS: &str = "listeners=INTERNAL://:9093,EXTERNAL://:9094\n\
+         listener.security.protocol.map=INTERNAL:SSL,EXTERNAL:SSL\n\
+         ssl.keystore.location=/certs/shared.pem\n";
+
+    #[test]
+    fn a_listener_override_wins_key_by_key() {
+        let file = format!(
+            "{TWO_LISTENERS}\
+             ssl.client.auth=required\n\
+             ssl.truststore.location=/certs/ca.pem\n\
+             listener.name.external.ssl.keystore.location=/certs/external.pem\n\
+             listener.name.external.ssl.client.auth=none\n"
+        );
+        let listeners = validate(&file).unwrap();
+        let internal = listeners[0].tls.as_ref().unwrap();
+        let external = listeners[1].tls.as_ref().unwrap();
+        assert_eq!(
+            internal.keystore,
+            Keystore::File("/certs/shared.pem".into())
+        );
+        assert_eq!(internal.client_auth, ClientAuth::Required);
+        assert_eq!(
+            external.keystore,
+            Keystore::File("/certs/external.pem".into())
+        );
+        assert_eq!(external.client_auth, ClientAuth::None);
+        // Not overridden: the bare key applies to both.
+        assert_eq!(
+            external.truststore,
+            Some(Truststore::File("/certs/ca.pem".into()))
+        );
+        assert_eq!(
+            external.enabled_protocols,
+            [TlsVersion::Tls12, TlsVersion::Tls13]
+        );
+        assert!(
+            listeners
+                .iter()
+                .all(|l| l.tls.as_ref().unwrap().principal_mapping_rules.to_string() == "DEFAULT")
+        );
+    }
+
+    #[test]
+    fn jks_and_pkcs12_are_refused_with_what_to_use_instead() {
+        let e = validate(&format!("{TWO_LISTENERS}ssl.keystore.type=JKS"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("invalid value \"JKS\" for ssl.keystore.type"),
+            "{e}"
+        );
+        assert!(
+            e.contains("use ssl.keystore.type=PEM with ssl.keystore.location"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'));
+        let e = validate(&format!(
+            "{TWO_LISTENERS}listener.name.external.ssl.truststore.type=PKCS12"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("for listener.name.external.ssl.truststore.type"),
+            "{e}"
+        );
+        assert!(validate(&format!("{TWO_LISTENERS}ssl.keystore.type=pem")).is_ok());
+    }
+
+    #[test]
+    fn secrets_and_settings_gregor_cannot_honour_are_refused() {
+        let refused = |extra: &str, expected: &str| {
+            let e = validate(&format!("{TWO_LISTENERS}{extra}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(expected), "{extra}: {e}");
+        };
+        refused(
+            "ssl.key.password=secret",
+            "encrypted private keys are not supported",
+        );
+        refused(
+            "ssl.keystore.password=secret",
+            "a PEM keystore has no password",
+        );
+        refused(
+            "ssl.client.auth=always",
+            "expected required, requested or none",
+        );
+        refused(
+            "ssl.client.auth=requested",
+            "client certificates need a truststore",
+        );
+        refused("ssl.enabled.protocols=TLSv1.1", "TLSv1.1 is not supported");
+        refused("ssl.principal.mapping.rules=RULE:x", "invalid rule");
+        refused(
+            "ssl.keystore.key=-----BEGIN PRIVATE KEY-----",
+            "set either ssl.keystore.location or ssl.keystore.certificate.chain",
+        );
+    }
+
+    #[test]
+    fn inline_pem_is_accepted_and_never_printed() {
+        let file = "listeners=SSL://:9093\n\
+                    ssl.keystore.certificate.chain=CHAIN\n\
+                    ssl.keystore.key=SECRET-KEY\n\
+                    ssl.truststore.certificates=CA\n";
+        let listeners = validate(file).unwrap();
+        let tls = listeners[0].tls.as_ref().unwrap();
+        assert_eq!(tls.truststore, Some(Truststore::Inline("CA".into())));
+        assert!(!format!("{tls:?}").contains("SECRET-KEY"));
+        assert!(tls.files().is_empty());
+    }
+
+    #[test]
+    fn listener_keys_are_known() {
+        assert!(is_listener_tls_key(
+            "listener.name.external.ssl.keystore.location"
+        ));
+        assert!(!is_listener_tls_key("listener.name.external.ssl.nonsense"));
+        assert!(!is_listener_tls_key("listener.name..ssl.client.auth"));
+        assert!(crate::config::is_known_key("ssl.client.auth"));
+    }
+}

@@ -15,6 +15,11 @@ pub enum FrameError {
     NegativeSize { size: i32 },
     #[error("frame size {size} exceeds socket.request.max.bytes ({limit})")]
     Oversized { size: i32, limit: usize },
+    /// What a TLS client's first bytes look like to a plaintext listener.
+    #[error(
+        "the first bytes look like a TLS handshake; is an SSL client connecting to a PLAINTEXT listener?"
+    )]
+    TlsHandshake,
 }
 
 /// The size prefix of the frame at the front of `buf`, once all four bytes
@@ -28,6 +33,10 @@ pub fn frame_size(buf: &[u8], limit: usize) -> Result<Option<usize>, FrameError>
         return Err(FrameError::NegativeSize { size });
     }
     if size as usize > limit {
+        // A TLS record: content type 22 (handshake), version 3.x.
+        if let [0x16, 0x03, 0x00..=0x04, _] = prefix {
+            return Err(FrameError::TlsHandshake);
+        }
         return Err(FrameError::Oversized { size, limit });
     }
     Ok(Some(size as usize))
@@ -313,6 +322,15 @@ mod tests {
         assert_eq!(
             split_frame(&mut buf, 100),
             Err(FrameError::NegativeSize { size: -2 })
+        );
+    }
+
+    #[test]
+    fn a_tls_client_hello_on_a_plaintext_listener_is_named() {
+        // A ClientHello's record header, as a TLS client sends it first.
+        assert_eq!(
+            frame_size(&[0x16, 0x03, 0x01, 0x02, 0x00], 1 << 20),
+            Err(FrameError::TlsHandshake)
         );
     }
 }

@@ -87,7 +87,7 @@ fn provider(settings: &TlsSettings) -> Result<CryptoProvider, TlsError> {
     }
     provider.cipher_suites.retain(|suite| {
         let name = format!("{:?}", suite.suite());
-        settings.cipher_suites.iter().any(|wanted| *wanted == name)
+        settings.cipher_suites.contains(&name)
     });
     for wanted in &settings.cipher_suites {
         let known = provider
