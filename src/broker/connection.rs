@@ -411,7 +411,10 @@ async fn write_responses<W: AsyncWrite + Unpin>(
                 close = !take_response(&mut out, next.await);
             }
         }
-        if write_all_vectored(&mut writer, &mut out).await.is_err() {
+        // TLS may keep records it could not send yet until flushed; on TCP
+        // the flush costs nothing.
+        let written = write_all_vectored(&mut writer, &mut out).await;
+        if written.is_err() || writer.flush().await.is_err() {
             return;
         }
         activity.touch();

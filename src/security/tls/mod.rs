@@ -93,3 +93,6 @@ impl TlsAcceptorHandle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
