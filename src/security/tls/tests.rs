@@ -162,3 +162,27 @@ fn certificates_again(dir: &Path) {
     })
     .unwrap();
 }
+
+#[test]
+fn cipher_suites_are_chosen_by_their_iana_names() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let mut chosen = settings(dir.path(), ClientAuth::None);
+    chosen.cipher_suites = vec!["TLS_AES_128_GCM_SHA256".into(), "TLS_NOT_A_SUITE".into()];
+    let config = build_server_config(&chosen).unwrap();
+    let suites: Vec<String> = config
+        .crypto_provider()
+        .cipher_suites
+        .iter()
+        .map(super::server_config::iana_name)
+        .collect();
+    assert_eq!(suites, ["TLS_AES_128_GCM_SHA256"]);
+    chosen.cipher_suites = vec!["TLS_NOT_A_SUITE".into()];
+    let error = build_server_config(&chosen).unwrap_err();
+    assert!(matches!(error, TlsError::NoCipherSuite(_)), "{error}");
+    // A TLS 1.3 suite alone cannot serve a TLS 1.2-only listener.
+    chosen.cipher_suites = vec!["TLS_AES_128_GCM_SHA256".into()];
+    chosen.enabled_protocols = vec![TlsVersion::Tls12];
+    let error = build_server_config(&chosen).unwrap_err();
+    assert!(matches!(error, TlsError::NoCipherSuite(_)), "{error}");
+}
