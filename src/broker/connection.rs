@@ -137,6 +137,12 @@ pub async fn serve_tls(
             info.principal = principal;
             stream
         }
+        // A connection closed before it said anything (a TCP health check,
+        // a port scan) is routine.
+        Err(error) if error.is_silent_close() => {
+            tracing::debug!(peer = %info.peer, listener = %info.listener, %error, "closing connection");
+            return;
+        }
         Err(error) => {
             // Kafka logs failed authentications at INFO too: they are the
             // client's problem, but the operator is the one asked about them.

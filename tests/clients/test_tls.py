@@ -425,3 +425,11 @@ def test_a_changed_keystore_file_is_reloaded_without_a_signal(make_broker, certs
         time.sleep(0.5)
         after = fingerprint(peer_certificate(broker.ssl_port, cafile=f"{certs}/ca.pem"))
     assert after != before, "the renewed certificate is served within the poll interval"
+
+
+def test_requested_client_auth_takes_a_certificate_when_offered(make_broker, certs):
+    broker = start_tls_broker(make_broker, certs, client_auth="requested")
+    kafka_python_round_trip(broker.ssl_bootstrap, python_ssl(certs, client_cert=False), count=2)
+    assert "principal=User:ANONYMOUS" in broker.output()
+    kafka_python_round_trip(broker.ssl_bootstrap, python_ssl(certs), topic="with-cert", count=2)
+    assert "principal=User:CN=client,O=gregor" in broker.output()
