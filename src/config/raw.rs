@@ -86,7 +86,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("message.max.bytes", "1048588"),
     ("gregor.message.max.decompressed.bytes", "67108864"),
     ("fetch.max.bytes", "57671680"),
-    ("admin.listener", "0.0.0.0:9644"),
+    ("admin.listener", "127.0.0.1:9644"),
     ("gregor.log.format", "text"),
     ("group.min.session.timeout.ms", "6000"),
     ("group.max.session.timeout.ms", "1800000"),

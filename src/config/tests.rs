@@ -51,7 +51,7 @@ fn defaults_match_kafka() {
     assert_eq!(s.socket_request_max_bytes, 104_857_600);
     assert_eq!(s.message_max_bytes, 1_048_588);
     assert_eq!(s.coordinator, None);
-    assert_eq!(s.admin_listener, "0.0.0.0:9644".parse().unwrap());
+    assert_eq!(s.admin_listener, "127.0.0.1:9644".parse().unwrap());
     assert_eq!(s.log_format, LogFormat::Text);
     assert_eq!(s.shutdown_timeout, Duration::from_millis(5000));
     assert_eq!(s.groups.min_session_timeout, Duration::from_millis(6000));
@@ -85,7 +85,10 @@ fn defaults_match_kafka() {
         (l[0].advertised_host.as_str(), l[0].advertised_port),
         ("10.1.2.3", 9092)
     );
-    assert_eq!(l[0].security_protocol, crate::security::SecurityProtocol::Plaintext);
+    assert_eq!(
+        l[0].security_protocol,
+        crate::security::SecurityProtocol::Plaintext
+    );
     // An empty RawConfig falls back to the same defaults.
     assert_eq!(RawConfig::new().validate_with(&host).unwrap(), s);
 }

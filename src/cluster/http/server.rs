@@ -98,6 +98,7 @@ pub async fn run_on(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), CoordinatorError> {
     let address = listener.local_addr().unwrap_or(settings.listen);
+    crate::security::warn_if_exposed_without_authentication("the coordinator", address);
     let data_dir = settings.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|e| CoordinatorError::DataDir {
         path: data_dir.clone(),
