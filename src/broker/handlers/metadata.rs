@@ -15,10 +15,16 @@ use kafka_protocol::messages::{
 
 use super::{since, str_bytes, topic_name};
 use crate::broker::BrokerContext;
+use crate::broker::access::Access;
 use crate::cluster::{CreateTopicRequest, MetadataImage, TopicState, validate_topic_name};
+use crate::security::acl::AclOperation as Operation;
 
+/// Lists only the topics the caller may Describe; a named topic it may not
+/// describe gets TOPIC_AUTHORIZATION_FAILED whether or not it exists, and
+/// auto-creation needs Create on the cluster or on the topic.
 pub async fn handle(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     listener: &str,
     request: MetadataRequest,
     version: i16,
@@ -42,6 +48,10 @@ pub async fn handle(
     if let Some(names) = &requested {
         let image = ctx.coordinator.image();
         for name in names {
+            if !access.allows_topic(Operation::Describe, name) {
+                errors.push((name.clone(), ResponseError::TopicAuthorizationFailed));
+                continue;
+            }
             if image.topic(name).is_some() {
                 continue;
             }
@@ -49,6 +59,10 @@ pub async fn handle(
                 errors.push((name.clone(), ResponseError::InvalidTopicException));
             } else if !allow_auto_create {
                 errors.push((name.clone(), ResponseError::UnknownTopicOrPartition));
+            } else if !access.allows_cluster(Operation::Create)
+                && !access.allows_topic(Operation::Create, name)
+            {
+                errors.push((name.clone(), ResponseError::TopicAuthorizationFailed));
             } else if let Err(error) = auto_create(ctx, name).await {
                 errors.push((name.clone(), error));
             }
@@ -57,9 +71,14 @@ pub async fn handle(
 
     let image = ctx.coordinator.image();
     let mut topics: Vec<MetadataResponseTopic> = match &requested {
-        None => image.topics().map(|t| topic_metadata(t, version)).collect(),
+        None => image
+            .topics()
+            .filter(|t| access.allows_topic(Operation::Describe, &t.name))
+            .map(|t| topic_metadata(t, version))
+            .collect(),
         Some(names) => names
             .iter()
+            .filter(|name| access.allows_topic(Operation::Describe, name))
             .filter_map(|name| image.topic(name))
             .map(|t| topic_metadata(t, version))
             .collect(),
@@ -165,7 +184,15 @@ fn brokers(image: &MetadataImage, listener: &str, version: i16) -> Vec<MetadataR
         .collect()
 }
 
-pub fn describe_cluster(ctx: &Arc<BrokerContext>, listener: &str) -> DescribeClusterResponse {
+/// Needs Describe on the cluster.
+pub fn describe_cluster(
+    ctx: &Arc<BrokerContext>,
+    access: &Access,
+    listener: &str,
+) -> DescribeClusterResponse {
+    if let Err(error) = access.cluster(Operation::Describe) {
+        return DescribeClusterResponse::default().with_error_code(error.code());
+    }
     let image = ctx.coordinator.image();
     let brokers = advertised(&image, listener)
         .into_iter()

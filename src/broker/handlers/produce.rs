@@ -14,12 +14,14 @@ use tokio::sync::oneshot;
 use super::configs::produce_refusal;
 use super::{since, str_bytes};
 use crate::broker::BrokerContext;
+use crate::broker::access::Access;
 use crate::broker::blocking::off_the_workers;
 use crate::broker::partition::{Appended, refusal};
 use crate::records::{
     BatchHeader, RecordError, Walked, first_magic, split_batches, up_convert, verify_records,
     walk_records,
 };
+use crate::security::acl::AclOperation as Operation;
 
 type Queued = oneshot::Receiver<Result<Appended, ResponseError>>;
 
@@ -50,8 +52,12 @@ impl Failure {
 
 /// Queues every partition's batches now (in request order) and returns the
 /// future that builds the response.
+///
+/// Needs Write on each topic: a refused topic's partitions answer
+/// TOPIC_AUTHORIZATION_FAILED and are not queued.
 pub fn enqueue(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     request: ProduceRequest,
     version: i16,
 ) -> impl Future<Output = ProduceResponse> + Send + use<> {
@@ -59,9 +65,14 @@ pub fn enqueue(
     let acks = request.acks;
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
+        let allowed = access.allows_topic(Operation::Write, &name);
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
-            let outcome = queue_partition(ctx, &name, data.index, data.records, version, acks);
+            let outcome = if allowed {
+                queue_partition(ctx, &name, data.index, data.records, version, acks)
+            } else {
+                PartitionOutcome::Failed(ResponseError::TopicAuthorizationFailed, None)
+            };
             partitions.push((data.index, outcome));
         }
         topics.push((topic.name, partitions));
