@@ -290,3 +290,49 @@ def test_an_unknown_authorizer_class_is_refused_at_start(tmp_path):
     )
     assert out.returncode == 2
     assert "authorizer.class.name" in out.stderr
+
+
+def kafka_acls(broker, *args, stdin=None):
+    out = subprocess.run([str(BIN), "acls", "--bootstrap-server", broker.bootstrap, *args],
+                         input=stdin, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_kafka_acls_sh_adds_lists_and_removes(make_broker, tmp_path):
+    broker = make_broker(extra=["--override", AUTHORIZER, "--override", f"super.users={ME}"])
+    client_config = tmp_path / "client.properties"
+    client_config.write_text("security.protocol=PLAINTEXT\n")
+    added = kafka_acls(broker, "--command-config", str(client_config), "--add",
+                       "--allow-principal", "User:alice", "--operation", "Read",
+                       "--operation", "Describe", "--topic", "orders")
+    assert "Adding ACLs for resource `ResourcePattern(resourceType=TOPIC, name=orders, patternType=LITERAL)`:" in added
+    assert "(principal=User:alice, host=*, operation=READ, permissionType=ALLOW)" in added
+    assert "Current ACLs for resource `ResourcePattern(resourceType=TOPIC, name=orders, patternType=LITERAL)`:" in added
+    kafka_acls(broker, "--add", "--allow-principal", "User:bob", "--consumer",
+               "--topic", "app-", "--group", "app-", "--resource-pattern-type", "prefixed")
+    kafka_acls(broker, "--add", "--deny-principal", "User:eve", "--deny-host", "10.0.0.9",
+               "--producer", "--topic", "orders")
+
+    listed = kafka_acls(broker, "--list")
+    assert "name=app-, patternType=PREFIXED" in listed
+    assert "(principal=User:bob, host=*, operation=READ, permissionType=ALLOW)" in listed
+    assert "(principal=User:eve, host=10.0.0.9, operation=WRITE, permissionType=DENY)" in listed
+    # The same bindings through a client's own ACL API.
+    admin = admin_of(broker)
+    everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                                  AclOperation.ANY, AclPermissionType.ANY)
+    assert len(admin.describe_acls(everything).result(10)) == 2 + 3 + 3
+
+    only_orders = kafka_acls(broker, "--list", "--topic", "orders")
+    assert "User:bob" not in only_orders and "User:alice" in only_orders
+
+    # Without --force the tool asks; "n" keeps the ACLs.
+    kafka_acls(broker, "--remove", "--topic", "orders", stdin="n\n")
+    assert "User:alice" in kafka_acls(broker, "--list", "--topic", "orders")
+    kafka_acls(broker, "--remove", "--force", "--allow-principal", "User:alice",
+               "--operation", "Read", "--topic", "orders")
+    left = kafka_acls(broker, "--list", "--topic", "orders")
+    assert "operation=READ" not in left and "operation=DESCRIBE" in left
+    kafka_acls(broker, "--remove", "--topic", "orders", stdin="y\n")
+    assert "orders" not in kafka_acls(broker, "--list")
