@@ -46,12 +46,6 @@ impl Access {
         Access { checker }
     }
 
-    /// No authorizer: everything is allowed.
-    #[cfg(test)]
-    pub fn open() -> Self {
-        Access { checker: None }
-    }
-
     /// Whether an authorizer is configured (the ACL APIs need one).
     pub fn enabled(&self) -> bool {
         self.checker.is_some()
