@@ -336,3 +336,40 @@ def test_kafka_acls_sh_adds_lists_and_removes(make_broker, tmp_path):
     assert "operation=READ" not in left and "operation=DESCRIBE" in left
     kafka_acls(broker, "--remove", "--topic", "orders", stdin="y\n")
     assert "orders" not in kafka_acls(broker, "--list")
+
+
+def test_aiokafka_is_refused_a_topic_and_served_another(make_broker):
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.errors import TopicAuthorizationFailedError as AioTopicAuthorizationFailed
+
+    broker = secured_broker(make_broker, [
+        acl(TOPIC, "ok", AclOperation.WRITE), acl(TOPIC, "ok", AclOperation.READ),
+        acl(TOPIC, "ro", AclOperation.READ),
+    ], topics=["ok", "ro"])
+
+    async def scenario():
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait("ok", b"fine")
+            with pytest.raises(AioTopicAuthorizationFailed):
+                await producer.send_and_wait("ro", b"refused")
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer("ok", bootstrap_servers=broker.bootstrap,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            got = []
+            for _ in range(10):
+                batches = await consumer.getmany(timeout_ms=1000)
+                got += [m.value for ms in batches.values() for m in ms]
+                if len(got) >= 2:
+                    break
+            return got
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(scenario()) == [b"seed", b"fine"]
