@@ -19,7 +19,10 @@ from kafka.errors import (
     GroupAuthorizationFailedError, TopicAuthorizationFailedError,
 )
 
-from conftest import BIN
+import socket
+import struct
+
+from conftest import BIN, read_response, request
 
 ME = "User:ANONYMOUS"
 AUTHORIZER = "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"
@@ -373,3 +376,48 @@ def test_aiokafka_is_refused_a_topic_and_served_another(make_broker):
             await consumer.stop()
 
     assert asyncio.run(scenario()) == [b"seed", b"fine"]
+
+
+def list_offsets_v1_error(broker, topic):
+    """The error code of partition 0 in a raw ListOffsets v1 answer."""
+    name = topic.encode()
+    body = (struct.pack(">ii", -1, 1) + struct.pack(">h", len(name)) + name
+            + struct.pack(">iiq", 1, 0, -1))
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as s:
+        s.sendall(request(2, 1, 7, body))
+        response = read_response(s)
+    # correlation id, topic count, topic name, partition count, partition, error
+    (name_len,) = struct.unpack_from(">h", response, 8)
+    (error,) = struct.unpack_from(">h", response, 10 + name_len + 8)
+    return error
+
+
+def test_offsets_and_delete_records_need_describe_and_delete(make_broker):
+    from confluent_kafka import TopicPartition
+
+    broker = secured_broker(make_broker, [
+        acl(TOPIC, "seen", AclOperation.DESCRIBE),
+        acl(TOPIC, "trimmed", AclOperation.DELETE),
+        acl(GROUP, "g", AclOperation.READ),
+    ], topics=["seen", "unseen", "trimmed"])
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "g"})
+    # ListOffsets needs Describe on the topic.
+    assert consumer.get_watermark_offsets(TopicPartition("seen", 0), timeout=10) == (0, 1)
+    # librdkafka stops at Metadata for a topic it cannot describe; ask the
+    # broker itself with a ListOffsets v1 frame.
+    assert list_offsets_v1_error(broker, "unseen") == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert list_offsets_v1_error(broker, "seen") == 0
+    # OffsetFetch: Describe on the group (Read implies it) and on each topic.
+    seen, unseen = consumer.committed(
+        [TopicPartition("seen", 0), TopicPartition("unseen", 0)], timeout=10)
+    assert seen.error is None and seen.offset < 0
+    assert unseen.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    consumer.close()
+
+    admin = admin_of(broker)
+    trimmed = TopicPartition("trimmed", 0, 1)
+    assert admin.delete_records([trimmed])[trimmed].result(10).low_watermark == 1
+    refused = TopicPartition("seen", 0, 1)
+    with pytest.raises(KafkaException) as e:
+        admin.delete_records([refused])[refused].result(10)
+    assert error_code(e.value) == KafkaError.TOPIC_AUTHORIZATION_FAILED

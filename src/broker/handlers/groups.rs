@@ -38,7 +38,7 @@ use crate::broker::partition::now_ms;
 use crate::group::{
     CommittedOffset, GroupState, JoinRequest, MemberRef, Record, SyncRequest, store_error,
 };
-use crate::security::acl::AclOperation as Operation;
+use crate::security::acl::{AclOperation as Operation, ResourceType};
 
 /// Kafka's `offset.metadata.max.bytes` default.
 const MAX_OFFSET_METADATA: usize = 4096;
@@ -65,7 +65,7 @@ fn loading(ctx: &BrokerContext) -> Option<ResponseError> {
     (!ctx.groups.is_loaded()).then_some(ResponseError::CoordinatorLoadInProgress)
 }
 
-/// Needs Describe on the group.
+/// Needs Describe on the group (on the transactional id for key type 1).
 pub fn find_coordinator(
     ctx: &Arc<BrokerContext>,
     access: &Access,
@@ -80,6 +80,10 @@ pub fn find_coordinator(
     // Only group coordination (key type 0) is offered; transactions are
     // not supported.
     let answer = |key_type: i8, key: &str| -> Result<(String, u16), ResponseError> {
+        if key_type == 1 && !access.allows(Operation::Describe, ResourceType::TransactionalId, key)
+        {
+            return Err(ResponseError::TransactionalIdAuthorizationFailed);
+        }
         if key_type != 0 {
             return Err(ResponseError::CoordinatorNotAvailable);
         }

@@ -21,7 +21,7 @@ use crate::records::{
     BatchHeader, RecordError, Walked, first_magic, split_batches, up_convert, verify_records,
     walk_records,
 };
-use crate::security::acl::AclOperation as Operation;
+use crate::security::acl::{AclOperation as Operation, ResourceType};
 
 type Queued = oneshot::Receiver<Result<Appended, ResponseError>>;
 
@@ -54,7 +54,9 @@ impl Failure {
 /// future that builds the response.
 ///
 /// Needs Write on each topic: a refused topic's partitions answer
-/// TOPIC_AUTHORIZATION_FAILED and are not queued.
+/// TOPIC_AUTHORIZATION_FAILED and are not queued. A transactional produce
+/// also needs Write on its transactional id (every partition answers
+/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED otherwise, as in Kafka).
 pub fn enqueue(
     ctx: &Arc<BrokerContext>,
     access: &Access,
@@ -63,15 +65,24 @@ pub fn enqueue(
 ) -> impl Future<Output = ProduceResponse> + Send + use<> {
     let mut topics = Vec::with_capacity(request.topic_data.len());
     let acks = request.acks;
+    let transaction_refused = request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !access.allows(Operation::Write, ResourceType::TransactionalId, id));
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
-        let allowed = access.allows_topic(Operation::Write, &name);
+        let refusal = if transaction_refused {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        } else if !access.allows_topic(Operation::Write, &name) {
+            Some(ResponseError::TopicAuthorizationFailed)
+        } else {
+            None
+        };
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
-            let outcome = if allowed {
-                queue_partition(ctx, &name, data.index, data.records, version, acks)
-            } else {
-                PartitionOutcome::Failed(ResponseError::TopicAuthorizationFailed, None)
+            let outcome = match refusal {
+                None => queue_partition(ctx, &name, data.index, data.records, version, acks),
+                Some(error) => PartitionOutcome::Failed(error, None),
             };
             partitions.push((data.index, outcome));
         }
