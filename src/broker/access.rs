@@ -69,6 +69,16 @@ impl Access {
         })
     }
 
+    /// KIP-430's bit field: bit `code` set for each operation of the
+    /// resource type the caller may do on the resource.
+    pub fn authorized_operations(&self, resource_type: ResourceType, name: &str) -> i32 {
+        resource_type
+            .operations()
+            .iter()
+            .filter(|op| self.allows(**op, resource_type, name))
+            .fold(0, |bits, op| bits | 1 << op.code())
+    }
+
     pub fn allows_topic(&self, operation: AclOperation, topic: &str) -> bool {
         self.allows(operation, ResourceType::Topic, topic)
     }

@@ -115,11 +115,11 @@ pub fn dispatch(
                 handlers::producer_id::handle(&ctx, &access, body).await,
             ))
         }),
-        RequestKind::DescribeCluster(_) => {
+        RequestKind::DescribeCluster(body) => {
             let listener = info.listener.clone();
             Box::pin(async move {
                 Some(ResponseKind::DescribeCluster(
-                    handlers::metadata::describe_cluster(&ctx, &access, &listener),
+                    handlers::metadata::describe_cluster(&ctx, &access, &listener, body),
                 ))
             })
         }

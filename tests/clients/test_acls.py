@@ -421,3 +421,25 @@ def test_offsets_and_delete_records_need_describe_and_delete(make_broker):
     with pytest.raises(KafkaException) as e:
         admin.delete_records([refused])[refused].result(10)
     assert error_code(e.value) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def test_authorized_operations_are_reported(make_broker):
+    from confluent_kafka import TopicCollection
+
+    broker = secured_broker(make_broker, [
+        acl(TOPIC, "events", AclOperation.READ),
+        acl(TOPIC, "events", AclOperation.ALTER_CONFIGS),
+        acl(GROUP, "g", AclOperation.DELETE),
+        acl(CLUSTER, "kafka-cluster", AclOperation.DESCRIBE),
+    ], topics=["events"])
+    admin = admin_of(broker)
+    topic = admin.describe_topics(TopicCollection(["events"]),
+                                  include_authorized_operations=True)["events"].result(10)
+    assert set(topic.authorized_operations) == {
+        AclOperation.READ, AclOperation.DESCRIBE, AclOperation.ALTER_CONFIGS,
+        AclOperation.DESCRIBE_CONFIGS}
+    cluster = admin.describe_cluster(include_authorized_operations=True).result(10)
+    assert set(cluster.authorized_operations) == {AclOperation.DESCRIBE}
+    group = admin.describe_consumer_groups(["g"], include_authorized_operations=True)["g"]
+    assert set(group.result(10).authorized_operations) == {
+        AclOperation.DELETE, AclOperation.DESCRIBE}

@@ -620,7 +620,13 @@ pub async fn describe(
                         .with_member_assignment(m.assignment)
                 })
                 .collect();
+            let operations = if version >= 3 && request.include_authorized_operations {
+                access.authorized_operations(ResourceType::Group, &g.group_id)
+            } else {
+                i32::MIN
+            };
             DescribedGroup::default()
+                .with_authorized_operations(operations)
                 .with_group_id(GroupId(str_bytes(&g.group_id)))
                 .with_group_state(str_bytes(g.state.map_or("Dead", GroupState::as_str)))
                 .with_protocol_type(str_bytes(&g.protocol_type))

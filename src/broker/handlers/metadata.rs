@@ -10,14 +10,14 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{
-    BrokerId, DescribeClusterResponse, MetadataRequest, MetadataResponse,
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse,
 };
 
 use super::{since, str_bytes, topic_name};
 use crate::broker::BrokerContext;
 use crate::broker::access::Access;
 use crate::cluster::{CreateTopicRequest, MetadataImage, TopicState, validate_topic_name};
-use crate::security::acl::AclOperation as Operation;
+use crate::security::acl::{AclOperation as Operation, CLUSTER_NAME, ResourceType};
 
 /// Lists only the topics the caller may Describe; a named topic it may not
 /// describe gets TOPIC_AUTHORIZATION_FAILED whether or not it exists, and
@@ -83,6 +83,17 @@ pub async fn handle(
             .map(|t| topic_metadata(t, version))
             .collect(),
     };
+    if version >= 8 && request.include_topic_authorized_operations {
+        for topic in &mut topics {
+            let name = topic
+                .name
+                .as_ref()
+                .map(|n| n.0.to_string())
+                .unwrap_or_default();
+            topic.topic_authorized_operations =
+                access.authorized_operations(ResourceType::Topic, &name);
+        }
+    }
     for (name, error) in errors {
         topics.push(
             MetadataResponseTopic::default()
@@ -95,6 +106,13 @@ pub async fn handle(
         .with_cluster_id(since(version, 2, Some(str_bytes(&image.cluster_id)), None))
         .with_controller_id(BrokerId(since(version, 1, ctx.settings.broker_id, -1)))
         .with_topics(topics)
+        .with_cluster_authorized_operations(
+            if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+                access.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
+            } else {
+                i32::MIN
+            },
+        )
 }
 
 async fn auto_create(ctx: &Arc<BrokerContext>, name: &str) -> Result<(), ResponseError> {
@@ -189,6 +207,7 @@ pub fn describe_cluster(
     ctx: &Arc<BrokerContext>,
     access: &Access,
     listener: &str,
+    request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     if let Err(error) = access.cluster(Operation::Describe) {
         return DescribeClusterResponse::default().with_error_code(error.code());
@@ -208,4 +227,9 @@ pub fn describe_cluster(
         .with_cluster_id(str_bytes(&image.cluster_id))
         .with_controller_id(BrokerId(ctx.settings.broker_id))
         .with_brokers(brokers)
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            access.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            i32::MIN
+        })
 }

@@ -116,6 +116,39 @@ kafka_enum!(
     }
 );
 
+impl ResourceType {
+    /// The operations that apply to this resource type, as Kafka reports
+    /// them in authorized-operations bit fields (KIP-430).
+    pub fn operations(self) -> &'static [AclOperation] {
+        use AclOperation::*;
+        match self {
+            ResourceType::Topic => &[
+                Read,
+                Write,
+                Create,
+                Delete,
+                Alter,
+                Describe,
+                DescribeConfigs,
+                AlterConfigs,
+            ],
+            ResourceType::Group => &[Read, Describe, Delete],
+            ResourceType::Cluster => &[
+                Create,
+                ClusterAction,
+                DescribeConfigs,
+                AlterConfigs,
+                IdempotentWrite,
+                Alter,
+                Describe,
+            ],
+            ResourceType::TransactionalId => &[Describe, Write],
+            ResourceType::DelegationToken => &[Describe],
+            _ => &[],
+        }
+    }
+}
+
 impl AclOperation {
     /// Whether an ALLOW entry for `self` allows `wanted`: `All` allows
     /// everything, and Kafka lets Read, Write, Delete and Alter imply
