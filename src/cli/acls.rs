@@ -394,9 +394,18 @@ async fn list(
             })
             .collect()
     };
-    let principal = args.principal.first().cloned();
+    // One DescribeAcls per (resource, principal); no --principal is one
+    // request for every principal.
+    let principals: Vec<Option<String>> = if args.principal.is_empty() {
+        vec![None]
+    } else {
+        args.principal.iter().cloned().map(Some).collect()
+    };
+    let requests = filters
+        .iter()
+        .flat_map(|f| principals.iter().map(move |p| (f.clone(), p.clone())));
     let mut by_pattern: BTreeMap<ResourcePattern, Vec<AccessControlEntry>> = BTreeMap::new();
-    for (resource_type, name, pattern_type) in filters {
+    for ((resource_type, name, pattern_type), principal) in requests {
         let response = client
             .any()
             .send(|_| {
@@ -500,4 +509,119 @@ fn delete_filter(
                 .map_or(AclPermissionType::Any, |e| e.permission)
                 .code(),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(flags: &[&str]) -> AclsArgs {
+        AclsArgs::try_parse_from(std::iter::once("kafka-acls.sh").chain(flags.iter().copied()))
+            .expect("flags parse")
+    }
+
+    fn listed(args: &AclsArgs) -> Vec<String> {
+        bindings(args, PatternType::Literal)
+            .expect("bindings")
+            .into_iter()
+            .flat_map(|(p, entries)| {
+                entries.into_iter().map(move |e| {
+                    format!(
+                        "{} {} {} {} {}",
+                        p.resource_type, p.name, e.principal, e.operation, e.permission
+                    )
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn producer_and_consumer_expand_as_in_kafka() {
+        let producer = parsed(&[
+            "--add",
+            "--allow-principal",
+            "User:p",
+            "--producer",
+            "--topic",
+            "t",
+            "--idempotent",
+        ]);
+        assert_eq!(
+            listed(&producer),
+            [
+                "TOPIC t User:p WRITE ALLOW",
+                "TOPIC t User:p DESCRIBE ALLOW",
+                "TOPIC t User:p CREATE ALLOW",
+                "CLUSTER kafka-cluster User:p IDEMPOTENT_WRITE ALLOW",
+            ]
+        );
+        let consumer = parsed(&[
+            "--add",
+            "--allow-principal",
+            "User:c",
+            "--consumer",
+            "--topic",
+            "t",
+            "--group",
+            "g",
+        ]);
+        assert_eq!(
+            listed(&consumer),
+            [
+                "TOPIC t User:c READ ALLOW",
+                "TOPIC t User:c DESCRIBE ALLOW",
+                "GROUP g User:c READ ALLOW",
+            ]
+        );
+        let no_group = parsed(&[
+            "--add",
+            "--allow-principal",
+            "User:c",
+            "--consumer",
+            "--topic",
+            "t",
+        ]);
+        assert!(bindings(&no_group, PatternType::Literal).is_err());
+    }
+
+    #[test]
+    fn operations_default_to_all_and_hosts_to_the_wildcard() {
+        let args = parsed(&[
+            "--add",
+            "--allow-principal",
+            "User:a",
+            "--deny-principal",
+            "User:b",
+            "--deny-host",
+            "10.0.0.1",
+            "--deny-host",
+            "10.0.0.2",
+            "--topic",
+            "t",
+        ]);
+        let got = bindings(&args, PatternType::Literal).expect("bindings");
+        let entries = &got[&ResourcePattern::literal(ResourceType::Topic, "t")];
+        let hosts: Vec<(&str, &str, AclOperation)> = entries
+            .iter()
+            .map(|e| (e.principal.as_str(), e.host.as_str(), e.operation))
+            .collect();
+        assert_eq!(
+            hosts,
+            [
+                ("User:a", "*", AclOperation::All),
+                ("User:b", "10.0.0.1", AclOperation::All),
+                ("User:b", "10.0.0.2", AclOperation::All),
+            ]
+        );
+        let bad = parsed(&[
+            "--add",
+            "--allow-principal",
+            "User:a",
+            "--operation",
+            "Fly",
+            "--topic",
+            "t",
+        ]);
+        assert!(bindings(&bad, PatternType::Literal).is_err());
+    }
 }
