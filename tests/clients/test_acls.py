@@ -443,3 +443,27 @@ def test_authorized_operations_are_reported(make_broker):
     group = admin.describe_consumer_groups(["g"], include_authorized_operations=True)["g"]
     assert set(group.result(10).authorized_operations) == {
         AclOperation.DELETE, AclOperation.DESCRIBE}
+
+
+def test_acls_through_a_separate_coordinator(tmp_path):
+    from test_coordinator import Coordinator
+    from conftest import Broker
+
+    coordinator = Coordinator(tmp_path / "coordinator").start()
+    zk = ["--override", f"zookeeper.connect={coordinator.address}", "--override", AUTHORIZER]
+    broker = Broker(tmp_path / "broker", extra=[*zk, "--override", f"super.users={ME}"])
+    try:
+        broker.start()
+        admin = admin_of(broker)
+        wait_all(admin.create_topics([NewTopic("remote", 1, 1), NewTopic("closed", 1, 1)]))
+        wait_all(admin.create_acls([acl(TOPIC, "remote", AclOperation.WRITE)]))
+        broker.extra = zk
+        broker.restart()
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, retries=0)
+        producer.send("remote", b"ok").get(10)
+        with pytest.raises(TopicAuthorizationFailedError):
+            producer.send("closed", b"no").get(10)
+        producer.close()
+    finally:
+        broker.stop()
+        coordinator.stop()
