@@ -16,10 +16,12 @@ use kafka_protocol::messages::{
     CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse,
     DescribeAclsRequest, DescribeAclsResponse,
 };
+use kafka_protocol::protocol::StrBytes;
 
 use super::str_bytes;
 use crate::broker::BrokerContext;
 use crate::broker::access::Access;
+use crate::cluster::ClusterError;
 use crate::security::acl::{
     AccessControlEntry, AccessControlEntryFilter, AclBinding, AclBindingFilter, AclOperation,
     AclPermissionType, PatternType, ResourcePattern, ResourcePatternFilter, ResourceType,
@@ -80,11 +82,7 @@ pub async fn create(
         .map(|binding| match (binding, &written) {
             (Err(reason), _) => result(Some((ResponseError::InvalidRequest, reason))),
             (Ok(_), Ok(())) => result(None),
-            (Ok(_), Err(error)) => result(Some((
-                ResponseError::try_from_code(error.code().0)
-                    .unwrap_or(ResponseError::UnknownServerError),
-                error.message(),
-            ))),
+            (Ok(_), Err(error)) => result(Some(refused_by(error))),
         })
         .collect();
     if written.is_ok() {
@@ -103,19 +101,15 @@ pub fn describe(
             .with_error_code(error.code())
             .with_error_message(Some(str_bytes(&message)));
     }
-    let filter = AclBindingFilter {
-        pattern: ResourcePatternFilter {
-            resource_type: ResourceType::from_code(request.resource_type_filter),
-            name: request.resource_name_filter.map(|n| n.to_string()),
-            pattern_type: PatternType::from_code(request.pattern_type_filter),
-        },
-        entry: AccessControlEntryFilter {
-            principal: request.principal_filter.map(|p| p.to_string()),
-            host: request.host_filter.map(|h| h.to_string()),
-            operation: AclOperation::from_code(request.operation),
-            permission: AclPermissionType::from_code(request.permission_type),
-        },
-    };
+    let filter = filter_from(
+        request.resource_type_filter,
+        request.resource_name_filter.as_ref(),
+        request.pattern_type_filter,
+        request.principal_filter.as_ref(),
+        request.host_filter.as_ref(),
+        request.operation,
+        request.permission_type,
+    );
     if let Some(reason) = filter.invalid_reason() {
         return DescribeAclsResponse::default()
             .with_error_code(ResponseError::InvalidRequest.code())
@@ -187,20 +181,23 @@ pub async fn delete(
     let mut doomed: Vec<AclBinding> = resolved.iter().flatten().flatten().cloned().collect();
     doomed.sort();
     doomed.dedup();
+    let removed = doomed.len();
     let written = if doomed.is_empty() {
         Ok(())
     } else {
         ctx.coordinator.delete_acls(doomed).await
     };
+    if written.is_ok() && removed > 0 {
+        tracing::info!(principal = access.principal(), removed, "ACLs deleted");
+    }
     let results = resolved
         .into_iter()
         .map(|matched| match (matched, &written) {
             (Err(reason), _) => failed(ResponseError::InvalidRequest, reason),
-            (Ok(_), Err(error)) => failed(
-                ResponseError::try_from_code(error.code().0)
-                    .unwrap_or(ResponseError::UnknownServerError),
-                error.message(),
-            ),
+            (Ok(_), Err(error)) => {
+                let (code, message) = refused_by(error);
+                failed(code, message)
+            }
             (Ok(bindings), Ok(())) => DeleteAclsFilterResult::default()
                 .with_matching_acls(bindings.iter().map(matching_acl).collect()),
         })
@@ -225,19 +222,47 @@ fn binding_of(c: &AclCreation) -> AclBinding {
 }
 
 fn filter_of(f: &DeleteAclsFilter) -> AclBindingFilter {
+    filter_from(
+        f.resource_type_filter,
+        f.resource_name_filter.as_ref(),
+        f.pattern_type_filter,
+        f.principal_filter.as_ref(),
+        f.host_filter.as_ref(),
+        f.operation,
+        f.permission_type,
+    )
+}
+
+/// A filter from the seven fields DescribeAcls and DeleteAcls share.
+fn filter_from(
+    resource_type: i8,
+    name: Option<&StrBytes>,
+    pattern_type: i8,
+    principal: Option<&StrBytes>,
+    host: Option<&StrBytes>,
+    operation: i8,
+    permission: i8,
+) -> AclBindingFilter {
     AclBindingFilter {
         pattern: ResourcePatternFilter {
-            resource_type: ResourceType::from_code(f.resource_type_filter),
-            name: f.resource_name_filter.as_ref().map(|n| n.to_string()),
-            pattern_type: PatternType::from_code(f.pattern_type_filter),
+            resource_type: ResourceType::from_code(resource_type),
+            name: name.map(|n| n.to_string()),
+            pattern_type: PatternType::from_code(pattern_type),
         },
         entry: AccessControlEntryFilter {
-            principal: f.principal_filter.as_ref().map(|p| p.to_string()),
-            host: f.host_filter.as_ref().map(|h| h.to_string()),
-            operation: AclOperation::from_code(f.operation),
-            permission: AclPermissionType::from_code(f.permission_type),
+            principal: principal.map(|p| p.to_string()),
+            host: host.map(|h| h.to_string()),
+            operation: AclOperation::from_code(operation),
+            permission: AclPermissionType::from_code(permission),
         },
     }
+}
+
+/// The code and message a refused coordinator write answers with.
+fn refused_by(error: &ClusterError) -> (ResponseError, String) {
+    let code =
+        ResponseError::try_from_code(error.code().0).unwrap_or(ResponseError::UnknownServerError);
+    (code, error.message())
 }
 
 fn matching_acl(binding: &AclBinding) -> DeleteAclsMatchingAcl {
