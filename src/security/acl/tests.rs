@@ -442,5 +442,5 @@ fn a_check_does_not_scan_unrelated_bindings() {
         assert!(authorizer.authorize(&set, ALICE, HOST, Op::Describe, Topic, &name));
     }
     // Scanning 200 000 bindings per check would take seconds here.
-    assert!(started.elapsed().as_secs() < 2, "{:?}", started.elapsed());
+    assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
 }
