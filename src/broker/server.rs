@@ -146,6 +146,7 @@ pub async fn run(
         metrics: Arc::new(Metrics::default()),
         groups: Arc::new(groups),
         producer_ids: Mutex::new(0..0),
+        authorizer: settings.authorizer.clone().map(Arc::new),
         settings,
     });
 

@@ -121,6 +121,10 @@ const OPTIONAL: &[&str] = &[
     "max.connections.per.ip",
     "max.connections.per.ip.overrides",
     "queued.max.request.bytes",
+    // Authorization: no authorizer unless named.
+    "authorizer.class.name",
+    "super.users",
+    "allow.everyone.if.no.acl.found",
 ];
 
 /// Kafka keys that real deployments set but that mean nothing for a single

@@ -3,8 +3,10 @@
 //! - `principal`: the authenticated identity (`User:alice`), as Kafka's
 //!   `KafkaPrincipal`; `User:ANONYMOUS` until a listener's TLS or SASL
 //!   authentication says otherwise;
-//! - `protocol`: the four security protocols a listener may use.
+//! - `protocol`: the four security protocols a listener may use;
+//! - `acl`: ACL bindings and the authorizer deciding with them.
 
+pub mod acl;
 pub mod principal;
 pub mod protocol;
 
