@@ -433,3 +433,29 @@ def test_requested_client_auth_takes_a_certificate_when_offered(make_broker, cer
     assert "principal=User:ANONYMOUS" in broker.output()
     kafka_python_round_trip(broker.ssl_bootstrap, python_ssl(certs), topic="with-cert", count=2)
     assert "principal=User:CN=client,O=gregor" in broker.output()
+
+
+def test_the_certificate_principal_is_what_acls_see(make_broker, certs):
+    broker = start_tls_broker(
+        make_broker,
+        certs,
+        client_auth="requested",
+        extra=[
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users=User:CN=client,O=gregor",
+        ],
+    )
+    # The certificate's principal is a super user: everything is allowed.
+    kafka_python_round_trip(broker.ssl_bootstrap, python_ssl(certs), topic="guarded", count=2)
+    # Without a certificate the same client is User:ANONYMOUS, with no ACL.
+    from kafka.errors import TopicAuthorizationFailedError
+
+    producer = KafkaProducer(
+        bootstrap_servers=broker.ssl_bootstrap,
+        max_block_ms=5000,
+        **python_ssl(certs, client_cert=False),
+    )
+    with pytest.raises((TopicAuthorizationFailedError, KafkaError)) as refused:
+        producer.send("guarded", b"x").get(timeout=10)
+    producer.close()
+    assert isinstance(refused.value, TopicAuthorizationFailedError), refused.value
