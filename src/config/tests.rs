@@ -85,7 +85,10 @@ fn defaults_match_kafka() {
         (l[0].advertised_host.as_str(), l[0].advertised_port),
         ("10.1.2.3", 9092)
     );
-    assert_eq!(l[0].security_protocol, crate::security::SecurityProtocol::Plaintext);
+    assert_eq!(
+        l[0].security_protocol,
+        crate::security::SecurityProtocol::Plaintext
+    );
     // An empty RawConfig falls back to the same defaults.
     assert_eq!(RawConfig::new().validate_with(&host).unwrap(), s);
 }

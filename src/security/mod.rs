@@ -7,6 +7,7 @@
 
 pub mod principal;
 pub mod protocol;
+pub mod sasl;
 
 pub use principal::KafkaPrincipal;
 pub use protocol::SecurityProtocol;
