@@ -31,7 +31,8 @@ const fn key(
 }
 
 use ConfigType::{
-    Boolean as B, Double as D, Int as I, List as L, Long as Lg, Short as S, String as Str,
+    Boolean as B, Double as D, Int as I, List as L, Long as Lg, Password as P, Short as S,
+    String as Str,
 };
 
 const LONG_MAX: Option<&str> = Some("9223372036854775807");
@@ -51,6 +52,8 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("broker.id.from.pod.name", I, None, "gregor: the broker id taken from a StatefulSet pod's ordinal (POD_NAME)."),
     key("broker.id.generation.enable", B, Some("true"), "Generates broker ids automatically."),
     key("broker.rack", Str, None, "The broker's rack."),
+    key("client.passwords", P, None, "gregor: passwords of client.users (Bitnami's KAFKA_CLIENT_PASSWORDS)."),
+    key("client.users", L, None, "gregor: SCRAM users created at start when absent (Bitnami's KAFKA_CLIENT_USERS)."),
     key("cluster.id", Str, None, "The cluster id."),
     key("compression.gzip.level", I, Some("-1"), "The default gzip level of topics with compression.type gzip."),
     key("compression.lz4.level", I, Some("9"), "The default lz4 level of topics with compression.type lz4."),
@@ -58,7 +61,9 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("compression.zstd.level", I, Some("3"), "The default zstd level of topics with compression.type zstd."),
     key("confluent.support.customer.id", Str, None, "Confluent's support metrics customer id."),
     key("confluent.support.metrics.enable", B, None, "Confluent's support metrics."),
+    key("connection.failed.authentication.delay.ms", I, None, "How long the answer to a failed authentication is delayed before the connection is closed."),
     key("connections.max.idle.ms", Lg, None, "Idle connections are closed after this long."),
+    key("connections.max.reauth.ms", Lg, None, "The longest a SASL session lasts before the client must re-authenticate (0: no limit)."),
     key("controller.listener.names", Str, None, "KRaft: the controller's listeners."),
     key("controller.quorum.voters", L, Some(""), "KRaft: the controller quorum."),
     key("coordinator.connect", Str, None, "gregor: host:port of a separate cluster coordinator."),
@@ -141,6 +146,9 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("replica.lag.time.max.ms", Lg, Some("30000"), "How long a follower may lag before it leaves the ISR."),
     key("request.timeout.ms", I, None, "A client setting some broker configs carry."),
     key("reserved.broker.max.id", I, Some("1000"), "The highest id reserved for configured brokers."),
+    key("sasl.enabled.mechanisms", L, None, "The SASL mechanisms SASL listeners offer (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)."),
+    key("sasl.jaas.config", P, None, "The JAAS login module line; PlainLoginModule's user_NAME options are PLAIN's users."),
+    key("sasl.mechanism.inter.broker.protocol", Str, Some("GSSAPI"), "The SASL mechanism between brokers."),
     key("security.inter.broker.protocol", Str, Some("PLAINTEXT"), "The security protocol between brokers."),
     key("socket.receive.buffer.bytes", I, Some("102400"), "SO_RCVBUF of the broker's sockets."),
     key("socket.request.max.bytes", I, None, "The largest request the broker reads."),

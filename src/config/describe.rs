@@ -30,6 +30,8 @@ pub enum ConfigType {
     Long = 5,
     Double = 6,
     List = 7,
+    /// Shown as sensitive: DescribeConfigs never returns the value.
+    Password = 9,
 }
 
 impl ConfigType {
@@ -97,19 +99,24 @@ pub fn describe_broker_configs(raw: &RawConfig) -> Vec<DescribedConfig> {
                 let value = default_value(name)?;
                 Some(ConfigSynonym::new(name, Some(value), ConfigSource::Default))
             });
-            let synonyms: Vec<ConfigSynonym> = explicit
+            let sensitive = row.config_type == ConfigType::Password;
+            let mut synonyms: Vec<ConfigSynonym> = explicit
                 .chain(defaults)
                 .skip_while(|s| s.name != row.name)
                 .collect();
             let value = raw
                 .explicit(row.name)
                 .map(|v| v.value.clone())
-                .or_else(|| default_value(row.name));
+                .or_else(|| default_value(row.name))
+                .filter(|_| !sensitive);
+            if sensitive {
+                synonyms.iter_mut().for_each(|s| s.value = None);
+            }
             DescribedConfig {
                 name: row.name.to_string(),
                 value,
                 source: synonyms.first().map_or(ConfigSource::Default, |s| s.source),
-                sensitive: false,
+                sensitive,
                 read_only: true,
                 config_type: row.config_type,
                 synonyms,

@@ -278,12 +278,15 @@ pub(super) fn resolve_listeners(
             );
             return Err(err("listener.security.protocol.map", &map_rv, reason));
         };
-        if protocol != SecurityProtocol::Plaintext {
-            let reason = format!(
-                "listener {} uses security protocol {protocol}; only PLAINTEXT is supported",
-                ep.name
-            );
-            return Err(err("listeners", &lrv, reason));
+        match protocol {
+            SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext => {}
+            SecurityProtocol::Ssl | SecurityProtocol::SaslSsl => {
+                let reason = format!(
+                    "listener {} uses security protocol {protocol}; only PLAINTEXT and SASL_PLAINTEXT are supported",
+                    ep.name
+                );
+                return Err(err("listeners", &lrv, reason));
+            }
         }
         // kafka_host_url stands in for advertised.listeners on the first
         // listener, which is how the tutorial's single-listener setup works.

@@ -94,6 +94,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("offsets.retention.minutes", "10080"),
     ("gregor.shutdown.timeout.ms", "5000"),
     ("connections.max.idle.ms", "600000"),
+    ("connection.failed.authentication.delay.ms", "100"),
+    ("connections.max.reauth.ms", "0"),
     ("gregor.request.receive.timeout.ms", "30000"),
     ("gregor.max.partitions.per.topic", "10000"),
     ("gregor.max.partitions.per.broker", "4000"),
@@ -121,6 +123,11 @@ const OPTIONAL: &[&str] = &[
     "max.connections.per.ip",
     "max.connections.per.ip.overrides",
     "queued.max.request.bytes",
+    // SASL (see sasl.rs); per-listener variants in is_listener_sasl_key.
+    "sasl.enabled.mechanisms",
+    "sasl.jaas.config",
+    "client.users",
+    "client.passwords",
 ];
 
 /// Kafka keys that real deployments set but that mean nothing for a single
@@ -143,6 +150,7 @@ const IGNORED: &[&str] = &[
     "inter.broker.listener.name",
     "inter.broker.protocol.version",
     "security.inter.broker.protocol",
+    "sasl.mechanism.inter.broker.protocol",
     "controller.listener.names",
     "controller.quorum.voters",
     "process.roles",
@@ -197,7 +205,18 @@ const LAUNCHER_PREFIXES: &[&str] = &["jmx.", "log4j.", "java.", "tools."];
 
 /// Whether `key` is one gregor knows about (used, or accepted and ignored).
 pub fn is_known_key(key: &str) -> bool {
-    DEFAULTS.iter().any(|(k, _)| *k == key) || OPTIONAL.contains(&key) || IGNORED.contains(&key)
+    DEFAULTS.iter().any(|(k, _)| *k == key)
+        || OPTIONAL.contains(&key)
+        || IGNORED.contains(&key)
+        || is_listener_sasl_key(key)
+}
+
+/// `listener.name.NAME.sasl.enabled.mechanisms` and
+/// `listener.name.NAME.MECHANISM.sasl.jaas.config`.
+fn is_listener_sasl_key(key: &str) -> bool {
+    key.strip_prefix("listener.name.").is_some_and(|rest| {
+        rest.ends_with(".sasl.enabled.mechanisms") || rest.ends_with(".sasl.jaas.config")
+    })
 }
 
 /// Whether `key` is accepted only so that Kafka's config files load.

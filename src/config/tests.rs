@@ -359,12 +359,12 @@ fn listener_errors() {
 }
 
 #[test]
-fn non_plaintext_protocol_is_rejected() {
+fn tls_protocols_are_rejected() {
     let e = settings("listeners=SSL://:9093", &[], &[]).unwrap_err();
     assert_eq!(
         e.to_string(),
         "invalid value \"SSL://:9093\" for listeners (from file server.properties line 1): \
-         listener SSL uses security protocol SSL; only PLAINTEXT is supported"
+         listener SSL uses security protocol SSL; only PLAINTEXT and SASL_PLAINTEXT are supported"
     );
     let file = "listeners=EXTERNAL://:9093\nlistener.security.protocol.map=EXTERNAL:SASL_SSL";
     let e = settings(file, &[], &[]).unwrap_err().to_string();
@@ -373,6 +373,9 @@ fn non_plaintext_protocol_is_rejected() {
         "{e}"
     );
 }
+
+#[path = "sasl_tests.rs"]
+mod sasl_tests;
 
 #[test]
 fn retention_precedence_and_unlimited() {
