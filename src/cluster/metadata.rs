@@ -17,6 +17,7 @@ pub use super::code::{KafkaCode, Rejection};
 use topics::check_replication_factor;
 
 pub use crate::security::SecurityProtocol;
+use crate::security::sasl::{ScramCredential, ScramMechanism};
 
 /// How clients reach a broker on one listener.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +142,17 @@ pub enum Command {
         broker_id: i32,
         count: i64,
     },
+    // SASL/SCRAM credentials (KIP-554): what the broker checks a SCRAM
+    // login against, never the password.
+    UpsertScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+        credential: ScramCredential,
+    },
+    DeleteScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+    },
 }
 
 /// What an accepted command produced, for the proposer's response.
@@ -174,6 +186,9 @@ pub struct MetadataImage {
     pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
     /// The first producer id of the next block handed out.
     pub next_producer_id: i64,
+    /// SCRAM credentials by user, then mechanism.
+    #[serde(default)]
+    pub scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
     /// Index of the last command applied; 0 before any.
     pub last_applied: u64,
 }
@@ -438,6 +453,14 @@ impl MetadataImage {
                 self.next_producer_id = end;
                 Ok(ApplyOutcome::ProducerIds(start..end))
             }
+            Command::UpsertScramCredential {
+                user,
+                mechanism,
+                credential,
+            } => self.upsert_scram_credential(user, *mechanism, credential),
+            Command::DeleteScramCredential { user, mechanism } => {
+                self.delete_scram_credential(user, *mechanism)
+            }
         }
     }
 
@@ -475,6 +498,7 @@ fn set_flag(flag: &mut bool, value: bool) -> ApplyOutcome {
     }
 }
 
+mod scram;
 mod topics;
 
 #[cfg(test)]
