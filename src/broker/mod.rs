@@ -1,6 +1,7 @@
 //! The broker: listeners, connections, request dispatch and handlers, and
 //! the partitions it hosts.
 
+mod authentication;
 mod blocking;
 mod cleaner;
 mod connection;

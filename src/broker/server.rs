@@ -139,6 +139,7 @@ pub async fn run(
         producer_ids: Mutex::new(0..0),
         settings,
     });
+    super::handlers::scram_credentials::ensure_client_users(&ctx).await;
 
     let mut background = JoinSet::new();
     background.spawn(follow_metadata(ctx.clone(), shutdown.clone()));
