@@ -19,6 +19,7 @@ mod consumer_groups;
 mod delete_records;
 mod group_member;
 mod partitioner;
+mod scram_users;
 mod server_stop;
 mod topics;
 
