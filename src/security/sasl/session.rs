@@ -63,7 +63,7 @@ enum State {
         /// After SaslHandshake v0, tokens come as bare size-prefixed
         /// frames instead of SaslAuthenticate requests.
         raw_tokens: bool,
-        scram: Option<ScramExchange>,
+        scram: Option<Box<ScramExchange>>,
     },
     Authenticated,
     Failed,
@@ -218,7 +218,7 @@ impl SaslSession {
                     self.state = State::Authenticating {
                         mechanism,
                         raw_tokens,
-                        scram: Some(exchange),
+                        scram: Some(Box::new(exchange)),
                     };
                     return (response.with_auth_bytes(challenge), Verdict::Continue);
                 }
