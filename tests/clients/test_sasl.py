@@ -257,6 +257,17 @@ def test_unsupported_mechanism_is_refused_with_the_enabled_list(sasl_broker):
         assert closed(s)
 
 
+def test_mechanism_not_enabled_on_the_listener_is_reported_by_clients(own_broker):
+    broker = own_broker("listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN")
+    errors = ck_auth_error(broker, "SCRAM-SHA-256", "alice", "alice-secret")
+    assert any("SCRAM-SHA-256" in e and "PLAIN" in e for e in errors), errors
+    out = subprocess.run([*kcat_args(broker, "SCRAM-SHA-512"), "-L", "-m", "5"],
+                         capture_output=True, timeout=30)
+    assert out.returncode != 0
+    assert b"PLAIN" in out.stderr, out.stderr
+    assert kcat_round_trip(broker, "PLAIN", topic_name()) == [b"from kcat"]
+
+
 def test_failed_authentication_is_delayed_then_closed(sasl_broker):
     with connect(sasl_broker) as s:
         s.sendall(request(SASL_HANDSHAKE, 1, 1, handshake_body("PLAIN")))
