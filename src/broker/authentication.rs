@@ -74,7 +74,10 @@ impl Authenticator {
             .and_then(|b| ApiKey::try_from(i16::from_be_bytes([b[0], b[1]])).ok());
         match self.session.gate(api_key, now) {
             Gate::Serve => return Admission::Serve(frame),
-            Gate::Close(reason) => return Admission::Close(reason),
+            Gate::Close(reason) => {
+                tracing::info!(peer = %info.peer, listener = %info.listener, %reason, "closing connection");
+                return Admission::Close(reason);
+            }
             Gate::Sasl => {}
         }
         let request = match decode_request(frame) {
@@ -89,7 +92,7 @@ impl Authenticator {
                 (ResponseKind::SaslHandshake(response), verdict)
             }
             RequestKind::SaslAuthenticate(authenticate) => {
-                let credentials = self.credentials(ctx, info);
+                let credentials = Self::credentials(ctx, info);
                 let (response, verdict) =
                     self.session
                         .authenticate(&authenticate.auth_bytes, &credentials, now);
@@ -112,7 +115,7 @@ impl Authenticator {
         token: &[u8],
         now: Instant,
     ) -> Admission {
-        let credentials = self.credentials(ctx, info);
+        let credentials = Self::credentials(ctx, info);
         let (response, verdict) = self.session.authenticate(token, &credentials, now);
         let failed = matches!(verdict, Verdict::Failed(_) | Verdict::Close);
         let encode = move || {
@@ -127,16 +130,14 @@ impl Authenticator {
         self.conclude(ctx, info, verdict, encode)
     }
 
-    fn credentials(&self, ctx: &BrokerContext, info: &ConnectionInfo) -> BrokerCredentials {
-        let plain = ctx
-            .settings
-            .sasl
-            .listeners
-            .get(&info.listener)
-            .map(|l| l.plain_users.clone())
-            .unwrap_or_default();
+    fn credentials<'a>(ctx: &'a BrokerContext, info: &ConnectionInfo) -> BrokerCredentials<'a> {
         BrokerCredentials {
-            plain,
+            plain: ctx
+                .settings
+                .sasl
+                .listeners
+                .get(&info.listener)
+                .map(|l| &l.plain_users),
             image: ctx.coordinator.image(),
         }
     }
@@ -193,14 +194,14 @@ fn log_failure(info: &ConnectionInfo, failure: &Failure) {
 
 /// PLAIN's users of the listener and the SCRAM credentials of the image
 /// the request arrived under.
-struct BrokerCredentials {
-    plain: BTreeMap<String, Secret>,
+struct BrokerCredentials<'a> {
+    plain: Option<&'a BTreeMap<String, Secret>>,
     image: Arc<MetadataImage>,
 }
 
-impl Credentials for BrokerCredentials {
+impl Credentials for BrokerCredentials<'_> {
     fn plain_password(&self, user: &str) -> Option<String> {
-        self.plain.get(user).map(|secret| secret.0.clone())
+        self.plain?.get(user).map(|secret| secret.0.clone())
     }
 
     fn scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
