@@ -253,3 +253,40 @@ pub async fn ensure_client_users(ctx: &BrokerContext) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upsert(iterations: i32) -> Option<(i32, bytes::Bytes, bytes::Bytes)> {
+        Some((iterations, "salt".into(), "salted".into()))
+    }
+
+    #[test]
+    fn alterations_are_checked_as_kafkas_controller_checks_them() {
+        let mut seen = HashSet::new();
+        let code = |r: Result<Alteration, Refusal>| r.err().map(|(code, _)| code);
+        assert_eq!(code(check("alice", 1, upsert(4096), &mut seen)), None);
+        assert_eq!(
+            code(check("alice", 1, None, &mut seen)),
+            Some(KafkaCode::DUPLICATE_RESOURCE.0)
+        );
+        assert_eq!(code(check("alice", 2, None, &mut seen)), None);
+        assert_eq!(
+            code(check("alice", 3, None, &mut seen)),
+            Some(KafkaCode::UNSUPPORTED_SASL_MECHANISM.0)
+        );
+        assert_eq!(
+            code(check("", 1, None, &mut seen)),
+            Some(KafkaCode::UNACCEPTABLE_CREDENTIAL.0)
+        );
+        let too_many = check("bob", 1, upsert(16385), &mut seen);
+        assert_eq!(
+            too_many.err(),
+            Some((
+                KafkaCode::UNACCEPTABLE_CREDENTIAL.0,
+                "Too many iterations".to_string()
+            ))
+        );
+    }
+}
