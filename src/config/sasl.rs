@@ -61,10 +61,10 @@ impl RawConfig {
         for listener in listeners.iter().filter(|l| l.security_protocol.uses_sasl()) {
             by_listener.insert(listener.name.clone(), self.listener_sasl(&listener.name)?);
         }
-        let delay = self.field_or_default_sasl("connection.failed.authentication.delay.ms")?;
+        let delay = self.field_or_default("connection.failed.authentication.delay.ms")?;
         let delay = Field::new("connection.failed.authentication.delay.ms", &delay)
             .int_in(0, i64::from(i32::MAX))?;
-        let reauth = self.field_or_default_sasl("connections.max.reauth.ms")?;
+        let reauth = self.field_or_default("connections.max.reauth.ms")?;
         let reauth = Field::new("connections.max.reauth.ms", &reauth).int_in(0, i64::MAX)?;
         Ok(SaslSettings {
             listeners: by_listener,
@@ -72,16 +72,6 @@ impl RawConfig {
             max_reauth: (reauth > 0).then(|| Duration::from_millis(to_u64(reauth))),
             client_users: self.client_users()?,
         })
-    }
-
-    fn field_or_default_sasl(&self, key: &str) -> Result<RawValue, ConfigError> {
-        self.get_or_default(key)
-            .ok_or_else(|| ConfigError::Invalid {
-                key: key.to_string(),
-                value: String::new(),
-                from: super::Source::Default,
-                reason: "missing value".into(),
-            })
     }
 
     fn listener_sasl(&self, listener: &str) -> Result<ListenerSasl, ConfigError> {
