@@ -46,6 +46,9 @@ enum Command {
     /// kafka-configs.sh: describe topic and broker configs, alter topic configs.
     #[command(disable_help_flag = true)]
     Configs(ToolArgs),
+    /// kafka-acls.sh: add, list and remove ACLs.
+    #[command(disable_help_flag = true)]
+    Acls(ToolArgs),
     /// Stop the running `broker` or `coordinator` (the server-stop scripts).
     #[command(disable_help_flag = true)]
     ServerStop(ToolArgs),
@@ -120,6 +123,7 @@ fn args_for_invoked_name() -> Vec<std::ffi::OsString> {
         "kafka-consumer-groups" => &["consumer-groups"],
         "kafka-delete-records" => &["delete-records"],
         "kafka-configs" => &["configs"],
+        "kafka-acls" => &["acls"],
         "zookeeper-server-start" => &["coordinator"],
         "kafka-server-stop" => &["server-stop", "broker"],
         "zookeeper-server-stop" => &["server-stop", "coordinator"],
@@ -159,6 +163,7 @@ fn main() -> ExitCode {
         Command::ConsumerGroups(t) => gregor::cli::run(gregor::cli::Tool::ConsumerGroups, t.args),
         Command::DeleteRecords(t) => gregor::cli::run(gregor::cli::Tool::DeleteRecords, t.args),
         Command::Configs(t) => gregor::cli::run(gregor::cli::Tool::Configs, t.args),
+        Command::Acls(t) => gregor::cli::run(gregor::cli::Tool::Acls, t.args),
         Command::ServerStop(t) => gregor::cli::run(gregor::cli::Tool::ServerStop, t.args),
     }
 }

@@ -26,7 +26,7 @@ use crate::cluster::{
 };
 use crate::config::BrokerSettings;
 use crate::group::{GroupCoordinator, OffsetStoreError};
-use crate::security::{KafkaPrincipal, SecurityProtocol};
+use crate::security::{self, KafkaPrincipal, SecurityProtocol};
 
 /// Why a broker could not start; each names what the operator must fix.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +104,15 @@ pub async fn run(
                     e.to_string()
                 },
             })?;
+        if !listener.security_protocol.uses_sasl()
+            && let Ok(address) = socket.local_addr()
+        {
+            let what = format!(
+                "listener {} ({})",
+                listener.name, listener.security_protocol
+            );
+            security::warn_if_exposed_without_authentication(&what, address);
+        }
         bound.push((listener.name.clone(), listener.security_protocol, socket));
     }
 
@@ -137,6 +146,7 @@ pub async fn run(
         metrics: Arc::new(Metrics::default()),
         groups: Arc::new(groups),
         producer_ids: Mutex::new(0..0),
+        authorizer: settings.authorizer.clone().map(Arc::new),
         settings,
     });
     super::handlers::scram_credentials::ensure_client_users(&ctx).await;

@@ -17,6 +17,7 @@ pub use super::code::{KafkaCode, Rejection};
 use topics::check_replication_factor;
 
 pub use crate::security::SecurityProtocol;
+use crate::security::acl::{AclBinding, AclSet};
 use crate::security::sasl::{ScramCredential, ScramMechanism};
 
 /// How clients reach a broker on one listener.
@@ -153,6 +154,17 @@ pub enum Command {
         user: String,
         mechanism: ScramMechanism,
     },
+    // --- Authorization (ACLs) ---
+    /// Adds bindings; ones already present are kept as they are.
+    CreateAcls {
+        bindings: Vec<AclBinding>,
+    },
+    /// Removes exactly these bindings: the proposer resolves DeleteAcls
+    /// filters against its image first, so applying stays deterministic.
+    /// Bindings no longer present are skipped.
+    DeleteAcls {
+        bindings: Vec<AclBinding>,
+    },
 }
 
 /// What an accepted command produced, for the proposer's response.
@@ -189,6 +201,9 @@ pub struct MetadataImage {
     /// SCRAM credentials by user, then mechanism.
     #[serde(default)]
     pub scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    /// The ACL bindings the authorizer decides with.
+    #[serde(default)]
+    pub acls: AclSet,
     /// Index of the last command applied; 0 before any.
     pub last_applied: u64,
 }
@@ -461,6 +476,37 @@ impl MetadataImage {
             Command::DeleteScramCredential { user, mechanism } => {
                 self.delete_scram_credential(user, *mechanism)
             }
+            Command::CreateAcls { bindings } => self.create_acls(bindings),
+            Command::DeleteAcls { bindings } => Ok(self.delete_acls(bindings)),
+        }
+    }
+
+    /// Adds `bindings`, all or none: one invalid binding refuses the
+    /// command with INVALID_REQUEST.
+    fn create_acls(&mut self, bindings: &[AclBinding]) -> Result<ApplyOutcome, Rejection> {
+        if let Some(reason) = bindings.iter().find_map(AclBinding::invalid_reason) {
+            return rejected(KafkaCode::INVALID_REQUEST, reason);
+        }
+        let mut added = false;
+        for binding in bindings {
+            added |= self.acls.insert(binding.clone());
+        }
+        Ok(if added {
+            ApplyOutcome::Applied
+        } else {
+            ApplyOutcome::Unchanged
+        })
+    }
+
+    fn delete_acls(&mut self, bindings: &[AclBinding]) -> ApplyOutcome {
+        let mut removed = false;
+        for binding in bindings {
+            removed |= self.acls.remove(binding);
+        }
+        if removed {
+            ApplyOutcome::Applied
+        } else {
+            ApplyOutcome::Unchanged
         }
     }
 

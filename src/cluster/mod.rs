@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::security::acl::AclBinding;
 use crate::security::sasl::{ScramCredential, ScramMechanism};
 
 pub use command_log::{CommandLog, LogEntry, MetaMarker, new_cluster_id};
@@ -226,6 +227,14 @@ pub trait ClusterCoordinator: Send + Sync {
         mechanism: ScramMechanism,
         credential: Option<ScramCredential>,
     ) -> BoxFuture<'_, Result<(), ClusterError>>;
+
+    // --- Authorization (ACLs) ---
+    /// Adds ACL bindings: all of them, or none when one is invalid.
+    fn create_acls(&self, bindings: Vec<AclBinding>) -> BoxFuture<'_, Result<(), ClusterError>>;
+
+    /// Removes exactly these bindings; DeleteAcls resolves its filters
+    /// against the image before calling.
+    fn delete_acls(&self, bindings: Vec<AclBinding>) -> BoxFuture<'_, Result<(), ClusterError>>;
 
     /// The latest committed image; brokers answer Metadata from it.
     fn image(&self) -> Arc<MetadataImage>;

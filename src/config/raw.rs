@@ -86,7 +86,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("message.max.bytes", "1048588"),
     ("gregor.message.max.decompressed.bytes", "67108864"),
     ("fetch.max.bytes", "57671680"),
-    ("admin.listener", "0.0.0.0:9644"),
+    ("admin.listener", "127.0.0.1:9644"),
     ("gregor.log.format", "text"),
     ("group.min.session.timeout.ms", "6000"),
     ("group.max.session.timeout.ms", "1800000"),
@@ -128,6 +128,10 @@ const OPTIONAL: &[&str] = &[
     "sasl.jaas.config",
     "client.users",
     "client.passwords",
+    // Authorization: no authorizer unless named.
+    "authorizer.class.name",
+    "super.users",
+    "allow.everyone.if.no.acl.found",
 ];
 
 /// Kafka keys that real deployments set but that mean nothing for a single

@@ -3,7 +3,8 @@
 //!
 //! The client sends a salt and a salted password; the broker derives and
 //! stores only `StoredKey` and `ServerKey` (through the coordinator, in the
-//! metadata log). Checks and messages are Kafka's controller's.
+//! metadata log). Checks and messages are Kafka's controller's; with an
+//! authorizer, describing needs Describe and altering Alter on the cluster.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -20,7 +21,9 @@ use kafka_protocol::messages::{
 
 use super::str_bytes;
 use crate::broker::BrokerContext;
+use crate::broker::access::Access;
 use crate::cluster::KafkaCode;
+use crate::security::acl::AclOperation;
 use crate::security::sasl::{ScramCredential, ScramMechanism, random_bytes};
 
 /// Iterations of the credentials created from `KAFKA_CLIENT_USERS`, Kafka's
@@ -41,8 +44,10 @@ enum Alteration {
 
 pub async fn alter(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     request: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
+    let authorized = access.cluster(AclOperation::Alter);
     // Users in order of first appearance, each with its alterations or the
     // first reason to refuse them all.
     let mut users: Vec<String> = Vec::new();
@@ -71,6 +76,10 @@ pub async fn alter(
     let mut results = Vec::with_capacity(users.len());
     for user in users {
         let outcome = match planned.remove(&user) {
+            _ if authorized.is_err() => Err(refusal(
+                KafkaCode(ResponseError::ClusterAuthorizationFailed.code()),
+                "Cluster authorization failed.",
+            )),
             Some(Ok(alterations)) => apply(ctx, &user, alterations).await,
             Some(Err(reason)) => Err(reason),
             None => Ok(()),
@@ -160,8 +169,14 @@ async fn apply(
 
 pub fn describe(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     request: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    if let Err(error) = access.cluster(AclOperation::Describe) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(error.code())
+            .with_error_message(Some(str_bytes("Cluster authorization failed.")));
+    }
     let image = ctx.coordinator.image();
     let info = |by_mechanism: &BTreeMap<ScramMechanism, ScramCredential>| {
         by_mechanism

@@ -31,10 +31,11 @@ use super::lease::{Leases, SESSION_TIMEOUT, decide_heartbeat};
 use super::settings::CoordinatorSettings;
 use super::wire::AlterScramCredentialRequest;
 use super::wire::{
-    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterConfigsRequest,
-    BrokerHeartbeatRequest, BrokerRegistrationRequest, BrokerRegistrationResponse, ClusterView,
-    CreatableTopic, CreatePartitionsRequest, CreateTopicResponse, DeleteTopicResponse, ErrorBody,
-    LogBatch, MetadataLogResponse, WriteResponse,
+    AclBindingsRequest, AllocateProducerIdsRequest, AllocateProducerIdsResponse,
+    AlterConfigsRequest, BrokerHeartbeatRequest, BrokerRegistrationRequest,
+    BrokerRegistrationResponse, ClusterView, CreatableTopic, CreatePartitionsRequest,
+    CreateTopicResponse, DeleteTopicResponse, ErrorBody, LogBatch, MetadataLogResponse,
+    WriteResponse,
 };
 use crate::accept::Acceptor;
 use crate::cluster::embedded::LogRead;
@@ -99,6 +100,7 @@ pub async fn run_on(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), CoordinatorError> {
     let address = listener.local_addr().unwrap_or(settings.listen);
+    crate::security::warn_if_exposed_without_authentication("the coordinator", address);
     let data_dir = settings.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|e| CoordinatorError::DataDir {
         path: data_dir.clone(),
@@ -317,6 +319,14 @@ async fn respond(
             Ok(req) => service.alter_scram_credential(req).await,
             Err(failure) => Err(failure),
         },
+        (&Method::POST, ["v1", "acls"]) => match body(&service, request).await {
+            Ok(req) => service.create_acls(req).await,
+            Err(failure) => Err(failure),
+        },
+        (&Method::POST, ["v1", "acls", "delete"]) => match body(&service, request).await {
+            Ok(req) => service.delete_acls(req).await,
+            Err(failure) => Err(failure),
+        },
         (&Method::POST, ["v1", "producer-ids"]) => match body(&service, request).await {
             Ok(req) => service.allocate_producer_ids(req).await,
             Err(failure) => Err(failure),
@@ -471,6 +481,16 @@ impl Service {
         self.metadata
             .alter_scram_credential(&req.user, req.mechanism, req.credential)
             .await?;
+        self.written()
+    }
+
+    async fn create_acls(&self, req: AclBindingsRequest) -> Result<HttpResponse, Failure> {
+        self.metadata.create_acls(req.bindings).await?;
+        self.written()
+    }
+
+    async fn delete_acls(&self, req: AclBindingsRequest) -> Result<HttpResponse, Failure> {
+        self.metadata.delete_acls(req.bindings).await?;
         self.written()
     }
 
