@@ -439,3 +439,43 @@ def test_librdkafka_reauthenticates_and_a_long_consumer_keeps_working(own_broker
     # Some connection authenticated several times: it re-authenticated.
     peers = re.findall(r"SASL authentication succeeded peer=(\S+)", broker.output())
     assert max(peers.count(p) for p in set(peers)) >= 3, peers
+
+
+# --- the authenticated principal reaches the authorizer ---
+
+def test_acls_see_the_sasl_principal(own_broker):
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType,
+                                       ResourcePatternType, ResourceType)
+    broker = own_broker("authorizer.class.name="
+                        "org.apache.kafka.metadata.authorizer.StandardAuthorizer\n"
+                        "super.users=User:admin")
+    topic = topic_name()
+    admin = AdminClient(ck_config(broker, "SCRAM-SHA-256", "admin", "admin-secret"))
+    binding = AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:alice",
+                         "*", AclOperation.WRITE, AclPermissionType.ALLOW)
+    for future in admin.create_acls([binding]).values():
+        future.result(timeout=20)
+    from confluent_kafka.admin import NewTopic
+    admin.create_topics([NewTopic(topic, 1)])[topic].result(timeout=20)
+
+    # alice may write the topic her ACL names, and nothing else.
+    producer = Producer(ck_config(broker, "SCRAM-SHA-512"))
+    delivered = {}
+    other = topic_name()
+    for name in (topic, other):
+        producer.produce(name, b"by alice",
+                         on_delivery=lambda err, msg: delivered.update({msg.topic(): err}))
+    producer.flush(20)
+    assert delivered[topic] is None
+    assert delivered[other].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+    # Managing SCRAM users needs Alter on the cluster: admin (a super user) may, alice not.
+    alice_admin = AdminClient(ck_config(broker, "PLAIN"))
+    info = ScramCredentialInfo(CkScramMechanism.SCRAM_SHA_256, 4096)
+    futures = alice_admin.alter_user_scram_credentials([CkUpsertion("eve", info, b"pw")])
+    with pytest.raises(KafkaException) as refused:
+        futures["eve"].result(timeout=20)
+    assert refused.value.args[0].code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED
+    futures = admin.alter_user_scram_credentials([CkUpsertion("eve", info, b"pw")])
+    futures["eve"].result(timeout=20)
