@@ -29,6 +29,7 @@ use tokio::task::JoinSet;
 
 use super::lease::{Leases, SESSION_TIMEOUT, decide_heartbeat};
 use super::settings::CoordinatorSettings;
+use super::wire::AlterScramCredentialRequest;
 use super::wire::{
     AclBindingsRequest, AllocateProducerIdsRequest, AllocateProducerIdsResponse,
     AlterConfigsRequest, BrokerHeartbeatRequest, BrokerRegistrationRequest,
@@ -314,6 +315,10 @@ async fn respond(
                 Err(failure) => Err(failure),
             }
         }
+        (&Method::POST, ["v1", "scram-credentials"]) => match body(&service, request).await {
+            Ok(req) => service.alter_scram_credential(req).await,
+            Err(failure) => Err(failure),
+        },
         (&Method::POST, ["v1", "acls"]) => match body(&service, request).await {
             Ok(req) => service.create_acls(req).await,
             Err(failure) => Err(failure),
@@ -465,6 +470,16 @@ impl Service {
     ) -> Result<HttpResponse, Failure> {
         self.metadata
             .alter_topic_configs(name, req.set, req.delete)
+            .await?;
+        self.written()
+    }
+
+    async fn alter_scram_credential(
+        &self,
+        req: AlterScramCredentialRequest,
+    ) -> Result<HttpResponse, Failure> {
+        self.metadata
+            .alter_scram_credential(&req.user, req.mechanism, req.credential)
             .await?;
         self.written()
     }
