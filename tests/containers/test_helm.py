@@ -306,7 +306,10 @@ def test_the_coordinator_serves_mutual_tls_and_brokers_reach_it_with_zookeeper_s
 
 
 def test_secure_values_mirror_compose_secure():
-    objects, _ = render(secure_values())
+    objects, manifests = render(secure_values())
+    notes = next(text for path, text in manifests.items() if path.endswith("NOTES.txt"))
+    assert "-X security.protocol=SASL_SSL -X ssl.ca.location=ca.pem" in notes
+    assert "demo-gregor-coordinator:2182" in notes and ":2181" not in notes
     props = properties(named(objects, "ConfigMap", "demo-gregor-broker")["data"]["server.properties"])
     assert props["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
     assert props["super.users"] == "User:admin;User:CN=client,O=gregor"
