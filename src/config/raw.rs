@@ -209,6 +209,7 @@ pub fn is_known_key(key: &str) -> bool {
         || IGNORED.contains(&key)
         || TLS_KEYS.contains(&key)
         || is_listener_tls_key(key)
+        || super::ZOOKEEPER_TLS_KEYS.contains(&key)
 }
 
 /// Whether `key` is accepted only so that Kafka's config files load.

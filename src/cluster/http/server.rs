@@ -5,7 +5,8 @@
 //! combined mode — one implementation of proposing, logging and applying.
 //! This module adds what only a separate process needs: the HTTP routes,
 //! broker leases (fencing brokers that stop heartbeating), the long poll
-//! brokers pull the log with, and a graceful stop.
+//! brokers pull the log with, mutual TLS and authorization on every write
+//! ([`super::access`]), and a graceful stop.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use super::access::{self, ControlAuthorizer, Operation, Peer, Resource};
 use super::lease::{Leases, SESSION_TIMEOUT, decide_heartbeat};
 use super::settings::CoordinatorSettings;
 use super::wire::{
@@ -42,6 +44,8 @@ use crate::cluster::{
     ApplyOutcome, ClusterCoordinator, ClusterError, Command, CreateTopicRequest,
     EmbeddedCoordinator, KafkaCode,
 };
+use crate::security::KafkaPrincipal;
+use crate::security::tls::{TlsAcceptorHandle, TlsError, reload_on_change};
 
 /// Largest request body accepted; metadata requests are small.
 const MAX_REQUEST_BYTES: usize = 1 << 20;
@@ -63,6 +67,16 @@ pub enum CoordinatorError {
     DataDir { path: PathBuf, reason: String },
     #[error("cluster metadata: {0}")]
     Cluster(#[from] ClusterError),
+    #[error("secureClientPort: {0}")]
+    Tls(#[from] TlsError),
+}
+
+/// The sockets the coordinator serves: plaintext (`clientPort`) and mutual
+/// TLS (`secureClientPort`), either or both.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    pub plaintext: Option<TcpListener>,
+    pub secure: Option<TcpListener>,
 }
 
 /// The coordinator's state shared by every connection.
@@ -77,6 +91,7 @@ struct Service {
     shutdown: watch::Receiver<bool>,
     /// Deadline for a request's headers, and another for its body.
     request_timeout: Duration,
+    authorizer: Box<dyn ControlAuthorizer>,
 }
 
 /// Runs the coordinator until `shutdown` turns true.
@@ -86,18 +101,56 @@ pub async fn run(
 ) -> Result<(), CoordinatorError> {
     // Bound first, so a second start on a busy port fails without touching
     // the data directory.
-    let listener = bind(settings.listen).await?;
-    run_on(listener, settings, shutdown).await
+    let mut listeners = Listeners::default();
+    if let Some(address) = settings.listen {
+        listeners.plaintext = Some(bind(address).await?);
+    }
+    if let Some(secure) = &settings.secure {
+        listeners.secure = Some(bind(secure.listen).await?);
+    }
+    run_on_listeners(listeners, settings, shutdown).await
 }
 
-/// [`run`] on a socket the caller bound (tests bind port 0); ignores
-/// `settings.listen`.
+/// [`run`] on a plaintext socket the caller bound (tests bind port 0).
 pub async fn run_on(
     listener: TcpListener,
     settings: CoordinatorSettings,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), CoordinatorError> {
-    let address = listener.local_addr().unwrap_or(settings.listen);
+    let listeners = Listeners {
+        plaintext: Some(listener),
+        secure: None,
+    };
+    run_on_listeners(listeners, settings, shutdown).await
+}
+
+/// [`run`] on sockets the caller bound; ignores the addresses in
+/// `settings`, uses its TLS keys for `listeners.secure`.
+pub async fn run_on_listeners(
+    listeners: Listeners,
+    settings: CoordinatorSettings,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), CoordinatorError> {
+    let local = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+    let address = local(&listeners.secure)
+        .or(local(&listeners.plaintext))
+        .or(settings.listen)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    // Certificates are read before anything is served, off the workers.
+    let tls = match (&settings.secure, &listeners.secure) {
+        (Some(secure), Some(_)) => {
+            let tls = secure.tls.clone();
+            let started =
+                tokio::task::spawn_blocking(move || TlsAcceptorHandle::start("coordinator", &tls))
+                    .await
+                    .map_err(|e| CoordinatorError::DataDir {
+                        path: settings.data_dir.clone(),
+                        reason: format!("reading the TLS certificates failed: {e}"),
+                    })??;
+            Some(started)
+        }
+        _ => None,
+    };
     let data_dir = settings.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|e| CoordinatorError::DataDir {
         path: data_dir.clone(),
@@ -124,9 +177,30 @@ pub async fn run_on(
         connections: AtomicU64::new(0),
         shutdown: shutdown.clone(),
         request_timeout: settings.request_timeout,
+        authorizer: access::authorizer_for(&settings.authorization),
     });
-    serve(service, listener, settings.max_client_connections).await;
+    warn_if_open(&listeners, &settings);
+    serve(service, listeners, tls, settings.max_client_connections).await;
     Ok(())
+}
+
+/// One line per port anyone who reaches it may write through.
+fn warn_if_open(listeners: &Listeners, settings: &CoordinatorSettings) {
+    let Some(address) = listeners
+        .plaintext
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+    else {
+        return;
+    };
+    if !settings.authorization.enabled && !address.ip().is_loopback() {
+        tracing::warn!(
+            %address,
+            "coordinator port {} is open to the network without authentication: anyone who \
+             reaches it can create and delete topics; set secureClientPort (gregor security init)",
+            address.port()
+        );
+    }
 }
 
 pub async fn bind(address: SocketAddr) -> Result<TcpListener, CoordinatorError> {
@@ -142,7 +216,20 @@ pub async fn bind(address: SocketAddr) -> Result<TcpListener, CoordinatorError> 
         })
 }
 
-async fn serve(service: Arc<Service>, listener: TcpListener, max_connections: Option<usize>) {
+/// The next connection of an optional listener; never without one.
+async fn accept(acceptor: &mut Option<Acceptor>) -> (tokio::net::TcpStream, SocketAddr) {
+    match acceptor {
+        Some(acceptor) => acceptor.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn serve(
+    service: Arc<Service>,
+    listeners: Listeners,
+    tls: Option<(TlsAcceptorHandle, crate::security::tls::TlsReloader)>,
+    max_connections: Option<usize>,
+) {
     let image = service.metadata.image();
     tracing::info!(
         address = %service.address,
@@ -156,11 +243,24 @@ async fn serve(service: Arc<Service>, listener: TcpListener, max_connections: Op
     let mut shutdown = service.shutdown.clone();
     let mut tasks = JoinSet::new();
     tasks.spawn(expire_leases(Arc::clone(&service)));
+    let tls = tls.map(|(handle, reloader)| {
+        tasks.spawn(reload_on_change(vec![reloader], service.shutdown.clone()));
+        handle
+    });
     let mut connections = JoinSet::new();
-    let mut acceptor = Acceptor::new(listener, "coordinator");
+    let mut plaintext = listeners.plaintext.map(|l| Acceptor::new(l, "coordinator"));
+    let mut secure = listeners
+        .secure
+        .map(|l| Acceptor::new(l, "coordinator (TLS)"));
     loop {
-        tokio::select! {
-            (stream, peer) = acceptor.accept() => {
+        let (stream, peer, tls) = tokio::select! {
+            (stream, peer) = accept(&mut plaintext) => (stream, peer, None),
+            (stream, peer) = accept(&mut secure) => (stream, peer, tls.clone()),
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            _ = shutdown.changed() => break,
+        };
+        {
+            {
                 let permit = match &limit {
                     Some(limit) => match Arc::clone(limit).try_acquire_owned() {
                         Ok(permit) => Some(permit),
@@ -174,17 +274,15 @@ async fn serve(service: Arc<Service>, listener: TcpListener, max_connections: Op
                 let service = Arc::clone(&service);
                 connections.spawn(async move {
                     service.connections.fetch_add(1, Ordering::Relaxed);
-                    serve_connection(Arc::clone(&service), stream).await;
+                    accept_connection(Arc::clone(&service), stream, peer, tls).await;
                     service.connections.fetch_sub(1, Ordering::Relaxed);
                     drop(permit);
                 });
             }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = shutdown.changed() => break,
         }
     }
     tracing::info!("coordinator stopping: draining connections");
-    drop(acceptor);
+    drop((plaintext, secure));
     tasks.abort_all();
     let drain = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
@@ -193,15 +291,49 @@ async fn serve(service: Arc<Service>, listener: TcpListener, max_connections: Op
     tracing::info!("coordinator stopped cleanly");
 }
 
-async fn serve_connection(service: Arc<Service>, stream: tokio::net::TcpStream) {
+/// Completes the TLS handshake (within the request timeout) on the secure
+/// port, then serves HTTP with the peer's principal.
+async fn accept_connection(
+    service: Arc<Service>,
+    stream: tokio::net::TcpStream,
+    address: SocketAddr,
+    tls: Option<TlsAcceptorHandle>,
+) {
+    let Some(tls) = tls else {
+        let peer = Peer {
+            principal: KafkaPrincipal::anonymous(),
+            host: address.ip(),
+        };
+        return serve_connection(service, stream, peer).await;
+    };
+    match tls.accept(stream, service.request_timeout).await {
+        Ok((stream, principal)) => {
+            let peer = Peer {
+                principal,
+                host: address.ip(),
+            };
+            tracing::debug!(%address, principal = %peer.principal, "coordinator TLS peer");
+            serve_connection(service, stream, peer).await;
+        }
+        Err(error) => {
+            tracing::info!(%address, %error, "coordinator TLS connection refused");
+        }
+    }
+}
+
+async fn serve_connection<S>(service: Arc<Service>, stream: S, peer: Peer)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let mut shutdown = service.shutdown.clone();
     let handler = Arc::clone(&service);
+    let peer = Arc::new(peer);
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(service.request_timeout)
         .serve_connection(
             TokioIo::new(stream),
-            service_fn(move |request| respond(Arc::clone(&handler), request)),
+            service_fn(move |request| respond(Arc::clone(&handler), Arc::clone(&peer), request)),
         );
     let mut connection = std::pin::pin!(connection);
     tokio::select! {
@@ -273,70 +405,118 @@ fn invalid(message: impl Into<String>) -> Failure {
 
 async fn respond(
     service: Arc<Service>,
+    peer: Arc<Peer>,
     request: Request<Incoming>,
 ) -> Result<HttpResponse, Infallible> {
     service.requests.fetch_add(1, Ordering::Relaxed);
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let query = request.uri().query().unwrap_or("").to_owned();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let result = match (&method, segments.as_slice()) {
-        (&Method::GET, ["healthz"] | ["readyz"]) => return Ok(text(StatusCode::OK, "ok\n")),
-        (&Method::GET, ["metrics"]) => return Ok(text(StatusCode::OK, &service.render_metrics())),
-        (&Method::GET, ["v1", "cluster"]) => json(&ClusterView::of(&service.metadata.image())),
-        (&Method::GET, ["v1", "metadata", "log"]) => service.read_log(&query).await,
-        (&Method::POST, ["v1", "brokers", "register"]) => match body(&service, request).await {
-            Ok(req) => service.register(req).await,
-            Err(failure) => Err(failure),
-        },
-        (&Method::POST, ["v1", "brokers", "heartbeat"]) => match body(&service, request).await {
-            Ok(req) => service.heartbeat(req).await,
-            Err(failure) => Err(failure),
-        },
-        (&Method::POST, ["v1", "topics"]) => match body(&service, request).await {
-            Ok(req) => service.create_topic(req).await,
-            Err(failure) => Err(failure),
-        },
-        (&Method::DELETE, ["v1", "topics", name]) => service.delete_topic(name).await,
-        (&Method::POST, ["v1", "topics", name, "partitions"]) => {
-            let name = (*name).to_owned();
-            match body(&service, request).await {
-                Ok(req) => service.create_partitions(&name, req).await,
-                Err(failure) => Err(failure),
-            }
-        }
-        (&Method::PUT, ["v1", "configs", "topic", name]) => {
-            let name = (*name).to_owned();
-            match body(&service, request).await {
-                Ok(req) => service.alter_configs(&name, req).await,
-                Err(failure) => Err(failure),
-            }
-        }
-        (&Method::POST, ["v1", "producer-ids"]) => match body(&service, request).await {
-            Ok(req) => service.allocate_producer_ids(req).await,
-            Err(failure) => Err(failure),
-        },
-        _ => {
-            return Ok(error_response(
-                StatusCode::NOT_FOUND,
-                &ErrorBody::new(
-                    KafkaCode::INVALID_REQUEST,
-                    format!("no route for {method} {path}"),
-                ),
-            ));
-        }
-    };
-    Ok(match result {
+    Ok(match route(&service, &peer, request).await {
         Ok(response) => response,
         Err(Failure(error)) => error_response(status_of(error.error_code), &error),
     })
 }
 
+/// Each route checks what Kafka's matching API needs before it reads on.
+async fn route(
+    service: &Service,
+    peer: &Peer,
+    request: Request<Incoming>,
+) -> Result<HttpResponse, Failure> {
+    use Operation::{Alter, AlterConfigs, ClusterAction, Create, Delete, Describe};
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().unwrap_or("").to_owned();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let cluster_action = [(ClusterAction, Resource::Cluster)];
+    match (&method, segments.as_slice()) {
+        (&Method::GET, ["healthz"] | ["readyz"]) => Ok(text(StatusCode::OK, "ok\n")),
+        (&Method::GET, ["metrics"]) => Ok(text(StatusCode::OK, &service.render_metrics())),
+        // Brokers and their addresses, as Kafka's Metadata tells anyone.
+        (&Method::GET, ["v1", "cluster"]) => json(&ClusterView::of(&service.metadata.image())),
+        (&Method::GET, ["v1", "metadata", "log"]) => {
+            service.check(
+                peer,
+                &[
+                    (ClusterAction, Resource::Cluster),
+                    (Describe, Resource::Cluster),
+                ],
+            )?;
+            service.read_log(&query).await
+        }
+        (&Method::POST, ["v1", "brokers", "register"]) => {
+            service.check(peer, &cluster_action)?;
+            service.register(peer, body(service, request).await?).await
+        }
+        (&Method::POST, ["v1", "brokers", "heartbeat"]) => {
+            service.check(peer, &cluster_action)?;
+            service.heartbeat(peer, body(service, request).await?).await
+        }
+        (&Method::POST, ["v1", "topics"]) => {
+            let req: CreatableTopic = body(service, request).await?;
+            service.check(
+                peer,
+                &[
+                    (Create, Resource::Cluster),
+                    (Create, Resource::Topic(&req.name)),
+                ],
+            )?;
+            service.create_topic(req).await
+        }
+        (&Method::DELETE, ["v1", "topics", name]) => {
+            service.check(peer, &[(Delete, Resource::Topic(name))])?;
+            service.delete_topic(name).await
+        }
+        (&Method::POST, ["v1", "topics", name, "partitions"]) => {
+            service.check(peer, &[(Alter, Resource::Topic(name))])?;
+            let name = (*name).to_owned();
+            service
+                .create_partitions(&name, body(service, request).await?)
+                .await
+        }
+        (&Method::PUT, ["v1", "configs", "topic", name]) => {
+            service.check(peer, &[(AlterConfigs, Resource::Topic(name))])?;
+            let name = (*name).to_owned();
+            service
+                .alter_configs(&name, body(service, request).await?)
+                .await
+        }
+        (&Method::POST, ["v1", "producer-ids"]) => {
+            service.check(peer, &cluster_action)?;
+            service
+                .allocate_producer_ids(body(service, request).await?)
+                .await
+        }
+        _ => Err(Failure(ErrorBody::new(
+            KafkaCode::INVALID_REQUEST,
+            format!("no route for {method} {path}"),
+        ))),
+    }
+}
+
 impl Service {
-    async fn register(&self, req: BrokerRegistrationRequest) -> Result<HttpResponse, Failure> {
+    fn check(&self, peer: &Peer, wanted: &[(Operation, Resource<'_>)]) -> Result<(), Failure> {
+        Ok(access::check(&*self.authorizer, peer, wanted)?)
+    }
+
+    /// Whether `peer` owns `broker_id` (see [`Leases::check_owner`]).
+    fn check_owner(&self, peer: &Peer, broker_id: i32) -> Result<(), Failure> {
+        match self.leases.lock() {
+            Ok(leases) => Ok(leases.check_owner(broker_id, &peer.principal)?),
+            Err(_) => Ok(()),
+        }
+    }
+
+    async fn register(
+        &self,
+        peer: &Peer,
+        req: BrokerRegistrationRequest,
+    ) -> Result<HttpResponse, Failure> {
         // One at a time, so two brokers starting together cannot both pass
         // the check before either is registered.
         let _registering = self.registering.lock().await;
+        if let Err(failure) = self.check_owner(peer, req.broker_id) {
+            tracing::warn!(broker_id = req.broker_id, principal = %peer.principal, "broker registration refused: {}", failure.0.error_message.as_deref().unwrap_or(""));
+            return Err(failure);
+        }
         let decided = match self.leases.lock() {
             Ok(leases) => leases.decide_registration(&self.metadata.image(), &req, Instant::now()),
             Err(_) => Ok(()),
@@ -362,6 +542,7 @@ impl Service {
         };
         if let Ok(mut leases) = self.leases.lock() {
             leases.register(&req, Instant::now());
+            leases.claim(req.broker_id, &peer.principal);
         }
         tracing::info!(
             broker_id = req.broker_id,
@@ -375,7 +556,12 @@ impl Service {
         })
     }
 
-    async fn heartbeat(&self, req: BrokerHeartbeatRequest) -> Result<HttpResponse, Failure> {
+    async fn heartbeat(
+        &self,
+        peer: &Peer,
+        req: BrokerHeartbeatRequest,
+    ) -> Result<HttpResponse, Failure> {
+        self.check_owner(peer, req.broker_id)?;
         let decision = decide_heartbeat(&self.metadata.image(), &req);
         if decision.response.error.error_code != KafkaCode::NONE.0 {
             return Err(Failure(decision.response.error));
@@ -656,6 +842,9 @@ fn status_of(code: i16) -> StatusCode {
             StatusCode::NOT_FOUND
         }
         KafkaCode::TOPIC_ALREADY_EXISTS | KafkaCode::STALE_BROKER_EPOCH => StatusCode::CONFLICT,
+        access::TOPIC_AUTHORIZATION_FAILED | access::CLUSTER_AUTHORIZATION_FAILED => {
+            StatusCode::FORBIDDEN
+        }
         KafkaCode::UNKNOWN_SERVER_ERROR => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }
