@@ -1,0 +1,283 @@
+"""The closed control plane: a coordinator serving only mutual TLS
+(`secureClientPort`, `ssl.clientAuth=need`), a broker reaching it with
+Kafka's `zookeeper.ssl.*` keys, the tools with `--zk-tls-config-file`, and
+each attack of issue 11 on the coordinator port replayed and refused.
+Certificates come from `gregor security init` in a temporary directory:
+`CN=broker` is the coordinator's super user, `CN=client` (trusted, but not
+authorized) plays the outsider with a certificate."""
+import http.client
+import json
+import socket
+import ssl
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from conftest import BIN, Broker, GregorProcess, free_port
+from test_tls import security_init
+
+TOPIC = "guarded"
+BROKER = "User:CN=broker,O=gregor"
+
+
+class SecureCoordinator(GregorProcess):
+    """`gregor coordinator` with security init's coordinator.properties on a
+    free secure port (and no plaintext port)."""
+
+    def __init__(self, data_dir, certs, super_users=BROKER):
+        self.data_dir = Path(data_dir)
+        self.certs = certs
+        self.port = free_port()
+        self.super_users = super_users
+        self.log_path = self.data_dir.parent / f"coordinator-{self.port}.log"
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def args(self):
+        return [
+            str(BIN), "coordinator", str(self.certs / "coordinator.properties"),
+            "--data-dir", str(self.data_dir),
+            "--override", f"secureClientPort={self.port}",
+            "--override", f"super.users={self.super_users}",
+        ]
+
+
+def context(certs, keystore="client-keystore.pem", ca=None):
+    """A client TLS context trusting `ca` (default: certs/ca.pem),
+    presenting `keystore` (None: no certificate)."""
+    ctx = ssl.create_default_context(cafile=str(ca or certs / "ca.pem"))
+    if keystore:
+        ctx.load_cert_chain(str(Path(certs) / keystore))
+    return ctx
+
+
+def call(coordinator, ctx, method, path, body=None):
+    """One HTTPS request; (status, decoded JSON body)."""
+    connection = http.client.HTTPSConnection("127.0.0.1", coordinator.port, context=ctx, timeout=10)
+    try:
+        payload = json.dumps(body).encode() if body is not None else None
+        headers = {"content-type": "application/json"} if payload else {}
+        connection.request(method, path, body=payload, headers=headers)
+        reply = connection.getresponse()
+        data = reply.read()
+        return reply.status, (json.loads(data) if data else None)
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def certs(tmp_path):
+    return security_init(tmp_path / "certs")
+
+
+@pytest.fixture
+def secured(tmp_path, certs):
+    """A coordinator on mutual TLS and a broker registered through it, with a
+    topic created by the tools through --zookeeper/--zk-tls-config-file."""
+    started = []
+    coordinator = SecureCoordinator(tmp_path / "coordinator", certs)
+    started.append(coordinator)
+    coordinator.start()
+    overrides = [
+        f"zookeeper.connect={coordinator.address}",
+        "zookeeper.ssl.client.enable=true",
+        "zookeeper.ssl.keystore.type=PEM",
+        f"zookeeper.ssl.keystore.location={certs}/broker-keystore.pem",
+        "zookeeper.ssl.truststore.type=PEM",
+        f"zookeeper.ssl.truststore.location={certs}/ca.pem",
+    ]
+    broker = Broker(tmp_path / "broker", extra=[a for o in overrides for a in ("--override", o)])
+    started.append(broker)
+    broker.start()
+    yield coordinator, broker
+    for process in started:
+        try:
+            process.kill9()
+        except Exception:
+            pass
+
+
+def topics_tool(coordinator, certs, *args):
+    return subprocess.run(
+        [str(BIN), "topics", "--zookeeper", coordinator.address,
+         "--zk-tls-config-file", str(certs / "zk-tls-client.properties"), *args],
+        capture_output=True, timeout=60,
+    )
+
+
+def create_guarded_topic(coordinator, certs):
+    result = topics_tool(coordinator, certs, "--create", "--topic", TOPIC,
+                         "--partitions", "1", "--replication-factor", "1")
+    assert result.returncode == 0, result.stderr.decode()
+
+
+def cluster_view(coordinator, certs):
+    status, view = call(coordinator, context(certs), "GET", "/v1/cluster")
+    assert status == 200, view
+    return view
+
+
+def test_broker_and_tools_work_end_to_end_over_mutual_tls(secured, certs):
+    coordinator, broker = secured
+    create_guarded_topic(coordinator, certs)
+    listed = topics_tool(coordinator, certs, "--list")
+    assert listed.returncode == 0, listed.stderr.decode()
+    assert TOPIC in listed.stdout.decode().split()
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+    for i in range(3):
+        producer.send(TOPIC, f"v{i}".encode())
+    producer.flush()
+    producer.close()
+    consumer = KafkaConsumer(TOPIC, bootstrap_servers=broker.bootstrap,
+                             auto_offset_reset="earliest", consumer_timeout_ms=8000)
+    values = [m.value for _, m in zip(range(3), consumer)]
+    consumer.close()
+    assert values == [b"v0", b"v1", b"v2"]
+
+
+def test_the_tools_without_the_tls_file_get_no_answer(secured, certs):
+    coordinator, _ = secured
+    result = subprocess.run(
+        [str(BIN), "topics", "--zookeeper", coordinator.address, "--list"],
+        capture_output=True, timeout=60,
+    )
+    assert result.returncode != 0
+
+
+def test_plain_http_to_the_tls_port_is_refused(secured):
+    coordinator, broker = secured
+    with socket.create_connection(("127.0.0.1", coordinator.port), timeout=5) as s:
+        s.sendall(b"DELETE /v1/topics/x HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n")
+        try:
+            reply = s.recv(4096)
+        except ConnectionResetError:
+            reply = b""
+    assert not reply.startswith(b"HTTP/"), reply
+    assert "coordinator TLS connection refused" in coordinator.output()
+
+
+def test_tls_without_a_client_certificate_is_refused(secured, certs):
+    coordinator, _ = secured
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        call(coordinator, context(certs, keystore=None), "GET", "/v1/cluster")
+
+
+def test_a_certificate_from_another_ca_is_refused(secured, certs, tmp_path):
+    coordinator, _ = secured
+    other = security_init(tmp_path / "other")
+    # The outsider trusts our CA (it may have our ca.pem) but holds a
+    # certificate its own CA signed, with the broker's very subject.
+    ctx = context(other, keystore="broker-keystore.pem", ca=certs / "ca.pem")
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        call(coordinator, ctx, "DELETE", f"/v1/topics/{TOPIC}")
+
+
+def refused(reply, code):
+    status, body = reply
+    assert status == 403, reply
+    assert body["error_code"] == code, body
+    assert "CN=client,O=gregor" in body["error_message"], body
+
+
+def test_an_unauthorized_principal_cannot_create_a_topic(secured, certs):
+    coordinator, _ = secured
+    body = {"name": "intruder", "num_partitions": 1, "replication_factor": 1}
+    refused(call(coordinator, context(certs), "POST", "/v1/topics", body), 29)
+    assert not any(t["name"] == "intruder" for t in cluster_view(coordinator, certs).get("topics", []))
+    listed = topics_tool(coordinator, certs, "--list")
+    assert "intruder" not in listed.stdout.decode().split()
+
+
+def test_an_unauthorized_principal_cannot_delete_a_topic(secured, certs):
+    coordinator, _ = secured
+    create_guarded_topic(coordinator, certs)
+    refused(call(coordinator, context(certs), "DELETE", f"/v1/topics/{TOPIC}"), 29)
+    listed = topics_tool(coordinator, certs, "--list")
+    assert TOPIC in listed.stdout.decode().split()
+
+
+def test_an_unauthorized_principal_cannot_alter_a_topic_config(secured, certs):
+    coordinator, broker = secured
+    create_guarded_topic(coordinator, certs)
+    body = {"set": {"retention.ms": "1"}, "delete": []}
+    refused(call(coordinator, context(certs), "PUT", f"/v1/configs/topic/{TOPIC}", body), 29)
+    described = subprocess.run(
+        [str(BIN), "configs", "--bootstrap-server", broker.bootstrap, "--describe",
+         "--entity-type", "topics", "--entity-name", TOPIC],
+        capture_output=True, timeout=60,
+    )
+    assert described.returncode == 0, described.stderr.decode()
+    assert "retention.ms=1" not in described.stdout.decode()
+
+
+def test_an_unauthorized_principal_cannot_register_broker_0_elsewhere(secured, certs):
+    coordinator, broker = secured
+    before = next(b for b in cluster_view(coordinator, certs)["brokers"] if b["id"] == 0)
+    listeners = [dict(listener, host="10.6.6.6") for listener in before["listeners"]]
+    body = {
+        "broker_id": 0,
+        "incarnation_id": str(uuid.uuid4()),
+        "listeners": listeners,
+        "directory_id": str(uuid.uuid4()),
+    }
+    refused(call(coordinator, context(certs), "POST", "/v1/brokers/register", body), 31)
+    after = next(b for b in cluster_view(coordinator, certs)["brokers"] if b["id"] == 0)
+    assert after["epoch"] == before["epoch"] and not after["fenced"]
+    assert all(listener["host"] != "10.6.6.6" for listener in after["listeners"])
+
+
+def test_an_unauthorized_principal_cannot_allocate_producer_ids(secured, certs):
+    coordinator, broker = secured
+    body = {"broker_id": 0, "count": 1000}
+    refused(call(coordinator, context(certs), "POST", "/v1/producer-ids", body), 31)
+    # Idempotent producers still get ids.
+    create_guarded_topic(coordinator, certs)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, enable_idempotence=True)
+    producer.send(TOPIC, b"still idempotent").get(timeout=15)
+    producer.close()
+
+
+def test_an_unauthorized_principal_cannot_read_the_metadata_log(secured, certs):
+    coordinator, _ = secured
+    refused(call(coordinator, context(certs), "GET", "/v1/metadata/log?from=0"), 31)
+
+
+def test_another_authorized_principal_cannot_take_a_live_brokers_id(tmp_path, certs):
+    """The coordinator certificate (CN=coordinator) is made a super user too:
+    it holds ClusterAction, yet broker id 0 belongs to CN=broker."""
+    coordinator = SecureCoordinator(
+        tmp_path / "coordinator", certs,
+        super_users=f"{BROKER};User:CN=coordinator,O=gregor",
+    ).start()
+    overrides = [
+        f"zookeeper.connect={coordinator.address}",
+        "zookeeper.ssl.client.enable=true",
+        f"zookeeper.ssl.keystore.location={certs}/broker-keystore.pem",
+        f"zookeeper.ssl.truststore.location={certs}/ca.pem",
+    ]
+    broker = Broker(tmp_path / "broker", extra=[a for o in overrides for a in ("--override", o)])
+    try:
+        broker.start()
+        other = context(certs, keystore="coordinator-keystore.pem")
+        status, view = call(coordinator, other, "GET", "/v1/cluster")
+        before = next(b for b in view["brokers"] if b["id"] == 0)
+        body = {
+            "broker_id": 0,
+            "incarnation_id": str(uuid.uuid4()),
+            "listeners": before["listeners"],
+            "directory_id": str(uuid.uuid4()),
+        }
+        status, reply = call(coordinator, other, "POST", "/v1/brokers/register", body)
+        assert status != 200 and reply["error_code"] == 101, reply
+        assert "User:CN=broker,O=gregor" in reply["error_message"], reply
+        _, view = call(coordinator, other, "GET", "/v1/cluster")
+        after = next(b for b in view["brokers"] if b["id"] == 0)
+        assert after["epoch"] == before["epoch"]
+    finally:
+        broker.kill9()
+        coordinator.kill9()
