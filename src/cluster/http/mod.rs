@@ -35,3 +35,5 @@ pub use settings::{CoordinatorArgs, CoordinatorSettings};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
