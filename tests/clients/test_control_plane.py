@@ -281,3 +281,57 @@ def test_another_authorized_principal_cannot_take_a_live_brokers_id(tmp_path, ce
     finally:
         broker.kill9()
         coordinator.kill9()
+
+
+def test_an_unauthorized_principal_cannot_fence_broker_0_by_heartbeat(secured, certs):
+    coordinator, broker = secured
+    before = next(b for b in cluster_view(coordinator, certs)["brokers"] if b["id"] == 0)
+    body = {
+        "broker_id": 0,
+        "broker_epoch": before["epoch"],
+        "current_metadata_offset": 0,
+        "want_fence": True,
+        "want_shut_down": True,
+    }
+    refused(call(coordinator, context(certs), "POST", "/v1/brokers/heartbeat", body), 31)
+    after = next(b for b in cluster_view(coordinator, certs)["brokers"] if b["id"] == 0)
+    assert not after["fenced"]
+
+
+def test_a_broker_whose_certificate_is_not_authorized_stops_with_one_line(tmp_path, certs):
+    coordinator = SecureCoordinator(tmp_path / "coordinator", certs).start()
+    try:
+        result = subprocess.run(
+            [str(BIN), "broker", "--data-dir", str(tmp_path / "broker"),
+             "--listeners", f"PLAINTEXT://127.0.0.1:{free_port()}",
+             "--admin", f"127.0.0.1:{free_port()}",
+             "--override", f"zookeeper.connect={coordinator.address}",
+             "--override", "zookeeper.ssl.client.enable=true",
+             "--override", f"zookeeper.ssl.keystore.location={certs}/client-keystore.pem",
+             "--override", f"zookeeper.ssl.truststore.location={certs}/ca.pem"],
+            capture_output=True, timeout=60,
+        )
+        assert result.returncode != 0
+        last = result.stderr.decode().strip().splitlines()[-1]
+        assert "CLUSTER_AUTHORIZATION_FAILED" in last and "CN=client,O=gregor" in last, last
+    finally:
+        coordinator.kill9()
+
+
+def test_an_open_coordinator_port_warns_at_start(tmp_path):
+    port = free_port()
+    coordinator = subprocess.Popen(
+        [str(BIN), "coordinator", "--port", str(port), "--data-dir", str(tmp_path / "c"),
+         "--override", "clientPortAddress=0.0.0.0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        for line in coordinator.stdout:
+            if b"open to the network without authentication" in line:
+                assert str(port).encode() in line
+                break
+            if b"coordinator started" in line:
+                pytest.fail("no warning before the start line")
+    finally:
+        coordinator.kill()
+        coordinator.wait()

@@ -120,8 +120,9 @@ impl Leases {
     }
 
     /// Whether `principal` may register or heartbeat as `broker_id`: the
-    /// first principal to register an id owns it (for this coordinator's
-    /// life), so one broker's certificate cannot take over another's id.
+    /// first principal to register an id (or, after a coordinator restart,
+    /// to heartbeat with its epoch) owns it for this coordinator's life, so
+    /// one broker's certificate cannot take over another's id.
     ///
     /// Refused with DUPLICATE_BROKER_REGISTRATION rather than
     /// CLUSTER_AUTHORIZATION_FAILED: the peer does hold ClusterAction (the

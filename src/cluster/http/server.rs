@@ -567,6 +567,12 @@ impl Service {
             return Err(Failure(decision.response.error));
         }
         self.renew(req.broker_id);
+        // A coordinator that restarted learns owners again from the
+        // brokers' next heartbeats (they hold the epoch), not only from
+        // registrations.
+        if let Ok(mut leases) = self.leases.lock() {
+            leases.claim(req.broker_id, &peer.principal);
+        }
         if let Some(command) = decision.command {
             let unfence = matches!(command, Command::UnfenceBroker { .. });
             self.metadata.propose(command).await?;
