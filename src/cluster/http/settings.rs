@@ -72,6 +72,12 @@ const ALIASES: &[(&str, &str)] = &[
     ("data.dir", "dataDir"),
     ("port", "clientPort"),
     ("max.client.cnxns", "maxClientCnxns"),
+    // Kafka's lower-case spelling of the same keys, easily carried over.
+    ("ssl.keystore.location", "ssl.keyStore.location"),
+    ("ssl.keystore.type", "ssl.keyStore.type"),
+    ("ssl.truststore.location", "ssl.trustStore.location"),
+    ("ssl.truststore.type", "ssl.trustStore.type"),
+    ("ssl.client.auth", "ssl.clientAuth"),
 ];
 
 /// ZooKeeper settings with no meaning for gregor's coordinator.
@@ -286,6 +292,15 @@ fn validate(raw: &RawConfig) -> Result<CoordinatorSettings, ConfigError> {
     // ZooKeeper opens the plaintext port only when it is configured; with
     // nothing but the defaults, plaintext on 2181 as before.
     let plaintext = secure_port.is_none() || raw.get("clientPort").is_some();
+    if plaintext && secure_port == Some(port) && port != 0 {
+        let secure = value(raw, "secureClientPort");
+        return Err(ConfigError::invalid(
+            "secureClientPort",
+            &secure.value,
+            &secure.from,
+            "must differ from clientPort",
+        ));
+    }
     let secure = match secure_port {
         Some(port) => Some(SecureListen {
             listen: SocketAddr::new(ip, port),
@@ -521,6 +536,16 @@ mod tests {
         assert_eq!(settings.listen.map(|a| a.port()), Some(2181));
         let secure = settings.secure.expect("secure");
         assert_eq!(secure.tls.client_auth, ClientAuth::Requested);
+        let lower_case = with(&[
+            "secureClientPort=2182",
+            "ssl.keystore.location=/k.pem",
+            "ssl.truststore.location=/ca.pem",
+            "ssl.client.auth=none",
+        ])
+        .expect("Kafka's spelling");
+        let tls = lower_case.secure.expect("secure").tls;
+        assert_eq!(tls.client_auth, ClientAuth::None);
+        assert_eq!(tls.keystore, Keystore::File(PathBuf::from("/k.pem")));
     }
 
     #[test]
@@ -549,6 +574,15 @@ mod tests {
                 "ssl.clientAuth",
             ),
             (&["super.users=alice"], "super.users"),
+            (
+                &[
+                    "clientPort=2181",
+                    "secureClientPort=2181",
+                    "ssl.keyStore.location=/k.pem",
+                    "ssl.trustStore.location=/ca.pem",
+                ],
+                "secureClientPort",
+            ),
         ];
         for (overrides, key) in cases {
             let error = with(overrides).expect_err("invalid").to_string();
