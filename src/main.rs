@@ -46,6 +46,9 @@ enum Command {
     /// kafka-configs.sh: describe topic and broker configs, alter topic configs.
     #[command(disable_help_flag = true)]
     Configs(ToolArgs),
+    /// kafka-acls.sh: add, list and remove ACLs.
+    #[command(disable_help_flag = true)]
+    Acls(ToolArgs),
     /// Certificates for TLS listeners: `security init DIR`.
     #[command(subcommand)]
     Security(SecurityCommand),
@@ -130,6 +133,7 @@ fn args_for_invoked_name() -> Vec<std::ffi::OsString> {
         "kafka-consumer-groups" => &["consumer-groups"],
         "kafka-delete-records" => &["delete-records"],
         "kafka-configs" => &["configs"],
+        "kafka-acls" => &["acls"],
         "zookeeper-server-start" => &["coordinator"],
         "kafka-server-stop" => &["server-stop", "broker"],
         "zookeeper-server-stop" => &["server-stop", "coordinator"],
@@ -169,6 +173,7 @@ fn main() -> ExitCode {
         Command::ConsumerGroups(t) => gregor::cli::run(gregor::cli::Tool::ConsumerGroups, t.args),
         Command::DeleteRecords(t) => gregor::cli::run(gregor::cli::Tool::DeleteRecords, t.args),
         Command::Configs(t) => gregor::cli::run(gregor::cli::Tool::Configs, t.args),
+        Command::Acls(t) => gregor::cli::run(gregor::cli::Tool::Acls, t.args),
         Command::Security(SecurityCommand::Init(args)) => match gregor::cli::security_init(&args) {
             Ok(written) => {
                 for path in written {

@@ -137,6 +137,12 @@ pub async fn serve_tls(
             info.principal = principal;
             stream
         }
+        // A connection closed before it said anything (a TCP health check,
+        // a port scan) is routine.
+        Err(error) if error.is_silent_close() => {
+            tracing::debug!(peer = %info.peer, listener = %info.listener, %error, "closing connection");
+            return;
+        }
         Err(error) => {
             // Kafka logs failed authentications at INFO too: they are the
             // client's problem, but the operator is the one asked about them.
@@ -411,7 +417,10 @@ async fn write_responses<W: AsyncWrite + Unpin>(
                 close = !take_response(&mut out, next.await);
             }
         }
-        if write_all_vectored(&mut writer, &mut out).await.is_err() {
+        // TLS may keep records it could not send yet until flushed; on TCP
+        // the flush costs nothing.
+        let written = write_all_vectored(&mut writer, &mut out).await;
+        if written.is_err() || writer.flush().await.is_err() {
             return;
         }
         activity.touch();

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
 
 use super::BrokerContext;
+use super::access::Access;
 use super::connection::ConnectionInfo;
 use super::handlers;
 use super::offset_order::OffsetRequestOrder;
@@ -28,6 +29,7 @@ pub fn dispatch(
     request: DecodedRequest,
 ) -> Option<ResponseFuture> {
     let version = request.header.request_api_version;
+    let access = Access::new(ctx, info);
     let ctx = ctx.clone();
     let future: ResponseFuture = match request.body {
         RequestKind::ApiVersions(_) => {
@@ -35,7 +37,7 @@ pub fn dispatch(
         }
         RequestKind::Produce(body) => {
             let silent = body.acks == 0;
-            let queued = handlers::produce::enqueue(&ctx, body, version);
+            let queued = handlers::produce::enqueue(&ctx, &access, body, version);
             Box::pin(async move {
                 let response = queued.await;
                 (!silent).then_some(ResponseKind::Produce(response))
@@ -43,12 +45,12 @@ pub fn dispatch(
         }
         RequestKind::Fetch(body) => Box::pin(async move {
             Some(ResponseKind::Fetch(
-                handlers::fetch::handle(&ctx, body, version).await,
+                handlers::fetch::handle(&ctx, &access, body, version).await,
             ))
         }),
         RequestKind::ListOffsets(body) => Box::pin(async move {
             let lookup = tokio::task::spawn_blocking(move || {
-                handlers::list_offsets::handle(&ctx, body, version)
+                handlers::list_offsets::handle(&ctx, &access, body, version)
             });
             match lookup.await {
                 Ok(response) => Some(ResponseKind::ListOffsets(response)),
@@ -59,8 +61,9 @@ pub fn dispatch(
             }
         }),
         RequestKind::DeleteRecords(body) => Box::pin(async move {
-            let moved =
-                tokio::task::spawn_blocking(move || handlers::delete_records::handle(&ctx, body));
+            let moved = tokio::task::spawn_blocking(move || {
+                handlers::delete_records::handle(&ctx, &access, body)
+            });
             match moved.await {
                 Ok(response) => Some(ResponseKind::DeleteRecords(response)),
                 Err(error) => {
@@ -73,50 +76,50 @@ pub fn dispatch(
             let listener = info.listener.clone();
             Box::pin(async move {
                 Some(ResponseKind::Metadata(
-                    handlers::metadata::handle(&ctx, &listener, body, version).await,
+                    handlers::metadata::handle(&ctx, &access, &listener, body, version).await,
                 ))
             })
         }
         RequestKind::CreateTopics(body) => Box::pin(async move {
             Some(ResponseKind::CreateTopics(
-                handlers::topics::create(&ctx, body, version).await,
+                handlers::topics::create(&ctx, &access, body, version).await,
             ))
         }),
         RequestKind::DeleteTopics(body) => Box::pin(async move {
             Some(ResponseKind::DeleteTopics(
-                handlers::topics::delete(&ctx, body, version).await,
+                handlers::topics::delete(&ctx, &access, body, version).await,
             ))
         }),
         RequestKind::CreatePartitions(body) => Box::pin(async move {
             Some(ResponseKind::CreatePartitions(
-                handlers::topics::create_partitions(&ctx, body).await,
+                handlers::topics::create_partitions(&ctx, &access, body).await,
             ))
         }),
         RequestKind::DescribeConfigs(body) => Box::pin(async move {
             Some(ResponseKind::DescribeConfigs(handlers::configs::describe(
-                &ctx, body, version,
+                &ctx, &access, body, version,
             )))
         }),
         RequestKind::AlterConfigs(body) => Box::pin(async move {
             Some(ResponseKind::AlterConfigs(
-                handlers::configs::alter(&ctx, body).await,
+                handlers::configs::alter(&ctx, &access, body).await,
             ))
         }),
         RequestKind::IncrementalAlterConfigs(body) => Box::pin(async move {
             Some(ResponseKind::IncrementalAlterConfigs(
-                handlers::configs::incremental_alter(&ctx, body).await,
+                handlers::configs::incremental_alter(&ctx, &access, body).await,
             ))
         }),
         RequestKind::InitProducerId(body) => Box::pin(async move {
             Some(ResponseKind::InitProducerId(
-                handlers::producer_id::handle(&ctx, body).await,
+                handlers::producer_id::handle(&ctx, &access, body).await,
             ))
         }),
-        RequestKind::DescribeCluster(_) => {
+        RequestKind::DescribeCluster(body) => {
             let listener = info.listener.clone();
             Box::pin(async move {
                 Some(ResponseKind::DescribeCluster(
-                    handlers::metadata::describe_cluster(&ctx, &listener),
+                    handlers::metadata::describe_cluster(&ctx, &access, &listener, body),
                 ))
             })
         }
@@ -124,7 +127,7 @@ pub fn dispatch(
             let listener = info.listener.clone();
             Box::pin(async move {
                 Some(ResponseKind::FindCoordinator(
-                    handlers::groups::find_coordinator(&ctx, &listener, body, version),
+                    handlers::groups::find_coordinator(&ctx, &access, &listener, body, version),
                 ))
             })
         }
@@ -140,30 +143,30 @@ pub fn dispatch(
             };
             Box::pin(async move {
                 Some(ResponseKind::JoinGroup(
-                    handlers::groups::join(&ctx, &caller, body, version).await,
+                    handlers::groups::join(&ctx, &access, &caller, body, version).await,
                 ))
             })
         }
         RequestKind::SyncGroup(body) => Box::pin(async move {
             Some(ResponseKind::SyncGroup(
-                handlers::groups::sync(&ctx, body, version).await,
+                handlers::groups::sync(&ctx, &access, body, version).await,
             ))
         }),
         RequestKind::Heartbeat(body) => Box::pin(async move {
             Some(ResponseKind::Heartbeat(
-                handlers::groups::heartbeat(&ctx, body).await,
+                handlers::groups::heartbeat(&ctx, &access, body).await,
             ))
         }),
         RequestKind::LeaveGroup(body) => Box::pin(async move {
             Some(ResponseKind::LeaveGroup(
-                handlers::groups::leave(&ctx, body, version).await,
+                handlers::groups::leave(&ctx, &access, body, version).await,
             ))
         }),
         RequestKind::OffsetCommit(body) => {
             let (previous, turn) = offset_order.take_turn();
             Box::pin(async move {
                 previous.finished().await;
-                let response = handlers::groups::offset_commit(&ctx, body, version).await;
+                let response = handlers::groups::offset_commit(&ctx, &access, body, version).await;
                 drop(turn);
                 Some(ResponseKind::OffsetCommit(response))
             })
@@ -172,24 +175,39 @@ pub fn dispatch(
             let (previous, turn) = offset_order.take_turn();
             Box::pin(async move {
                 previous.finished().await;
-                let response = handlers::groups::offset_fetch(&ctx, body, version);
+                let response = handlers::groups::offset_fetch(&ctx, &access, body, version);
                 drop(turn);
                 Some(ResponseKind::OffsetFetch(response))
             })
         }
         RequestKind::DescribeGroups(body) => Box::pin(async move {
             Some(ResponseKind::DescribeGroups(
-                handlers::groups::describe(&ctx, body, version).await,
+                handlers::groups::describe(&ctx, &access, body, version).await,
             ))
         }),
         RequestKind::ListGroups(body) => Box::pin(async move {
             Some(ResponseKind::ListGroups(
-                handlers::groups::list(&ctx, body, version).await,
+                handlers::groups::list(&ctx, &access, body, version).await,
             ))
         }),
         RequestKind::DeleteGroups(body) => Box::pin(async move {
             Some(ResponseKind::DeleteGroups(
-                handlers::groups::delete(&ctx, body).await,
+                handlers::groups::delete(&ctx, &access, body).await,
+            ))
+        }),
+        RequestKind::CreateAcls(body) => Box::pin(async move {
+            Some(ResponseKind::CreateAcls(
+                handlers::acls::create(&ctx, &access, body).await,
+            ))
+        }),
+        RequestKind::DescribeAcls(body) => Box::pin(async move {
+            Some(ResponseKind::DescribeAcls(handlers::acls::describe(
+                &ctx, &access, body,
+            )))
+        }),
+        RequestKind::DeleteAcls(body) => Box::pin(async move {
+            Some(ResponseKind::DeleteAcls(
+                handlers::acls::delete(&ctx, &access, body).await,
             ))
         }),
         // decode_request refuses every API outside the supported table, so

@@ -1,6 +1,7 @@
 //! The broker: listeners, connections, request dispatch and handlers, and
 //! the partitions it hosts.
 
+mod access;
 mod blocking;
 mod cleaner;
 mod connection;
@@ -36,4 +37,6 @@ pub struct BrokerContext {
     pub groups: Arc<crate::group::GroupCoordinator>,
     /// The unused rest of the producer-id block this broker holds.
     pub producer_ids: Mutex<Range<i64>>,
+    /// The ACL authorizer, when `authorizer.class.name` is set.
+    pub authorizer: Option<Arc<crate::security::acl::Authorizer>>,
 }

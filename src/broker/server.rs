@@ -28,7 +28,7 @@ use crate::cluster::{
 use crate::config::BrokerSettings;
 use crate::group::{GroupCoordinator, OffsetStoreError};
 use crate::security::tls::{self, TlsAcceptorHandle};
-use crate::security::{KafkaPrincipal, SecurityProtocol};
+use crate::security::{self, KafkaPrincipal, SecurityProtocol};
 
 /// Why a broker could not start; each names what the operator must fix.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +142,21 @@ pub async fn run(
                     e.to_string()
                 },
             })?;
+        // A TLS listener requiring client certificates authenticates too.
+        let certificates_required = listener
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.client_auth == crate::config::ClientAuth::Required);
+        if !listener.security_protocol.uses_sasl()
+            && !certificates_required
+            && let Ok(address) = socket.local_addr()
+        {
+            let what = format!(
+                "listener {} ({})",
+                listener.name, listener.security_protocol
+            );
+            security::warn_if_exposed_without_authentication(&what, address);
+        }
         bound.push((listener.name.clone(), listener.security_protocol, socket));
     }
 
@@ -175,6 +190,7 @@ pub async fn run(
         metrics: Arc::new(Metrics::default()),
         groups: Arc::new(groups),
         producer_ids: Mutex::new(0..0),
+        authorizer: settings.authorizer.clone().map(Arc::new),
         settings,
     });
 

@@ -1,7 +1,7 @@
 //! Kafka's command-line tools as subcommands of the one binary:
 //! `kafka-topics.sh`, `kafka-console-producer.sh`,
 //! `kafka-console-consumer.sh`, `kafka-consumer-groups.sh`,
-//! `kafka-delete-records.sh`, `kafka-configs.sh`, and the server stop
+//! `kafka-delete-records.sh`, `kafka-configs.sh`, `kafka-acls.sh`, and the server stop
 //! scripts. Each tool parses Kafka 2.2's flags (`args`), finds a
 //! broker (`bootstrap`), and talks to the cluster through a small client
 //! (`client`) built on the `kafka-protocol` crate.
@@ -9,6 +9,7 @@
 //! Exit status: 0 success, 1 a runtime failure (one line on stderr), 2 a
 //! usage error.
 
+mod acls;
 mod args;
 mod bootstrap;
 mod client;
@@ -39,6 +40,7 @@ pub enum Tool {
     ConsumerGroups,
     DeleteRecords,
     Configs,
+    Acls,
     ServerStop,
 }
 
@@ -87,6 +89,7 @@ pub fn run(tool: Tool, args: Vec<OsString>) -> ExitCode {
         Tool::ConsumerGroups => "kafka-consumer-groups.sh",
         Tool::DeleteRecords => "kafka-delete-records.sh",
         Tool::Configs => "kafka-configs.sh",
+        Tool::Acls => "kafka-acls.sh",
         Tool::ServerStop => "server-stop",
     };
     let argv = std::iter::once(OsString::from(name)).chain(args);
@@ -97,6 +100,7 @@ pub fn run(tool: Tool, args: Vec<OsString>) -> ExitCode {
         Tool::ConsumerGroups => parse(argv).and_then(|a| block_on(consumer_groups::run(a))),
         Tool::DeleteRecords => parse(argv).and_then(|a| block_on(delete_records::run(a))),
         Tool::Configs => parse(argv).and_then(|a| block_on(configs::run(a))),
+        Tool::Acls => parse(argv).and_then(|a| block_on(acls::run(a))),
         Tool::ServerStop => server_stop::run(argv.skip(1).collect()),
     };
     match outcome {

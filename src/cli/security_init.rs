@@ -355,7 +355,8 @@ fn client_properties(dir: &str) -> String {
          #   ssl.certificate.location={dir}/client.pem\n\
          #   ssl.key.location={dir}/client.key\n\
          # kafka-python: security_protocol=\"SSL\", ssl_cafile=\"{dir}/ca.pem\",\n\
-         #   ssl_certfile=\"{dir}/client.pem\", ssl_keyfile=\"{dir}/client.key\"\n"
+         #   ssl_certfile=\"{dir}/client.pem\", ssl_keyfile=\"{dir}/client.key\"\n\
+         # (The Java client is not tested with this file: no JVM on gregor's test machines.)\n"
     )
 }
 

@@ -508,6 +508,26 @@ impl ClusterCoordinator for EmbeddedCoordinator {
         Box::pin(self.producer_ids(broker_id))
     }
 
+    fn create_acls(
+        &self,
+        bindings: Vec<crate::security::acl::AclBinding>,
+    ) -> BoxFuture<'_, Result<(), ClusterError>> {
+        Box::pin(async move {
+            self.propose(Command::CreateAcls { bindings }).await?;
+            Ok(())
+        })
+    }
+
+    fn delete_acls(
+        &self,
+        bindings: Vec<crate::security::acl::AclBinding>,
+    ) -> BoxFuture<'_, Result<(), ClusterError>> {
+        Box::pin(async move {
+            self.propose(Command::DeleteAcls { bindings }).await?;
+            Ok(())
+        })
+    }
+
     fn image(&self) -> Arc<MetadataImage> {
         Arc::clone(&self.images.borrow())
     }

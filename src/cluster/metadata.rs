@@ -17,6 +17,7 @@ pub use super::code::{KafkaCode, Rejection};
 use topics::check_replication_factor;
 
 pub use crate::security::SecurityProtocol;
+use crate::security::acl::{AclBinding, AclSet};
 
 /// How clients reach a broker on one listener.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +142,17 @@ pub enum Command {
         broker_id: i32,
         count: i64,
     },
+    // --- Authorization (ACLs) ---
+    /// Adds bindings; ones already present are kept as they are.
+    CreateAcls {
+        bindings: Vec<AclBinding>,
+    },
+    /// Removes exactly these bindings: the proposer resolves DeleteAcls
+    /// filters against its image first, so applying stays deterministic.
+    /// Bindings no longer present are skipped.
+    DeleteAcls {
+        bindings: Vec<AclBinding>,
+    },
 }
 
 /// What an accepted command produced, for the proposer's response.
@@ -174,6 +186,9 @@ pub struct MetadataImage {
     pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
     /// The first producer id of the next block handed out.
     pub next_producer_id: i64,
+    /// The ACL bindings the authorizer decides with.
+    #[serde(default)]
+    pub acls: AclSet,
     /// Index of the last command applied; 0 before any.
     pub last_applied: u64,
 }
@@ -438,6 +453,37 @@ impl MetadataImage {
                 self.next_producer_id = end;
                 Ok(ApplyOutcome::ProducerIds(start..end))
             }
+            Command::CreateAcls { bindings } => self.create_acls(bindings),
+            Command::DeleteAcls { bindings } => Ok(self.delete_acls(bindings)),
+        }
+    }
+
+    /// Adds `bindings`, all or none: one invalid binding refuses the
+    /// command with INVALID_REQUEST.
+    fn create_acls(&mut self, bindings: &[AclBinding]) -> Result<ApplyOutcome, Rejection> {
+        if let Some(reason) = bindings.iter().find_map(AclBinding::invalid_reason) {
+            return rejected(KafkaCode::INVALID_REQUEST, reason);
+        }
+        let mut added = false;
+        for binding in bindings {
+            added |= self.acls.insert(binding.clone());
+        }
+        Ok(if added {
+            ApplyOutcome::Applied
+        } else {
+            ApplyOutcome::Unchanged
+        })
+    }
+
+    fn delete_acls(&mut self, bindings: &[AclBinding]) -> ApplyOutcome {
+        let mut removed = false;
+        for binding in bindings {
+            removed |= self.acls.remove(binding);
+        }
+        if removed {
+            ApplyOutcome::Applied
+        } else {
+            ApplyOutcome::Unchanged
         }
     }
 

@@ -27,6 +27,8 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::security::acl::AclBinding;
+
 pub use command_log::{CommandLog, LogEntry, MetaMarker, new_cluster_id};
 pub use embedded::{EmbeddedCoordinator, LogRead};
 pub use http::RemoteCoordinator;
@@ -213,6 +215,14 @@ pub trait ClusterCoordinator: Send + Sync {
         &self,
         broker_id: i32,
     ) -> BoxFuture<'_, Result<Range<i64>, ClusterError>>;
+
+    // --- Authorization (ACLs) ---
+    /// Adds ACL bindings: all of them, or none when one is invalid.
+    fn create_acls(&self, bindings: Vec<AclBinding>) -> BoxFuture<'_, Result<(), ClusterError>>;
+
+    /// Removes exactly these bindings; DeleteAcls resolves its filters
+    /// against the image before calling.
+    fn delete_acls(&self, bindings: Vec<AclBinding>) -> BoxFuture<'_, Result<(), ClusterError>>;
 
     /// The latest committed image; brokers answer Metadata from it.
     fn image(&self) -> Arc<MetadataImage>;

@@ -6,6 +6,7 @@
 //! Stage 2 ([`RawConfig::validate`]) turns the strings into typed
 //! [`BrokerSettings`]; nothing downstream ever parses a config string again.
 
+mod authorizer;
 mod broker_keys;
 mod connections;
 mod describe;
@@ -23,6 +24,7 @@ mod tests;
 
 use std::path::PathBuf;
 
+pub use authorizer::AUTHORIZER_CLASS_NAMES;
 pub use connections::{ConnectionSettings, default_connection_limits, open_files_limit};
 pub use describe::{
     ConfigSource, ConfigSynonym, ConfigType, DescribedConfig, describe_broker_configs,

@@ -87,7 +87,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("message.max.bytes", "1048588"),
     ("gregor.message.max.decompressed.bytes", "67108864"),
     ("fetch.max.bytes", "57671680"),
-    ("admin.listener", "0.0.0.0:9644"),
+    ("admin.listener", "127.0.0.1:9644"),
     ("gregor.log.format", "text"),
     ("group.min.session.timeout.ms", "6000"),
     ("group.max.session.timeout.ms", "1800000"),
@@ -122,6 +122,10 @@ const OPTIONAL: &[&str] = &[
     "max.connections.per.ip",
     "max.connections.per.ip.overrides",
     "queued.max.request.bytes",
+    // Authorization: no authorizer unless named.
+    "authorizer.class.name",
+    "super.users",
+    "allow.everyone.if.no.acl.found",
 ];
 
 /// Kafka keys that real deployments set but that mean nothing for a single

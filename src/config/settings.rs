@@ -42,6 +42,10 @@ pub struct BrokerSettings {
     /// `gregor.max.partitions.per.topic` / `.per.broker`, enforced by the
     /// embedded coordinator (a separate coordinator has its own).
     pub partition_limits: super::PartitionLimits,
+    /// `authorizer.class.name` with `super.users` and
+    /// `allow.everyone.if.no.acl.found`; `None` authorizes nothing (every
+    /// request is allowed, and the ACL APIs answer SECURITY_DISABLED).
+    pub authorizer: Option<crate::security::acl::Authorizer>,
     /// The values set explicitly (file, environment, flags) and where each
     /// came from: only for DescribeConfigs, which shows them as Kafka does.
     pub origins: RawConfig,
@@ -380,6 +384,7 @@ impl RawConfig {
                 )?)
                 .unwrap_or(usize::MAX),
             },
+            authorizer: self.authorizer()?,
             origins: self.explicit_only(),
         })
     }

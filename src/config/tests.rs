@@ -51,7 +51,7 @@ fn defaults_match_kafka() {
     assert_eq!(s.socket_request_max_bytes, 104_857_600);
     assert_eq!(s.message_max_bytes, 1_048_588);
     assert_eq!(s.coordinator, None);
-    assert_eq!(s.admin_listener, "0.0.0.0:9644".parse().unwrap());
+    assert_eq!(s.admin_listener, "127.0.0.1:9644".parse().unwrap());
     assert_eq!(s.log_format, LogFormat::Text);
     assert_eq!(s.shutdown_timeout, Duration::from_millis(5000));
     assert_eq!(s.groups.min_session_timeout, Duration::from_millis(6000));
@@ -653,4 +653,28 @@ fn connection_limit_errors_name_the_key() {
 fn queued_request_bytes_default_covers_the_largest_frame() {
     let s = settings("", &[], &[("socket.request.max.bytes", "209715200")]).unwrap();
     assert_eq!(s.connections.queued_max_request_bytes, Some(209_715_200));
+}
+
+#[test]
+fn authorizer_keys_resolve_with_kafka_class_names() {
+    let s = settings("", &[], &[]).unwrap();
+    assert_eq!(s.authorizer, None);
+    for class in crate::config::AUTHORIZER_CLASS_NAMES {
+        let text = format!(
+            "authorizer.class.name={class}\nsuper.users=User:admin; User:ops\nallow.everyone.if.no.acl.found=true\n"
+        );
+        let authorizer = settings(&text, &[], &[]).unwrap().authorizer.unwrap();
+        assert!(authorizer.allow_if_no_acl);
+        assert!(authorizer.super_users.contains("User:admin"));
+        assert!(authorizer.super_users.contains("User:ops"));
+    }
+    let err = settings("authorizer.class.name=com.example.Mine\n", &[], &[]).unwrap_err();
+    assert!(err.to_string().contains("authorizer.class.name"), "{err}");
+    let err = settings(
+        "authorizer.class.name=kafka.security.authorizer.AclAuthorizer\nsuper.users=admin\n",
+        &[],
+        &[],
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("super.users"), "{err}");
 }

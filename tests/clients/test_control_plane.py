@@ -27,11 +27,12 @@ class SecureCoordinator(GregorProcess):
     """`gregor coordinator` with security init's coordinator.properties on a
     free secure port (and no plaintext port)."""
 
-    def __init__(self, data_dir, certs, super_users=BROKER):
+    def __init__(self, data_dir, certs, super_users=BROKER, extra=()):
         self.data_dir = Path(data_dir)
         self.certs = certs
         self.port = free_port()
         self.super_users = super_users
+        self.extra = [a for o in extra for a in ("--override", o)]
         self.log_path = self.data_dir.parent / f"coordinator-{self.port}.log"
 
     @property
@@ -44,6 +45,7 @@ class SecureCoordinator(GregorProcess):
             "--data-dir", str(self.data_dir),
             "--override", f"secureClientPort={self.port}",
             "--override", f"super.users={self.super_users}",
+            *self.extra,
         ]
 
 
@@ -336,7 +338,7 @@ def test_an_open_coordinator_port_warns_at_start(tmp_path):
     )
     try:
         for line in coordinator.stdout:
-            if b"open to the network without authentication" in line:
+            if b"accepts unauthenticated connections" in line:
                 assert str(port).encode() in line
                 break
             if b"coordinator started" in line:
@@ -344,3 +346,32 @@ def test_an_open_coordinator_port_warns_at_start(tmp_path):
     finally:
         coordinator.kill()
         coordinator.wait()
+
+
+def test_with_an_authorizer_the_coordinator_follows_the_acls(tmp_path, certs):
+    """authorizer.class.name on the coordinator: the ACLs in the metadata log
+    decide, as on the broker. CN=client may create topics prefixed app-."""
+    coordinator = SecureCoordinator(
+        tmp_path / "coordinator", certs,
+        extra=["authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"],
+    ).start()
+    try:
+        grant = {"bindings": [{
+            "pattern": {"resource_type": "TOPIC", "name": "app-", "pattern_type": "PREFIXED"},
+            "entry": {"principal": "User:CN=client,O=gregor", "host": "*",
+                      "operation": "CREATE", "permission": "ALLOW"},
+        }]}
+        client = context(certs)
+        # Only Alter on the cluster may add ACLs: the client may not grant itself.
+        refused(call(coordinator, client, "POST", "/v1/acls", grant), 31)
+        broker = context(certs, keystore="broker-keystore.pem")
+        status, reply = call(coordinator, broker, "POST", "/v1/acls", grant)
+        assert status == 200, reply
+        topic = {"num_partitions": 1, "replication_factor": 1}
+        status, reply = call(coordinator, client, "POST", "/v1/topics", dict(topic, name="app-orders"))
+        # Authorized: it gets as far as placing replicas (no broker here).
+        assert status != 403 and reply["error_name"] == "INVALID_REPLICATION_FACTOR", reply
+        refused(call(coordinator, client, "POST", "/v1/topics", dict(topic, name="payments")), 29)
+        refused(call(coordinator, client, "DELETE", "/v1/topics/app-orders"), 29)
+    finally:
+        coordinator.kill9()

@@ -381,3 +381,81 @@ def test_missing_keystore_file_stops_the_start(tmp_path):
     )
     assert code != 0
     assert "nope.pem" in stderr
+
+
+def test_large_fetches_over_tls_complete(make_broker, certs):
+    # Responses far larger than a socket buffer: TLS records the socket
+    # could not take at once must still be sent without another request.
+    broker = start_tls_broker(make_broker, certs)
+    options = python_ssl(certs, client_cert=False)
+    producer = KafkaProducer(
+        bootstrap_servers=broker.ssl_bootstrap, max_request_size=2_000_000, **options
+    )
+    payload = bytes(range(256)) * 3000
+    for i in range(60):
+        producer.send("large", payload + str(i).encode())
+    producer.flush(timeout=60)
+    producer.close()
+    consumer = KafkaConsumer(
+        "large",
+        bootstrap_servers=broker.ssl_bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=20000,
+        fetch_max_bytes=50_000_000,
+        max_partition_fetch_bytes=50_000_000,
+        **options,
+    )
+    got = 0
+    for message in consumer:
+        assert message.value == payload + str(got).encode()
+        got += 1
+        if got == 60:
+            break
+    consumer.close()
+    assert got == 60
+
+
+def test_a_changed_keystore_file_is_reloaded_without_a_signal(make_broker, certs):
+    broker = start_tls_broker(make_broker, certs)
+    before = fingerprint(peer_certificate(broker.ssl_port, cafile=f"{certs}/ca.pem"))
+    security_init(certs, "--keep-ca")
+    deadline = time.time() + 15
+    after = before
+    while after == before and time.time() < deadline:
+        time.sleep(0.5)
+        after = fingerprint(peer_certificate(broker.ssl_port, cafile=f"{certs}/ca.pem"))
+    assert after != before, "the renewed certificate is served within the poll interval"
+
+
+def test_requested_client_auth_takes_a_certificate_when_offered(make_broker, certs):
+    broker = start_tls_broker(make_broker, certs, client_auth="requested")
+    kafka_python_round_trip(broker.ssl_bootstrap, python_ssl(certs, client_cert=False), count=2)
+    assert "principal=User:ANONYMOUS" in broker.output()
+    kafka_python_round_trip(broker.ssl_bootstrap, python_ssl(certs), topic="with-cert", count=2)
+    assert "principal=User:CN=client,O=gregor" in broker.output()
+
+
+def test_the_certificate_principal_is_what_acls_see(make_broker, certs):
+    broker = start_tls_broker(
+        make_broker,
+        certs,
+        client_auth="requested",
+        extra=[
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users=User:CN=client,O=gregor",
+        ],
+    )
+    # The certificate's principal is a super user: everything is allowed.
+    kafka_python_round_trip(broker.ssl_bootstrap, python_ssl(certs), topic="guarded", count=2)
+    # Without a certificate the same client is User:ANONYMOUS, with no ACL.
+    from kafka.errors import TopicAuthorizationFailedError
+
+    producer = KafkaProducer(
+        bootstrap_servers=broker.ssl_bootstrap,
+        max_block_ms=5000,
+        **python_ssl(certs, client_cert=False),
+    )
+    with pytest.raises((TopicAuthorizationFailedError, KafkaError)) as refused:
+        producer.send("guarded", b"x").get(timeout=10)
+    producer.close()
+    assert isinstance(refused.value, TopicAuthorizationFailedError), refused.value

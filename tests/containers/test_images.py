@@ -99,7 +99,9 @@ def test_wildcard_listener_advertises_the_container_address(dock):
 
 
 def test_names_resolve_inside_scratch_for_links_and_network_aliases(dock):
-    broker = dock.run(BROKER, name="dns")
+    # The admin port binds to loopback unless configured; opened here so
+    # that other containers can reach it by name.
+    broker = dock.run("-e", "KAFKA_ADMIN_LISTENER=0.0.0.0:9644", BROKER, name="dns")
     dock.wait_healthy(broker)
     # A legacy --link alias (an /etc/hosts entry).
     run("docker", "run", "--rm", "--link", f"{broker}:kafkalink", BROKER,

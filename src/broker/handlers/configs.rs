@@ -18,16 +18,35 @@ use kafka_protocol::messages::{
 
 use super::{since, str_bytes};
 use crate::broker::BrokerContext;
+use crate::broker::access::Access;
 use crate::config::{
     ConfigSource, DescribedConfig, ProduceLimits, ProduceRefusal, TopicConfig,
     describe_broker_configs, describe_topic_configs,
 };
+use crate::security::acl::AclOperation as Operation;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 
+/// A topic's configs need `operation` on the topic, the broker's on the
+/// cluster; TOPIC_ or CLUSTER_AUTHORIZATION_FAILED otherwise.
+fn authorized(
+    access: &Access,
+    operation: Operation,
+    resource_type: i8,
+    name: &str,
+) -> Result<(), Refusal> {
+    let checked = match resource_type {
+        RESOURCE_TOPIC => access.topic(operation, name),
+        RESOURCE_BROKER => access.cluster(operation),
+        _ => Ok(()),
+    };
+    checked.map_err(|error| (error, format!("{operation} is not allowed")))
+}
+
 pub fn describe(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     request: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
@@ -41,6 +60,17 @@ pub fn describe(
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
             let name = resource.resource_name.as_str();
+            let checked = authorized(
+                access,
+                Operation::DescribeConfigs,
+                resource.resource_type,
+                name,
+            );
+            if let Err((error, message)) = checked {
+                return result
+                    .with_error_code(error.code())
+                    .with_error_message(Some(str_bytes(&message)));
+            }
             let entries = match resource.resource_type {
                 RESOURCE_TOPIC => match image.topic(name) {
                     Some(topic) => {
@@ -202,11 +232,13 @@ fn validated(
 /// Validates and applies one resource's change: what both alter APIs do.
 async fn alter_resource(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     resource_type: i8,
     name: &str,
     validate_only: bool,
     change: impl FnOnce(&Overrides) -> Result<Overrides, String>,
 ) -> Result<(), Refusal> {
+    authorized(access, Operation::AlterConfigs, resource_type, name)?;
     let (current, wanted) = validated(ctx, resource_type, name, change)?;
     apply(ctx, name, current, wanted, validate_only).await
 }
@@ -245,7 +277,11 @@ async fn apply(
 
 /// AlterConfigs: the given set replaces the topic's overrides entirely
 /// (keys not named return to the broker default), as in Kafka.
-pub async fn alter(ctx: &Arc<BrokerContext>, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn alter(
+    ctx: &Arc<BrokerContext>,
+    access: &Access,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let name = resource.resource_name.to_string();
@@ -258,6 +294,7 @@ pub async fn alter(ctx: &Arc<BrokerContext>, request: AlterConfigsRequest) -> Al
         };
         let outcome = alter_resource(
             ctx,
+            access,
             resource.resource_type,
             &name,
             request.validate_only,
@@ -282,6 +319,7 @@ pub async fn alter(ctx: &Arc<BrokerContext>, request: AlterConfigsRequest) -> Al
 /// supports is a list with more than one allowed value.
 pub async fn incremental_alter(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     const SET: i8 = 0;
@@ -312,6 +350,7 @@ pub async fn incremental_alter(
         };
         let outcome = alter_resource(
             ctx,
+            access,
             resource.resource_type,
             &name,
             request.validate_only,

@@ -14,21 +14,30 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use crate::broker::BrokerContext;
+use crate::broker::access::Access;
+use crate::security::acl::AclOperation as Operation;
 
 /// Kafka's low watermark in a failed partition's answer.
 const INVALID_LOW_WATERMARK: i64 = -1;
 
-/// Blocking (each move fsyncs): run it on the blocking pool.
-pub fn handle(ctx: &Arc<BrokerContext>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+/// Blocking (each move fsyncs): run it on the blocking pool. Needs Delete
+/// on each topic.
+pub fn handle(
+    ctx: &Arc<BrokerContext>,
+    access: &Access,
+    request: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
+            let allowed = access.topic(Operation::Delete, &topic.name.0);
             let partitions = topic
                 .partitions
                 .iter()
                 .map(|p| {
                     let moved = match ctx.partitions.get(&topic.name.0, p.partition_index) {
+                        _ if allowed.is_err() => Err(ResponseError::TopicAuthorizationFailed),
                         None => Err(ResponseError::UnknownTopicOrPartition),
                         Some(partition) => partition.delete_records(p.offset),
                     };

@@ -16,9 +16,11 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 
 use super::since;
 use crate::broker::BrokerContext;
+use crate::broker::access::Access;
 use crate::broker::blocking::off_the_workers;
 use crate::broker::partition::Partition;
 use crate::records::{down_convert, whole_batches};
+use crate::security::acl::AclOperation as Operation;
 use crate::storage::{LogChunk, StorageError, concat_chunks};
 
 struct Wanted {
@@ -27,10 +29,14 @@ struct Wanted {
     fetch_offset: i64,
     partition_max_bytes: usize,
     partition: Option<Arc<Partition>>,
+    /// Read on the topic was refused (the partition is then `None`).
+    refused: bool,
 }
 
+/// Needs Read on each topic.
 pub async fn handle(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     request: FetchRequest,
     version: i16,
 ) -> FetchResponse {
@@ -38,12 +44,16 @@ pub async fn handle(
         .topics
         .iter()
         .flat_map(|topic| {
-            topic.partitions.iter().map(|p| Wanted {
+            let refused = !access.allows_topic(Operation::Read, &topic.topic.0);
+            topic.partitions.iter().map(move |p| Wanted {
                 topic: topic.topic.clone(),
                 partition_index: p.partition,
                 fetch_offset: p.fetch_offset,
                 partition_max_bytes: p.partition_max_bytes.max(0) as usize,
-                partition: ctx.partitions.get(&topic.topic.0, p.partition),
+                partition: (!refused)
+                    .then(|| ctx.partitions.get(&topic.topic.0, p.partition))
+                    .flatten(),
+                refused,
             })
         })
         .collect::<Vec<_>>()
@@ -142,7 +152,12 @@ fn read_all(reader: &Reader) -> (FetchResponse, usize, bool) {
         let data = match &w.partition {
             None => {
                 has_error = true;
-                error_data(w.partition_index, ResponseError::UnknownTopicOrPartition)
+                let error = if w.refused {
+                    ResponseError::TopicAuthorizationFailed
+                } else {
+                    ResponseError::UnknownTopicOrPartition
+                };
+                error_data(w.partition_index, error)
             }
             Some(partition) => {
                 // The first batch of the response is always whole, even past

@@ -33,10 +33,12 @@ use kafka_protocol::protocol::StrBytes;
 use super::metadata::advertised;
 use super::{since, str_bytes, topic_name};
 use crate::broker::BrokerContext;
+use crate::broker::access::Access;
 use crate::broker::partition::now_ms;
 use crate::group::{
     CommittedOffset, GroupState, JoinRequest, MemberRef, Record, SyncRequest, store_error,
 };
+use crate::security::acl::{AclOperation as Operation, ResourceType};
 
 /// Kafka's `offset.metadata.max.bytes` default.
 const MAX_OFFSET_METADATA: usize = 4096;
@@ -63,8 +65,10 @@ fn loading(ctx: &BrokerContext) -> Option<ResponseError> {
     (!ctx.groups.is_loaded()).then_some(ResponseError::CoordinatorLoadInProgress)
 }
 
+/// Needs Describe on the group (on the transactional id for key type 1).
 pub fn find_coordinator(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     listener: &str,
     request: FindCoordinatorRequest,
     version: i16,
@@ -75,10 +79,15 @@ pub fn find_coordinator(
         .find(|(id, ..)| *id == ctx.settings.broker_id);
     // Only group coordination (key type 0) is offered; transactions are
     // not supported.
-    let answer = |key_type: i8| -> Result<(String, u16), ResponseError> {
+    let answer = |key_type: i8, key: &str| -> Result<(String, u16), ResponseError> {
+        if key_type == 1 && !access.allows(Operation::Describe, ResourceType::TransactionalId, key)
+        {
+            return Err(ResponseError::TransactionalIdAuthorizationFailed);
+        }
         if key_type != 0 {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
+        access.group(Operation::Describe, key)?;
         this.as_ref()
             .map(|(_, host, port, _)| (host.clone(), *port))
             .ok_or(ResponseError::CoordinatorNotAvailable)
@@ -88,7 +97,7 @@ pub fn find_coordinator(
         let coordinators = request
             .coordinator_keys
             .into_iter()
-            .map(|key| match answer(request.key_type) {
+            .map(|key| match answer(request.key_type, &key) {
                 Ok((host, port)) => Coordinator::default()
                     .with_key(key)
                     .with_node_id(BrokerId(ctx.settings.broker_id))
@@ -103,7 +112,7 @@ pub fn find_coordinator(
             .collect();
         return response.with_coordinators(coordinators);
     }
-    match answer(request.key_type) {
+    match answer(request.key_type, &request.key) {
         Ok((host, port)) => response
             .with_node_id(BrokerId(ctx.settings.broker_id))
             .with_host(str_bytes(&host))
@@ -115,14 +124,17 @@ pub fn find_coordinator(
     }
 }
 
+/// Join, Sync, Heartbeat and Leave need Read on the group.
 pub async fn join(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     caller: &Caller,
     request: JoinGroupRequest,
     version: i16,
 ) -> JoinGroupResponse {
     let group = group_name(&request.group_id);
-    let outcome = if let Some(error) = loading(ctx) {
+    let refused = loading(ctx).or(access.group(Operation::Read, &group).err());
+    let outcome = if let Some(error) = refused {
         crate::group::JoinOutcome {
             error: Some(error),
             generation_id: -1,
@@ -190,10 +202,14 @@ pub async fn join(
 
 pub async fn sync(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     request: SyncGroupRequest,
     version: i16,
 ) -> SyncGroupResponse {
-    let outcome = if let Some(error) = loading(ctx) {
+    let refused = loading(ctx).or(access
+        .group(Operation::Read, &group_name(&request.group_id))
+        .err());
+    let outcome = if let Some(error) = refused {
         crate::group::SyncOutcome {
             error: Some(error),
             ..Default::default()
@@ -230,8 +246,15 @@ pub async fn sync(
         .with_assignment(outcome.assignment)
 }
 
-pub async fn heartbeat(ctx: &Arc<BrokerContext>, request: HeartbeatRequest) -> HeartbeatResponse {
-    let error = match loading(ctx) {
+pub async fn heartbeat(
+    ctx: &Arc<BrokerContext>,
+    access: &Access,
+    request: HeartbeatRequest,
+) -> HeartbeatResponse {
+    let refused = loading(ctx).or(access
+        .group(Operation::Read, &group_name(&request.group_id))
+        .err());
+    let error = match refused {
         Some(error) => Some(error),
         None => {
             let member = MemberRef {
@@ -252,10 +275,14 @@ pub async fn heartbeat(ctx: &Arc<BrokerContext>, request: HeartbeatRequest) -> H
 
 pub async fn leave(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     request: LeaveGroupRequest,
     version: i16,
 ) -> LeaveGroupResponse {
-    if let Some(error) = loading(ctx) {
+    let refused = loading(ctx).or(access
+        .group(Operation::Read, &group_name(&request.group_id))
+        .err());
+    if let Some(error) = refused {
         return LeaveGroupResponse::default().with_error_code(error.code());
     }
     let members = if version >= 3 {
@@ -293,13 +320,16 @@ pub async fn leave(
     LeaveGroupResponse::default().with_members(members)
 }
 
+/// Needs Read on the group and on each topic.
 pub async fn offset_commit(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     request: OffsetCommitRequest,
     version: i16,
 ) -> OffsetCommitResponse {
     let group = group_name(&request.group_id);
-    let group_error = match loading(ctx) {
+    let refused = loading(ctx).or(access.group(Operation::Read, &group).err());
+    let group_error = match refused {
         Some(error) => Some(error),
         None => {
             let member = MemberRef {
@@ -325,10 +355,13 @@ pub async fn offset_commit(
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let partitions_known = image.topic(&name).map(|t| t.partitions.len());
+        let topic_error = access.topic(Operation::Read, &name).err();
         let mut results = Vec::new();
         for p in topic.partitions {
             let error = if group_error.is_some() {
                 group_error
+            } else if topic_error.is_some() {
+                topic_error
             } else if !partitions_known
                 .is_some_and(|n| p.partition_index >= 0 && (p.partition_index as usize) < n)
             {
@@ -395,9 +428,11 @@ fn fetched(ctx: &BrokerContext, group: &str, topic: &str, partition: i32) -> (i6
     }
 }
 
-/// The (topic, partitions) an OffsetFetch asks about; `None` means all.
+/// The (topic, partitions) an OffsetFetch asks about; `None` means all
+/// the group has offsets for, of the topics the caller may Describe.
 fn fetch_targets(
     ctx: &BrokerContext,
+    access: &Access,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
 ) -> Vec<(String, Vec<i32>)> {
@@ -405,7 +440,11 @@ fn fetch_targets(
         Some(topics) => topics,
         None => {
             let mut all: Vec<(String, Vec<i32>)> = Vec::new();
-            for (topic, partition, _) in ctx.groups.offsets.group_offsets(group) {
+            let offsets = ctx.groups.offsets.group_offsets(group);
+            let visible = offsets
+                .into_iter()
+                .filter(|(topic, ..)| access.allows_topic(Operation::Describe, topic));
+            for (topic, partition, _) in visible {
                 match all.last_mut() {
                     Some((t, ps)) if *t == topic => ps.push(partition),
                     _ => all.push((topic, vec![partition])),
@@ -416,19 +455,23 @@ fn fetch_targets(
     }
 }
 
+/// Needs Describe on the group and on each topic (a topic the caller may
+/// not describe answers TOPIC_AUTHORIZATION_FAILED, or is left out when all
+/// topics are asked for).
 pub fn offset_fetch(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     request: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
-    let load_error = loading(ctx);
+    let group_error = |group: &str| loading(ctx).or(access.group(Operation::Describe, group).err());
     if version >= 8 {
         let groups = request
             .groups
             .into_iter()
             .map(|g| {
                 let group = group_name(&g.group_id);
-                if let Some(error) = load_error {
+                if let Some(error) = group_error(&group) {
                     return OffsetFetchResponseGroup::default()
                         .with_group_id(g.group_id)
                         .with_error_code(error.code());
@@ -438,18 +481,23 @@ pub fn offset_fetch(
                         .map(|t| (t.name.0.to_string(), t.partition_indexes))
                         .collect()
                 });
-                let topics = fetch_targets(ctx, &group, wanted)
+                let topics = fetch_targets(ctx, access, &group, wanted)
                     .into_iter()
                     .map(|(topic, partitions)| {
+                        let denied = access.topic(Operation::Describe, &topic).err();
                         let partitions = partitions
                             .into_iter()
                             .map(|p| {
-                                let (offset, epoch, metadata) = fetched(ctx, &group, &topic, p);
+                                let (offset, epoch, metadata) = match denied {
+                                    Some(_) => (-1, -1, String::new()),
+                                    None => fetched(ctx, &group, &topic, p),
+                                };
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(p)
                                     .with_committed_offset(offset)
                                     .with_committed_leader_epoch(epoch)
                                     .with_metadata(Some(str_bytes(&metadata)))
+                                    .with_error_code(code(denied))
                             })
                             .collect();
                         OffsetFetchResponseTopics::default()
@@ -465,7 +513,7 @@ pub fn offset_fetch(
         return OffsetFetchResponse::default().with_groups(groups);
     }
     let group = group_name(&request.group_id);
-    if let Some(error) = load_error {
+    if let Some(error) = group_error(&group) {
         // Before v2 there is no top-level error: report it per partition.
         let topics = request
             .topics
@@ -497,18 +545,23 @@ pub fn offset_fetch(
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    let topics = fetch_targets(ctx, &group, wanted)
+    let topics = fetch_targets(ctx, access, &group, wanted)
         .into_iter()
         .map(|(topic, partitions)| {
+            let denied = access.topic(Operation::Describe, &topic).err();
             let partitions = partitions
                 .into_iter()
                 .map(|p| {
-                    let (offset, epoch, metadata) = fetched(ctx, &group, &topic, p);
+                    let (offset, epoch, metadata) = match denied {
+                        Some(_) => (-1, -1, String::new()),
+                        None => fetched(ctx, &group, &topic, p),
+                    };
                     OffsetFetchResponsePartition::default()
                         .with_partition_index(p)
                         .with_committed_offset(offset)
                         .with_committed_leader_epoch(since(version, 5, epoch, -1))
                         .with_metadata(Some(str_bytes(&metadata)))
+                        .with_error_code(code(denied))
                 })
                 .collect();
             OffsetFetchResponseTopic::default()
@@ -519,8 +572,10 @@ pub fn offset_fetch(
     OffsetFetchResponse::default().with_topics(topics)
 }
 
+/// Needs Describe on each group.
 pub async fn describe(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     request: DescribeGroupsRequest,
     version: i16,
 ) -> DescribeGroupsResponse {
@@ -536,8 +591,12 @@ pub async fn describe(
             .collect();
         return DescribeGroupsResponse::default().with_groups(groups);
     }
-    let names = request.groups.iter().map(group_name).collect();
-    let groups = ctx
+    let (names, denied): (Vec<String>, Vec<String>) = request
+        .groups
+        .iter()
+        .map(group_name)
+        .partition(|g| access.allows_group(Operation::Describe, g));
+    let mut groups: Vec<DescribedGroup> = ctx
         .groups
         .describe(names)
         .await
@@ -561,7 +620,13 @@ pub async fn describe(
                         .with_member_assignment(m.assignment)
                 })
                 .collect();
+            let operations = if version >= 3 && request.include_authorized_operations {
+                access.authorized_operations(ResourceType::Group, &g.group_id)
+            } else {
+                i32::MIN
+            };
             DescribedGroup::default()
+                .with_authorized_operations(operations)
                 .with_group_id(GroupId(str_bytes(&g.group_id)))
                 .with_group_state(str_bytes(g.state.map_or("Dead", GroupState::as_str)))
                 .with_protocol_type(str_bytes(&g.protocol_type))
@@ -569,11 +634,19 @@ pub async fn describe(
                 .with_members(members)
         })
         .collect();
+    groups.extend(denied.into_iter().map(|g| {
+        DescribedGroup::default()
+            .with_group_id(GroupId(str_bytes(&g)))
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+    }));
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
+/// Lists the groups the caller may Describe (all of them with Describe on
+/// the cluster).
 pub async fn list(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     request: ListGroupsRequest,
     version: i16,
 ) -> ListGroupsResponse {
@@ -585,11 +658,13 @@ pub async fn list(
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
+    let all_visible = access.allows_cluster(Operation::Describe);
     let mut listed = ctx.groups.list().await;
     listed.sort_by(|a, b| a.group_id.cmp(&b.group_id));
     let groups = listed
         .into_iter()
         .filter(|g| states.is_empty() || states.contains(&g.state.as_str().to_ascii_lowercase()))
+        .filter(|g| all_visible || access.allows_group(Operation::Describe, &g.group_id))
         .map(|g| {
             ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(&g.group_id)))
@@ -606,15 +681,26 @@ pub async fn list(
     ListGroupsResponse::default().with_groups(groups)
 }
 
+/// Needs Delete on each group.
 pub async fn delete(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     request: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
-    let names: Vec<String> = request.groups_names.iter().map(group_name).collect();
-    let results = match loading(ctx) {
+    let (names, denied): (Vec<String>, Vec<String>) = request
+        .groups_names
+        .iter()
+        .map(group_name)
+        .partition(|g| access.allows_group(Operation::Delete, g));
+    let mut results: Vec<(String, Option<ResponseError>)> = match loading(ctx) {
         Some(error) => names.into_iter().map(|n| (n, Some(error))).collect(),
         None => ctx.groups.delete(names).await,
     };
+    results.extend(
+        denied
+            .into_iter()
+            .map(|g| (g, Some(ResponseError::GroupAuthorizationFailed))),
+    );
     let results = results
         .into_iter()
         .map(|(group, error)| {

@@ -11,8 +11,10 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::since;
 use crate::broker::BrokerContext;
+use crate::broker::access::Access;
 use crate::broker::partition::Partition;
 use crate::records::{BatchHeader, find_by_timestamp};
+use crate::security::acl::AclOperation as Operation;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -21,6 +23,7 @@ const EARLIEST: i64 = -2;
 /// decompress a batch.
 pub fn handle(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     request: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
@@ -29,6 +32,7 @@ pub fn handle(
         .topics
         .into_iter()
         .map(|topic| {
+            let allowed = access.topic(Operation::Describe, &topic.name.0);
             let partitions = topic
                 .partitions
                 .iter()
@@ -36,6 +40,7 @@ pub fn handle(
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
                     let result = match ctx.partitions.get(&topic.name.0, p.partition_index) {
+                        _ if allowed.is_err() => Err(ResponseError::TopicAuthorizationFailed),
                         None => Err(ResponseError::UnknownTopicOrPartition),
                         Some(partition) => lookup(&partition, p.timestamp, max_decompressed),
                     };

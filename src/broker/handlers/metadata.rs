@@ -10,15 +10,21 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{
-    BrokerId, DescribeClusterResponse, MetadataRequest, MetadataResponse,
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse,
 };
 
 use super::{since, str_bytes, topic_name};
 use crate::broker::BrokerContext;
+use crate::broker::access::Access;
 use crate::cluster::{CreateTopicRequest, MetadataImage, TopicState, validate_topic_name};
+use crate::security::acl::{AclOperation as Operation, CLUSTER_NAME, ResourceType};
 
+/// Lists only the topics the caller may Describe; a named topic it may not
+/// describe gets TOPIC_AUTHORIZATION_FAILED whether or not it exists, and
+/// auto-creation needs Create on the cluster or on the topic.
 pub async fn handle(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     listener: &str,
     request: MetadataRequest,
     version: i16,
@@ -42,6 +48,10 @@ pub async fn handle(
     if let Some(names) = &requested {
         let image = ctx.coordinator.image();
         for name in names {
+            if !access.allows_topic(Operation::Describe, name) {
+                errors.push((name.clone(), ResponseError::TopicAuthorizationFailed));
+                continue;
+            }
             if image.topic(name).is_some() {
                 continue;
             }
@@ -49,6 +59,10 @@ pub async fn handle(
                 errors.push((name.clone(), ResponseError::InvalidTopicException));
             } else if !allow_auto_create {
                 errors.push((name.clone(), ResponseError::UnknownTopicOrPartition));
+            } else if !access.allows_cluster(Operation::Create)
+                && !access.allows_topic(Operation::Create, name)
+            {
+                errors.push((name.clone(), ResponseError::TopicAuthorizationFailed));
             } else if let Err(error) = auto_create(ctx, name).await {
                 errors.push((name.clone(), error));
             }
@@ -57,13 +71,29 @@ pub async fn handle(
 
     let image = ctx.coordinator.image();
     let mut topics: Vec<MetadataResponseTopic> = match &requested {
-        None => image.topics().map(|t| topic_metadata(t, version)).collect(),
+        None => image
+            .topics()
+            .filter(|t| access.allows_topic(Operation::Describe, &t.name))
+            .map(|t| topic_metadata(t, version))
+            .collect(),
         Some(names) => names
             .iter()
+            .filter(|name| access.allows_topic(Operation::Describe, name))
             .filter_map(|name| image.topic(name))
             .map(|t| topic_metadata(t, version))
             .collect(),
     };
+    if version >= 8 && request.include_topic_authorized_operations {
+        for topic in &mut topics {
+            let name = topic
+                .name
+                .as_ref()
+                .map(|n| n.0.to_string())
+                .unwrap_or_default();
+            topic.topic_authorized_operations =
+                access.authorized_operations(ResourceType::Topic, &name);
+        }
+    }
     for (name, error) in errors {
         topics.push(
             MetadataResponseTopic::default()
@@ -76,6 +106,13 @@ pub async fn handle(
         .with_cluster_id(since(version, 2, Some(str_bytes(&image.cluster_id)), None))
         .with_controller_id(BrokerId(since(version, 1, ctx.settings.broker_id, -1)))
         .with_topics(topics)
+        .with_cluster_authorized_operations(
+            if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+                access.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
+            } else {
+                i32::MIN
+            },
+        )
 }
 
 async fn auto_create(ctx: &Arc<BrokerContext>, name: &str) -> Result<(), ResponseError> {
@@ -165,7 +202,16 @@ fn brokers(image: &MetadataImage, listener: &str, version: i16) -> Vec<MetadataR
         .collect()
 }
 
-pub fn describe_cluster(ctx: &Arc<BrokerContext>, listener: &str) -> DescribeClusterResponse {
+/// Needs Describe on the cluster.
+pub fn describe_cluster(
+    ctx: &Arc<BrokerContext>,
+    access: &Access,
+    listener: &str,
+    request: DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    if let Err(error) = access.cluster(Operation::Describe) {
+        return DescribeClusterResponse::default().with_error_code(error.code());
+    }
     let image = ctx.coordinator.image();
     let brokers = advertised(&image, listener)
         .into_iter()
@@ -181,4 +227,9 @@ pub fn describe_cluster(ctx: &Arc<BrokerContext>, listener: &str) -> DescribeClu
         .with_cluster_id(str_bytes(&image.cluster_id))
         .with_controller_id(BrokerId(ctx.settings.broker_id))
         .with_brokers(brokers)
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            access.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            i32::MIN
+        })
 }

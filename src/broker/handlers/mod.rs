@@ -2,6 +2,7 @@
 //! request into a response body; per-partition failures are error codes in
 //! that body, never Rust errors.
 
+pub mod acls;
 pub mod configs;
 pub mod delete_records;
 pub mod fetch;

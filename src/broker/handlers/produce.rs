@@ -14,12 +14,14 @@ use tokio::sync::oneshot;
 use super::configs::produce_refusal;
 use super::{since, str_bytes};
 use crate::broker::BrokerContext;
+use crate::broker::access::Access;
 use crate::broker::blocking::off_the_workers;
 use crate::broker::partition::{Appended, refusal};
 use crate::records::{
     BatchHeader, RecordError, Walked, first_magic, split_batches, up_convert, verify_records,
     walk_records,
 };
+use crate::security::acl::{AclOperation as Operation, ResourceType};
 
 type Queued = oneshot::Receiver<Result<Appended, ResponseError>>;
 
@@ -50,18 +52,38 @@ impl Failure {
 
 /// Queues every partition's batches now (in request order) and returns the
 /// future that builds the response.
+///
+/// Needs Write on each topic: a refused topic's partitions answer
+/// TOPIC_AUTHORIZATION_FAILED and are not queued. A transactional produce
+/// also needs Write on its transactional id (every partition answers
+/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED otherwise, as in Kafka).
 pub fn enqueue(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     request: ProduceRequest,
     version: i16,
 ) -> impl Future<Output = ProduceResponse> + Send + use<> {
     let mut topics = Vec::with_capacity(request.topic_data.len());
     let acks = request.acks;
+    let transaction_refused = request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !access.allows(Operation::Write, ResourceType::TransactionalId, id));
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
+        let refusal = if transaction_refused {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        } else if !access.allows_topic(Operation::Write, &name) {
+            Some(ResponseError::TopicAuthorizationFailed)
+        } else {
+            None
+        };
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
-            let outcome = queue_partition(ctx, &name, data.index, data.records, version, acks);
+            let outcome = match refusal {
+                None => queue_partition(ctx, &name, data.index, data.records, version, acks),
+                Some(error) => PartitionOutcome::Failed(error, None),
+            };
             partitions.push((data.index, outcome));
         }
         topics.push((topic.name, partitions));

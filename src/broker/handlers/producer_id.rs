@@ -8,9 +8,14 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use crate::broker::BrokerContext;
+use crate::broker::access::Access;
+use crate::security::acl::AclOperation as Operation;
 
+/// An idempotent producer needs IdempotentWrite on the cluster or, since
+/// KIP-679, Write on any topic; otherwise CLUSTER_AUTHORIZATION_FAILED.
 pub async fn handle(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default()
@@ -18,6 +23,9 @@ pub async fn handle(
         .with_producer_epoch(-1);
     if request.transactional_id.is_some() {
         return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
+    if !access.allows_cluster(Operation::IdempotentWrite) && !access.may_write_any_topic() {
+        return response.with_error_code(ResponseError::ClusterAuthorizationFailed.code());
     }
     // An idempotent producer re-initialising (KIP-360) keeps its id and
     // bumps its epoch.

@@ -18,8 +18,10 @@ use uuid::Uuid;
 
 use super::{since, str_bytes, topic_name};
 use crate::broker::BrokerContext;
+use crate::broker::access::Access;
 use crate::cluster::{ClusterError, CreateTopicRequest, ReplicaAssignment};
 use crate::config::{TopicConfig, describe_topic_configs};
+use crate::security::acl::AclOperation as Operation;
 
 fn rejected(code: ResponseError, message: impl Into<String>) -> ClusterError {
     ClusterError::Rejected {
@@ -28,8 +30,17 @@ fn rejected(code: ResponseError, message: impl Into<String>) -> ClusterError {
     }
 }
 
+fn not_authorized(operation: Operation) -> ClusterError {
+    rejected(
+        ResponseError::TopicAuthorizationFailed,
+        format!("{operation} on the topic is not allowed"),
+    )
+}
+
+/// Needs Create on the cluster or on the topic.
 pub async fn create(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     request: CreateTopicsRequest,
     version: i16,
 ) -> CreateTopicsResponse {
@@ -61,7 +72,10 @@ pub async fn create(
         } else {
             topic.replication_factor
         };
+        let allowed = access.allows_cluster(Operation::Create)
+            || access.allows_topic(Operation::Create, &name);
         let outcome = match TopicConfig::from_pairs(configs.clone(), &ctx.settings.log) {
+            _ if !allowed => Err(not_authorized(Operation::Create)),
             Err(error) => Err(rejected(ResponseError::InvalidConfig, error.to_string())),
             Ok(_) if !assignments.is_empty() && topic.replication_factor != -1 => Err(rejected(
                 ResponseError::InvalidRequest,
@@ -133,8 +147,10 @@ fn created_configs(
         .collect()
 }
 
+/// Needs Delete on the topic.
 pub async fn delete(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     request: DeleteTopicsRequest,
     version: i16,
 ) -> DeleteTopicsResponse {
@@ -156,6 +172,9 @@ pub async fn delete(
     for (name, topic_id) in targets {
         let outcome = match &name {
             None => Err(rejected(ResponseError::UnknownTopicId, "unknown topic id")),
+            Some(name) if !access.allows_topic(Operation::Delete, name) => {
+                Err(not_authorized(Operation::Delete))
+            }
             Some(_) if !ctx.settings.delete_topic_enable => Err(rejected(
                 ResponseError::TopicDeletionDisabled,
                 "delete.topic.enable is false",
@@ -181,8 +200,10 @@ pub async fn delete(
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
+/// Needs Alter on the topic.
 pub async fn create_partitions(
     ctx: &Arc<BrokerContext>,
+    access: &Access,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
@@ -194,10 +215,13 @@ pub async fn create_partitions(
                 .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
                 .collect()
         });
-        let outcome = ctx
-            .coordinator
-            .create_partitions(&name, topic.count, assignments, request.validate_only)
-            .await;
+        let outcome = if access.allows_topic(Operation::Alter, &name) {
+            ctx.coordinator
+                .create_partitions(&name, topic.count, assignments, request.validate_only)
+                .await
+        } else {
+            Err(not_authorized(Operation::Alter))
+        };
         let result = CreatePartitionsTopicResult::default().with_name(topic.name);
         results.push(match outcome {
             Ok(()) => result,

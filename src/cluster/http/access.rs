@@ -11,9 +11,11 @@
 //! Each route then asks [`ControlAuthorizer::authorize`] for the operation
 //! Kafka's own API needs on the same resource (CreateTopics: Create on the
 //! cluster or the topic; BrokerRegistration: ClusterAction; …), so a write
-//! through 2181 needs what it would through 9092. Until the ACL authorizer
-//! is wired in, [`SuperUsers`] decides: the principals in `super.users` may
-//! do everything, everyone else nothing.
+//! through 2181 needs what it would through 9092. With
+//! `authorizer.class.name` set, [`AclAuthorization`] decides, from the ACLs
+//! in the metadata image, as the broker does; with TLS on and no
+//! authorizer, [`SuperUsers`]: the principals in `super.users` may do
+//! everything, everyone else nothing.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -21,6 +23,7 @@ use std::net::IpAddr;
 use super::settings::AccessSettings;
 use crate::cluster::{KafkaCode, Rejection};
 use crate::security::KafkaPrincipal;
+use crate::security::acl::{AclOperation, AclSet, Authorizer, ResourceType};
 
 pub const TOPIC_AUTHORIZATION_FAILED: KafkaCode = KafkaCode::TOPIC_AUTHORIZATION_FAILED;
 pub const CLUSTER_AUTHORIZATION_FAILED: KafkaCode = KafkaCode::CLUSTER_AUTHORIZATION_FAILED;
@@ -34,7 +37,19 @@ pub enum Operation {
     AlterConfigs,
     Describe,
     ClusterAction,
-    IdempotentWrite,
+}
+
+impl Operation {
+    fn acl_operation(self) -> AclOperation {
+        match self {
+            Operation::Create => AclOperation::Create,
+            Operation::Delete => AclOperation::Delete,
+            Operation::Alter => AclOperation::Alter,
+            Operation::AlterConfigs => AclOperation::AlterConfigs,
+            Operation::Describe => AclOperation::Describe,
+            Operation::ClusterAction => AclOperation::ClusterAction,
+        }
+    }
 }
 
 impl fmt::Display for Operation {
@@ -66,9 +81,16 @@ pub struct Peer {
     pub host: IpAddr,
 }
 
-/// The seam the ACL authorizer plugs into.
+/// Decides whether a peer may do an operation; `acls` are the bindings of
+/// the metadata image current at the call.
 pub trait ControlAuthorizer: Send + Sync {
-    fn authorize(&self, peer: &Peer, operation: Operation, resource: Resource<'_>) -> bool;
+    fn authorize(
+        &self,
+        acls: &AclSet,
+        peer: &Peer,
+        operation: Operation,
+        resource: Resource<'_>,
+    ) -> bool;
 }
 
 /// Everything is allowed: the coordinator without TLS or authorizer keys,
@@ -77,7 +99,7 @@ pub trait ControlAuthorizer: Send + Sync {
 pub struct AllowAll;
 
 impl ControlAuthorizer for AllowAll {
-    fn authorize(&self, _: &Peer, _: Operation, _: Resource<'_>) -> bool {
+    fn authorize(&self, _: &AclSet, _: &Peer, _: Operation, _: Resource<'_>) -> bool {
         true
     }
 }
@@ -88,17 +110,45 @@ impl ControlAuthorizer for AllowAll {
 pub struct SuperUsers(pub Vec<KafkaPrincipal>);
 
 impl ControlAuthorizer for SuperUsers {
-    fn authorize(&self, peer: &Peer, _: Operation, _: Resource<'_>) -> bool {
+    fn authorize(&self, _: &AclSet, peer: &Peer, _: Operation, _: Resource<'_>) -> bool {
         peer.principal != KafkaPrincipal::anonymous() && self.0.contains(&peer.principal)
+    }
+}
+
+/// The broker's ACL authorizer (StandardAuthorizer's rules, `super.users`,
+/// `allow.everyone.if.no.acl.found`) over the image's bindings.
+#[derive(Debug)]
+pub struct AclAuthorization(pub Authorizer);
+
+impl ControlAuthorizer for AclAuthorization {
+    fn authorize(
+        &self,
+        acls: &AclSet,
+        peer: &Peer,
+        operation: Operation,
+        resource: Resource<'_>,
+    ) -> bool {
+        let (resource_type, name) = match resource {
+            Resource::Cluster => (ResourceType::Cluster, crate::security::acl::CLUSTER_NAME),
+            Resource::Topic(name) => (ResourceType::Topic, name),
+        };
+        self.0.authorize(
+            acls,
+            &peer.principal.to_string(),
+            &peer.host.to_string(),
+            operation.acl_operation(),
+            resource_type,
+            name,
+        )
     }
 }
 
 /// The authorizer the settings ask for.
 pub fn authorizer_for(settings: &AccessSettings) -> Box<dyn ControlAuthorizer> {
-    if settings.enabled {
-        Box::new(SuperUsers(settings.super_users.clone()))
-    } else {
-        Box::new(AllowAll)
+    match (&settings.acl, settings.enabled) {
+        (Some(authorizer), _) => Box::new(AclAuthorization(authorizer.clone())),
+        (None, true) => Box::new(SuperUsers(settings.super_users.clone())),
+        (None, false) => Box::new(AllowAll),
     }
 }
 
@@ -107,12 +157,13 @@ pub fn authorizer_for(settings: &AccessSettings) -> Box<dyn ControlAuthorizer> {
 /// answers for the last one's resource type.
 pub fn check(
     authorizer: &dyn ControlAuthorizer,
+    acls: &AclSet,
     peer: &Peer,
     wanted: &[(Operation, Resource<'_>)],
 ) -> Result<(), Rejection> {
     if wanted
         .iter()
-        .any(|(operation, resource)| authorizer.authorize(peer, *operation, *resource))
+        .any(|(operation, resource)| authorizer.authorize(acls, peer, *operation, *resource))
     {
         return Ok(());
     }
@@ -153,12 +204,20 @@ mod tests {
     fn on(enabled: bool, super_users: &[&str]) -> Box<dyn ControlAuthorizer> {
         authorizer_for(&AccessSettings {
             enabled,
-            authorizer_class: None,
+            acl: None,
             super_users: super_users
                 .iter()
                 .map(|n| KafkaPrincipal::user(*n))
                 .collect(),
         })
+    }
+
+    fn check(
+        authorizer: &dyn ControlAuthorizer,
+        peer: &Peer,
+        wanted: &[(Operation, Resource<'_>)],
+    ) -> Result<(), Rejection> {
+        super::check(authorizer, &AclSet::default(), peer, wanted)
     }
 
     #[test]
@@ -235,7 +294,13 @@ mod tests {
     struct CreateOnly(&'static str);
 
     impl ControlAuthorizer for CreateOnly {
-        fn authorize(&self, _: &Peer, operation: Operation, resource: Resource<'_>) -> bool {
+        fn authorize(
+            &self,
+            _: &AclSet,
+            _: &Peer,
+            operation: Operation,
+            resource: Resource<'_>,
+        ) -> bool {
             operation == Operation::Create && resource == Resource::Topic(self.0)
         }
     }
@@ -252,5 +317,49 @@ mod tests {
         };
         assert!(check(&authorizer, &alice, &create("orders")).is_ok());
         assert!(check(&authorizer, &alice, &create("payments")).is_err());
+    }
+
+    #[test]
+    fn with_an_authorizer_the_images_acls_decide() {
+        use crate::security::acl::{
+            AccessControlEntry, AclBinding, AclPermissionType, ResourcePattern,
+        };
+        let settings = AccessSettings {
+            enabled: true,
+            acl: Some(Authorizer {
+                super_users: ["User:CN=broker,O=gregor".to_owned()].into(),
+                allow_if_no_acl: false,
+            }),
+            super_users: Vec::new(),
+        };
+        let authorizer = authorizer_for(&settings);
+        let mut acls = AclSet::default();
+        acls.insert(AclBinding {
+            pattern: ResourcePattern::prefixed(ResourceType::Topic, "app-"),
+            entry: AccessControlEntry {
+                principal: "User:CN=client,O=gregor".to_owned(),
+                host: "*".to_owned(),
+                operation: AclOperation::Create,
+                permission: AclPermissionType::Allow,
+            },
+        });
+        let client = peer("CN=client,O=gregor");
+        let create = |topic| {
+            [
+                (Operation::Create, Resource::Cluster),
+                (Operation::Create, Resource::Topic(topic)),
+            ]
+        };
+        assert!(super::check(&*authorizer, &acls, &client, &create("app-orders")).is_ok());
+        assert!(super::check(&*authorizer, &acls, &client, &create("payments")).is_err());
+        let delete = [(Operation::Delete, Resource::Topic("app-orders"))];
+        assert!(super::check(&*authorizer, &acls, &client, &delete).is_err());
+        let broker = peer("CN=broker,O=gregor");
+        let register = [(Operation::ClusterAction, Resource::Cluster)];
+        assert!(
+            super::check(&*authorizer, &acls, &broker, &register).is_ok(),
+            "super user"
+        );
+        assert!(super::check(&*authorizer, &acls, &client, &register).is_err());
     }
 }

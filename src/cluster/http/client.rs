@@ -37,10 +37,10 @@ use uuid::Uuid;
 use super::client_tls::CoordinatorTls;
 use super::lease::HEARTBEAT_INTERVAL;
 use super::wire::{
-    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterConfigsRequest,
-    BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationRequest,
-    BrokerRegistrationResponse, CreatableTopic, CreatePartitionsRequest, CreateTopicResponse,
-    DeleteTopicResponse, ErrorBody, MetadataLogResponse, WriteResponse,
+    AclBindingsRequest, AllocateProducerIdsRequest, AllocateProducerIdsResponse,
+    AlterConfigsRequest, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
+    BrokerRegistrationRequest, BrokerRegistrationResponse, CreatableTopic, CreatePartitionsRequest,
+    CreateTopicResponse, DeleteTopicResponse, ErrorBody, MetadataLogResponse, WriteResponse,
 };
 use crate::cluster::policy::PRODUCER_ID_BLOCK_SIZE;
 use crate::cluster::remote_image::RemoteImage;
@@ -645,6 +645,40 @@ impl ClusterCoordinator for RemoteCoordinator {
                     ),
                 }),
             }
+        })
+    }
+
+    fn create_acls(
+        &self,
+        bindings: Vec<crate::security::acl::AclBinding>,
+    ) -> BoxFuture<'_, Result<(), ClusterError>> {
+        Box::pin(async move {
+            let body = AclBindingsRequest { bindings };
+            self.write(
+                Method::POST,
+                "/v1/acls",
+                Some(&body),
+                |r: &WriteResponse| r.metadata_offset,
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn delete_acls(
+        &self,
+        bindings: Vec<crate::security::acl::AclBinding>,
+    ) -> BoxFuture<'_, Result<(), ClusterError>> {
+        Box::pin(async move {
+            let body = AclBindingsRequest { bindings };
+            self.write(
+                Method::POST,
+                "/v1/acls/delete",
+                Some(&body),
+                |r: &WriteResponse| r.metadata_offset,
+            )
+            .await?;
+            Ok(())
         })
     }
 

@@ -26,10 +26,10 @@ use super::access::{self, ControlAuthorizer, Operation, Peer, Resource};
 use super::lease::{Leases, SESSION_TIMEOUT, decide_heartbeat};
 use super::settings::CoordinatorSettings;
 use super::wire::{
-    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterConfigsRequest,
-    BrokerHeartbeatRequest, BrokerRegistrationRequest, BrokerRegistrationResponse, CreatableTopic,
-    CreatePartitionsRequest, CreateTopicResponse, DeleteTopicResponse, ErrorBody, LogBatch,
-    MetadataLogResponse, WriteResponse,
+    AclBindingsRequest, AllocateProducerIdsRequest, AllocateProducerIdsResponse,
+    AlterConfigsRequest, BrokerHeartbeatRequest, BrokerRegistrationRequest,
+    BrokerRegistrationResponse, CreatableTopic, CreatePartitionsRequest, CreateTopicResponse,
+    DeleteTopicResponse, ErrorBody, LogBatch, MetadataLogResponse, WriteResponse,
 };
 use crate::accept::Acceptor;
 use crate::cluster::embedded::LogRead;
@@ -178,22 +178,20 @@ pub async fn run_on_listeners(
     Ok(())
 }
 
-/// One line per port anyone who reaches it may write through.
+/// One line per port that lets in peers without a certificate.
 fn warn_if_open(listeners: &Listeners, settings: &CoordinatorSettings) {
-    let Some(address) = listeners
-        .plaintext
+    let address = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+    if let Some(plaintext) = address(&listeners.plaintext) {
+        crate::security::warn_if_exposed_without_authentication("the coordinator", plaintext);
+    }
+    let needs_certificate = settings
+        .secure
         .as_ref()
-        .and_then(|l| l.local_addr().ok())
-    else {
-        return;
-    };
-    if !settings.authorization.enabled && !address.ip().is_loopback() {
-        tracing::warn!(
-            %address,
-            "coordinator port {} is open to the network without authentication: anyone who \
-             reaches it can create and delete topics; set secureClientPort (gregor security init)",
-            address.port()
-        );
+        .is_some_and(|s| s.tls.client_auth == crate::config::ClientAuth::Required);
+    if let Some(secure) = address(&listeners.secure)
+        && !needs_certificate
+    {
+        crate::security::warn_if_exposed_without_authentication("the coordinator", secure);
     }
 }
 
@@ -375,7 +373,8 @@ async fn expire_leases(service: Arc<Service>) {
 
 impl Service {
     fn check(&self, peer: &Peer, wanted: &[(Operation, Resource<'_>)]) -> Result<(), Failure> {
-        Ok(access::check(&*self.authorizer, peer, wanted)?)
+        let image = self.metadata.image();
+        Ok(access::check(&*self.authorizer, &image.acls, peer, wanted)?)
     }
 
     /// Whether `peer` owns `broker_id` (see [`Leases::check_owner`]).
@@ -529,6 +528,16 @@ impl Service {
         self.metadata
             .alter_topic_configs(name, req.set, req.delete)
             .await?;
+        self.written()
+    }
+
+    async fn create_acls(&self, req: AclBindingsRequest) -> Result<HttpResponse, Failure> {
+        self.metadata.create_acls(req.bindings).await?;
+        self.written()
+    }
+
+    async fn delete_acls(&self, req: AclBindingsRequest) -> Result<HttpResponse, Failure> {
+        self.metadata.delete_acls(req.bindings).await?;
         self.written()
     }
 

@@ -39,10 +39,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{
-    ClientAuth, ConfigError, Keystore, PartitionLimits, RawConfig, RawValue, Source, TlsSettings,
-    TlsVersion, Truststore, parse_override,
+    AUTHORIZER_CLASS_NAMES, ClientAuth, ConfigError, Keystore, PartitionLimits, RawConfig,
+    RawValue, Source, TlsSettings, TlsVersion, Truststore, parse_override,
 };
 use crate::security::KafkaPrincipal;
+use crate::security::acl::Authorizer;
 use crate::security::tls::PrincipalMappingRules;
 
 /// Every key the coordinator reads, with its default.
@@ -65,6 +66,7 @@ const KEYS: &[(&str, &str)] = &[
     ("ssl.principal.mapping.rules", ""),
     ("authorizer.class.name", ""),
     ("super.users", ""),
+    ("allow.everyone.if.no.acl.found", "false"),
 ];
 
 /// Other spellings, mapped to the key in [`KEYS`] they mean.
@@ -139,8 +141,9 @@ pub struct AccessSettings {
     /// Whether writes are authorized at all: with TLS on, or with
     /// `authorizer.class.name` or `super.users` set.
     pub enabled: bool,
-    /// `authorizer.class.name`, kept for the ACL authorizer to take over.
-    pub authorizer_class: Option<String>,
+    /// `authorizer.class.name` (one of Kafka's ACL authorizer classes):
+    /// the ACLs of the metadata image decide, as on the broker.
+    pub acl: Option<Authorizer>,
     /// `super.users`: `User:CN=broker,O=gregor;User:admin`.
     pub super_users: Vec<KafkaPrincipal>,
 }
@@ -408,9 +411,9 @@ fn tls_settings(raw: &RawConfig) -> Result<TlsSettings, ConfigError> {
     })
 }
 
-/// `authorizer.class.name` and `super.users` (`;`-separated, as Kafka's).
+/// `authorizer.class.name`, `super.users` (`;`-separated, as Kafka's) and
+/// `allow.everyone.if.no.acl.found`, as the broker reads them.
 fn access_settings(raw: &RawConfig, tls: bool) -> Result<AccessSettings, ConfigError> {
-    let authorizer_class = set(raw, "authorizer.class.name").map(|v| v.value.trim().to_owned());
     let mut super_users = Vec::new();
     if let Some(users) = set(raw, "super.users") {
         for text in users
@@ -430,9 +433,42 @@ fn access_settings(raw: &RawConfig, tls: bool) -> Result<AccessSettings, ConfigE
             super_users.push(principal);
         }
     }
+    let acl = match set(raw, "authorizer.class.name") {
+        None => None,
+        Some(class) if AUTHORIZER_CLASS_NAMES.contains(&class.value.trim()) => {
+            let open = value(raw, "allow.everyone.if.no.acl.found");
+            let allow_if_no_acl = match open.value.trim().to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "allow.everyone.if.no.acl.found",
+                        &open.value,
+                        &open.from,
+                        "expected true or false",
+                    ));
+                }
+            };
+            Some(Authorizer {
+                super_users: super_users.iter().map(ToString::to_string).collect(),
+                allow_if_no_acl,
+            })
+        }
+        Some(class) => {
+            return Err(ConfigError::invalid(
+                "authorizer.class.name",
+                &class.value,
+                &class.from,
+                format!(
+                    "gregor's only authorizer is Kafka's ACL authorizer; use {}",
+                    AUTHORIZER_CLASS_NAMES[0]
+                ),
+            ));
+        }
+    };
     Ok(AccessSettings {
-        enabled: tls || authorizer_class.is_some() || !super_users.is_empty(),
-        authorizer_class,
+        enabled: tls || acl.is_some() || !super_users.is_empty(),
+        acl,
         super_users,
     })
 }
@@ -575,6 +611,10 @@ mod tests {
             ),
             (&["super.users=alice"], "super.users"),
             (
+                &["authorizer.class.name=com.example.Mine"],
+                "authorizer.class.name",
+            ),
+            (
                 &[
                     "clientPort=2181",
                     "secureClientPort=2181",
@@ -588,6 +628,20 @@ mod tests {
             let error = with(overrides).expect_err("invalid").to_string();
             assert!(error.contains(key), "{overrides:?}: {error}");
         }
+    }
+
+    #[test]
+    fn kafkas_authorizer_class_turns_acls_on() {
+        let settings = with(&[
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users=User:CN=broker,O=gregor",
+            "allow.everyone.if.no.acl.found=true",
+        ])
+        .expect("acl");
+        let acl = settings.authorization.acl.expect("authorizer");
+        assert!(acl.allow_if_no_acl);
+        assert!(acl.super_users.contains("User:CN=broker,O=gregor"));
+        assert!(settings.authorization.enabled);
     }
 
     #[test]

@@ -304,3 +304,43 @@ async fn a_trickled_body_is_refused_after_the_request_timeout() {
     assert!(reply.contains("request body not received"), "{reply}");
     let _ = running.stop.send(true);
 }
+
+#[tokio::test]
+async fn acls_are_created_and_deleted_through_a_remote_coordinator() {
+    use crate::security::acl::{
+        AccessControlEntry, AclBinding, AclOperation, AclPermissionType, ResourcePattern,
+        ResourceType,
+    };
+    let coordinator = start_coordinator().await;
+    let (_stop_broker, shutdown) = watch::channel(false);
+    let broker = RemoteCoordinator::start(&coordinator.address, shutdown);
+    broker
+        .register_broker(registration(0))
+        .await
+        .expect("register");
+    let binding = AclBinding {
+        pattern: ResourcePattern::prefixed(ResourceType::Topic, "app-"),
+        entry: AccessControlEntry {
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation: AclOperation::Write,
+            permission: AclPermissionType::Allow,
+        },
+    };
+    broker
+        .create_acls(vec![binding.clone()])
+        .await
+        .expect("create acls");
+    assert!(broker.image().acls.contains(&binding), "visible at once");
+    let mut invalid = binding.clone();
+    invalid.entry.operation = AclOperation::Any;
+    match broker.create_acls(vec![invalid]).await {
+        Err(ClusterError::Rejected { code, .. }) => assert_eq!(code, KafkaCode::INVALID_REQUEST),
+        other => panic!("expected INVALID_REQUEST, got {other:?}"),
+    }
+    broker
+        .delete_acls(vec![binding.clone()])
+        .await
+        .expect("delete acls");
+    assert!(broker.image().acls.is_empty());
+}

@@ -52,7 +52,7 @@ async fn start(dir: &Path, certs: &Path) -> (String, watch::Sender<bool>) {
         }),
         authorization: AccessSettings {
             enabled: true,
-            authorizer_class: None,
+            acl: None,
             super_users: vec![KafkaPrincipal::user("CN=broker,O=gregor")],
         },
         max_client_connections: None,

@@ -170,6 +170,13 @@ pub struct AlterConfigsRequest {
     pub delete: Vec<String>,
 }
 
+/// `POST /v1/acls` (bindings to add) and `POST /v1/acls/delete` (bindings
+/// to remove, already resolved from DeleteAcls filters).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclBindingsRequest {
+    pub bindings: Vec<crate::security::acl::AclBinding>,
+}
+
 /// `POST /v1/producer-ids` (AllocateProducerIdsRequest).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AllocateProducerIdsRequest {

@@ -508,3 +508,84 @@ fn commands_round_trip_through_json() {
     assert!(json.contains(r#""type":"alter_configs""#), "{json}");
     assert_eq!(serde_json::from_str::<Command>(&json).expect("parse"), cmd);
 }
+
+mod acls {
+    use super::*;
+    use crate::security::acl::{
+        AccessControlEntry, AclBinding, AclOperation, AclPermissionType, PatternType,
+        ResourcePattern, ResourceType,
+    };
+
+    fn read(topic: &str) -> AclBinding {
+        AclBinding {
+            pattern: ResourcePattern::literal(ResourceType::Topic, topic),
+            entry: AccessControlEntry {
+                principal: "User:alice".into(),
+                host: "*".into(),
+                operation: AclOperation::Read,
+                permission: AclPermissionType::Allow,
+            },
+        }
+    }
+
+    #[test]
+    fn create_and_delete_acls_change_the_image() {
+        let mut h = Harness::new();
+        let bindings = vec![read("a"), read("b")];
+        assert_eq!(
+            h.ok(Command::CreateAcls {
+                bindings: bindings.clone()
+            }),
+            ApplyOutcome::Applied
+        );
+        assert_eq!(
+            h.ok(Command::CreateAcls {
+                bindings: vec![read("a")]
+            }),
+            ApplyOutcome::Unchanged
+        );
+        assert_eq!(h.image.acls.len(), 2);
+        assert_eq!(
+            h.ok(Command::DeleteAcls {
+                bindings: vec![read("a"), read("gone")]
+            }),
+            ApplyOutcome::Applied
+        );
+        assert_eq!(h.image.acls.iter().collect::<Vec<_>>(), vec![read("b")]);
+        assert_eq!(
+            h.ok(Command::DeleteAcls {
+                bindings: vec![read("a")]
+            }),
+            ApplyOutcome::Unchanged
+        );
+    }
+
+    #[test]
+    fn an_invalid_binding_refuses_the_whole_command() {
+        let mut h = Harness::new();
+        let mut bad = read("b");
+        bad.pattern.pattern_type = PatternType::Match;
+        assert_eq!(
+            h.code(Command::CreateAcls {
+                bindings: vec![read("a"), bad]
+            }),
+            KafkaCode::INVALID_REQUEST
+        );
+    }
+
+    #[test]
+    fn acls_survive_a_json_round_trip_of_command_and_image() {
+        let mut h = Harness::new();
+        let cmd = Command::CreateAcls {
+            bindings: vec![read("a")],
+        };
+        let text = serde_json::to_string(&cmd).unwrap();
+        assert_eq!(serde_json::from_str::<Command>(&text).unwrap(), cmd);
+        h.ok(cmd);
+        let image = serde_json::to_string(&h.image).unwrap();
+        assert_eq!(
+            serde_json::from_str::<MetadataImage>(&image).unwrap(),
+            h.image
+        );
+    }
+}

@@ -38,6 +38,14 @@ pub enum HandshakeError {
     NoRuleApplies { subject: String, rules: String },
 }
 
+impl HandshakeError {
+    /// Whether the client closed the connection without starting a
+    /// handshake.
+    pub fn is_silent_close(&self) -> bool {
+        matches!(self, HandshakeError::Failed(error) if error.kind() == std::io::ErrorKind::UnexpectedEof)
+    }
+}
+
 /// The cloneable front of one TLS listener: accepts connections with the
 /// listener's current config (which reloads replace).
 #[derive(Debug, Clone)]
@@ -93,3 +101,6 @@ impl TlsAcceptorHandle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -48,7 +48,18 @@ pub fn build_server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, 
             TlsVersion::Tls12 => &rustls::version::TLS12,
             TlsVersion::Tls13 => &rustls::version::TLS13,
         })
+        // As the JVM does, a version none of the chosen suites serves is
+        // not offered (TLS 1.3 suites alone make a TLS 1.3-only listener).
+        .filter(|version| {
+            provider
+                .cipher_suites
+                .iter()
+                .any(|suite| suite.version() == *version)
+        })
         .collect();
+    if versions.is_empty() {
+        return Err(TlsError::NoCipherSuite(settings.cipher_suites.join(",")));
+    }
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| {
@@ -85,15 +96,14 @@ fn provider(settings: &TlsSettings) -> Result<CryptoProvider, TlsError> {
     if settings.cipher_suites.is_empty() {
         return Ok(provider);
     }
-    provider.cipher_suites.retain(|suite| {
-        let name = format!("{:?}", suite.suite());
-        settings.cipher_suites.contains(&name)
-    });
+    provider
+        .cipher_suites
+        .retain(|suite| settings.cipher_suites.contains(&iana_name(suite)));
     for wanted in &settings.cipher_suites {
         let known = provider
             .cipher_suites
             .iter()
-            .any(|suite| format!("{:?}", suite.suite()) == *wanted);
+            .any(|suite| iana_name(suite) == *wanted);
         if !known {
             tracing::debug!(suite = %wanted, "ssl.cipher.suites: suite not supported, skipped");
         }
@@ -102,6 +112,16 @@ fn provider(settings: &TlsSettings) -> Result<CryptoProvider, TlsError> {
         return Err(TlsError::NoCipherSuite(settings.cipher_suites.join(",")));
     }
     Ok(provider)
+}
+
+/// A suite's IANA name, as Java spells it; rustls prefixes TLS 1.3 suites
+/// with `TLS13_` where IANA has `TLS_`.
+pub(super) fn iana_name(suite: &rustls::SupportedCipherSuite) -> String {
+    let name = format!("{:?}", suite.suite());
+    match name.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => name,
+    }
 }
 
 /// PEM text and the name of where it came from, for messages.

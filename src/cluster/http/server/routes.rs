@@ -120,6 +120,15 @@ async fn route(
                 .alter_configs(&name, body(service, request).await?)
                 .await
         }
+        // Kafka's CreateAcls and DeleteAcls need Alter on the cluster.
+        (&Method::POST, ["v1", "acls"]) => {
+            service.check(peer, &[(Alter, Resource::Cluster)])?;
+            service.create_acls(body(service, request).await?).await
+        }
+        (&Method::POST, ["v1", "acls", "delete"]) => {
+            service.check(peer, &[(Alter, Resource::Cluster)])?;
+            service.delete_acls(body(service, request).await?).await
+        }
         (&Method::POST, ["v1", "producer-ids"]) => {
             service.check(peer, &cluster_action)?;
             service
