@@ -19,8 +19,10 @@
 //!   client certificates are checked against), `ssl.trustStore.type=PEM`,
 //!   `ssl.clientAuth` = `need` (the default) | `want` | `none`, as
 //!   ZooKeeper spells them; `ssl.principal.mapping.rules` as the broker's;
-//! - `authorizer.class.name` and `super.users`, as the broker's: with
-//!   either set, or with TLS on, every write needs authorization;
+//! - `authorizer.class.name`, `super.users` and
+//!   `allow.everyone.if.no.acl.found`, as the broker's: with either of the
+//!   first two set, or with TLS on, every write needs authorization (see
+//!   [`super::access`]);
 //! - `gregor.max.partitions.per.topic` (default 10000) and
 //!   `gregor.max.partitions.per.broker` (default 4000): CreateTopics and
 //!   CreatePartitions that would go past them are refused with
