@@ -244,6 +244,11 @@ async fn serve(
     let mut secure = listeners
         .secure
         .map(|l| Acceptor::new(l, "coordinator (TLS)"));
+    for (acceptor, port) in [(&plaintext, "clientPort"), (&secure, "secureClientPort")] {
+        if let Some(address) = acceptor.as_ref().and_then(|a| a.local_addr().ok()) {
+            tracing::info!(%address, "coordinator listening ({port})");
+        }
+    }
     loop {
         let (stream, peer, tls) = tokio::select! {
             (stream, peer) = accept(&mut plaintext) => (stream, peer, None),
