@@ -10,6 +10,8 @@ import json
 import socket
 import ssl
 import subprocess
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -373,5 +375,35 @@ def test_with_an_authorizer_the_coordinator_follows_the_acls(tmp_path, certs):
         assert status != 403 and reply["error_name"] == "INVALID_REPLICATION_FACTOR", reply
         refused(call(coordinator, client, "POST", "/v1/topics", dict(topic, name="payments")), 29)
         refused(call(coordinator, client, "DELETE", "/v1/topics/app-orders"), 29)
+    finally:
+        coordinator.kill9()
+
+
+def test_the_plaintext_port_beside_the_tls_one_only_reads(tmp_path, certs):
+    """clientPort and secureClientPort both open, ssl.clientAuth=want: peers
+    without a certificate (on either port) are User:ANONYMOUS and may read
+    the cluster view, not write."""
+    plain = free_port()
+    coordinator = SecureCoordinator(
+        tmp_path / "coordinator", certs,
+        extra=[f"clientPort={plain}", "ssl.clientAuth=want"],
+    ).start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{plain}/v1/cluster", timeout=5) as reply:
+            assert reply.status == 200
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{plain}/v1/topics", method="POST",
+            data=json.dumps({"name": "t", "num_partitions": 1, "replication_factor": 1}).encode(),
+        )
+        with pytest.raises(urllib.error.HTTPError) as refusal:
+            urllib.request.urlopen(request, timeout=5)
+        assert refusal.value.code == 403
+        body = json.loads(refusal.value.read())
+        assert body["error_code"] == 29 and "User:ANONYMOUS" in body["error_message"], body
+        anonymous = context(certs, keystore=None)
+        status, _ = call(coordinator, anonymous, "GET", "/v1/cluster")
+        assert status == 200
+        status, body = call(coordinator, anonymous, "DELETE", "/v1/topics/t")
+        assert status == 403 and "User:ANONYMOUS" in body["error_message"], body
     finally:
         coordinator.kill9()
