@@ -135,10 +135,13 @@ async fn route(
                 .allocate_producer_ids(body(service, request).await?)
                 .await
         }
-        _ => Err(Failure(ErrorBody::new(
-            KafkaCode::INVALID_REQUEST,
-            format!("no route for {method} {path}"),
-        ))),
+        _ => Ok(error_response(
+            StatusCode::NOT_FOUND,
+            &ErrorBody::new(
+                KafkaCode::INVALID_REQUEST,
+                format!("no route for {method} {path}"),
+            ),
+        )),
     }
 }
 
