@@ -6,9 +6,16 @@ variable (HOST:PORT), as the tutorial's containers are configured.
     kafka_host_url=localhost:9092 python3 kafka_app.py consume
 
 Values are JSON; api_version=(0, 10, 1) is what the tutorial pins.
+
+A secured broker (the exposed-server walkthrough, compose.secure.yml) is
+reached with a Kafka client.properties file named by KAFKA_CLIENT_CONFIG:
+security.protocol, sasl.mechanism, sasl.jaas.config (username, password),
+ssl.truststore.location / ssl.keystore.location (PEM) and
+ssl.endpoint.identification.algorithm, as Kafka's own clients read them.
 """
 import json
 import os
+import re
 import sys
 import time
 
@@ -21,6 +28,50 @@ GROUP_ID = os.environ.get("GROUP_ID", "events-consumer")
 _producer = None
 
 
+def read_properties(path):
+    """Java-style `key=value` lines; `#` and `!` start comments."""
+    properties = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line[0] in "#!":
+                continue
+            key, _, value = line.partition("=")
+            properties[key.strip()] = value.strip()
+    return properties
+
+
+def security_settings(properties):
+    """kafka-python's arguments for Kafka's client security keys."""
+    settings = {}
+    protocol = properties.get("security.protocol", "PLAINTEXT").upper()
+    settings["security_protocol"] = protocol
+    if protocol.startswith("SASL_"):
+        settings["sasl_mechanism"] = properties.get("sasl.mechanism", "GSSAPI").upper()
+        jaas = properties.get("sasl.jaas.config", "")
+        for field in ("username", "password"):
+            found = re.search(field + r'\s*=\s*"((?:[^"\\]|\\.)*)"', jaas)
+            if found:
+                settings[f"sasl_plain_{field}"] = found.group(1).replace('\\"', '"')
+    if protocol.endswith("SSL"):
+        for key in ("ssl.truststore.type", "ssl.keystore.type"):
+            if properties.get(key, "PEM").upper() != "PEM":
+                raise SystemExit(f"{key}: only PEM files are supported here")
+        if "ssl.truststore.location" in properties:
+            settings["ssl_cafile"] = properties["ssl.truststore.location"]
+        if "ssl.keystore.location" in properties:
+            # One PEM file holding the certificate chain and its key.
+            settings["ssl_certfile"] = properties["ssl.keystore.location"]
+            settings["ssl_keyfile"] = properties["ssl.keystore.location"]
+        if properties.get("ssl.endpoint.identification.algorithm", "https") == "":
+            settings["ssl_check_hostname"] = False
+    return settings
+
+
+CLIENT_CONFIG = os.environ.get("KAFKA_CLIENT_CONFIG")
+SECURITY = security_settings(read_properties(CLIENT_CONFIG)) if CLIENT_CONFIG else {}
+
+
 def producer():
     """One producer per process; kafka-python's producer is thread-safe."""
     global _producer
@@ -28,6 +79,7 @@ def producer():
         _producer = KafkaProducer(
             bootstrap_servers=KAFKA_HOST_URL,
             api_version=(0, 10, 1),
+            **SECURITY,
             value_serializer=lambda v: json.dumps(v).encode("utf-8"),
         )
     return _producer
@@ -47,6 +99,7 @@ def consume(topic, group_id, max_messages=None, idle_timeout_s=10.0):
         topic,
         bootstrap_servers=KAFKA_HOST_URL,
         api_version=(0, 10, 1),
+        **SECURITY,
         group_id=group_id,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

@@ -28,6 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
 use super::BrokerContext;
+use super::authentication::{Admission, Authenticator};
 use super::dispatch::dispatch;
 use super::limits::RequestBudget;
 use super::offset_order::OffsetRequestOrder;
@@ -59,7 +60,7 @@ pub struct ConnectionInfo {
 /// the connection).
 /// A request's handler: owned by the connection, so a client that goes
 /// away (or a shutdown that gives up waiting) stops what it started.
-type Pending = OwnedTask<Option<Vec<Bytes>>>;
+pub(super) type Pending = OwnedTask<Option<Vec<Bytes>>>;
 
 /// When the connection last did anything: read bytes, or wrote a response.
 /// Shared by the reader and the writer task.
@@ -99,6 +100,9 @@ enum Closing {
     Frame(#[from] FrameError),
     #[error(transparent)]
     Request(#[from] RequestError),
+    /// Logged where it happened (see `authentication.rs`).
+    #[error("{0}")]
+    Authentication(String),
 }
 
 /// Serves one connection until the client closes it, it breaks a limit,
@@ -170,6 +174,7 @@ async fn serve_halves<R, W>(
     let writer_task = OwnedTask::spawn(write_responses(writer, pending, activity.clone()));
     let mut reader = Reader {
         frames: FrameReader::new(ctx.settings.socket_request_max_bytes),
+        authenticator: Authenticator::for_connection(&ctx, &info),
         ctx,
         info,
         reserved: None,
@@ -203,7 +208,7 @@ async fn serve_halves<R, W>(
     };
     match closing {
         // Closing idle connections is routine, as in Kafka.
-        Some(reason @ Closing::Idle(_)) => {
+        Some(reason @ (Closing::Idle(_) | Closing::Authentication(_))) => {
             tracing::debug!(peer = %reader.info.peer, %reason, "closing connection")
         }
         Some(reason) => tracing::warn!(
@@ -238,6 +243,8 @@ struct Reader {
     activity: Arc<Activity>,
     /// Keeps offset commits and fetches in request order (see [`OffsetRequestOrder`]).
     offset_order: OffsetRequestOrder,
+    /// On a SASL listener, the exchange and its session.
+    authenticator: Option<Authenticator>,
 }
 
 impl Reader {
@@ -266,16 +273,30 @@ impl Reader {
                 return Err(None);
             };
             let permits = (self.reserved.take(), own);
-            let handle = start_request(
-                &self.ctx,
-                &self.info,
-                &mut self.offset_order,
-                frame,
-                permits,
-            )
-            .map_err(Closing::from)?;
+            let admission = match self.authenticator.as_mut() {
+                Some(authenticator) => authenticator.admit(&self.ctx, &mut self.info, frame),
+                None => Admission::Serve(frame),
+            };
+            let (handle, close) = match admission {
+                Admission::Serve(frame) => {
+                    let handle = start_request(
+                        &self.ctx,
+                        &self.info,
+                        &mut self.offset_order,
+                        frame,
+                        permits,
+                    )
+                    .map_err(Closing::from)?;
+                    (handle, None)
+                }
+                Admission::Answered { response, close } => (response, close),
+                Admission::Close(reason) => return Err(Some(Closing::Authentication(reason))),
+            };
             if self.responses.send(handle).await.is_err() {
                 return Err(None);
+            }
+            if let Some(reason) = close {
+                return Err(Some(Closing::Authentication(reason)));
             }
             // Bytes already here belong to the next request.
             self.receiving_since = (self.frames.buffered() > 0).then(Instant::now);

@@ -9,7 +9,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use kafka_protocol::messages::{RequestKind, ResponseKind};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{
+    RequestKind, ResponseKind, SaslAuthenticateResponse, SaslHandshakeResponse,
+};
+use kafka_protocol::protocol::StrBytes;
 
 use super::BrokerContext;
 use super::access::Access;
@@ -208,6 +212,34 @@ pub fn dispatch(
         RequestKind::DeleteAcls(body) => Box::pin(async move {
             Some(ResponseKind::DeleteAcls(
                 handlers::acls::delete(&ctx, &access, body).await,
+            ))
+        }),
+        // SASL: on a SASL listener the authenticator answers these; here
+        // they reach a listener without SASL, or a client already
+        // authenticated that sends SaslAuthenticate again.
+        RequestKind::SaslHandshake(_) => Box::pin(async {
+            Some(ResponseKind::SaslHandshake(
+                SaslHandshakeResponse::default()
+                    .with_error_code(ResponseError::IllegalSaslState.code()),
+            ))
+        }),
+        RequestKind::SaslAuthenticate(_) => Box::pin(async {
+            Some(ResponseKind::SaslAuthenticate(
+                SaslAuthenticateResponse::default()
+                    .with_error_code(ResponseError::IllegalSaslState.code())
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "SaslAuthenticate request received after successful authentication",
+                    ))),
+            ))
+        }),
+        RequestKind::DescribeUserScramCredentials(body) => Box::pin(async move {
+            Some(ResponseKind::DescribeUserScramCredentials(
+                handlers::scram_credentials::describe(&ctx, &access, body),
+            ))
+        }),
+        RequestKind::AlterUserScramCredentials(body) => Box::pin(async move {
+            Some(ResponseKind::AlterUserScramCredentials(
+                handlers::scram_credentials::alter(&ctx, &access, body).await,
             ))
         }),
         // decode_request refuses every API outside the supported table, so

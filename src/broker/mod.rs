@@ -2,6 +2,7 @@
 //! the partitions it hosts.
 
 mod access;
+mod authentication;
 mod blocking;
 mod cleaner;
 mod connection;

@@ -193,6 +193,7 @@ pub async fn run(
         authorizer: settings.authorizer.clone().map(Arc::new),
         settings,
     });
+    super::handlers::scram_credentials::ensure_client_users(&ctx).await;
 
     let mut background = JoinSet::new();
     background.spawn(follow_metadata(ctx.clone(), shutdown.clone()));

@@ -191,7 +191,7 @@ pub struct ConfigsArgs {
     /// With --describe: every config, not only the dynamic ones.
     #[arg(long)]
     pub all: bool,
-    /// topics or brokers.
+    /// topics, brokers or users.
     #[arg(long = "entity-type", value_name = "TYPE")]
     pub entity_type: Option<String>,
     /// The topic name or broker id.

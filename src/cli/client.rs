@@ -53,6 +53,8 @@ const CLIENT_MAX_VERSIONS: &[(ApiKey, i16)] = &[
     (ApiKey::ListGroups, 4),
     (ApiKey::DescribeGroups, 5),
     (ApiKey::DeleteGroups, 2),
+    (ApiKey::DescribeUserScramCredentials, 0),
+    (ApiKey::AlterUserScramCredentials, 0),
 ];
 
 /// What went wrong talking to a broker. Kafka error codes for a single

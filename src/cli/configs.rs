@@ -14,7 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::args::ConfigsArgs;
 use super::client::{Client, describe_code};
-use super::{ToolError, bootstrap, exactly_one};
+use super::{ToolError, bootstrap, exactly_one, scram_users};
 
 const TOPIC_RESOURCE: i8 = 2;
 const BROKER_RESOURCE: i8 = 4;
@@ -59,7 +59,7 @@ fn entity(args: &ConfigsArgs) -> Result<Entity, ToolError> {
         "brokers" => (BROKER_RESOURCE, "broker"),
         other => {
             return Err(ToolError::Usage(format!(
-                "--entity-type {other} is not supported; gregor's kafka-configs.sh knows topics and brokers"
+                "--entity-type {other} is not supported; gregor's kafka-configs.sh knows topics, brokers and users"
             )));
         }
     };
@@ -77,6 +77,9 @@ pub async fn run(args: ConfigsArgs) -> Result<ExitCode, ToolError> {
         [(args.describe, true), (args.alter, false)],
         "Command must include exactly one action: --describe, --alter",
     )?;
+    if args.entity_type.as_deref() == Some("users") {
+        return users(args, describe).await;
+    }
     let entity = entity(&args)?;
     let servers = bootstrap::resolve(&args.server, None).await?;
     let mut client = Client::connect(&servers, "kafka-configs").await?;
@@ -86,6 +89,44 @@ pub async fn run(args: ConfigsArgs) -> Result<ExitCode, ToolError> {
         alter_configs(&mut client, &entity, &args).await?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--entity-type users`: SCRAM credentials.
+async fn users(args: ConfigsArgs, describe: bool) -> Result<ExitCode, ToolError> {
+    let servers = bootstrap::resolve(&args.server, None).await?;
+    let mut client = Client::connect(&servers, "kafka-configs").await?;
+    if describe {
+        scram_users::describe(&mut client, args.entity_name.as_deref()).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let user = args
+        .entity_name
+        .as_deref()
+        .ok_or_else(|| ToolError::Usage("--entity-name is required for users".to_string()))?;
+    let set = args
+        .add_config
+        .iter()
+        .map(|text| added_configs(text))
+        .collect::<Result<Vec<_>, _>>()?;
+    let set = scram_users::scram_settings(set.into_iter().flatten())?;
+    let deleted = deleted_configs(&args.delete_config);
+    if set.is_empty() && deleted.is_empty() {
+        return Err(ToolError::Usage(
+            "--alter needs --add-config or --delete-config".to_string(),
+        ));
+    }
+    scram_users::alter(&mut client, user, set, &deleted).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn deleted_configs(texts: &[String]) -> Vec<String> {
+    texts
+        .iter()
+        .flat_map(|text| text.split(','))
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Prints the entity's configs as Kafka's tool does: the dynamic ones only,
@@ -192,14 +233,7 @@ async fn alter_configs(
         .iter()
         .map(|text| added_configs(text))
         .collect::<Result<Vec<_>, _>>()?;
-    let deleted: Vec<String> = args
-        .delete_config
-        .iter()
-        .flat_map(|text| text.split(','))
-        .map(str::trim)
-        .filter(|key| !key.is_empty())
-        .map(str::to_string)
-        .collect();
+    let deleted = deleted_configs(&args.delete_config);
     if set.iter().all(BTreeMap::is_empty) && deleted.is_empty() {
         return Err(ToolError::Usage(
             "--alter needs --add-config or --delete-config".to_string(),

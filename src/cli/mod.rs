@@ -20,6 +20,7 @@ mod consumer_groups;
 mod delete_records;
 mod group_member;
 mod partitioner;
+mod scram_users;
 mod security_init;
 mod server_stop;
 mod topics;

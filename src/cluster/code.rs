@@ -25,6 +25,10 @@ impl KafkaCode {
     pub const INVALID_CONFIG: Self = Self(40);
     pub const INVALID_REQUEST: Self = Self(42);
     pub const POLICY_VIOLATION: Self = Self(44);
+    pub const UNSUPPORTED_SASL_MECHANISM: Self = Self(33);
+    pub const RESOURCE_NOT_FOUND: Self = Self(91);
+    pub const DUPLICATE_RESOURCE: Self = Self(92);
+    pub const UNACCEPTABLE_CREDENTIAL: Self = Self(93);
     pub const FENCED_LEADER_EPOCH: Self = Self(74);
     pub const STALE_BROKER_EPOCH: Self = Self(77);
     pub const DUPLICATE_BROKER_REGISTRATION: Self = Self(101);
@@ -48,6 +52,10 @@ impl KafkaCode {
             Self::INVALID_CONFIG => "INVALID_CONFIG",
             Self::INVALID_REQUEST => "INVALID_REQUEST",
             Self::POLICY_VIOLATION => "POLICY_VIOLATION",
+            Self::UNSUPPORTED_SASL_MECHANISM => "UNSUPPORTED_SASL_MECHANISM",
+            Self::RESOURCE_NOT_FOUND => "RESOURCE_NOT_FOUND",
+            Self::DUPLICATE_RESOURCE => "DUPLICATE_RESOURCE",
+            Self::UNACCEPTABLE_CREDENTIAL => "UNACCEPTABLE_CREDENTIAL",
             Self::FENCED_LEADER_EPOCH => "FENCED_LEADER_EPOCH",
             Self::STALE_BROKER_EPOCH => "STALE_BROKER_EPOCH",
             Self::DUPLICATE_BROKER_REGISTRATION => "DUPLICATE_BROKER_REGISTRATION",

@@ -25,6 +25,7 @@ use super::{
     TopicSummary, validate_topic_name,
 };
 use crate::config::{PartitionLimits, validate_topic_config};
+use crate::security::sasl::{ScramCredential, ScramMechanism};
 
 /// State changed together: `image` reflects exactly the log's entries, so
 /// the next command's index is `image.last_applied + 1`.
@@ -506,6 +507,24 @@ impl ClusterCoordinator for EmbeddedCoordinator {
         broker_id: i32,
     ) -> BoxFuture<'_, Result<Range<i64>, ClusterError>> {
         Box::pin(self.producer_ids(broker_id))
+    }
+
+    fn alter_scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+        credential: Option<ScramCredential>,
+    ) -> BoxFuture<'_, Result<(), ClusterError>> {
+        let user = user.to_owned();
+        let command = match credential {
+            Some(credential) => Command::UpsertScramCredential {
+                user,
+                mechanism,
+                credential,
+            },
+            None => Command::DeleteScramCredential { user, mechanism },
+        };
+        Box::pin(async move { self.propose(command).await.map(|_| ()) })
     }
 
     fn create_acls(

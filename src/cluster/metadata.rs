@@ -18,6 +18,7 @@ use topics::check_replication_factor;
 
 pub use crate::security::SecurityProtocol;
 use crate::security::acl::{AclBinding, AclSet};
+use crate::security::sasl::{ScramCredential, ScramMechanism};
 
 /// How clients reach a broker on one listener.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +143,17 @@ pub enum Command {
         broker_id: i32,
         count: i64,
     },
+    // SASL/SCRAM credentials (KIP-554): what the broker checks a SCRAM
+    // login against, never the password.
+    UpsertScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+        credential: ScramCredential,
+    },
+    DeleteScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+    },
     // --- Authorization (ACLs) ---
     /// Adds bindings; ones already present are kept as they are.
     CreateAcls {
@@ -186,6 +198,9 @@ pub struct MetadataImage {
     pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
     /// The first producer id of the next block handed out.
     pub next_producer_id: i64,
+    /// SCRAM credentials by user, then mechanism.
+    #[serde(default)]
+    pub scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
     /// The ACL bindings the authorizer decides with.
     #[serde(default)]
     pub acls: AclSet,
@@ -453,6 +468,14 @@ impl MetadataImage {
                 self.next_producer_id = end;
                 Ok(ApplyOutcome::ProducerIds(start..end))
             }
+            Command::UpsertScramCredential {
+                user,
+                mechanism,
+                credential,
+            } => self.upsert_scram_credential(user, *mechanism, credential),
+            Command::DeleteScramCredential { user, mechanism } => {
+                self.delete_scram_credential(user, *mechanism)
+            }
             Command::CreateAcls { bindings } => self.create_acls(bindings),
             Command::DeleteAcls { bindings } => Ok(self.delete_acls(bindings)),
         }
@@ -521,6 +544,7 @@ fn set_flag(flag: &mut bool, value: bool) -> ApplyOutcome {
     }
 }
 
+mod scram;
 mod topics;
 
 #[cfg(test)]

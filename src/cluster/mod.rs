@@ -28,6 +28,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::security::acl::AclBinding;
+use crate::security::sasl::{ScramCredential, ScramMechanism};
 
 pub use command_log::{CommandLog, LogEntry, MetaMarker, new_cluster_id};
 pub use embedded::{EmbeddedCoordinator, LogRead};
@@ -215,6 +216,17 @@ pub trait ClusterCoordinator: Send + Sync {
         &self,
         broker_id: i32,
     ) -> BoxFuture<'_, Result<Range<i64>, ClusterError>>;
+
+    // SASL/SCRAM credentials.
+
+    /// Sets (`Some`) or deletes (`None`) `user`'s credential for
+    /// `mechanism`; deleting one that does not exist is `RESOURCE_NOT_FOUND`.
+    fn alter_scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+        credential: Option<ScramCredential>,
+    ) -> BoxFuture<'_, Result<(), ClusterError>>;
 
     // --- Authorization (ACLs) ---
     /// Adds ACL bindings: all of them, or none when one is invalid.

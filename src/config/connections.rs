@@ -148,7 +148,7 @@ impl RawConfig {
         }
     }
 
-    fn field_or_default(&self, key: &str) -> Result<RawValue, ConfigError> {
+    pub(super) fn field_or_default(&self, key: &str) -> Result<RawValue, ConfigError> {
         self.get_or_default(key)
             .ok_or_else(|| ConfigError::Invalid {
                 key: key.to_string(),

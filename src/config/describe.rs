@@ -30,7 +30,7 @@ pub enum ConfigType {
     Long = 5,
     Double = 6,
     List = 7,
-    /// Hidden in DescribeConfigs, as Kafka's PASSWORD type.
+    /// Shown as sensitive: DescribeConfigs never returns the value.
     Password = 9,
 }
 
@@ -99,25 +99,19 @@ pub fn describe_broker_configs(raw: &RawConfig) -> Vec<DescribedConfig> {
                 let value = default_value(name)?;
                 Some(ConfigSynonym::new(name, Some(value), ConfigSource::Default))
             });
-            let synonyms: Vec<ConfigSynonym> = explicit
+            let sensitive = row.config_type == ConfigType::Password;
+            let mut synonyms: Vec<ConfigSynonym> = explicit
                 .chain(defaults)
                 .skip_while(|s| s.name != row.name)
                 .collect();
             let value = raw
                 .explicit(row.name)
                 .map(|v| v.value.clone())
-                .or_else(|| default_value(row.name));
-            // Secrets are shown as set or not, never by value, as in Kafka.
-            let sensitive = row.config_type == ConfigType::Password;
-            let (value, synonyms) = if sensitive {
-                let hidden = synonyms
-                    .into_iter()
-                    .map(|s| ConfigSynonym { value: None, ..s })
-                    .collect();
-                (None, hidden)
-            } else {
-                (value, synonyms)
-            };
+                .or_else(|| default_value(row.name))
+                .filter(|_| !sensitive);
+            if sensitive {
+                synonyms.iter_mut().for_each(|s| s.value = None);
+            }
             DescribedConfig {
                 name: row.name.to_string(),
                 value,

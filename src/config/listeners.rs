@@ -281,16 +281,6 @@ pub(super) fn resolve_listeners(
             );
             return Err(err("listener.security.protocol.map", &map_rv, reason));
         };
-        match protocol {
-            SecurityProtocol::Plaintext | SecurityProtocol::Ssl | SecurityProtocol::SaslSsl => {}
-            SecurityProtocol::SaslPlaintext => {
-                let reason = format!(
-                    "listener {} uses security protocol {protocol}, which is not supported yet",
-                    ep.name
-                );
-                return Err(err("listeners", &lrv, reason));
-            }
-        }
         let tls = protocol
             .uses_tls()
             .then(|| resolve_tls(raw, &ep.name))

@@ -13,6 +13,7 @@ mod describe;
 mod listeners;
 mod properties;
 mod raw;
+mod sasl;
 mod settings;
 mod tls;
 mod topic;
@@ -32,6 +33,7 @@ pub use describe::{
 pub use listeners::{ListenerSettings, default_advertised_host};
 pub use properties::{PropertiesError, Property, parse_properties};
 pub use raw::{RawConfig, RawValue, Source, is_known_key, parse_override};
+pub use sasl::{ListenerSasl, SaslSettings, Secret};
 pub use settings::{
     BrokerSettings, CleanerSettings, GroupSettings, LogDefaults, LogFormat, TimestampType,
 };

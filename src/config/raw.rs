@@ -95,6 +95,8 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("offsets.retention.minutes", "10080"),
     ("gregor.shutdown.timeout.ms", "5000"),
     ("connections.max.idle.ms", "600000"),
+    ("connection.failed.authentication.delay.ms", "100"),
+    ("connections.max.reauth.ms", "0"),
     ("gregor.request.receive.timeout.ms", "30000"),
     ("gregor.max.partitions.per.topic", "10000"),
     ("gregor.max.partitions.per.broker", "4000"),
@@ -122,6 +124,11 @@ const OPTIONAL: &[&str] = &[
     "max.connections.per.ip",
     "max.connections.per.ip.overrides",
     "queued.max.request.bytes",
+    // SASL (see sasl.rs); per-listener variants in is_listener_sasl_key.
+    "sasl.enabled.mechanisms",
+    "sasl.jaas.config",
+    "client.users",
+    "client.passwords",
     // Authorization: no authorizer unless named.
     "authorizer.class.name",
     "super.users",
@@ -148,6 +155,7 @@ const IGNORED: &[&str] = &[
     "inter.broker.listener.name",
     "inter.broker.protocol.version",
     "security.inter.broker.protocol",
+    "sasl.mechanism.inter.broker.protocol",
     "controller.listener.names",
     "controller.quorum.voters",
     "process.roles",
@@ -214,6 +222,15 @@ pub fn is_known_key(key: &str) -> bool {
         || TLS_KEYS.contains(&key)
         || is_listener_tls_key(key)
         || super::ZOOKEEPER_TLS_KEYS.contains(&key)
+        || is_listener_sasl_key(key)
+}
+
+/// `listener.name.NAME.sasl.enabled.mechanisms` and
+/// `listener.name.NAME.MECHANISM.sasl.jaas.config`.
+fn is_listener_sasl_key(key: &str) -> bool {
+    key.strip_prefix("listener.name.").is_some_and(|rest| {
+        rest.ends_with(".sasl.enabled.mechanisms") || rest.ends_with(".sasl.jaas.config")
+    })
 }
 
 /// Whether `key` is accepted only so that Kafka's config files load.

@@ -39,6 +39,8 @@ pub struct BrokerSettings {
     pub groups: GroupSettings,
     pub shutdown_timeout: Duration,
     pub connections: ConnectionSettings,
+    /// SASL on the SASL_PLAINTEXT and SASL_SSL listeners.
+    pub sasl: super::SaslSettings,
     /// `gregor.max.partitions.per.topic` / `.per.broker`, enforced by the
     /// embedded coordinator (a separate coordinator has its own).
     pub partition_limits: super::PartitionLimits,
@@ -338,9 +340,12 @@ impl RawConfig {
         let socket_request_max_bytes =
             usize::try_from(self.int("socket.request.max.bytes", 1, I32_MAX)?)
                 .unwrap_or(usize::MAX);
+        let listeners = resolve_listeners(self, default_host)?;
+        let sasl = self.sasl_settings(&listeners)?;
         Ok(BrokerSettings {
             broker_id: self.broker_id()?,
-            listeners: resolve_listeners(self, default_host)?,
+            listeners,
+            sasl,
             data_dir: self.data_dir()?,
             num_partitions: i32::try_from(self.int("num.partitions", 1, I32_MAX)?).unwrap_or(1),
             default_replication_factor: i16::try_from(self.int(

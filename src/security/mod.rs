@@ -5,11 +5,13 @@
 //!   authentication says otherwise;
 //! - `protocol`: the four security protocols a listener may use;
 //! - `acl`: ACL bindings and the authorizer deciding with them;
-//! - `tls`: TLS listeners (certificates, handshake, principal mapping).
+//! - `tls`: TLS listeners (certificates, handshake, principal mapping);
+//! - `sasl`: the SASL exchange (PLAIN, SCRAM) of a SASL listener's connections.
 
 pub mod acl;
 pub mod principal;
 pub mod protocol;
+pub mod sasl;
 pub mod tls;
 
 pub use principal::KafkaPrincipal;

@@ -260,6 +260,21 @@ def test_an_unauthorized_principal_cannot_read_the_metadata_log(secured, certs):
     refused(call(coordinator, context(certs), "GET", "/v1/metadata/log?from=0"), 31)
 
 
+def test_an_unauthorized_principal_cannot_create_a_scram_user(secured, certs):
+    coordinator, _ = secured
+    body = {
+        "user": "intruder",
+        "mechanism": "SCRAM-SHA-256",
+        "credential": {"salt": [1] * 16, "stored_key": [2] * 32, "server_key": [3] * 32,
+                       "iterations": 4096},
+    }
+    refused(call(coordinator, context(certs), "POST", "/v1/scram-credentials", body), 31)
+    # The same request from the broker (a super user) is what the coordinator serves.
+    broker = context(certs, keystore="broker-keystore.pem")
+    status, reply = call(coordinator, broker, "POST", "/v1/scram-credentials", body)
+    assert status == 200, reply
+
+
 def test_another_authorized_principal_cannot_take_a_live_brokers_id(tmp_path, certs):
     """The coordinator certificate (CN=coordinator) is made a super user too:
     it holds ClusterAction, yet broker id 0 belongs to CN=broker."""

@@ -11,6 +11,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 pub mod producer_id;
+pub mod scram_credentials;
 pub mod topics;
 
 use kafka_protocol::messages::TopicName;

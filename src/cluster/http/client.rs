@@ -36,6 +36,7 @@ use uuid::Uuid;
 
 use super::client_tls::CoordinatorTls;
 use super::lease::HEARTBEAT_INTERVAL;
+use super::wire::AlterScramCredentialRequest;
 use super::wire::{
     AclBindingsRequest, AllocateProducerIdsRequest, AllocateProducerIdsResponse,
     AlterConfigsRequest, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
@@ -48,6 +49,7 @@ use crate::cluster::{
     BoxFuture, BrokerRegistration, ClusterCoordinator, ClusterError, CreateTopicRequest, KafkaCode,
     MetadataImage, TopicSummary,
 };
+use crate::security::sasl::{ScramCredential, ScramMechanism};
 use crate::task::OwnedTask;
 
 /// How long one long poll waits for new entries.
@@ -645,6 +647,29 @@ impl ClusterCoordinator for RemoteCoordinator {
                     ),
                 }),
             }
+        })
+    }
+
+    fn alter_scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+        credential: Option<ScramCredential>,
+    ) -> BoxFuture<'_, Result<(), ClusterError>> {
+        let body = AlterScramCredentialRequest {
+            user: user.to_owned(),
+            mechanism,
+            credential,
+        };
+        Box::pin(async move {
+            self.write(
+                Method::POST,
+                "/v1/scram-credentials",
+                Some(&body),
+                |r: &WriteResponse| r.metadata_offset,
+            )
+            .await?;
+            Ok(())
         })
     }
 

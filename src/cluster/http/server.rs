@@ -25,6 +25,7 @@ use self::routes::{Failure, HttpResponse, invalid, json, respond};
 use super::access::{self, ControlAuthorizer, Operation, Peer, Resource};
 use super::lease::{Leases, SESSION_TIMEOUT, decide_heartbeat};
 use super::settings::CoordinatorSettings;
+use super::wire::AlterScramCredentialRequest;
 use super::wire::{
     AclBindingsRequest, AllocateProducerIdsRequest, AllocateProducerIdsResponse,
     AlterConfigsRequest, BrokerHeartbeatRequest, BrokerRegistrationRequest,
@@ -532,6 +533,16 @@ impl Service {
     ) -> Result<HttpResponse, Failure> {
         self.metadata
             .alter_topic_configs(name, req.set, req.delete)
+            .await?;
+        self.written()
+    }
+
+    async fn alter_scram_credential(
+        &self,
+        req: AlterScramCredentialRequest,
+    ) -> Result<HttpResponse, Failure> {
+        self.metadata
+            .alter_scram_credential(&req.user, req.mechanism, req.credential)
             .await?;
         self.written()
     }

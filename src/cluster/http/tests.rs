@@ -16,6 +16,7 @@ use crate::cluster::{
     EmbeddedCoordinator, KafkaCode, Listener, LogRead, MetadataImage, SecurityProtocol,
 };
 use crate::config::PartitionLimits;
+use crate::security::sasl::{ScramCredential, ScramMechanism};
 
 struct Running {
     address: String,
@@ -139,6 +140,26 @@ async fn a_remote_broker_registers_writes_and_sees_its_writes_at_once() {
             .and_then(|t| t.configs.get("retention.ms").cloned()),
         Some("1000".to_owned())
     );
+
+    // SCRAM credentials go through the coordinator and come back in the image.
+    let credential = ScramCredential::from_password(ScramMechanism::Sha256, "pw", b"salt", 4096);
+    broker
+        .alter_scram_credential("alice", ScramMechanism::Sha256, Some(credential.clone()))
+        .await
+        .expect("upsert");
+    assert_eq!(
+        broker
+            .image()
+            .scram_credential("alice", ScramMechanism::Sha256),
+        Some(&credential)
+    );
+    match broker
+        .alter_scram_credential("alice", ScramMechanism::Sha512, None)
+        .await
+    {
+        Err(error) => assert_eq!(error.code(), KafkaCode::RESOURCE_NOT_FOUND),
+        Ok(()) => panic!("deleted a credential that does not exist"),
+    }
 
     let first = broker.allocate_producer_ids(0).await.expect("ids");
     let second = broker.allocate_producer_ids(0).await.expect("ids");

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::cluster::metadata::{KafkaCode, Listener, MetadataImage};
 use crate::cluster::policy::PRODUCER_ID_BLOCK_SIZE;
 use crate::cluster::{ClusterError, LogEntry};
+use crate::security::sasl::{ScramCredential, ScramMechanism};
 
 /// The error part every response has.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +169,15 @@ pub struct AlterConfigsRequest {
     pub set: BTreeMap<String, String>,
     #[serde(default)]
     pub delete: Vec<String>,
+}
+
+/// `POST /v1/scram-credentials`: set (`credential`) or delete (`null`) one
+/// user's credential for one mechanism.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterScramCredentialRequest {
+    pub user: String,
+    pub mechanism: ScramMechanism,
+    pub credential: Option<ScramCredential>,
 }
 
 /// `POST /v1/acls` (bindings to add) and `POST /v1/acls/delete` (bindings

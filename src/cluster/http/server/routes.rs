@@ -62,7 +62,7 @@ async fn route(
     peer: &Peer,
     request: Request<Incoming>,
 ) -> Result<HttpResponse, Failure> {
-    use Operation::{Alter, AlterConfigs, ClusterAction, Create, Delete, Describe};
+    use Operation::{Alter, AlterConfigs, ClusterAction, Create, Delete};
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().unwrap_or("").to_owned();
@@ -73,14 +73,10 @@ async fn route(
         (&Method::GET, ["metrics"]) => Ok(text(StatusCode::OK, &service.render_metrics())),
         // Brokers and their addresses, as Kafka's Metadata tells anyone.
         (&Method::GET, ["v1", "cluster"]) => json(&ClusterView::of(&service.metadata.image())),
+        // The log holds SCRAM salts and keys: only brokers (ClusterAction,
+        // which KRaft's metadata fetch needs too) may read it.
         (&Method::GET, ["v1", "metadata", "log"]) => {
-            service.check(
-                peer,
-                &[
-                    (ClusterAction, Resource::Cluster),
-                    (Describe, Resource::Cluster),
-                ],
-            )?;
+            service.check(peer, &cluster_action)?;
             service.read_log(&query).await
         }
         (&Method::POST, ["v1", "brokers", "register"]) => {
@@ -120,7 +116,14 @@ async fn route(
                 .alter_configs(&name, body(service, request).await?)
                 .await
         }
-        // Kafka's CreateAcls and DeleteAcls need Alter on the cluster.
+        // Kafka's AlterUserScramCredentials, CreateAcls and DeleteAcls need
+        // Alter on the cluster.
+        (&Method::POST, ["v1", "scram-credentials"]) => {
+            service.check(peer, &[(Alter, Resource::Cluster)])?;
+            service
+                .alter_scram_credential(body(service, request).await?)
+                .await
+        }
         (&Method::POST, ["v1", "acls"]) => {
             service.check(peer, &[(Alter, Resource::Cluster)])?;
             service.create_acls(body(service, request).await?).await
