@@ -260,6 +260,18 @@ def test_an_unauthorized_principal_cannot_read_the_metadata_log(secured, certs):
     refused(call(coordinator, context(certs), "GET", "/v1/metadata/log?from=0"), 31)
 
 
+def test_the_cluster_view_lists_only_topics_the_peer_may_describe(secured, certs):
+    coordinator, _ = secured
+    create_guarded_topic(coordinator, certs)
+    client_view = cluster_view(coordinator, certs)
+    assert client_view["brokers"], "brokers are for everyone (bootstrap)"
+    assert client_view["topics"] == []
+    broker = context(certs, keystore="broker-keystore.pem")
+    status, broker_view = call(coordinator, broker, "GET", "/v1/cluster")
+    assert status == 200
+    assert [t["name"] for t in broker_view["topics"]] == [TOPIC]
+
+
 def test_an_unauthorized_principal_cannot_create_a_scram_user(secured, certs):
     coordinator, _ = secured
     body = {

@@ -62,7 +62,7 @@ async fn route(
     peer: &Peer,
     request: Request<Incoming>,
 ) -> Result<HttpResponse, Failure> {
-    use Operation::{Alter, AlterConfigs, ClusterAction, Create, Delete};
+    use Operation::{Alter, AlterConfigs, ClusterAction, Create, Delete, Describe};
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().unwrap_or("").to_owned();
@@ -71,8 +71,19 @@ async fn route(
     match (&method, segments.as_slice()) {
         (&Method::GET, ["healthz"] | ["readyz"]) => Ok(text(StatusCode::OK, "ok\n")),
         (&Method::GET, ["metrics"]) => Ok(text(StatusCode::OK, &service.render_metrics())),
-        // Brokers and their addresses, as Kafka's Metadata tells anyone.
-        (&Method::GET, ["v1", "cluster"]) => json(&ClusterView::of(&service.metadata.image())),
+        // Brokers and their addresses, as Kafka's Metadata tells anyone, and
+        // the topics the peer may describe, as Metadata lists them.
+        (&Method::GET, ["v1", "cluster"]) => {
+            let image = service.metadata.image();
+            let mut view = ClusterView::of(&image);
+            view.topics.retain(|topic| {
+                let topic = Resource::Topic(&topic.name);
+                service
+                    .authorizer
+                    .authorize(&image.acls, peer, Describe, topic)
+            });
+            json(&view)
+        }
         // The log holds SCRAM salts and keys: only brokers (ClusterAction,
         // which KRaft's metadata fetch needs too) may read it.
         (&Method::GET, ["v1", "metadata", "log"]) => {
