@@ -434,3 +434,34 @@ def test_the_plaintext_port_beside_the_tls_one_only_reads(tmp_path, certs):
         assert status == 403 and "User:ANONYMOUS" in body["error_message"], body
     finally:
         coordinator.kill9()
+
+
+def test_the_coordinator_certificate_must_name_the_host_unless_told_otherwise(tmp_path):
+    """zookeeper.ssl.endpoint.identification.algorithm: HTTPS (the default)
+    checks the coordinator's certificate names the host dialled; empty skips
+    only that check."""
+    certs = tmp_path / "named"
+    made = subprocess.run(
+        [str(BIN), "security", "init", str(certs), "--hosts", "coordinator.example"],
+        capture_output=True, timeout=60,
+    )
+    assert made.returncode == 0, made.stderr.decode()
+    coordinator = SecureCoordinator(tmp_path / "coordinator", certs).start()
+    try:
+        checked = topics_tool(coordinator, certs, "--list")
+        assert checked.returncode != 0
+        assert "TLS handshake failed" in checked.stderr.decode(), checked.stderr.decode()
+        unchecked = certs / "zk-no-hostname.properties"
+        unchecked.write_text(
+            (certs / "zk-tls-client.properties").read_text()
+            + "zookeeper.ssl.endpoint.identification.algorithm=\n"
+        )
+        result = subprocess.run(
+            [kafka_tool(certs, "kafka-topics.sh"), "--zookeeper", coordinator.address,
+             "--zk-tls-config-file", str(unchecked), "--list"],
+            capture_output=True, timeout=60,
+        )
+        # Past TLS: the coordinator answered, and knows no broker yet.
+        assert "knows no live brokers" in result.stderr.decode(), result.stderr.decode()
+    finally:
+        coordinator.kill9()
