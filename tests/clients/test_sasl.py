@@ -1,6 +1,7 @@
 """SASL on a SASL_PLAINTEXT listener: PLAIN (users from the JAAS line) and
 SCRAM-SHA-256/512 (users in the metadata log), with kafka-python,
-confluent-kafka, aiokafka and kcat; failures, the pre-authentication gate,
+confluent-kafka, aiokafka and kcat, also on a SASL_SSL listener (TLS with
+certificates from `gregor security init`, then SASL); failures, the pre-authentication gate,
 user management (kafka-configs.sh, admin clients) and re-authentication
 (KIP-368)."""
 import asyncio
@@ -15,6 +16,7 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
+from aiokafka.helpers import create_ssl_context
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, ScramCredentialInfo
 from confluent_kafka.admin import ScramMechanism as CkScramMechanism
@@ -33,27 +35,46 @@ JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
 SASL_HANDSHAKE, SASL_AUTHENTICATE, METADATA, API_VERSIONS = 17, 36, 3, 18
 
 
-def start_sasl_broker(tmp_path, extra_props="", env=None):
-    """A broker with a SASL_PLAINTEXT listener (its `port`) and a PLAINTEXT
-    one (`plain_port`) for the CLI, PLAIN users admin and alice from the
-    JAAS line and the same users as SCRAM users from KAFKA_CLIENT_USERS."""
+def start_sasl_broker(tmp_path, extra_props="", env=None, tls=False):
+    """A broker with a SASL_PLAINTEXT listener (its `port`; SASL_SSL with
+    `tls`) and a PLAINTEXT one (`plain_port`) for the CLI, PLAIN users admin
+    and alice from the JAAS line and the same users as SCRAM users from
+    KAFKA_CLIENT_USERS."""
     tmp_path.mkdir(parents=True, exist_ok=True)
+    protocol = "SASL_SSL" if tls else "SASL_PLAINTEXT"
+    lines = [f"listener.name.{protocol.lower()}.plain.sasl.jaas.config={JAAS}", extra_props]
+    cafile = None
+    if tls:
+        certs = tmp_path / "certs"
+        subprocess.run([str(BIN), "security", "init", str(certs), "--hosts", "localhost,127.0.0.1"],
+                       check=True, capture_output=True, timeout=60)
+        lines.append(f"ssl.keystore.location={certs}/broker-keystore.pem")
+        cafile = str(certs / "ca.pem")
     props = tmp_path / "server.properties"
-    props.write_text(f"listener.name.sasl_plaintext.plain.sasl.jaas.config={JAAS}\n{extra_props}\n")
+    props.write_text("\n".join(lines) + "\n")
     port, plain_port = free_port(), free_port()
     broker = Broker(
         tmp_path / "data", [str(props)],
         env={"KAFKA_CLIENT_USERS": "admin,alice",
              "KAFKA_CLIENT_PASSWORDS": "admin-secret,alice-secret", **(env or {})},
-        listeners=f"SASL_PLAINTEXT://127.0.0.1:{port},PLAINTEXT://127.0.0.1:{plain_port}",
+        listeners=f"{protocol}://127.0.0.1:{port},PLAINTEXT://127.0.0.1:{plain_port}",
         port=port)
     broker.plain_port = plain_port
+    broker.security_protocol = protocol
+    broker.cafile = cafile
     return broker.start()
 
 
 @pytest.fixture(scope="module")
 def sasl_broker(tmp_path_factory):
     broker = start_sasl_broker(tmp_path_factory.mktemp("sasl"))
+    yield broker
+    broker.kill9()
+
+
+@pytest.fixture(scope="module")
+def sasl_ssl_broker(tmp_path_factory):
+    broker = start_sasl_broker(tmp_path_factory.mktemp("sasl-ssl"), tls=True)
     yield broker
     broker.kill9()
 
@@ -77,14 +98,27 @@ def topic_name():
 
 
 def ck_config(broker, mechanism, user="alice", password="alice-secret"):
-    return {"bootstrap.servers": broker.bootstrap, "security.protocol": "SASL_PLAINTEXT",
-            "sasl.mechanisms": mechanism, "sasl.username": user, "sasl.password": password}
+    config = {"bootstrap.servers": broker.bootstrap, "security.protocol": broker.security_protocol,
+              "sasl.mechanisms": mechanism, "sasl.username": user, "sasl.password": password}
+    if broker.cafile:
+        config["ssl.ca.location"] = broker.cafile
+    return config
 
 
 def kp_config(broker, mechanism, user="alice", password="alice-secret"):
-    return dict(bootstrap_servers=broker.bootstrap, security_protocol="SASL_PLAINTEXT",
-                sasl_mechanism=mechanism, sasl_plain_username=user,
-                sasl_plain_password=password)
+    config = dict(bootstrap_servers=broker.bootstrap, security_protocol=broker.security_protocol,
+                  sasl_mechanism=mechanism, sasl_plain_username=user,
+                  sasl_plain_password=password)
+    if broker.cafile:
+        config["ssl_cafile"] = broker.cafile
+    return config
+
+
+def aio_config(broker, mechanism, user="alice", password="alice-secret"):
+    config = kp_config(broker, mechanism, user, password)
+    if config.pop("ssl_cafile", None):
+        config["ssl_context"] = create_ssl_context(cafile=broker.cafile)
+    return config
 
 
 # --- produce and consume with every client and mechanism ---
@@ -118,12 +152,12 @@ def confluent_round_trip(broker, mechanism, topic):
 
 def aiokafka_round_trip(broker, mechanism, topic):
     async def run():
-        producer = AIOKafkaProducer(**kp_config(broker, mechanism))
+        producer = AIOKafkaProducer(**aio_config(broker, mechanism))
         await producer.start()
         await producer.send_and_wait(topic, b"from aiokafka")
         await producer.stop()
         consumer = AIOKafkaConsumer(topic, auto_offset_reset="earliest",
-                                    **kp_config(broker, mechanism))
+                                    **aio_config(broker, mechanism))
         await consumer.start()
         try:
             message = await asyncio.wait_for(consumer.getone(), 20)
@@ -134,9 +168,12 @@ def aiokafka_round_trip(broker, mechanism, topic):
 
 
 def kcat_args(broker, mechanism, user="alice", password="alice-secret"):
-    return ["kcat", "-b", broker.bootstrap, "-X", "security.protocol=SASL_PLAINTEXT",
+    args = ["kcat", "-b", broker.bootstrap, "-X", f"security.protocol={broker.security_protocol}",
             "-X", f"sasl.mechanisms={mechanism}", "-X", f"sasl.username={user}",
             "-X", f"sasl.password={password}"]
+    if broker.cafile:
+        args += ["-X", f"ssl.ca.location={broker.cafile}"]
+    return args
 
 
 def kcat_round_trip(broker, mechanism, topic):
@@ -162,10 +199,30 @@ def test_client_produces_and_consumes_over_sasl(sasl_broker, client, mechanism):
     assert round_trip(sasl_broker, mechanism, topic_name()) == [expected]
 
 
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+@pytest.mark.parametrize("client", list(ROUND_TRIPS))
+def test_client_produces_and_consumes_over_sasl_ssl(sasl_ssl_broker, client, mechanism):
+    round_trip, expected = ROUND_TRIPS[client]
+    assert round_trip(sasl_ssl_broker, mechanism, topic_name()) == [expected]
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_wrong_password_over_sasl_ssl_fails_cleanly(sasl_ssl_broker, mechanism):
+    errors = ck_auth_error(sasl_ssl_broker, mechanism, "alice", "wrong")
+    assert any("Authentication failed" in e for e in errors), errors
+    # A plaintext SASL client on the TLS port gets no answer it can use.
+    plain = subprocess.run(["kcat", "-b", sasl_ssl_broker.bootstrap, "-X",
+                            "security.protocol=SASL_PLAINTEXT", "-X", f"sasl.mechanisms={mechanism}",
+                            "-X", "sasl.username=alice", "-X", "sasl.password=alice-secret",
+                            "-L", "-m", "3"], capture_output=True, timeout=30)
+    assert plain.returncode != 0
+    assert kafka_python_round_trip(sasl_ssl_broker, mechanism, topic_name()) == [b"from kafka-python"]
+
+
 # --- failures ---
 
 async def aiokafka_start(broker, mechanism, user, password):
-    producer = AIOKafkaProducer(**kp_config(broker, mechanism, user, password))
+    producer = AIOKafkaProducer(**aio_config(broker, mechanism, user, password))
     try:
         await producer.start()
     finally:
