@@ -10,6 +10,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
 use crate::client::{self, ClientArgs};
+use crate::connection::Connection;
 use crate::produce::merge;
 use crate::report;
 
@@ -27,10 +28,10 @@ pub struct ConsumeArgs {
     pub client: ClientArgs,
 }
 
-pub fn run(bootstrap: &str, args: &ConsumeArgs) -> anyhow::Result<Value> {
+pub fn run(connection: &Connection, args: &ConsumeArgs) -> anyhow::Result<Value> {
     let consumer: BaseConsumer = args
         .client
-        .consumer_config(bootstrap)?
+        .consumer_config(connection)?
         .create()
         .context("creating the consumer")?;
     let partitions = client::wait_for_leaders(&consumer, &args.topic, Duration::from_secs(15))?;
