@@ -294,6 +294,20 @@ impl RemoteCoordinator {
         Ok(broker_epoch)
     }
 
+    /// Creates or deletes (by `path`) exactly these ACL bindings.
+    async fn write_acls(
+        &self,
+        path: &'static str,
+        bindings: Vec<crate::security::acl::AclBinding>,
+    ) -> Result<(), ClusterError> {
+        let body = AclBindingsRequest { bindings };
+        self.write(Method::POST, path, Some(&body), |r: &WriteResponse| {
+            r.metadata_offset
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Sends one write and waits until the local image includes it.
     async fn write<T: DeserializeOwned>(
         &self,
@@ -677,34 +691,14 @@ impl ClusterCoordinator for RemoteCoordinator {
         &self,
         bindings: Vec<crate::security::acl::AclBinding>,
     ) -> BoxFuture<'_, Result<(), ClusterError>> {
-        Box::pin(async move {
-            let body = AclBindingsRequest { bindings };
-            self.write(
-                Method::POST,
-                "/v1/acls",
-                Some(&body),
-                |r: &WriteResponse| r.metadata_offset,
-            )
-            .await?;
-            Ok(())
-        })
+        Box::pin(self.write_acls("/v1/acls", bindings))
     }
 
     fn delete_acls(
         &self,
         bindings: Vec<crate::security::acl::AclBinding>,
     ) -> BoxFuture<'_, Result<(), ClusterError>> {
-        Box::pin(async move {
-            let body = AclBindingsRequest { bindings };
-            self.write(
-                Method::POST,
-                "/v1/acls/delete",
-                Some(&body),
-                |r: &WriteResponse| r.metadata_offset,
-            )
-            .await?;
-            Ok(())
-        })
+        Box::pin(self.write_acls("/v1/acls/delete", bindings))
     }
 
     fn image(&self) -> Arc<MetadataImage> {
