@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use clap::{Args, Parser};
 
 use super::ToolError;
+use super::client_security::ClientSecurity;
 
 /// Where to find the cluster. `--zookeeper` names gregor's coordinator,
 /// which is asked for a broker; with neither flag, `$kafka_host_url`.
@@ -19,6 +20,25 @@ pub struct ServerArgs {
     /// The coordinator (ZooKeeper's role) to ask for a broker: HOST:PORT.
     #[arg(long, value_name = "HOST:PORT")]
     pub zookeeper: Option<String>,
+}
+
+/// Kafka's `--command-config`: a client properties file whose
+/// `security.protocol`, `ssl.*` and `sasl.*` keys say how to connect.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CommandConfigArgs {
+    /// A client properties file (security.protocol, ssl.*, sasl.*).
+    #[arg(long = "command-config", value_name = "PATH")]
+    pub command_config: Option<std::path::PathBuf>,
+}
+
+impl CommandConfigArgs {
+    /// How to connect: PLAINTEXT without the flag.
+    pub fn security(&self) -> Result<ClientSecurity, ToolError> {
+        match &self.command_config {
+            Some(path) => Ok(ClientSecurity::from_properties(&properties_file(path)?)?),
+            None => Ok(ClientSecurity::plaintext()),
+        }
+    }
 }
 
 /// kafka-topics.sh
@@ -75,6 +95,8 @@ pub struct TopicsArgs {
     pub exclude_internal: bool,
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub command_config: CommandConfigArgs,
 }
 
 /// kafka-console-producer.sh
@@ -178,6 +200,8 @@ pub struct ConsumerArgs {
 pub struct ConfigsArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub command_config: CommandConfigArgs,
     /// List the entity's configs: the dynamic ones, or all with --all.
     #[arg(long)]
     pub describe: bool,
@@ -216,6 +240,8 @@ pub struct ConfigsArgs {
 pub struct GroupsArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub command_config: CommandConfigArgs,
     /// List all consumer groups.
     #[arg(long)]
     pub list: bool,
@@ -269,6 +295,8 @@ pub struct GroupsArgs {
 pub struct DeleteRecordsArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub command_config: CommandConfigArgs,
     /// JSON file naming each partition and the offset to delete records up to:
     /// {"partitions":[{"topic":"t","partition":0,"offset":3}],"version":1}
     #[arg(long = "offset-json-file", value_name = "PATH")]
