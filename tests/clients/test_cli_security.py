@@ -15,6 +15,8 @@ from conftest import BIN, Broker, free_port
 
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 CERT_PRINCIPAL = "User:CN=client,O=gregor"
+PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+              'user_admin="{}";')
 
 
 def gregor(tool, *args, input=None, timeout=60):
@@ -46,6 +48,7 @@ def secured(tmp_path_factory):
         "listener.name.ssl.ssl.client.auth=required",
         f"authorizer.class.name={AUTHORIZER}",
         f"super.users=User:admin;{CERT_PRINCIPAL}",
+        "listener.name.sasl_ssl.plain.sasl.jaas.config=" + PLAIN_JAAS.format(password),
     ]
     broker = Broker(
         root / "data", [arg for o in overrides for arg in ("--override", o)],
@@ -159,6 +162,20 @@ def test_delete_records(secured, listener, tmp_path):
     out = ok(gregor("delete-records", "--bootstrap-server", bootstrap, "--command-config", config,
                     "--offset-json-file", str(offsets)))
     assert "low_watermark: 2" in out
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_each_mechanism_logs_in(secured, tmp_path, mechanism):
+    module = "plain.PlainLoginModule" if mechanism == "PLAIN" else "scram.ScramLoginModule"
+    config = tmp_path / "mechanism.properties"
+    config.write_text(
+        "security.protocol=SASL_SSL\n"
+        f"sasl.mechanism={mechanism}\n"
+        f"sasl.jaas.config=org.apache.kafka.common.security.{module} required "
+        f'username="admin" password="{secured.password}";\n'
+        f"ssl.truststore.type=PEM\nssl.truststore.location={secured.certs}/ca.pem\n")
+    ok(gregor("topics", "--bootstrap-server", secured.sasl_bootstrap,
+              "--command-config", str(config), "--list"))
 
 
 def test_a_wrong_password_fails_with_one_line(secured, tmp_path):
