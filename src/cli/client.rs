@@ -388,6 +388,14 @@ impl Connection {
             .read_exact(&mut size)
             .await
             .map_err(|source| self.lost(source))?;
+        // A TLS record (alert 0x15, handshake 0x16, version 3.x) where a
+        // Kafka frame size should be: a plaintext client on a TLS listener.
+        if matches!(size, [0x15 | 0x16, 0x03, _, _]) {
+            return Err(self.lost(std::io::Error::other(
+                "the broker answered with TLS: it is an SSL or SASL_SSL listener, \
+                 set security.protocol in the tool's client properties",
+            )));
+        }
         let size = i32::from_be_bytes(size);
         if size < 0 || size as usize > MAX_RESPONSE_BYTES {
             return Err(self.lost(std::io::Error::other(format!(
@@ -429,6 +437,10 @@ async fn tls_handshake(
         .map_err(|e| failed(format!("'{host}' is not a host name: {e}")))?;
     match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, stream)).await {
         Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => Err(failed(
+            "the broker closed the connection: is it a PLAINTEXT or SASL_PLAINTEXT listener?"
+                .to_string(),
+        )),
         Ok(Err(error)) => Err(failed(error.to_string())),
         Err(_) => Err(failed(format!("no answer within {CONNECT_TIMEOUT:?}"))),
     }

@@ -41,7 +41,7 @@ def secured(tmp_path_factory):
     assert init.returncode == 0, init.stderr.decode()
     hint = init.stderr.decode()
     password = re.search(r"KAFKA_CLIENT_PASSWORDS=(\w+)", hint).group(1)
-    sasl_port, ssl_port = free_port(), free_port()
+    sasl_port, ssl_port, plain_port = free_port(), free_port(), free_port()
     overrides = [
         f"ssl.keystore.location={certs}/broker-keystore.pem",
         f"ssl.truststore.location={certs}/ca.pem",
@@ -53,12 +53,14 @@ def secured(tmp_path_factory):
     broker = Broker(
         root / "data", [arg for o in overrides for arg in ("--override", o)],
         env={"KAFKA_CLIENT_USERS": "admin", "KAFKA_CLIENT_PASSWORDS": password},
-        listeners=f"SASL_SSL://127.0.0.1:{sasl_port},SSL://127.0.0.1:{ssl_port}",
+        listeners=(f"SASL_SSL://127.0.0.1:{sasl_port},SSL://127.0.0.1:{ssl_port},"
+                   f"PLAINTEXT://127.0.0.1:{plain_port}"),
         port=sasl_port).start()
     broker.certs = certs
     broker.password = password
     broker.sasl_bootstrap = f"127.0.0.1:{sasl_port}"
     broker.ssl_bootstrap = f"127.0.0.1:{ssl_port}"
+    broker.plain_bootstrap = f"127.0.0.1:{plain_port}"
     broker.sasl_config = certs / "client.properties"
     broker.ssl_config = certs / "client-ssl.properties"
     yield broker
@@ -238,3 +240,14 @@ def test_host_name_check_can_be_turned_off(tmp_path):
                   "--command-config", str(unchecked), "--list", timeout=30))
     finally:
         broker.kill9()
+
+
+def test_the_wrong_protocol_for_a_listener_says_so(secured):
+    plaintext_on_tls = gregor("topics", "--bootstrap-server", secured.ssl_bootstrap, "--list",
+                              timeout=30)
+    assert plaintext_on_tls.returncode == 1
+    assert "SSL or SASL_SSL listener" in plaintext_on_tls.stderr.decode()
+    tls_on_plaintext = gregor("topics", "--bootstrap-server", secured.plain_bootstrap,
+                              "--command-config", str(secured.sasl_config), "--list", timeout=30)
+    assert tls_on_plaintext.returncode == 1
+    assert "PLAINTEXT or SASL_PLAINTEXT listener" in tls_on_plaintext.stderr.decode()
