@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The benchmark suite of issue 5: gregor side by side with a peer broker
 (Tansu, memory engine) and with this machine's own limits (iperf3 loopback,
-fio sequential writes), every scenario interleaved run by run.
+fio sequential writes), every scenario interleaved run by run. The security
+group (issue 11) repeats three scenarios against gregor brokers with SSL and
+SASL_SSL listeners and reports them as ratios to plaintext in the same run.
 
 Run it through scripts/bench.sh, which builds what it needs. Writes every
 raw line to bench/results/<date>.jsonl and prints a markdown table of
@@ -26,6 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_BIN = ROOT / "bench" / "target" / "release" / "gregor-bench"
 KIB = 1024
+# The security rows: the same scenarios against brokers with these listeners.
+SECURE_PROTOCOLS = {"ssl": "SSL", "sasl_ssl": "SASL_SSL"}
+# A throwaway SCRAM user of a throwaway broker, created from its environment.
+SASL_USER, SASL_PASSWORD = "bench", "bench-secret"
 
 
 def log(message):
@@ -109,7 +115,7 @@ class Broker:
         self.proc = None
 
 
-def gregor_broker(binary, workdir, name="gregor", overrides=()):
+def gregor_broker(binary, workdir, name="gregor", overrides=(), protocol="PLAINTEXT", env=None):
     data = Path(workdir) / f"{name}-data"
 
     def argv(port):
@@ -117,9 +123,35 @@ def gregor_broker(binary, workdir, name="gregor", overrides=()):
         for item in overrides:
             extra += ["--override", item]
         return [binary, "broker", "--data-dir", data,
-                "--listeners", f"PLAINTEXT://127.0.0.1:{port}",
+                "--listeners", f"{protocol}://127.0.0.1:{port}",
                 "--admin", f"127.0.0.1:{free_port()}", *extra]
-    return Broker(name, argv, env={"GREGOR_LOG": "warn"}, workdir=workdir)
+    return Broker(name, argv, env={"GREGOR_LOG": "warn", **(env or {})}, workdir=workdir)
+
+
+def secure_gregor_brokers(binary, workdir):
+    """The brokers of the security rows, beside the plaintext "gregor" one
+    with the same defaults: an SSL listener (no client certificates) and a
+    SASL_SSL one with a SCRAM user from the environment. Certificates from
+    `gregor security init`; returns the brokers and, per broker, the client
+    properties file that reaches it."""
+    certs = Path(workdir) / "certs"
+    subprocess.run([str(binary), "security", "init", str(certs), "--hosts", "localhost,127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    tls = [f"ssl.keystore.location={certs}/broker-keystore.pem", "ssl.client.auth=none"]
+    brokers, client_configs = {}, {}
+    for kind, protocol in SECURE_PROTOCOLS.items():
+        name = f"gregor-{kind}"
+        client = {"security.protocol": protocol, "ssl.ca.location": f"{certs}/ca.pem"}
+        env = None
+        if protocol == "SASL_SSL":
+            env = {"KAFKA_CLIENT_USERS": SASL_USER, "KAFKA_CLIENT_PASSWORDS": SASL_PASSWORD}
+            client.update({"sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": SASL_USER,
+                           "sasl.password": SASL_PASSWORD})
+        brokers[name] = gregor_broker(binary, workdir, name, tls, protocol, env).start()
+        path = Path(workdir) / f"{name}-client.properties"
+        path.write_text("".join(f"{key}={value}\n" for key, value in client.items()))
+        client_configs[name] = path
+    return brokers, client_configs
 
 
 def tansu_broker(binary, workdir, name="tansu"):
@@ -166,13 +198,15 @@ class Sampler:
 
 def scenarios(quick):
     """(key, title, mode, broker kind, bench arguments). Sizes keep the full
-    suite to a few minutes on a 2-core machine."""
+    suite to a few minutes on a 2-core machine. Kinds: "default" and
+    "durable" run on every target; "ssl" and "sasl_ssl" (the security group,
+    gregor only) repeat three plaintext scenarios over those listeners."""
     n100 = 20_000 if quick else 2_000_000
     n1k = 5_000 if quick else 500_000
     n_durable = 2_000 if quick else 200_000
     e2e = ["--warmup-s", "0.5", "--duration-s", "1"] if quick else ["--warmup-s", "2", "--duration-s", "8"]
     rate = (lambda r: str(r // 10)) if quick else str
-    return [
+    plain = [
         ("produce_100B_acks1", "produce 100 B, acks=1", "produce", "default",
          ["--messages", str(n100), "--size", "100", "--acks", "1"]),
         ("produce_1KiB_acksall", "produce 1 KiB, acks=all", "produce", "default",
@@ -189,10 +223,42 @@ def scenarios(quick):
          "produce", "durable",
          ["--messages", str(n_durable), "--size", str(KIB), "--acks", "all"]),
     ]
+    secure = [(f"{key}_{kind}", f"{title}, over {protocol}", mode, kind, bench_args)
+              for kind, protocol in SECURE_PROTOCOLS.items()
+              for key, title, mode, _, bench_args in plain if key in SECURITY_BASE_KEYS]
+    return plain + secure
 
 
-def run_bench(bootstrap, label, mode, args, timeout=300):
-    argv = [str(BENCH_BIN), "--bootstrap", bootstrap, "--label", label, mode, *args]
+# The plaintext scenarios the security group repeats (and is compared with).
+SECURITY_BASE_KEYS = ("produce_1KiB_acksall", "consume_1KiB", "e2e_1KiB_10k_linger0")
+
+
+def selected_keys(only):
+    """`--only` expanded: "security" names the whole group; a security key
+    brings its plaintext row (the ratio's denominator) and a consume its
+    produce (which fills the topic it reads)."""
+    if not only:
+        return None
+    keys = set()
+    for key in only.split(","):
+        if key == "security":
+            keys.update(SECURITY_BASE_KEYS)
+            keys.update(f"{base}_{kind}" for base in SECURITY_BASE_KEYS for kind in SECURE_PROTOCOLS)
+        else:
+            keys.add(key)
+    for key in list(keys):
+        for kind in SECURE_PROTOCOLS:
+            if key.endswith(f"_{kind}") and not key.endswith(f"_sasl_{kind}"):
+                keys.add(key[: -len(kind) - 1])
+    for key in list(keys):
+        if key.startswith("consume_1KiB"):
+            keys.add(key.replace("consume_1KiB", "produce_1KiB_acksall"))
+    return keys
+
+
+def run_bench(bootstrap, label, mode, args, timeout=300, client_config=None):
+    connection = ["--client-config", str(client_config)] if client_config else []
+    argv = [str(BENCH_BIN), "--bootstrap", bootstrap, "--label", label, *connection, mode, *args]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     sys.stderr.write(done.stderr)
     if done.returncode != 0:
@@ -368,7 +434,8 @@ def main():
                         help="don't sync(2) between runs (let write-back of earlier runs overlap)")
     parser.add_argument("--perf", metavar="FILE", help="perf record -g gregor during run 1 of produce 100 B")
     parser.add_argument("--only", metavar="KEYS",
-                        help="comma-separated scenario keys (e.g. e2e_1KiB_10k_linger0) for a focused A/B")
+                        help="comma-separated scenario keys (e.g. e2e_1KiB_10k_linger0) for a focused A/B; "
+                             "`security` selects the SSL/SASL_SSL rows and their plaintext ones")
     parser.add_argument("--results", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args()
     if args.baseline_bin:
@@ -409,6 +476,12 @@ def main():
     brokers = {"gregor": gregor_broker(args.gregor_bin, workdir).start(),
                "gregor-durable": gregor_broker(args.gregor_bin, workdir, "gregor-durable",
                                                ["log.flush.interval.messages=1"]).start()}
+    only = selected_keys(args.only)
+    chosen = [s for s in scenarios(args.quick) if only is None or s[0] in only]
+    client_configs = {}
+    if any(kind in SECURE_PROTOCOLS for _, _, _, kind, _ in chosen):
+        secure, client_configs = secure_gregor_brokers(args.gregor_bin, workdir)
+        brokers.update(secure)
     if "gregor-static" in targets:
         brokers["gregor-static"] = gregor_broker(args.static_bin, workdir, "gregor-static").start()
         brokers["gregor-static-durable"] = gregor_broker(args.static_bin, workdir, "gregor-static-durable",
@@ -425,13 +498,13 @@ def main():
     peak_rss = {t: 0.0 for t in brokers}
     try:
         for run in range(1, args.runs + 1):
-            for key, title, mode, kind, bench_args in scenarios(args.quick):
-                if args.only and key not in args.only.split(","):
-                    continue
+            for key, title, mode, kind, bench_args in chosen:
                 for target in targets:
                     if kind == "durable" and target == "tansu":
                         continue  # Tansu's memory engine has no durable commit.
-                    broker = brokers[f"{target}-durable" if kind == "durable" else target]
+                    if kind in SECURE_PROTOCOLS and target != "gregor":
+                        continue  # Compared with plaintext gregor, not across builds or peers.
+                    broker = brokers[target if kind == "default" else f"{target}-{kind}"]
                     topic_key = key.replace("consume_1KiB", "produce_1KiB_acksall")
                     topic = f"bench-{topic_key}-{run}"
                     if not args.no_sync:
@@ -445,7 +518,8 @@ def main():
                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                         time.sleep(0.5)
                     with Sampler(broker.proc.pid) as sampler:
-                        line = run_bench(broker.bootstrap, target, mode, ["--topic", topic, *bench_args])
+                        line = run_bench(broker.bootstrap, target, mode, ["--topic", topic, *bench_args],
+                                         client_config=client_configs.get(broker.name))
                     if perf:
                         perf.send_signal(signal.SIGINT)
                         perf.wait()
@@ -616,7 +690,38 @@ def render_table(samples, targets, limits, startup, peak_rss, hwm, args, peer_no
     ]
     if peer_note:
         notes.append(f"Peer: {peer_note}.")
-    return "\n".join(lines + notes) + "\n"
+    return "\n".join(lines + notes + security_table(samples, values)) + "\n"
+
+
+def security_table(samples, values):
+    """The security rows: gregor over SSL and SASL_SSL (SCRAM-SHA-512) beside
+    the plaintext gregor of the same run, as a ratio; empty when none ran."""
+    metrics = [
+        ("produce_1KiB_acksall", "produce 1 KiB acks=all — MB/s", lambda l: l.get("mb_per_s"), 1),
+        ("consume_1KiB", "consume 1 KiB from the log — MB/s", lambda l: l.get("mb_per_s"), 1),
+        ("e2e_1KiB_10k_linger0", "e2e 1 KiB @ 10k/s linger.ms=0 — p50 (ms)",
+         lambda l: l.get("e2e_latency", {}).get("p50_ms"), 3),
+        ("e2e_1KiB_10k_linger0", "e2e 1 KiB @ 10k/s linger.ms=0 — p99 (ms)",
+         lambda l: l.get("e2e_latency", {}).get("p99_ms"), 3),
+    ]
+    rows = []
+    for base, title, pick, digits in metrics:
+        plain = spread(values(base, "gregor", pick), digits)
+        for kind, protocol in SECURE_PROTOCOLS.items():
+            secure = spread(values(f"{base}_{kind}", "gregor", pick), digits)
+            if (f"{base}_{kind}", "gregor") not in samples:
+                continue  # not selected in this run
+            rows.append([f"{title} over {protocol}", secure[1] if secure else "failed",
+                         plain[1] if plain else "—",
+                         ratio(secure[0] if secure else None, plain[0] if plain else None)])
+    if not rows:
+        return []
+    header = ["scenario", "gregor median (min–max)", "plaintext gregor, same run", "ratio to plaintext"]
+    return ["", "Security: the same scenarios over an SSL listener and a SASL_SSL one (SCRAM-SHA-512), "
+            "gregor only (the peer and static columns do not apply).", "",
+            "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(str(c) for c in row) + " |" for row in rows),
+            "", "Ratio: secure / plaintext; below 1 is slower for MB/s, above 1 is slower for latency."]
 
 
 if __name__ == "__main__":

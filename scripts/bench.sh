@@ -2,7 +2,7 @@
 # The benchmark suite of issue 5, from one command:
 #
 #   scripts/bench.sh [--runs 3] [--quick] [--no-peer] [--no-limits] [--perf FILE]
-#                    [--only KEY,KEY] [--gregor-bin PATH] [--static-bin PATH] [--tansu-bin PATH] [--no-build]
+#                    [--only KEY,KEY|security] [--gregor-bin PATH] [--static-bin PATH] [--tansu-bin PATH] [--no-build]
 #
 # Builds gregor (release) and the librdkafka-based bench tool (bench/, its own
 # cargo workspace), then runs bench/suite.py: every scenario against a gregor

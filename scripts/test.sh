@@ -6,7 +6,7 @@
 #      smoke of the benchmark tool (bench/, on librdkafka);
 #   3. the container suite (scratch images, walkthrough, compose, helm, remote
 #      access), when a Docker engine answers.
-# Needs kcat, cmake, libcurl headers and Python 3 with venv: on Debian as
+# Needs kcat, cmake, libcurl and OpenSSL headers and Python 3 with venv: on Debian as
 # root they are installed here; elsewhere it says in one line what to
 # install. Python packages go into .venv. SKIP_CONTAINERS=1 skips part 3.
 set -euo pipefail
@@ -18,6 +18,9 @@ command -v kcat >/dev/null || missing+=(kcat)
 command -v cmake >/dev/null || missing+=(cmake)
 [ -e /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -e /usr/include/curl/curl.h ] \
   || missing+=(libcurl4-openssl-dev)
+# The bench tool's librdkafka speaks TLS and SASL/SCRAM through OpenSSL.
+[ -e /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

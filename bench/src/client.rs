@@ -12,6 +12,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 use serde_json::{Map, Value};
 
+use crate::connection::Connection;
+
 /// Producer settings as flags. `None` leaves librdkafka's default in place
 /// (and the JSON line says "default"), so a run states exactly what it set.
 #[derive(Args, Clone, Debug)]
@@ -38,8 +40,11 @@ pub struct ClientArgs {
 
 impl ClientArgs {
     /// The producer configuration, plus the settings as printed in the JSON line.
-    pub fn producer_config(&self, bootstrap: &str) -> anyhow::Result<(ClientConfig, Value)> {
-        let mut config = base_config(bootstrap);
+    pub fn producer_config(
+        &self,
+        connection: &Connection,
+    ) -> anyhow::Result<(ClientConfig, Value)> {
+        let mut config = connection.base_config();
         let mut shown = Map::new();
         let mut put = |key: &str, value: Option<String>| {
             if let Some(v) = &value {
@@ -65,8 +70,8 @@ impl ClientArgs {
     }
 
     /// A consumer configuration with the `--set` properties applied.
-    pub fn consumer_config(&self, bootstrap: &str) -> anyhow::Result<ClientConfig> {
-        let mut config = base_config(bootstrap);
+    pub fn consumer_config(&self, connection: &Connection) -> anyhow::Result<ClientConfig> {
+        let mut config = connection.base_config();
         // librdkafka needs a group id even for a manual assignment; nothing
         // is committed, so the group never matters to the broker.
         config
@@ -83,25 +88,16 @@ impl ClientArgs {
     }
 }
 
-fn base_config(bootstrap: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", bootstrap)
-        .set("client.id", "gregor-bench")
-        // Loopback only: no need to try IPv6 for "localhost".
-        .set("broker.address.family", "v4");
-    config
-}
-
 /// Creates `topic` with `partitions` partitions (an existing topic is fine)
 /// and waits until every partition has a leader.
 pub fn create_topic(
-    bootstrap: &str,
+    connection: &Connection,
     client: &ClientArgs,
     topic: &str,
     partitions: i32,
 ) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = base_config(bootstrap)
+    let admin: AdminClient<DefaultClientContext> = connection
+        .base_config()
         .create()
         .context("creating the admin client")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -119,7 +115,7 @@ pub fn create_topic(
             Err((name, code)) => bail!("CreateTopics {name}: {code}"),
         }
     }
-    let consumer: BaseConsumer = client.consumer_config(bootstrap)?.create()?;
+    let consumer: BaseConsumer = client.consumer_config(connection)?.create()?;
     wait_for_leaders(&consumer, topic, Duration::from_secs(15))?;
     Ok(())
 }

@@ -13,6 +13,7 @@ use rdkafka::producer::{BaseProducer, Producer};
 use serde_json::{Value, json};
 
 use crate::client::{self, ClientArgs};
+use crate::connection::Connection;
 use crate::consume::assign_from_beginning;
 use crate::produce::{AckRecorder, merge, send_all};
 use crate::report;
@@ -43,24 +44,24 @@ pub struct E2eArgs {
     pub client: ClientArgs,
 }
 
-pub fn run(bootstrap: &str, args: &E2eArgs) -> anyhow::Result<Value> {
+pub fn run(connection: &Connection, args: &E2eArgs) -> anyhow::Result<Value> {
     if args.size < HEADER_BYTES {
         bail!("e2e: --size must be at least {HEADER_BYTES}");
     }
-    let (producer_config, settings) = args.client.producer_config(bootstrap)?;
+    let (producer_config, settings) = args.client.producer_config(connection)?;
     eprintln!(
         "e2e: {} B at {}/s for {}+{} s to {} client={settings}",
         args.size, args.rate, args.warmup_s, args.duration_s, args.topic
     );
     if args.partitions > 0 {
-        client::create_topic(bootstrap, &args.client, &args.topic, args.partitions)?;
+        client::create_topic(connection, &args.client, &args.topic, args.partitions)?;
     }
     let warmup = (args.rate as f64 * args.warmup_s) as u64;
     let total = warmup + (args.rate as f64 * args.duration_s) as u64;
 
     let consumer: BaseConsumer = args
         .client
-        .consumer_config(bootstrap)?
+        .consumer_config(connection)?
         // Wake on every fetch response rather than batching up deliveries.
         .set("fetch.wait.max.ms", "100")
         .set("fetch.min.bytes", "1")

@@ -2,6 +2,7 @@
 //! the `rdkafka` crate), so it measures what applications see.
 //!
 //! Layout:
+//! - `connection` — bootstrap and security properties shared by every client
 //! - `client`  — client settings from flags, the admin client, topic readiness
 //! - `produce` — N messages of S bytes, flat out or at a fixed rate; ack latency
 //! - `consume` — read N messages from the beginning of a topic
@@ -12,16 +13,19 @@
 //! effective client settings go to stderr.
 
 mod client;
+mod connection;
 mod consume;
 mod e2e;
 mod produce;
 mod report;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use crate::client::ClientArgs;
+use crate::connection::Connection;
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +39,14 @@ struct Cli {
     /// Free-form label copied into the JSON line (e.g. the broker's name).
     #[arg(long, global = true, default_value = "")]
     label: String,
+    /// A librdkafka property for every client of the run (producer, consumer,
+    /// admin), `key=value`; repeatable. For `security.protocol`, `ssl.*`, `sasl.*`.
+    #[arg(long, global = true, value_name = "KEY=VALUE")]
+    client_set: Vec<String>,
+    /// The same from a file in client.properties form (`key=value` lines,
+    /// librdkafka's key names); `--client-set` wins over it.
+    #[arg(long, global = true, value_name = "FILE")]
+    client_config: Option<PathBuf>,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -61,20 +73,34 @@ enum Mode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     report::precise_sleeps();
-    let result = match cli.mode {
-        Mode::Produce(args) => produce::run(&cli.bootstrap, &args),
-        Mode::Consume(args) => consume::run(&cli.bootstrap, &args),
-        Mode::E2e(args) => e2e::run(&cli.bootstrap, &args),
-        Mode::CreateTopic { topic, partitions, client } => {
-            client::create_topic(&cli.bootstrap, &client, &topic, partitions).map(|()| {
-                serde_json::json!({"mode": "create-topic", "topic": topic, "partitions": partitions})
-            })
+    let connection = match Connection::new(
+        &cli.bootstrap,
+        cli.client_config.as_deref(),
+        &cli.client_set,
+    ) {
+        Ok(connection) => connection,
+        Err(error) => {
+            eprintln!("gregor-bench: {error:#}");
+            return ExitCode::FAILURE;
         }
+    };
+    let result = match cli.mode {
+        Mode::Produce(args) => produce::run(&connection, &args),
+        Mode::Consume(args) => consume::run(&connection, &args),
+        Mode::E2e(args) => e2e::run(&connection, &args),
+        Mode::CreateTopic {
+            topic,
+            partitions,
+            client,
+        } => client::create_topic(&connection, &client, &topic, partitions).map(|()| {
+            serde_json::json!({"mode": "create-topic", "topic": topic, "partitions": partitions})
+        }),
     };
     match result {
         Ok(mut line) => {
             line["label"] = serde_json::Value::from(cli.label);
             line["bootstrap"] = serde_json::Value::from(cli.bootstrap);
+            line["connection"] = connection.shown();
             // The client's own CPU: shows when a run is bound by the client
             // (librdkafka) rather than by the broker.
             if let Some(seconds) = report::own_cpu_seconds() {

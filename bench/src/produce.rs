@@ -15,6 +15,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use serde_json::{Value, json};
 
 use crate::client::{self, ClientArgs};
+use crate::connection::Connection;
 use crate::report;
 
 #[derive(Args, Debug)]
@@ -103,14 +104,14 @@ impl ProducerContext for AckRecorder {
     }
 }
 
-pub fn run(bootstrap: &str, args: &ProduceArgs) -> anyhow::Result<Value> {
-    let (config, settings) = args.client.producer_config(bootstrap)?;
+pub fn run(connection: &Connection, args: &ProduceArgs) -> anyhow::Result<Value> {
+    let (config, settings) = args.client.producer_config(connection)?;
     eprintln!(
         "produce: {} x {} B to {} rate={} client={settings}",
         args.messages, args.size, args.topic, args.rate
     );
     if args.partitions > 0 {
-        client::create_topic(bootstrap, &args.client, &args.topic, args.partitions)?;
+        client::create_topic(connection, &args.client, &args.topic, args.partitions)?;
     }
     let start = Instant::now();
     let producer: BaseProducer<AckRecorder> = config

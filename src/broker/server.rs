@@ -57,6 +57,8 @@ pub enum StartError {
     /// The committed-offsets log cannot be recovered without losing commits.
     #[error("{0}")]
     CommittedOffsets(#[from] OffsetStoreError),
+    #[error("zookeeper.ssl.*: {0}")]
+    CoordinatorTls(crate::security::tls::TlsError),
 }
 
 /// Runs the broker until `shutdown` turns true.
@@ -67,7 +69,20 @@ pub async fn run(
     prepare_data_dir(&settings.data_dir)?;
     // A named coordinator is a separate process; otherwise run it in-process.
     let coordinator: Arc<dyn ClusterCoordinator> = match &settings.coordinator {
-        Some(address) => Arc::new(RemoteCoordinator::start(address, shutdown.clone())),
+        Some(address) => {
+            let tls = match &settings.coordinator_tls {
+                Some(tls) => Some(
+                    crate::cluster::http::CoordinatorTls::new(tls)
+                        .map_err(StartError::CoordinatorTls)?,
+                ),
+                None => None,
+            };
+            Arc::new(RemoteCoordinator::start_with_tls(
+                address,
+                tls,
+                shutdown.clone(),
+            ))
+        }
         None => Arc::new(
             EmbeddedCoordinator::open(&settings.data_dir, settings.broker_id)?
                 .with_partition_limits(settings.partition_limits),

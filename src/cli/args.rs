@@ -20,6 +20,10 @@ pub struct ServerArgs {
     /// The coordinator (ZooKeeper's role) to ask for a broker: HOST:PORT.
     #[arg(long, value_name = "HOST:PORT")]
     pub zookeeper: Option<String>,
+    /// A properties file with the zookeeper.ssl.* keys (client certificate
+    /// and CA) for reaching the coordinator's secureClientPort.
+    #[arg(long = "zk-tls-config-file", value_name = "FILE")]
+    pub zk_tls_config_file: Option<std::path::PathBuf>,
 }
 
 /// Kafka's `--command-config`: a client properties file whose

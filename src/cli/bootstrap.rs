@@ -1,12 +1,16 @@
 //! Finding a broker: `--bootstrap-server`/`--broker-list`, or
 //! `--zookeeper HOST:PORT` (gregor's coordinator, asked over HTTP with
-//! `GET /v1/cluster`), or `$kafka_host_url`.
+//! `GET /v1/cluster`, over TLS with `--zk-tls-config-file`), or
+//! `$kafka_host_url`.
 
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::cluster::http::CoordinatorTls;
+use crate::config::{RawConfig, resolve_coordinator_tls};
 
 use super::ToolError;
 use super::args::ServerArgs;
@@ -46,7 +50,11 @@ pub async fn resolve(
         return split_addresses(list);
     }
     if let Some(coordinator) = &server.zookeeper {
-        return brokers_from_coordinator(coordinator).await;
+        let tls = match &server.zk_tls_config_file {
+            Some(path) => coordinator_tls(path)?,
+            None => None,
+        };
+        return brokers_from_coordinator(coordinator, tls.as_ref()).await;
     }
     match std::env::var("kafka_host_url") {
         Ok(list) if !list.trim().is_empty() => split_addresses(&list),
@@ -73,9 +81,26 @@ fn split_addresses(list: &str) -> Result<Vec<String>, ToolError> {
     Ok(addresses)
 }
 
-async fn brokers_from_coordinator(coordinator: &str) -> Result<Vec<String>, ToolError> {
+/// `--zk-tls-config-file`: Kafka's `zookeeper.ssl.*` keys, as
+/// kafka-topics.sh and kafka-configs.sh read them.
+fn coordinator_tls(path: &std::path::Path) -> Result<Option<CoordinatorTls>, ToolError> {
+    let usage = |e: &dyn std::fmt::Display| ToolError::Usage(format!("--zk-tls-config-file: {e}"));
+    let raw = RawConfig::from_file(path).map_err(|e| usage(&e))?;
+    match resolve_coordinator_tls(&raw).map_err(|e| usage(&e))? {
+        Some(settings) => Ok(Some(CoordinatorTls::new(&settings).map_err(|e| usage(&e))?)),
+        None => Err(usage(&format!(
+            "{} does not set zookeeper.ssl.client.enable=true",
+            path.display()
+        ))),
+    }
+}
+
+async fn brokers_from_coordinator(
+    coordinator: &str,
+    tls: Option<&CoordinatorTls>,
+) -> Result<Vec<String>, ToolError> {
     let address = split_addresses(coordinator)?.remove(0);
-    let body = tokio::time::timeout(COORDINATOR_TIMEOUT, http_get(&address, "/v1/cluster"))
+    let body = tokio::time::timeout(COORDINATOR_TIMEOUT, http_get(&address, "/v1/cluster", tls))
         .await
         .map_err(|_| {
             ToolError::Failed(format!(
@@ -108,11 +133,32 @@ async fn brokers_from_coordinator(coordinator: &str) -> Result<Vec<String>, Tool
 
 /// A minimal HTTP/1.1 GET: `Connection: close`, read to the end, accept a
 /// 200 with a plain or chunked body.
-async fn http_get(address: &str, path: &str) -> Result<Vec<u8>, ToolError> {
+async fn http_get(
+    address: &str,
+    path: &str,
+    tls: Option<&CoordinatorTls>,
+) -> Result<Vec<u8>, ToolError> {
     let failed = |what: String| ToolError::Failed(format!("coordinator at {address}: {what}"));
-    let mut stream = TcpStream::connect(address)
+    let stream = TcpStream::connect(address)
         .await
         .map_err(|e| failed(format!("cannot connect: {e}")))?;
+    match tls {
+        None => exchange(address, path, stream).await,
+        Some(tls) => {
+            let stream = tls
+                .connect(address, stream)
+                .await
+                .map_err(|e| failed(format!("TLS handshake failed: {e}")))?;
+            exchange(address, path, stream).await
+        }
+    }
+}
+
+async fn exchange<S>(address: &str, path: &str, mut stream: S) -> Result<Vec<u8>, ToolError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let failed = |what: String| ToolError::Failed(format!("coordinator at {address}: {what}"));
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {address}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
     );
@@ -121,11 +167,17 @@ async fn http_get(address: &str, path: &str) -> Result<Vec<u8>, ToolError> {
         .await
         .map_err(|e| failed(e.to_string()))?;
     let mut raw = Vec::new();
-    stream
+    match (&mut stream)
         .take(MAX_CLUSTER_RESPONSE_BYTES)
         .read_to_end(&mut raw)
         .await
-        .map_err(|e| failed(e.to_string()))?;
+    {
+        // A TLS peer that closes without close_notify: the body is
+        // complete when the headers and content say so, checked below.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => return Err(failed(e.to_string())),
+        Ok(_) => {}
+    }
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -198,7 +250,7 @@ mod tests {
             );
             socket.write_all(response.as_bytes()).await.unwrap();
         });
-        let brokers = brokers_from_coordinator(&address).await.unwrap();
+        let brokers = brokers_from_coordinator(&address, None).await.unwrap();
         assert_eq!(brokers, vec!["h:9092".to_string()]);
     }
 }

@@ -6,9 +6,12 @@
 //! Files: `ca.pem`/`ca.key`, `broker.pem`/`broker.key` (and
 //! `broker-keystore.pem`, key and chain in one file for
 //! `ssl.keystore.location`), the same for `coordinator` and `client`
-//! (`CN=client`), `server-ssl.properties`, `client-ssl.properties`, and
-//! `client.properties` (SASL_SSL with SCRAM-SHA-512 as a generated admin
-//! user). Keys and passwords are written mode 0600.
+//! (`CN=client`), `server-ssl.properties`, `client-ssl.properties`,
+//! `coordinator.properties` (the coordinator's mutual-TLS port, brokers as
+//! its super users), `zk-tls-client.properties` (the tools'
+//! `--zk-tls-config-file`) and `client.properties` (SASL_SSL with
+//! SCRAM-SHA-512 as a generated admin user). Keys and passwords are
+//! written mode 0600.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -133,6 +136,20 @@ pub fn security_init(args: &SecurityInitArgs) -> Result<Vec<PathBuf>, SecurityIn
         dir,
         "client-ssl.properties",
         &client_properties(&dir_text),
+        true,
+        &mut written,
+    )?;
+    write(
+        dir,
+        "coordinator.properties",
+        &coordinator_properties(&dir_text),
+        false,
+        &mut written,
+    )?;
+    write(
+        dir,
+        "zk-tls-client.properties",
+        &zk_tls_client_properties(&dir_text),
         true,
         &mut written,
     )?;
@@ -327,7 +344,42 @@ fn server_properties(dir: &str) -> String {
          ssl.truststore.location={dir}/ca.pem\n\
          # required: clients must present a certificate signed by ca.pem\n\
          # (their principal is then User:CN=client,O=gregor); none: any client.\n\
-         ssl.client.auth=required\n"
+         ssl.client.auth=required\n\
+         # The coordinator's mutual-TLS port (coordinator.properties); point\n\
+         # zookeeper.connect at it, e.g. zookeeper.connect=localhost:2182.\n\
+         zookeeper.ssl.client.enable=true\n\
+         zookeeper.ssl.keystore.type=PEM\n\
+         zookeeper.ssl.keystore.location={dir}/broker-keystore.pem\n\
+         zookeeper.ssl.truststore.type=PEM\n\
+         zookeeper.ssl.truststore.location={dir}/ca.pem\n"
+    )
+}
+
+fn coordinator_properties(dir: &str) -> String {
+    format!(
+        "# gregor coordinator: mutual TLS only (merge into coordinator.properties).\n\
+         # With secureClientPort and no clientPort, no plaintext port is opened.\n\
+         secureClientPort=2182\n\
+         ssl.keyStore.type=PEM\n\
+         ssl.keyStore.location={dir}/coordinator-keystore.pem\n\
+         ssl.trustStore.type=PEM\n\
+         ssl.trustStore.location={dir}/ca.pem\n\
+         ssl.clientAuth=need\n\
+         # Brokers register, heartbeat and write; any other certificate signed\n\
+         # by ca.pem (the client's) may only read the cluster view.\n\
+         super.users=User:CN=broker,O=gregor\n"
+    )
+}
+
+fn zk_tls_client_properties(dir: &str) -> String {
+    format!(
+        "# For the tools' --zookeeper HOST:2182 --zk-tls-config-file THIS_FILE.\n\
+         zookeeper.ssl.client.enable=true\n\
+         zookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty\n\
+         zookeeper.ssl.keystore.type=PEM\n\
+         zookeeper.ssl.keystore.location={dir}/client-keystore.pem\n\
+         zookeeper.ssl.truststore.type=PEM\n\
+         zookeeper.ssl.truststore.location={dir}/ca.pem\n"
     )
 }
 
@@ -386,6 +438,27 @@ mod tests {
             matches!(error, SecurityInitError::CaExists { .. }),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_coordinator_and_zk_client_fragments_load() {
+        let dir = tempfile::tempdir().unwrap();
+        security_init(&args(dir.path())).unwrap();
+        let coordinator = crate::cluster::http::CoordinatorArgs {
+            config: Some(dir.path().join("coordinator.properties")),
+            ..Default::default()
+        }
+        .load(&[])
+        .unwrap();
+        assert_eq!(coordinator.listen, None, "no plaintext port");
+        assert_eq!(coordinator.secure.map(|s| s.listen.port()), Some(2182));
+        let client =
+            crate::config::RawConfig::from_file(&dir.path().join("zk-tls-client.properties"))
+                .unwrap();
+        let tls = crate::config::resolve_coordinator_tls(&client)
+            .unwrap()
+            .unwrap();
+        crate::cluster::http::CoordinatorTls::new(&tls).unwrap();
     }
 
     #[test]

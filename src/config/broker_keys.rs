@@ -179,9 +179,18 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("transaction.state.log.replication.factor", S, Some("3"), "Replication factor of the transaction state topic."),
     key("transactional.id.expiration.ms", I, Some("604800000"), "How long an idle transactional id is kept."),
     key("unclean.leader.election.enable", B, Some("false"), "The default unclean.leader.election.enable of topics."),
+    key("zookeeper.clientCnxnSocket", Str, None, "ZooKeeper's client socket class (Netty for TLS); accepted and ignored, gregor's client always can."),
     key("zookeeper.connect", Str, None, "ZooKeeper's address; gregor reaches its coordinator there."),
     key("zookeeper.connection.timeout.ms", I, None, "How long to wait for ZooKeeper's connection."),
     key("zookeeper.session.timeout.ms", I, Some("18000"), "ZooKeeper's session timeout."),
+    key("zookeeper.ssl.client.enable", B, Some("false"), "Reach the coordinator over TLS (its secureClientPort)."),
+    key("zookeeper.ssl.endpoint.identification.algorithm", Str, Some("HTTPS"), "HTTPS: the coordinator's certificate must name the host dialled; empty skips that check."),
+    key("zookeeper.ssl.keystore.location", Str, None, "A PEM file with the key and certificate chain presented to the coordinator."),
+    key("zookeeper.ssl.keystore.password", P, None, "The password of a JKS or PKCS12 keystore; refused, as PEM stores have none."),
+    key("zookeeper.ssl.keystore.type", Str, None, "The keystore format; gregor reads PEM only."),
+    key("zookeeper.ssl.truststore.location", Str, None, "A PEM file of the CAs the coordinator's certificate must chain to."),
+    key("zookeeper.ssl.truststore.password", P, None, "The password of a JKS or PKCS12 truststore; refused, as PEM stores have none."),
+    key("zookeeper.ssl.truststore.type", Str, None, "The truststore format; gregor reads PEM only."),
 ];
 
 /// Kafka's `brokerConfigSynonyms`: the keys that decide one value, highest

@@ -18,6 +18,7 @@ mod settings;
 mod tls;
 mod topic;
 mod topic_keys;
+mod zookeeper_tls;
 
 #[cfg(test)]
 mod tests;
@@ -42,6 +43,7 @@ pub use topic::{
     resolve_stored_topic_log, resolve_topic_log, topic_config_keys, topic_keys_without_effect,
     validate_topic_config, validate_topic_config_key, validate_topic_configs,
 };
+pub use zookeeper_tls::{CoordinatorTlsSettings, ZOOKEEPER_TLS_KEYS, resolve_coordinator_tls};
 
 /// Every configuration problem. Each variant renders as a single line so the
 /// binary can print it verbatim before exiting with status 2.

@@ -221,6 +221,7 @@ pub fn is_known_key(key: &str) -> bool {
         || IGNORED.contains(&key)
         || TLS_KEYS.contains(&key)
         || is_listener_tls_key(key)
+        || super::ZOOKEEPER_TLS_KEYS.contains(&key)
         || is_listener_sasl_key(key)
 }
 

@@ -32,6 +32,8 @@ pub struct BrokerSettings {
     pub fetch_max_bytes: usize,
     /// External coordinator address; `None` means the embedded one.
     pub coordinator: Option<String>,
+    /// `zookeeper.ssl.*`: TLS to the external coordinator.
+    pub coordinator_tls: Option<super::CoordinatorTlsSettings>,
     pub admin_listener: SocketAddr,
     pub log_format: LogFormat,
     pub groups: GroupSettings,
@@ -367,6 +369,7 @@ impl RawConfig {
             log,
             cleaner,
             coordinator: self.coordinator(),
+            coordinator_tls: super::zookeeper_tls::resolve_coordinator_tls(self)?,
             admin_listener: self.admin_listener()?,
             log_format: self.log_format()?,
             groups,

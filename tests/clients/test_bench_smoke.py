@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from conftest import BIN, ROOT
+from test_sasl import start_sasl_broker
 
 BENCH = ROOT / "bench" / "target" / "release" / "gregor-bench"
 
@@ -22,9 +23,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def bench(broker, mode, *args):
+def bench(broker, mode, *args, connection=()):
     done = subprocess.run(
-        [str(BENCH), "--bootstrap", broker.bootstrap, "--label", "smoke", mode, *args],
+        [str(BENCH), "--bootstrap", broker.bootstrap, "--label", "smoke", *connection, mode, *args],
         capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr
@@ -65,6 +66,41 @@ def test_e2e_measures_every_message_after_the_warm_up(broker):
     assert line["producer"]["acked"] == 700
 
 
+def test_every_mode_over_sasl_ssl_with_scram_sha_512(tmp_path):
+    """--client-config (client.properties form) and --client-set reach the
+    producer, the consumer and the admin client; the password stays out of
+    the JSON line."""
+    broker = start_sasl_broker(tmp_path / "broker", tls=True)
+    try:
+        config = tmp_path / "client.properties"
+        config.write_text("# librdkafka's keys\nsecurity.protocol=SASL_SSL\n"
+                          f"ssl.ca.location={broker.cafile}\nsasl.mechanisms: SCRAM-SHA-512\n"
+                          "sasl.username=alice\nsasl.password=wrong\n")
+        connection = ["--client-config", str(config), "--client-set", "sasl.password=alice-secret"]
+        line = bench(broker, "produce", "--topic", "smoke-sasl", "--messages", "1000", "--size", "1024",
+                     "--acks", "all", connection=connection)
+        assert line["acked"] == 1000 and line["failed"] == 0
+        assert line["connection"] == {"security.protocol": "SASL_SSL", "ssl.ca.location": broker.cafile,
+                                      "sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "alice",
+                                      "sasl.password": "(hidden)"}
+        line = bench(broker, "consume", "--topic", "smoke-sasl", "--messages", "1000", connection=connection)
+        assert line["messages"] == 1000 and line["size"] == 1024
+        line = bench(broker, "e2e", "--topic", "smoke-sasl-e2e", "--rate", "1000", "--warmup-s", "0.2",
+                     "--duration-s", "0.5", "--linger-ms", "0", connection=connection)
+        assert line["received"] == line["messages"] == 700
+        assert line["e2e_latency"]["count"] == 500
+    finally:
+        broker.kill9()
+
+
+def test_a_malformed_client_property_is_refused_with_its_text(broker):
+    done = subprocess.run([str(BENCH), "--bootstrap", broker.bootstrap, "--client-set", "security.protocol",
+                           "produce", "--topic", "smoke-bad", "--messages", "1"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert '--client-set "security.protocol": expected KEY=VALUE' in done.stderr
+
+
 def test_suite_quick_mode_writes_raw_lines_and_a_table(tmp_path):
     done = subprocess.run(
         # The same binary stands in for the static build: this checks the
@@ -80,9 +116,14 @@ def test_suite_quick_mode_writes_raw_lines_and_a_table(tmp_path):
     runs = [line for line in lines if line.get("kind") == "run"]
     assert {line["scenario"] for line in runs} == {
         "produce_100B_acks1", "produce_1KiB_acksall", "consume_1KiB", "e2e_1KiB_10k_linger0",
-        "e2e_1KiB_10k_default", "e2e_100B_50k", "produce_1KiB_acksall_durable"}
+        "e2e_1KiB_10k_default", "e2e_100B_50k", "produce_1KiB_acksall_durable",
+        *(f"{key}_{kind}" for key in ("produce_1KiB_acksall", "consume_1KiB", "e2e_1KiB_10k_linger0")
+          for kind in ("ssl", "sasl_ssl"))}
     assert not [line for line in runs if "error" in line]
     assert {line["target"] for line in runs} == {"gregor", "gregor-static"}
+    assert {line["connection"].get("security.protocol") for line in runs} == {None, "SSL", "SASL_SSL"}
+    assert "| produce 1 KiB acks=all — MB/s over SASL_SSL |" in done.stdout
+    assert "| e2e 1 KiB @ 10k/s linger.ms=0 — p99 (ms) over SSL |" in done.stdout
     assert any(line.get("kind") == "startup" for line in lines)
 
     png = tmp_path / "plot.png"

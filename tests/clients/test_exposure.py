@@ -4,6 +4,7 @@ on loopback unless configured."""
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 from conftest import BIN, free_port, wait_for_port
 from test_coordinator import Coordinator
@@ -60,3 +61,33 @@ def test_the_admin_port_binds_to_loopback_unless_configured(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+FIREWALL = Path(__file__).resolve().parents[2] / "scripts" / "firewall.sh"
+
+
+def firewall(*args):
+    return subprocess.run([str(FIREWALL), "--dry-run", *args], capture_output=True, text=True,
+                          timeout=30)
+
+
+def test_the_firewall_script_opens_only_secured_listeners(tmp_path):
+    config = tmp_path / "server.properties"
+    config.write_text(
+        "listeners=EXTERNAL://0.0.0.0:9093,LOCAL://127.0.0.1:9092,OPEN://:9094\n"
+        "listener.security.protocol.map=EXTERNAL:SASL_SSL,LOCAL:PLAINTEXT,OPEN:PLAINTEXT\n")
+    refusing = firewall("--config", str(config), "--coordinator-from", "10.0.0.0/24")
+    rules = [line for line in refusing.stdout.splitlines() if line.startswith("+ ")]
+    assert rules == ["+ ufw allow 9093/tcp",
+                     "+ ufw allow from 10.0.0.0/24 to any port 2182 proto tcp"], refusing.stdout
+    assert "NOT opening OPEN (PLAINTEXT) on 9094" in refusing.stdout
+    assert refusing.returncode == 1
+
+    insecure = firewall("--config", str(config), "--insecure")
+    rules = [line for line in insecure.stdout.splitlines() if line.startswith("+ ")]
+    assert rules == ["+ ufw allow 9093/tcp", "+ ufw allow 9094/tcp"], insecure.stdout
+    assert insecure.returncode == 0
+
+    secured_only = tmp_path / "secured.properties"
+    secured_only.write_text("listeners=SASL_SSL://:9093\n")
+    assert firewall("--config", str(secured_only)).returncode == 0

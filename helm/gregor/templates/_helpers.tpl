@@ -58,8 +58,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- $name := include "gregor.coordinator.fullname" . -}}
 {{- $headless := include "gregor.coordinator.headless" . -}}
 {{- $servers := list -}}
+{{- $port := ternary .Values.coordinator.tls.port .Values.coordinator.port .Values.coordinator.tls.enabled -}}
 {{- range $i := until (int .Values.coordinator.replicas) -}}
-{{- $servers = append $servers (printf "%s-%d.%s.%s.svc.%s:%d" $name $i $headless $.Release.Namespace $.Values.clusterDomain (int $.Values.coordinator.port)) -}}
+{{- $servers = append $servers (printf "%s-%d.%s.%s.svc.%s:%d" $name $i $headless $.Release.Namespace $.Values.clusterDomain (int $port)) -}}
 {{- end -}}
 {{- join "," $servers -}}
 {{- end -}}
@@ -68,12 +69,124 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "gregor.broker.properties" -}}
 log.dirs=/var/lib/gregor
 admin.listener=0.0.0.0:{{ .Values.broker.adminPort }}
+{{- include "gregor.broker.securityProperties" . }}
 {{- range $key, $value := .Values.broker.config }}
+{{- if regexMatch "(?i)(password|jaas)" $key }}
+{{- fail (printf "broker.config.%s: secrets do not belong in the ConfigMap; give it as KAFKA_* env from a Secret in broker.extraEnv" $key) }}
+{{- end }}
 {{- /* YAML numbers arrive as floats: print 1073741824, not 1.073741824e+09. */}}
 {{- if and (kindIs "float64" $value) (eq (float64 (int64 $value)) $value) }}
 {{ $key }}={{ int64 $value }}
 {{- else }}
 {{ $key }}={{ $value }}
 {{- end }}
+{{- end }}
+{{- end -}}
+
+
+{{/* Where tls.existingSecret is mounted, read-only, in every pod. */}}
+{{- define "gregor.tls.dir" -}}
+/etc/gregor-tls
+{{- end -}}
+
+{{/* The listeners in use: name → security protocol, validated. */}}
+{{- define "gregor.listenerProtocols" -}}
+{{- $protocols := dict "INTERNAL" .Values.listeners.client.protocol -}}
+{{- if .Values.external.enabled -}}
+{{- $_ := set $protocols "EXTERNAL" .Values.listeners.external.protocol -}}
+{{- end -}}
+{{- range $name, $protocol := $protocols -}}
+{{- if not (has $protocol (list "PLAINTEXT" "SSL" "SASL_PLAINTEXT" "SASL_SSL")) -}}
+{{- fail (printf "listeners: %s is %q; expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL" $name $protocol) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $protocols -}}
+{{- end -}}
+
+{{/* listener.security.protocol.map, e.g. INTERNAL:SSL,EXTERNAL:SASL_SSL. */}}
+{{- define "gregor.protocolMap" -}}
+{{- $protocols := include "gregor.listenerProtocols" . | fromJson -}}
+{{- $pairs := list (printf "INTERNAL:%s" $protocols.INTERNAL) -}}
+{{- if hasKey $protocols "EXTERNAL" -}}
+{{- $pairs = append $pairs (printf "EXTERNAL:%s" $protocols.EXTERNAL) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}
+
+{{/* "true" when a listener speaks TLS. */}}
+{{- define "gregor.listenersUseTls" -}}
+{{- range $name, $protocol := include "gregor.listenerProtocols" . | fromJson -}}
+{{- if has $protocol (list "SSL" "SASL_SSL") }}true{{ end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when a listener authenticates with SASL. */}}
+{{- define "gregor.listenersUseSasl" -}}
+{{- range $name, $protocol := include "gregor.listenerProtocols" . | fromJson -}}
+{{- if has $protocol (list "SASL_PLAINTEXT" "SASL_SSL") }}true{{ end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when any pod needs tls.existingSecret; fails without one. */}}
+{{- define "gregor.tls.enabled" -}}
+{{- if or (include "gregor.listenersUseTls" .) .Values.coordinator.tls.enabled -}}
+{{- if not .Values.tls.existingSecret -}}
+{{- fail "TLS (an SSL/SASL_SSL listener or coordinator.tls.enabled) needs tls.existingSecret: gregor security init DIR, then kubectl create secret generic gregor-tls --from-file=DIR/ca.pem --from-file=DIR/broker-keystore.pem --from-file=DIR/coordinator-keystore.pem" -}}
+{{- end -}}
+{{- if ne (upper .Values.tls.type) "PEM" -}}
+{{- fail (printf "tls.type: %s; gregor reads PEM files only" .Values.tls.type) -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret KAFKA_CLIENT_PASSWORDS comes from: sasl.existingSecret, or
+the chart's own when sasl.client.passwords is set. */}}
+{{- define "gregor.sasl.secretName" -}}
+{{- if .Values.sasl.existingSecret -}}
+{{- .Values.sasl.existingSecret -}}
+{{- else if .Values.sasl.client.passwords -}}
+{{- printf "%s-sasl" (include "gregor.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* sasl.client.passwords as Kafka's comma-separated list. */}}
+{{- define "gregor.sasl.passwords" -}}
+{{- $passwords := .Values.sasl.client.passwords -}}
+{{- if kindIs "slice" $passwords }}{{ join "," $passwords }}{{ else }}{{ $passwords }}{{ end -}}
+{{- end -}}
+
+{{/* The TLS, SASL and ACL lines of server.properties (no secrets). */}}
+{{- define "gregor.broker.securityProperties" -}}
+{{- $dir := include "gregor.tls.dir" . }}
+{{- if include "gregor.tls.enabled" . }}
+ssl.keystore.type=PEM
+ssl.keystore.location={{ $dir }}/{{ .Values.tls.brokerKeystore }}
+ssl.truststore.type=PEM
+ssl.truststore.location={{ $dir }}/{{ .Values.tls.truststore }}
+ssl.client.auth={{ .Values.tls.sslClientAuth }}
+{{- with .Values.listeners.client.sslClientAuth }}
+listener.name.internal.ssl.client.auth={{ . }}
+{{- end }}
+{{- if and .Values.external.enabled .Values.listeners.external.sslClientAuth }}
+listener.name.external.ssl.client.auth={{ .Values.listeners.external.sslClientAuth }}
+{{- end }}
+{{- end }}
+{{- if include "gregor.listenersUseSasl" . }}
+sasl.enabled.mechanisms={{ .Values.sasl.enabledMechanisms }}
+{{- end }}
+{{- if .Values.coordinator.tls.enabled }}
+zookeeper.ssl.client.enable=true
+zookeeper.ssl.keystore.type=PEM
+zookeeper.ssl.keystore.location={{ $dir }}/{{ .Values.tls.brokerKeystore }}
+zookeeper.ssl.truststore.type=PEM
+zookeeper.ssl.truststore.location={{ $dir }}/{{ .Values.tls.truststore }}
+{{- end }}
+{{- with .Values.authorizerClassName }}
+authorizer.class.name={{ . }}
+{{- with $.Values.superUsers }}
+super.users={{ . }}
+{{- end }}
+allow.everyone.if.no.acl.found={{ $.Values.allowEveryoneIfNoAclFound }}
 {{- end }}
 {{- end -}}

@@ -34,6 +34,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::client_tls::CoordinatorTls;
 use super::lease::HEARTBEAT_INTERVAL;
 use super::wire::AlterScramCredentialRequest;
 use super::wire::{
@@ -81,6 +82,8 @@ enum CallError {
 #[derive(Clone, Debug)]
 struct HttpClient {
     address: String,
+    /// `zookeeper.ssl.*`: TLS to the coordinator's `secureClientPort`.
+    tls: Option<CoordinatorTls>,
 }
 
 impl HttpClient {
@@ -123,6 +126,29 @@ impl HttpClient {
             .await
             .map_err(|e| unreachable(&e))?;
         let _ = stream.set_nodelay(true);
+        match &self.tls {
+            None => self.send(stream, method, path, body).await,
+            Some(tls) => {
+                let stream = tls.connect(&self.address, stream).await.map_err(|e| {
+                    CallError::Unreachable {
+                        reason: format!("TLS handshake failed: {e}"),
+                    }
+                })?;
+                self.send(stream, method, path, body).await
+            }
+        }
+    }
+
+    async fn send<S>(
+        &self,
+        stream: S,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Bytes), CallError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| CallError::Unreachable {
@@ -198,10 +224,20 @@ impl RemoteCoordinator {
     /// Starts pulling the metadata log from the coordinator at `address`
     /// (`host:port`); the loops stop when `shutdown` turns true.
     pub fn start(address: &str, shutdown: watch::Receiver<bool>) -> Self {
+        Self::start_with_tls(address, None, shutdown)
+    }
+
+    /// [`RemoteCoordinator::start`], over TLS when `tls` is given.
+    pub fn start_with_tls(
+        address: &str,
+        tls: Option<CoordinatorTls>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         let (images, _) = watch::channel(Arc::new(MetadataImage::default()));
         let shared = Arc::new(Shared {
             http: HttpClient {
                 address: address.to_owned(),
+                tls,
             },
             images,
             session: StdMutex::new(None),

@@ -15,6 +15,7 @@ use super::wire::{
     BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationRequest, ErrorBody,
 };
 use crate::cluster::metadata::{Command, KafkaCode, MetadataImage, Rejection};
+use crate::security::KafkaPrincipal;
 
 /// How often brokers heartbeat.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
@@ -30,6 +31,8 @@ pub struct Leases {
     timeout: Duration,
     last_heartbeat: HashMap<i32, Instant>,
     directories: HashMap<i32, Uuid>,
+    /// The principal each broker id first registered as.
+    owners: HashMap<i32, KafkaPrincipal>,
 }
 
 impl Leases {
@@ -38,6 +41,7 @@ impl Leases {
             timeout,
             last_heartbeat: HashMap::new(),
             directories: HashMap::new(),
+            owners: HashMap::new(),
         }
     }
 
@@ -113,6 +117,35 @@ impl Leases {
             ));
         }
         Ok(())
+    }
+
+    /// Whether `principal` may register or heartbeat as `broker_id`: the
+    /// first principal to register an id (or, after a coordinator restart,
+    /// to heartbeat with its epoch) owns it for this coordinator's life, so
+    /// one broker's certificate cannot take over another's id.
+    ///
+    /// Refused with DUPLICATE_BROKER_REGISTRATION rather than
+    /// CLUSTER_AUTHORIZATION_FAILED: the peer does hold ClusterAction (the
+    /// route checked it), and what is wrong is the id, which is what Kafka
+    /// answers a registration of an id held by another broker with.
+    pub fn check_owner(&self, broker_id: i32, principal: &KafkaPrincipal) -> Result<(), Rejection> {
+        match self.owners.get(&broker_id) {
+            Some(owner) if owner != principal => Err(Rejection::new(
+                KafkaCode::DUPLICATE_BROKER_REGISTRATION,
+                format!(
+                    "broker id {broker_id} belongs to {owner}, not {principal}; give this \
+                     broker another node.id"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records `principal` as `broker_id`'s owner if it has none.
+    pub fn claim(&mut self, broker_id: i32, principal: &KafkaPrincipal) {
+        self.owners
+            .entry(broker_id)
+            .or_insert_with(|| principal.clone());
     }
 
     /// Starts every registered broker's lease afresh at `now`.
@@ -338,6 +371,25 @@ mod tests {
                 .is_ok(),
             "the old registration lapsed"
         );
+    }
+
+    #[test]
+    fn a_broker_id_stays_with_the_principal_that_registered_it_first() {
+        let mut leases = Leases::new(SESSION_TIMEOUT);
+        let broker = KafkaPrincipal::user("CN=broker-0,O=gregor");
+        let other = KafkaPrincipal::user("CN=broker-1,O=gregor");
+        assert!(leases.check_owner(0, &other).is_ok(), "unclaimed");
+        leases.claim(0, &broker);
+        leases.claim(0, &other);
+        assert!(leases.check_owner(0, &broker).is_ok());
+        let refused = leases.check_owner(0, &other).expect_err("taken");
+        assert_eq!(refused.code, KafkaCode::DUPLICATE_BROKER_REGISTRATION);
+        assert!(
+            refused.message.contains("User:CN=broker-0,O=gregor"),
+            "{}",
+            refused.message
+        );
+        assert!(leases.check_owner(1, &other).is_ok(), "another id");
     }
 
     #[test]

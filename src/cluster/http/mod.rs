@@ -6,7 +6,9 @@
 //! - [`client`]: [`RemoteCoordinator`], the [`ClusterCoordinator`] a broker
 //!   uses when `zookeeper.connect` / `coordinator.connect` is set;
 //! - [`lease`]: heartbeats and fencing, as a pure decision;
-//! - [`settings`]: `coordinator.properties` / `zookeeper.properties`.
+//! - [`settings`]: `coordinator.properties` / `zookeeper.properties`;
+//! - [`access`]: mutual TLS peers and what each route needs to be
+//!   authorized for.
 //!
 //! Routes: `POST /v1/brokers/register`, `POST /v1/brokers/heartbeat`,
 //! `POST /v1/topics`, `DELETE /v1/topics/{name}`,
@@ -18,15 +20,20 @@
 //!
 //! [`ClusterCoordinator`]: crate::cluster::ClusterCoordinator
 
+pub mod access;
 pub mod client;
+pub mod client_tls;
 pub mod lease;
 pub mod server;
 pub mod settings;
 pub mod wire;
 
 pub use client::RemoteCoordinator;
-pub use server::{CoordinatorError, run, run_on};
+pub use client_tls::CoordinatorTls;
+pub use server::{CoordinatorError, Listeners, run, run_on, run_on_listeners};
 pub use settings::{CoordinatorArgs, CoordinatorSettings};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;

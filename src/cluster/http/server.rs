@@ -5,37 +5,32 @@
 //! combined mode — one implementation of proposing, logging and applying.
 //! This module adds what only a separate process needs: the HTTP routes,
 //! broker leases (fencing brokers that stop heartbeating), the long poll
-//! brokers pull the log with, and a graceful stop.
+//! brokers pull the log with, mutual TLS and authorization on every write
+//! ([`super::access`]), and a graceful stop.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use self::routes::{Failure, HttpResponse, invalid, json, respond};
+use super::access::{self, ControlAuthorizer, Operation, Peer, Resource};
 use super::lease::{Leases, SESSION_TIMEOUT, decide_heartbeat};
 use super::settings::CoordinatorSettings;
 use super::wire::AlterScramCredentialRequest;
 use super::wire::{
     AclBindingsRequest, AllocateProducerIdsRequest, AllocateProducerIdsResponse,
     AlterConfigsRequest, BrokerHeartbeatRequest, BrokerRegistrationRequest,
-    BrokerRegistrationResponse, ClusterView, CreatableTopic, CreatePartitionsRequest,
-    CreateTopicResponse, DeleteTopicResponse, ErrorBody, LogBatch, MetadataLogResponse,
-    WriteResponse,
+    BrokerRegistrationResponse, CreatableTopic, CreatePartitionsRequest, CreateTopicResponse,
+    DeleteTopicResponse, ErrorBody, LogBatch, MetadataLogResponse, WriteResponse,
 };
 use crate::accept::Acceptor;
 use crate::cluster::embedded::LogRead;
@@ -44,9 +39,11 @@ use crate::cluster::{
     ApplyOutcome, ClusterCoordinator, ClusterError, Command, CreateTopicRequest,
     EmbeddedCoordinator, KafkaCode,
 };
+use crate::security::KafkaPrincipal;
+use crate::security::tls::{TlsAcceptorHandle, TlsError, reload_on_change};
 
-/// Largest request body accepted; metadata requests are small.
-const MAX_REQUEST_BYTES: usize = 1 << 20;
+mod routes;
+
 /// Most entries one log pull returns.
 const MAX_LOG_ENTRIES: usize = 1000;
 /// Longest long poll a client may ask for.
@@ -65,6 +62,16 @@ pub enum CoordinatorError {
     DataDir { path: PathBuf, reason: String },
     #[error("cluster metadata: {0}")]
     Cluster(#[from] ClusterError),
+    #[error("secureClientPort: {0}")]
+    Tls(#[from] TlsError),
+}
+
+/// The sockets the coordinator serves: plaintext (`clientPort`) and mutual
+/// TLS (`secureClientPort`), either or both.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    pub plaintext: Option<TcpListener>,
+    pub secure: Option<TcpListener>,
 }
 
 /// The coordinator's state shared by every connection.
@@ -79,6 +86,7 @@ struct Service {
     shutdown: watch::Receiver<bool>,
     /// Deadline for a request's headers, and another for its body.
     request_timeout: Duration,
+    authorizer: Box<dyn ControlAuthorizer>,
 }
 
 /// Runs the coordinator until `shutdown` turns true.
@@ -88,19 +96,56 @@ pub async fn run(
 ) -> Result<(), CoordinatorError> {
     // Bound first, so a second start on a busy port fails without touching
     // the data directory.
-    let listener = bind(settings.listen).await?;
-    run_on(listener, settings, shutdown).await
+    let mut listeners = Listeners::default();
+    if let Some(address) = settings.listen {
+        listeners.plaintext = Some(bind(address).await?);
+    }
+    if let Some(secure) = &settings.secure {
+        listeners.secure = Some(bind(secure.listen).await?);
+    }
+    run_on_listeners(listeners, settings, shutdown).await
 }
 
-/// [`run`] on a socket the caller bound (tests bind port 0); ignores
-/// `settings.listen`.
+/// [`run`] on a plaintext socket the caller bound (tests bind port 0).
 pub async fn run_on(
     listener: TcpListener,
     settings: CoordinatorSettings,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), CoordinatorError> {
-    let address = listener.local_addr().unwrap_or(settings.listen);
-    crate::security::warn_if_exposed_without_authentication("the coordinator", address);
+    let listeners = Listeners {
+        plaintext: Some(listener),
+        secure: None,
+    };
+    run_on_listeners(listeners, settings, shutdown).await
+}
+
+/// [`run`] on sockets the caller bound; ignores the addresses in
+/// `settings`, uses its TLS keys for `listeners.secure`.
+pub async fn run_on_listeners(
+    listeners: Listeners,
+    settings: CoordinatorSettings,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), CoordinatorError> {
+    let local = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+    let address = local(&listeners.secure)
+        .or(local(&listeners.plaintext))
+        .or(settings.listen)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    // Certificates are read before anything is served, off the workers.
+    let tls = match (&settings.secure, &listeners.secure) {
+        (Some(secure), Some(_)) => {
+            let tls = secure.tls.clone();
+            let started =
+                tokio::task::spawn_blocking(move || TlsAcceptorHandle::start("coordinator", &tls))
+                    .await
+                    .map_err(|e| CoordinatorError::DataDir {
+                        path: settings.data_dir.clone(),
+                        reason: format!("reading the TLS certificates failed: {e}"),
+                    })??;
+            Some(started)
+        }
+        _ => None,
+    };
     let data_dir = settings.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|e| CoordinatorError::DataDir {
         path: data_dir.clone(),
@@ -127,9 +172,28 @@ pub async fn run_on(
         connections: AtomicU64::new(0),
         shutdown: shutdown.clone(),
         request_timeout: settings.request_timeout,
+        authorizer: access::authorizer_for(&settings.authorization),
     });
-    serve(service, listener, settings.max_client_connections).await;
+    warn_if_open(&listeners, &settings);
+    serve(service, listeners, tls, settings.max_client_connections).await;
     Ok(())
+}
+
+/// One line per port that lets in peers without a certificate.
+fn warn_if_open(listeners: &Listeners, settings: &CoordinatorSettings) {
+    let address = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+    if let Some(plaintext) = address(&listeners.plaintext) {
+        crate::security::warn_if_exposed_without_authentication("the coordinator", plaintext);
+    }
+    let needs_certificate = settings
+        .secure
+        .as_ref()
+        .is_some_and(|s| s.tls.client_auth == crate::config::ClientAuth::Required);
+    if let Some(secure) = address(&listeners.secure)
+        && !needs_certificate
+    {
+        crate::security::warn_if_exposed_without_authentication("the coordinator", secure);
+    }
 }
 
 pub async fn bind(address: SocketAddr) -> Result<TcpListener, CoordinatorError> {
@@ -145,7 +209,20 @@ pub async fn bind(address: SocketAddr) -> Result<TcpListener, CoordinatorError> 
         })
 }
 
-async fn serve(service: Arc<Service>, listener: TcpListener, max_connections: Option<usize>) {
+/// The next connection of an optional listener; never without one.
+async fn accept(acceptor: &mut Option<Acceptor>) -> (tokio::net::TcpStream, SocketAddr) {
+    match acceptor {
+        Some(acceptor) => acceptor.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn serve(
+    service: Arc<Service>,
+    listeners: Listeners,
+    tls: Option<(TlsAcceptorHandle, crate::security::tls::TlsReloader)>,
+    max_connections: Option<usize>,
+) {
     let image = service.metadata.image();
     tracing::info!(
         address = %service.address,
@@ -159,11 +236,29 @@ async fn serve(service: Arc<Service>, listener: TcpListener, max_connections: Op
     let mut shutdown = service.shutdown.clone();
     let mut tasks = JoinSet::new();
     tasks.spawn(expire_leases(Arc::clone(&service)));
+    let tls = tls.map(|(handle, reloader)| {
+        tasks.spawn(reload_on_change(vec![reloader], service.shutdown.clone()));
+        handle
+    });
     let mut connections = JoinSet::new();
-    let mut acceptor = Acceptor::new(listener, "coordinator");
+    let mut plaintext = listeners.plaintext.map(|l| Acceptor::new(l, "coordinator"));
+    let mut secure = listeners
+        .secure
+        .map(|l| Acceptor::new(l, "coordinator (TLS)"));
+    for (acceptor, port) in [(&plaintext, "clientPort"), (&secure, "secureClientPort")] {
+        if let Some(address) = acceptor.as_ref().and_then(|a| a.local_addr().ok()) {
+            tracing::info!(%address, "coordinator listening ({port})");
+        }
+    }
     loop {
-        tokio::select! {
-            (stream, peer) = acceptor.accept() => {
+        let (stream, peer, tls) = tokio::select! {
+            (stream, peer) = accept(&mut plaintext) => (stream, peer, None),
+            (stream, peer) = accept(&mut secure) => (stream, peer, tls.clone()),
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            _ = shutdown.changed() => break,
+        };
+        {
+            {
                 let permit = match &limit {
                     Some(limit) => match Arc::clone(limit).try_acquire_owned() {
                         Ok(permit) => Some(permit),
@@ -177,17 +272,15 @@ async fn serve(service: Arc<Service>, listener: TcpListener, max_connections: Op
                 let service = Arc::clone(&service);
                 connections.spawn(async move {
                     service.connections.fetch_add(1, Ordering::Relaxed);
-                    serve_connection(Arc::clone(&service), stream).await;
+                    accept_connection(Arc::clone(&service), stream, peer, tls).await;
                     service.connections.fetch_sub(1, Ordering::Relaxed);
                     drop(permit);
                 });
             }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = shutdown.changed() => break,
         }
     }
     tracing::info!("coordinator stopping: draining connections");
-    drop(acceptor);
+    drop((plaintext, secure));
     tasks.abort_all();
     let drain = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
@@ -196,15 +289,49 @@ async fn serve(service: Arc<Service>, listener: TcpListener, max_connections: Op
     tracing::info!("coordinator stopped cleanly");
 }
 
-async fn serve_connection(service: Arc<Service>, stream: tokio::net::TcpStream) {
+/// Completes the TLS handshake (within the request timeout) on the secure
+/// port, then serves HTTP with the peer's principal.
+async fn accept_connection(
+    service: Arc<Service>,
+    stream: tokio::net::TcpStream,
+    address: SocketAddr,
+    tls: Option<TlsAcceptorHandle>,
+) {
+    let Some(tls) = tls else {
+        let peer = Peer {
+            principal: KafkaPrincipal::anonymous(),
+            host: address.ip(),
+        };
+        return serve_connection(service, stream, peer).await;
+    };
+    match tls.accept(stream, service.request_timeout).await {
+        Ok((stream, principal)) => {
+            let peer = Peer {
+                principal,
+                host: address.ip(),
+            };
+            tracing::debug!(%address, principal = %peer.principal, "coordinator TLS peer");
+            serve_connection(service, stream, peer).await;
+        }
+        Err(error) => {
+            tracing::info!(%address, %error, "coordinator TLS connection refused");
+        }
+    }
+}
+
+async fn serve_connection<S>(service: Arc<Service>, stream: S, peer: Peer)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let mut shutdown = service.shutdown.clone();
     let handler = Arc::clone(&service);
+    let peer = Arc::new(peer);
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(service.request_timeout)
         .serve_connection(
             TokioIo::new(stream),
-            service_fn(move |request| respond(Arc::clone(&handler), request)),
+            service_fn(move |request| respond(Arc::clone(&handler), Arc::clone(&peer), request)),
         );
     let mut connection = std::pin::pin!(connection);
     tokio::select! {
@@ -250,108 +377,32 @@ async fn expire_leases(service: Arc<Service>) {
     }
 }
 
-type HttpResponse = Response<Full<Bytes>>;
-
-/// A handler's failure: the Kafka code and message for the body.
-struct Failure(ErrorBody);
-
-impl From<crate::cluster::Rejection> for Failure {
-    fn from(rejection: crate::cluster::Rejection) -> Self {
-        Failure(ErrorBody::new(rejection.code, rejection.message))
-    }
-}
-
-impl From<ClusterError> for Failure {
-    fn from(error: ClusterError) -> Self {
-        if !matches!(error, ClusterError::Rejected { .. }) {
-            tracing::error!(%error, "coordinator request failed");
-        }
-        Failure(ErrorBody::from_error(&error))
-    }
-}
-
-fn invalid(message: impl Into<String>) -> Failure {
-    Failure(ErrorBody::new(KafkaCode::INVALID_REQUEST, message))
-}
-
-async fn respond(
-    service: Arc<Service>,
-    request: Request<Incoming>,
-) -> Result<HttpResponse, Infallible> {
-    service.requests.fetch_add(1, Ordering::Relaxed);
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let query = request.uri().query().unwrap_or("").to_owned();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let result = match (&method, segments.as_slice()) {
-        (&Method::GET, ["healthz"] | ["readyz"]) => return Ok(text(StatusCode::OK, "ok\n")),
-        (&Method::GET, ["metrics"]) => return Ok(text(StatusCode::OK, &service.render_metrics())),
-        (&Method::GET, ["v1", "cluster"]) => json(&ClusterView::of(&service.metadata.image())),
-        (&Method::GET, ["v1", "metadata", "log"]) => service.read_log(&query).await,
-        (&Method::POST, ["v1", "brokers", "register"]) => match body(&service, request).await {
-            Ok(req) => service.register(req).await,
-            Err(failure) => Err(failure),
-        },
-        (&Method::POST, ["v1", "brokers", "heartbeat"]) => match body(&service, request).await {
-            Ok(req) => service.heartbeat(req).await,
-            Err(failure) => Err(failure),
-        },
-        (&Method::POST, ["v1", "topics"]) => match body(&service, request).await {
-            Ok(req) => service.create_topic(req).await,
-            Err(failure) => Err(failure),
-        },
-        (&Method::DELETE, ["v1", "topics", name]) => service.delete_topic(name).await,
-        (&Method::POST, ["v1", "topics", name, "partitions"]) => {
-            let name = (*name).to_owned();
-            match body(&service, request).await {
-                Ok(req) => service.create_partitions(&name, req).await,
-                Err(failure) => Err(failure),
-            }
-        }
-        (&Method::PUT, ["v1", "configs", "topic", name]) => {
-            let name = (*name).to_owned();
-            match body(&service, request).await {
-                Ok(req) => service.alter_configs(&name, req).await,
-                Err(failure) => Err(failure),
-            }
-        }
-        (&Method::POST, ["v1", "scram-credentials"]) => match body(&service, request).await {
-            Ok(req) => service.alter_scram_credential(req).await,
-            Err(failure) => Err(failure),
-        },
-        (&Method::POST, ["v1", "acls"]) => match body(&service, request).await {
-            Ok(req) => service.create_acls(req).await,
-            Err(failure) => Err(failure),
-        },
-        (&Method::POST, ["v1", "acls", "delete"]) => match body(&service, request).await {
-            Ok(req) => service.delete_acls(req).await,
-            Err(failure) => Err(failure),
-        },
-        (&Method::POST, ["v1", "producer-ids"]) => match body(&service, request).await {
-            Ok(req) => service.allocate_producer_ids(req).await,
-            Err(failure) => Err(failure),
-        },
-        _ => {
-            return Ok(error_response(
-                StatusCode::NOT_FOUND,
-                &ErrorBody::new(
-                    KafkaCode::INVALID_REQUEST,
-                    format!("no route for {method} {path}"),
-                ),
-            ));
-        }
-    };
-    Ok(match result {
-        Ok(response) => response,
-        Err(Failure(error)) => error_response(status_of(error.error_code), &error),
-    })
-}
-
 impl Service {
-    async fn register(&self, req: BrokerRegistrationRequest) -> Result<HttpResponse, Failure> {
+    fn check(&self, peer: &Peer, wanted: &[(Operation, Resource<'_>)]) -> Result<(), Failure> {
+        let image = self.metadata.image();
+        Ok(access::check(&*self.authorizer, &image.acls, peer, wanted)?)
+    }
+
+    /// Whether `peer` owns `broker_id` (see [`Leases::check_owner`]).
+    fn check_owner(&self, peer: &Peer, broker_id: i32) -> Result<(), Failure> {
+        match self.leases.lock() {
+            Ok(leases) => Ok(leases.check_owner(broker_id, &peer.principal)?),
+            Err(_) => Ok(()),
+        }
+    }
+
+    async fn register(
+        &self,
+        peer: &Peer,
+        req: BrokerRegistrationRequest,
+    ) -> Result<HttpResponse, Failure> {
         // One at a time, so two brokers starting together cannot both pass
         // the check before either is registered.
         let _registering = self.registering.lock().await;
+        if let Err(failure) = self.check_owner(peer, req.broker_id) {
+            tracing::warn!(broker_id = req.broker_id, principal = %peer.principal, "broker registration refused: {}", failure.0.error_message.as_deref().unwrap_or(""));
+            return Err(failure);
+        }
         let decided = match self.leases.lock() {
             Ok(leases) => leases.decide_registration(&self.metadata.image(), &req, Instant::now()),
             Err(_) => Ok(()),
@@ -377,6 +428,7 @@ impl Service {
         };
         if let Ok(mut leases) = self.leases.lock() {
             leases.register(&req, Instant::now());
+            leases.claim(req.broker_id, &peer.principal);
         }
         tracing::info!(
             broker_id = req.broker_id,
@@ -390,12 +442,23 @@ impl Service {
         })
     }
 
-    async fn heartbeat(&self, req: BrokerHeartbeatRequest) -> Result<HttpResponse, Failure> {
+    async fn heartbeat(
+        &self,
+        peer: &Peer,
+        req: BrokerHeartbeatRequest,
+    ) -> Result<HttpResponse, Failure> {
+        self.check_owner(peer, req.broker_id)?;
         let decision = decide_heartbeat(&self.metadata.image(), &req);
         if decision.response.error.error_code != KafkaCode::NONE.0 {
             return Err(Failure(decision.response.error));
         }
         self.renew(req.broker_id);
+        // A coordinator that restarted learns owners again from the
+        // brokers' next heartbeats (they hold the epoch), not only from
+        // registrations.
+        if let Ok(mut leases) = self.leases.lock() {
+            leases.claim(req.broker_id, &peer.principal);
+        }
         if let Some(command) = decision.command {
             let unfence = matches!(command, Command::UnfenceBroker { .. });
             self.metadata.propose(command).await?;
@@ -627,71 +690,5 @@ impl Service {
             &[("", self.connections.load(Ordering::Relaxed))],
         );
         out
-    }
-}
-
-/// Reads a JSON body of at most [`MAX_REQUEST_BYTES`] within the request
-/// timeout; a body trickled slower than that is refused and, being left
-/// unread, makes hyper close the connection.
-async fn body<T: DeserializeOwned>(
-    service: &Service,
-    request: Request<Incoming>,
-) -> Result<T, Failure> {
-    let read = Limited::new(request.into_body(), MAX_REQUEST_BYTES).collect();
-    let bytes = tokio::time::timeout(service.request_timeout, read)
-        .await
-        .map_err(|_| {
-            invalid(format!(
-                "request body not received within {:?}",
-                service.request_timeout
-            ))
-        })?
-        .map_err(|e| invalid(format!("cannot read the request body: {e}")))?
-        .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| invalid(format!("invalid JSON body: {e}")))
-}
-
-fn json<T: Serialize>(value: &T) -> Result<HttpResponse, Failure> {
-    let bytes = serde_json::to_vec(value).map_err(|e| {
-        Failure(ErrorBody::new(
-            KafkaCode::UNKNOWN_SERVER_ERROR,
-            format!("cannot encode the response: {e}"),
-        ))
-    })?;
-    Ok(with_body(StatusCode::OK, "application/json", bytes))
-}
-
-fn error_response(status: StatusCode, error: &ErrorBody) -> HttpResponse {
-    let bytes = serde_json::to_vec(error).unwrap_or_default();
-    with_body(status, "application/json", bytes)
-}
-
-fn text(status: StatusCode, body: &str) -> HttpResponse {
-    with_body(
-        status,
-        "text/plain; charset=utf-8",
-        body.as_bytes().to_vec(),
-    )
-}
-
-fn with_body(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> HttpResponse {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(content_type),
-    );
-    response
-}
-
-/// The HTTP status for a Kafka error code; the body carries the code itself.
-fn status_of(code: i16) -> StatusCode {
-    match KafkaCode(code) {
-        KafkaCode::UNKNOWN_TOPIC_OR_PARTITION | KafkaCode::BROKER_NOT_AVAILABLE => {
-            StatusCode::NOT_FOUND
-        }
-        KafkaCode::TOPIC_ALREADY_EXISTS | KafkaCode::STALE_BROKER_EPOCH => StatusCode::CONFLICT,
-        KafkaCode::UNKNOWN_SERVER_ERROR => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_REQUEST,
     }
 }

@@ -10,6 +10,19 @@
 //!   limit. ZooKeeper counts per client IP; gregor counts them all;
 //! - `node.id`: the coordinator's node id, written into `meta.json`;
 //!   default 0;
+//! - `secureClientPort`: the TLS port (mutual TLS, see [`super::access`]).
+//!   Set without an explicit `clientPort`, no plaintext port is opened;
+//!   with both, both are (the plaintext one then only answers health checks
+//!   and, with authorization on, refuses everything else);
+//! - `ssl.keyStore.location` (a PEM file with the key and the certificate
+//!   chain), `ssl.keyStore.type=PEM`, `ssl.trustStore.location` (the CAs
+//!   client certificates are checked against), `ssl.trustStore.type=PEM`,
+//!   `ssl.clientAuth` = `need` (the default) | `want` | `none`, as
+//!   ZooKeeper spells them; `ssl.principal.mapping.rules` as the broker's;
+//! - `authorizer.class.name`, `super.users` and
+//!   `allow.everyone.if.no.acl.found`, as the broker's: with either of the
+//!   first two set, or with TLS on, every write needs authorization (see
+//!   [`super::access`]);
 //! - `gregor.max.partitions.per.topic` (default 10000) and
 //!   `gregor.max.partitions.per.broker` (default 4000): CreateTopics and
 //!   CreatePartitions that would go past them are refused with
@@ -27,7 +40,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{ConfigError, PartitionLimits, RawConfig, RawValue, Source, parse_override};
+use crate::config::{
+    AUTHORIZER_CLASS_NAMES, ClientAuth, ConfigError, Keystore, PartitionLimits, RawConfig,
+    RawValue, Source, TlsSettings, TlsVersion, Truststore, parse_override,
+};
+use crate::security::KafkaPrincipal;
+use crate::security::acl::Authorizer;
+use crate::security::tls::PrincipalMappingRules;
 
 /// Every key the coordinator reads, with its default.
 const KEYS: &[(&str, &str)] = &[
@@ -38,6 +57,18 @@ const KEYS: &[(&str, &str)] = &[
     ("node.id", "0"),
     ("gregor.max.partitions.per.topic", "10000"),
     ("gregor.max.partitions.per.broker", "4000"),
+    ("secureClientPort", ""),
+    ("ssl.keyStore.location", ""),
+    ("ssl.keyStore.type", "PEM"),
+    ("ssl.keyStore.password", ""),
+    ("ssl.trustStore.location", ""),
+    ("ssl.trustStore.type", "PEM"),
+    ("ssl.trustStore.password", ""),
+    ("ssl.clientAuth", "need"),
+    ("ssl.principal.mapping.rules", ""),
+    ("authorizer.class.name", ""),
+    ("super.users", ""),
+    ("allow.everyone.if.no.acl.found", "false"),
 ];
 
 /// Other spellings, mapped to the key in [`KEYS`] they mean.
@@ -45,6 +76,12 @@ const ALIASES: &[(&str, &str)] = &[
     ("data.dir", "dataDir"),
     ("port", "clientPort"),
     ("max.client.cnxns", "maxClientCnxns"),
+    // Kafka's lower-case spelling of the same keys, easily carried over.
+    ("ssl.keystore.location", "ssl.keyStore.location"),
+    ("ssl.keystore.type", "ssl.keyStore.type"),
+    ("ssl.truststore.location", "ssl.trustStore.location"),
+    ("ssl.truststore.type", "ssl.trustStore.type"),
+    ("ssl.client.auth", "ssl.clientAuth"),
 ];
 
 /// ZooKeeper settings with no meaning for gregor's coordinator.
@@ -60,6 +97,14 @@ const IGNORED: &[&str] = &[
     "4lw.commands.whitelist",
     "standaloneEnabled",
     "reconfigEnabled",
+    // ZooKeeper needs Netty for TLS; gregor's server always can.
+    "serverCnxnFactory",
+    // ZooKeeper's X.509 auth provider is what mutual TLS gives here.
+    "authProvider.x509",
+    "ssl.authProvider",
+    // A client certificate is not checked against the client's address,
+    // as Kafka's brokers do not check it either.
+    "ssl.hostnameVerification",
 ];
 
 const ENV_PREFIX: &str = "GREGOR_COORDINATOR_";
@@ -68,7 +113,12 @@ const ENV_PREFIX: &str = "GREGOR_COORDINATOR_";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CoordinatorSettings {
     pub data_dir: PathBuf,
-    pub listen: SocketAddr,
+    /// The plaintext port (`clientPort`); `None` when only
+    /// `secureClientPort` is set.
+    pub listen: Option<SocketAddr>,
+    /// The mutual-TLS port (`secureClientPort`).
+    pub secure: Option<SecureListen>,
+    pub authorization: AccessSettings,
     /// `None`: no limit.
     pub max_client_connections: Option<usize>,
     pub node_id: i32,
@@ -78,6 +128,26 @@ pub struct CoordinatorSettings {
     /// tools on the cluster's network; tests shorten it.
     pub request_timeout: Duration,
     pub partition_limits: PartitionLimits,
+}
+
+/// `secureClientPort` and the `ssl.*` keys it is served with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecureListen {
+    pub listen: SocketAddr,
+    pub tls: TlsSettings,
+}
+
+/// Who may write through the coordinator.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccessSettings {
+    /// Whether writes are authorized at all: with TLS on, or with
+    /// `authorizer.class.name` or `super.users` set.
+    pub enabled: bool,
+    /// `authorizer.class.name` (one of Kafka's ACL authorizer classes):
+    /// the ACLs of the metadata image decide, as on the broker.
+    pub acl: Option<Authorizer>,
+    /// `super.users`: `User:CN=broker,O=gregor;User:admin`.
+    pub super_users: Vec<KafkaPrincipal>,
 }
 
 /// [`CoordinatorSettings::request_timeout`], as the broker's
@@ -201,6 +271,12 @@ fn validate(raw: &RawConfig) -> Result<CoordinatorSettings, ConfigError> {
         ));
     }
     let port = u16::try_from(int(raw, "clientPort", 0, i64::from(u16::MAX))?).unwrap_or(0);
+    let secure_port = match value(raw, "secureClientPort").value.trim() {
+        "" => None,
+        _ => {
+            Some(u16::try_from(int(raw, "secureClientPort", 0, i64::from(u16::MAX))?).unwrap_or(0))
+        }
+    };
     let address = value(raw, "clientPortAddress");
     let ip: IpAddr = address.value.trim().parse().map_err(|_| {
         ConfigError::invalid(
@@ -218,13 +294,184 @@ fn validate(raw: &RawConfig) -> Result<CoordinatorSettings, ConfigError> {
         per_topic: limit("gregor.max.partitions.per.topic")?,
         per_broker: limit("gregor.max.partitions.per.broker")?,
     };
+    // ZooKeeper opens the plaintext port only when it is configured; with
+    // nothing but the defaults, plaintext on 2181 as before.
+    let plaintext = secure_port.is_none() || raw.get("clientPort").is_some();
+    if plaintext && secure_port == Some(port) && port != 0 {
+        let secure = value(raw, "secureClientPort");
+        return Err(ConfigError::invalid(
+            "secureClientPort",
+            &secure.value,
+            &secure.from,
+            "must differ from clientPort",
+        ));
+    }
+    let secure = match secure_port {
+        Some(port) => Some(SecureListen {
+            listen: SocketAddr::new(ip, port),
+            tls: tls_settings(raw)?,
+        }),
+        None => None,
+    };
     Ok(CoordinatorSettings {
         data_dir: PathBuf::from(dir.value.trim()),
-        listen: SocketAddr::new(ip, port),
+        listen: plaintext.then(|| SocketAddr::new(ip, port)),
+        authorization: access_settings(raw, secure.is_some())?,
+        secure,
         max_client_connections: (max > 0).then(|| usize::try_from(max).unwrap_or(usize::MAX)),
         node_id: i32::try_from(int(raw, "node.id", 0, i64::from(i32::MAX))?).unwrap_or(0),
         request_timeout: REQUEST_TIMEOUT,
         partition_limits,
+    })
+}
+
+/// A non-empty value, or `None`.
+fn set(raw: &RawConfig, key: &str) -> Option<RawValue> {
+    raw.get(key).filter(|v| !v.value.trim().is_empty()).cloned()
+}
+
+/// The `ssl.*` keys of `secureClientPort`, in ZooKeeper's spelling, into
+/// the broker's [`TlsSettings`] (so the same loading and verification serve
+/// both).
+fn tls_settings(raw: &RawConfig) -> Result<TlsSettings, ConfigError> {
+    for (store, location) in [
+        ("ssl.keyStore.type", "ssl.keyStore.location"),
+        ("ssl.trustStore.type", "ssl.trustStore.location"),
+    ] {
+        let kind = value(raw, store);
+        if !kind.value.trim().eq_ignore_ascii_case("PEM") {
+            return Err(ConfigError::invalid(
+                store,
+                &kind.value,
+                &kind.from,
+                format!(
+                    "gregor reads PEM stores only; set {store}=PEM with {location} naming a PEM file (gregor security init writes them)"
+                ),
+            ));
+        }
+    }
+    for key in ["ssl.keyStore.password", "ssl.trustStore.password"] {
+        if let Some(found) = set(raw, key) {
+            return Err(ConfigError::invalid(
+                key,
+                "********",
+                &found.from,
+                "a PEM store has no password here; decrypt the key (openssl pkey -in key.pem -out plain.pem) and remove this key",
+            ));
+        }
+    }
+    let Some(keystore) = set(raw, "ssl.keyStore.location") else {
+        let port = value(raw, "secureClientPort");
+        return Err(ConfigError::invalid(
+            "secureClientPort",
+            &port.value,
+            &port.from,
+            "the TLS port needs a certificate: set ssl.keyStore.location to a PEM file with the key and the certificate chain",
+        ));
+    };
+    let auth = value(raw, "ssl.clientAuth");
+    let client_auth = match auth.value.trim().to_ascii_lowercase().as_str() {
+        "need" | "required" => ClientAuth::Required,
+        "want" | "requested" => ClientAuth::Requested,
+        "none" => ClientAuth::None,
+        _ => {
+            return Err(ConfigError::invalid(
+                "ssl.clientAuth",
+                &auth.value,
+                &auth.from,
+                "expected need, want or none",
+            ));
+        }
+    };
+    let truststore = set(raw, "ssl.trustStore.location");
+    if client_auth != ClientAuth::None && truststore.is_none() {
+        return Err(ConfigError::invalid(
+            "ssl.clientAuth",
+            &auth.value,
+            &auth.from,
+            "client certificates need a truststore: set ssl.trustStore.location to the PEM file of the CA that signs them",
+        ));
+    }
+    let principal_mapping_rules = match set(raw, "ssl.principal.mapping.rules") {
+        Some(rules) => PrincipalMappingRules::parse(rules.value.trim()).map_err(|e| {
+            ConfigError::invalid(
+                "ssl.principal.mapping.rules",
+                &rules.value,
+                &rules.from,
+                e.to_string(),
+            )
+        })?,
+        None => PrincipalMappingRules::default(),
+    };
+    Ok(TlsSettings {
+        keystore: Keystore::File(PathBuf::from(keystore.value.trim())),
+        truststore: truststore.map(|t| Truststore::File(PathBuf::from(t.value.trim()))),
+        client_auth,
+        principal_mapping_rules,
+        enabled_protocols: vec![TlsVersion::Tls12, TlsVersion::Tls13],
+        cipher_suites: Vec::new(),
+    })
+}
+
+/// `authorizer.class.name`, `super.users` (`;`-separated, as Kafka's) and
+/// `allow.everyone.if.no.acl.found`, as the broker reads them.
+fn access_settings(raw: &RawConfig, tls: bool) -> Result<AccessSettings, ConfigError> {
+    let mut super_users = Vec::new();
+    if let Some(users) = set(raw, "super.users") {
+        for text in users
+            .value
+            .split(';')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            let principal = KafkaPrincipal::parse(text).ok_or_else(|| {
+                ConfigError::invalid(
+                    "super.users",
+                    &users.value,
+                    &users.from,
+                    format!("{text:?} is not Type:name (User:CN=broker,O=gregor)"),
+                )
+            })?;
+            super_users.push(principal);
+        }
+    }
+    let acl = match set(raw, "authorizer.class.name") {
+        None => None,
+        Some(class) if AUTHORIZER_CLASS_NAMES.contains(&class.value.trim()) => {
+            let open = value(raw, "allow.everyone.if.no.acl.found");
+            let allow_if_no_acl = match open.value.trim().to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "allow.everyone.if.no.acl.found",
+                        &open.value,
+                        &open.from,
+                        "expected true or false",
+                    ));
+                }
+            };
+            Some(Authorizer {
+                super_users: super_users.iter().map(ToString::to_string).collect(),
+                allow_if_no_acl,
+            })
+        }
+        Some(class) => {
+            return Err(ConfigError::invalid(
+                "authorizer.class.name",
+                &class.value,
+                &class.from,
+                format!(
+                    "gregor's only authorizer is Kafka's ACL authorizer; use {}",
+                    AUTHORIZER_CLASS_NAMES[0]
+                ),
+            ));
+        }
+    };
+    Ok(AccessSettings {
+        enabled: tls || acl.is_some() || !super_users.is_empty(),
+        acl,
+        super_users,
     })
 }
 
@@ -249,7 +496,9 @@ mod tests {
     fn defaults_match_zookeeper_properties() {
         let settings = load(CoordinatorArgs::default(), &[]).expect("defaults");
         assert_eq!(settings.data_dir, PathBuf::from("/tmp/gregor-coordinator"));
-        assert_eq!(settings.listen, "0.0.0.0:2181".parse().expect("addr"));
+        assert_eq!(settings.listen, Some("0.0.0.0:2181".parse().expect("addr")));
+        assert_eq!(settings.secure, None);
+        assert!(!settings.authorization.enabled);
         assert_eq!(settings.max_client_connections, None);
     }
 
@@ -268,7 +517,7 @@ mod tests {
         };
         let settings = load(args, &[("GREGOR_COORDINATOR_DATA_DIR", "/from/env")]).expect("load");
         assert_eq!(settings.data_dir, PathBuf::from("/from/env"));
-        assert_eq!(settings.listen.port(), 3000);
+        assert_eq!(settings.listen.map(|a| a.port()), Some(3000));
         assert_eq!(settings.max_client_connections, Some(5));
     }
 
@@ -283,5 +532,130 @@ mod tests {
         assert!(error.contains("70000"), "{error}");
         assert!(error.contains("command line"), "{error}");
         assert!(!error.contains('\n'));
+    }
+
+    fn with(overrides: &[&str]) -> Result<CoordinatorSettings, ConfigError> {
+        let args = CoordinatorArgs {
+            overrides: overrides.iter().map(|o| (*o).to_owned()).collect(),
+            ..CoordinatorArgs::default()
+        };
+        load(args, &[])
+    }
+
+    #[test]
+    fn secure_client_port_alone_opens_no_plaintext_port_and_needs_client_certificates() {
+        let settings = with(&[
+            "secureClientPort=2182",
+            "ssl.keyStore.location=/certs/coordinator-keystore.pem",
+            "ssl.trustStore.location=/certs/ca.pem",
+        ])
+        .expect("tls");
+        assert_eq!(settings.listen, None);
+        let secure = settings.secure.expect("secure port");
+        assert_eq!(secure.listen.port(), 2182);
+        assert_eq!(secure.tls.client_auth, ClientAuth::Required);
+        assert_eq!(
+            secure.tls.keystore,
+            Keystore::File(PathBuf::from("/certs/coordinator-keystore.pem"))
+        );
+        assert!(settings.authorization.enabled, "TLS turns authorization on");
+    }
+
+    #[test]
+    fn both_ports_when_client_port_is_set_too() {
+        let settings = with(&[
+            "clientPort=2181",
+            "secureClientPort=2182",
+            "ssl.keyStore.location=/k.pem",
+            "ssl.trustStore.location=/ca.pem",
+            "ssl.clientAuth=want",
+        ])
+        .expect("both");
+        assert_eq!(settings.listen.map(|a| a.port()), Some(2181));
+        let secure = settings.secure.expect("secure");
+        assert_eq!(secure.tls.client_auth, ClientAuth::Requested);
+        let lower_case = with(&[
+            "secureClientPort=2182",
+            "ssl.keystore.location=/k.pem",
+            "ssl.truststore.location=/ca.pem",
+            "ssl.client.auth=none",
+        ])
+        .expect("Kafka's spelling");
+        let tls = lower_case.secure.expect("secure").tls;
+        assert_eq!(tls.client_auth, ClientAuth::None);
+        assert_eq!(tls.keystore, Keystore::File(PathBuf::from("/k.pem")));
+    }
+
+    #[test]
+    fn tls_settings_errors_name_the_key() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["secureClientPort=2182"], "ssl.keyStore.location"),
+            (
+                &["secureClientPort=2182", "ssl.keyStore.location=/k.pem"],
+                "ssl.trustStore.location",
+            ),
+            (
+                &[
+                    "secureClientPort=2182",
+                    "ssl.keyStore.location=/k.jks",
+                    "ssl.keyStore.type=JKS",
+                ],
+                "ssl.keyStore.type",
+            ),
+            (
+                &[
+                    "secureClientPort=2182",
+                    "ssl.keyStore.location=/k.pem",
+                    "ssl.trustStore.location=/ca.pem",
+                    "ssl.clientAuth=maybe",
+                ],
+                "ssl.clientAuth",
+            ),
+            (&["super.users=alice"], "super.users"),
+            (
+                &["authorizer.class.name=com.example.Mine"],
+                "authorizer.class.name",
+            ),
+            (
+                &[
+                    "clientPort=2181",
+                    "secureClientPort=2181",
+                    "ssl.keyStore.location=/k.pem",
+                    "ssl.trustStore.location=/ca.pem",
+                ],
+                "secureClientPort",
+            ),
+        ];
+        for (overrides, key) in cases {
+            let error = with(overrides).expect_err("invalid").to_string();
+            assert!(error.contains(key), "{overrides:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn kafkas_authorizer_class_turns_acls_on() {
+        let settings = with(&[
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users=User:CN=broker,O=gregor",
+            "allow.everyone.if.no.acl.found=true",
+        ])
+        .expect("acl");
+        let acl = settings.authorization.acl.expect("authorizer");
+        assert!(acl.allow_if_no_acl);
+        assert!(acl.super_users.contains("User:CN=broker,O=gregor"));
+        assert!(settings.authorization.enabled);
+    }
+
+    #[test]
+    fn super_users_turn_authorization_on_without_tls() {
+        let settings = with(&["super.users=User:CN=broker,O=gregor;User:admin"]).expect("ok");
+        assert!(settings.authorization.enabled);
+        assert_eq!(
+            settings.authorization.super_users,
+            vec![
+                KafkaPrincipal::user("CN=broker,O=gregor"),
+                KafkaPrincipal::user("admin")
+            ]
+        );
     }
 }

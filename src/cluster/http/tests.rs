@@ -35,7 +35,9 @@ async fn start_coordinator_with(request_timeout: Duration) -> Running {
     let address = listener.local_addr().expect("address");
     let settings = CoordinatorSettings {
         data_dir: dir.path().to_owned(),
-        listen: address,
+        listen: Some(address),
+        secure: None,
+        authorization: Default::default(),
         max_client_connections: None,
         node_id: 0,
         request_timeout,
@@ -206,7 +208,9 @@ async fn registration_waits_for_a_coordinator_that_is_not_up_yet() {
     let listener = TcpListener::bind(address).await.expect("rebind");
     let settings = CoordinatorSettings {
         data_dir: dir.path().to_owned(),
-        listen: address,
+        listen: Some(address),
+        secure: None,
+        authorization: Default::default(),
         max_client_connections: None,
         node_id: 0,
         request_timeout: Duration::from_secs(30),

@@ -20,7 +20,7 @@ use tokio_rustls::server::TlsStream;
 pub use dn::{SubjectError, subject_of};
 pub use mapping::{MappingRuleError, PrincipalMappingRules};
 pub use reload::{TlsReloader, reload_on_change};
-pub use server_config::{TlsError, build_server_config};
+pub use server_config::{Identity, TlsError, build_server_config, keystore, trusted_roots};
 
 use super::KafkaPrincipal;
 use crate::config::TlsSettings;

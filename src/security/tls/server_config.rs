@@ -167,9 +167,11 @@ fn private_key(pem: &[u8], source: &str) -> Result<PrivateKeyDer<'static>, TlsEr
     })
 }
 
-type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+/// A certificate chain and its private key.
+pub type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
-fn keystore(keystore: &Keystore) -> Result<Identity, TlsError> {
+/// Reads a keystore (also the coordinator client's).
+pub fn keystore(keystore: &Keystore) -> Result<Identity, TlsError> {
     match keystore {
         Keystore::File(path) => {
             let (pem, source) = read_pem(path)?;
@@ -188,7 +190,9 @@ fn keystore(keystore: &Keystore) -> Result<Identity, TlsError> {
     }
 }
 
-fn trusted_roots(truststore: &Truststore) -> Result<(RootCertStore, String), TlsError> {
+/// Reads a truststore and names where it came from (also the coordinator
+/// client's).
+pub fn trusted_roots(truststore: &Truststore) -> Result<(RootCertStore, String), TlsError> {
     let (pem, source) = match truststore {
         Truststore::File(path) => read_pem(path)?,
         Truststore::Inline(text) => (
