@@ -11,7 +11,7 @@ use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::{CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest};
 use kafka_protocol::protocol::StrBytes;
 
-use super::args::{ServerArgs, properties_file};
+use super::args::{CommandConfigArgs, ServerArgs};
 use super::client::{Client, check};
 use super::{ToolError, bootstrap, exactly_one};
 use crate::security::acl::{
@@ -25,10 +25,8 @@ use crate::security::acl::{
 pub struct AclsArgs {
     #[command(flatten)]
     pub server: ServerArgs,
-    /// A client properties file (accepted; gregor's tools connect without
-    /// authentication until SASL lands in them).
-    #[arg(long = "command-config", value_name = "PATH")]
-    pub command_config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub command_config: CommandConfigArgs,
     #[arg(long)]
     pub add: bool,
     #[arg(long)]
@@ -95,9 +93,7 @@ pub async fn run(args: AclsArgs) -> Result<ExitCode, ToolError> {
         ],
         "Command must include exactly one action: --list, --add, --remove.",
     )?;
-    if let Some(path) = &args.command_config {
-        properties_file(path)?;
-    }
+    let security = args.command_config.security()?;
     let pattern_type = PatternType::parse(&args.resource_pattern_type)
         .filter(|p| !matches!(p, PatternType::Unknown))
         .ok_or_else(|| {
@@ -115,7 +111,7 @@ pub async fn run(args: AclsArgs) -> Result<ExitCode, ToolError> {
         )));
     }
     let servers = bootstrap::resolve(&args.server, None).await?;
-    let mut client = Client::connect(&servers, "kafka-acls").await?;
+    let mut client = Client::connect(&servers, "kafka-acls", &security).await?;
     match action {
         Action::Add => add(&mut client, &args, pattern_type).await?,
         Action::Remove => remove(&mut client, &args, pattern_type).await?,

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use clap::{Args, Parser};
 
 use super::ToolError;
+use super::client_security::ClientSecurity;
 
 /// Where to find the cluster. `--zookeeper` names gregor's coordinator,
 /// which is asked for a broker; with neither flag, `$kafka_host_url`.
@@ -23,6 +24,25 @@ pub struct ServerArgs {
     /// and CA) for reaching the coordinator's secureClientPort.
     #[arg(long = "zk-tls-config-file", value_name = "FILE")]
     pub zk_tls_config_file: Option<std::path::PathBuf>,
+}
+
+/// Kafka's `--command-config`: a client properties file whose
+/// `security.protocol`, `ssl.*` and `sasl.*` keys say how to connect.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CommandConfigArgs {
+    /// A client properties file (security.protocol, ssl.*, sasl.*).
+    #[arg(long = "command-config", value_name = "PATH")]
+    pub command_config: Option<std::path::PathBuf>,
+}
+
+impl CommandConfigArgs {
+    /// How to connect: PLAINTEXT without the flag.
+    pub fn security(&self) -> Result<ClientSecurity, ToolError> {
+        match &self.command_config {
+            Some(path) => Ok(ClientSecurity::from_properties(&properties_file(path)?)?),
+            None => Ok(ClientSecurity::plaintext()),
+        }
+    }
 }
 
 /// kafka-topics.sh
@@ -79,6 +99,8 @@ pub struct TopicsArgs {
     pub exclude_internal: bool,
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub command_config: CommandConfigArgs,
 }
 
 /// kafka-console-producer.sh
@@ -182,6 +204,8 @@ pub struct ConsumerArgs {
 pub struct ConfigsArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub command_config: CommandConfigArgs,
     /// List the entity's configs: the dynamic ones, or all with --all.
     #[arg(long)]
     pub describe: bool,
@@ -220,6 +244,8 @@ pub struct ConfigsArgs {
 pub struct GroupsArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub command_config: CommandConfigArgs,
     /// List all consumer groups.
     #[arg(long)]
     pub list: bool,
@@ -273,6 +299,8 @@ pub struct GroupsArgs {
 pub struct DeleteRecordsArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub command_config: CommandConfigArgs,
     /// JSON file naming each partition and the offset to delete records up to:
     /// {"partitions":[{"topic":"t","partition":0,"offset":3}],"version":1}
     #[arg(long = "offset-json-file", value_name = "PATH")]

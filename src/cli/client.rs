@@ -14,11 +14,16 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, FindCoordinatorRequest,
     ListOffsetsRequest, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader,
-    TopicName,
+    SaslAuthenticateRequest, SaslHandshakeRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::client_security::{ClientSecurity, SaslLogin};
+use crate::security::sasl::Mechanism;
+use crate::security::sasl::scram_client::ScramClient;
 
 /// How long a connection attempt or a single response may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,6 +60,8 @@ const CLIENT_MAX_VERSIONS: &[(ApiKey, i16)] = &[
     (ApiKey::DeleteGroups, 2),
     (ApiKey::DescribeUserScramCredentials, 0),
     (ApiKey::AlterUserScramCredentials, 0),
+    (ApiKey::SaslHandshake, 1),
+    (ApiKey::SaslAuthenticate, 1),
 ];
 
 /// What went wrong talking to a broker. Kafka error codes for a single
@@ -86,6 +93,14 @@ pub enum ClientError {
     Kafka { context: String, code: i16 },
     #[error("broker {node} is not in the cluster metadata")]
     UnknownBroker { node: i32 },
+    #[error("TLS handshake with broker at {address} failed: {reason}")]
+    Tls { address: String, reason: String },
+    #[error("authentication with {mechanism} to broker at {address} failed: {reason}")]
+    AuthenticationFailed {
+        address: String,
+        mechanism: Mechanism,
+        reason: String,
+    },
 }
 
 /// Kafka's name for an error code, with its description.
@@ -116,10 +131,14 @@ fn client_max_version(api: ApiKey) -> i16 {
         .unwrap_or(0)
 }
 
-/// One TCP connection to one broker.
+/// A byte stream to a broker: TCP, or TLS over TCP.
+trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
+
+/// One connection to one broker.
 pub struct Connection {
     address: String,
-    stream: TcpStream,
+    stream: Box<dyn Transport>,
     correlation_id: i32,
     client_id: StrBytes,
     /// api key -> (broker min, broker max)
@@ -127,8 +146,13 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects and negotiates versions with ApiVersions.
-    pub async fn connect(address: &str, client_id: &str) -> Result<Connection, ClientError> {
+    /// Connects (with TLS when `security` says so), negotiates versions
+    /// with ApiVersions, then logs in with SASL when `security` says so.
+    pub async fn connect(
+        address: &str,
+        client_id: &str,
+        security: &ClientSecurity,
+    ) -> Result<Connection, ClientError> {
         let unreachable = |reason: String| ClientError::Unreachable {
             address: address.to_string(),
             reason,
@@ -140,6 +164,10 @@ impl Connection {
             Err(_) => return Err(unreachable(format!("no answer within {CONNECT_TIMEOUT:?}"))),
         };
         let _ = stream.set_nodelay(true);
+        let stream: Box<dyn Transport> = match &security.tls {
+            None => Box::new(stream),
+            Some(connector) => Box::new(tls_handshake(connector, address, stream).await?),
+        };
         let mut connection = Connection {
             address: address.to_string(),
             stream,
@@ -161,7 +189,87 @@ impl Connection {
             .iter()
             .map(|v| (v.api_key, (v.min_version, v.max_version)))
             .collect();
+        if let Some(login) = &security.sasl {
+            connection.authenticate(login).await?;
+        }
         Ok(connection)
+    }
+
+    /// SaslHandshake v1, then the mechanism's tokens in SaslAuthenticate.
+    async fn authenticate(&mut self, login: &SaslLogin) -> Result<(), ClientError> {
+        let mechanism = login.mechanism;
+        let address = self.address.clone();
+        let failed = |reason: String| ClientError::AuthenticationFailed {
+            address: address.clone(),
+            mechanism,
+            reason,
+        };
+        let handshake = self
+            .send(|_| {
+                SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_static_str(mechanism.name()))
+            })
+            .await?;
+        if handshake.error_code != 0 {
+            let enabled: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(failed(format!(
+                "{}; the listener offers [{}]",
+                describe_code(handshake.error_code),
+                enabled.join(", ")
+            )));
+        }
+        match mechanism {
+            Mechanism::Plain => {
+                let token = format!("\0{}\0{}", login.username, login.password);
+                self.sasl_token(token.into_bytes(), mechanism).await?;
+            }
+            Mechanism::Scram(scram) => {
+                let nonce = crate::security::sasl::server_nonce();
+                let client = ScramClient::new(scram, &login.username, &login.password, &nonce);
+                let server_first = self.sasl_token(client.client_first(), mechanism).await?;
+                let last = client
+                    .client_final(&server_first)
+                    .map_err(|e| failed(e.to_string()))?;
+                let server_final = self.sasl_token(last.message.clone(), mechanism).await?;
+                last.verify_server_final(&server_final)
+                    .map_err(|e| failed(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One SaslAuthenticate round trip: our token out, the server's back.
+    async fn sasl_token(
+        &mut self,
+        token: Vec<u8>,
+        mechanism: Mechanism,
+    ) -> Result<Vec<u8>, ClientError> {
+        let response = self
+            .send(|_| SaslAuthenticateRequest::default().with_auth_bytes(token.into()))
+            .await
+            .map_err(|error| match error {
+                // The broker closes the connection after a failed login.
+                ClientError::ConnectionLost { address, .. } => ClientError::AuthenticationFailed {
+                    address,
+                    mechanism,
+                    reason: "the broker closed the connection".to_string(),
+                },
+                other => other,
+            })?;
+        if response.error_code != 0 {
+            let message = response
+                .error_message
+                .as_ref()
+                .map(|m| m.to_string())
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| describe_code(response.error_code));
+            return Err(ClientError::AuthenticationFailed {
+                address: self.address.clone(),
+                mechanism,
+                reason: message,
+            });
+        }
+        Ok(response.auth_bytes.to_vec())
     }
 
     pub fn address(&self) -> &str {
@@ -280,6 +388,14 @@ impl Connection {
             .read_exact(&mut size)
             .await
             .map_err(|source| self.lost(source))?;
+        // A TLS record (alert 0x15, handshake 0x16, version 3.x) where a
+        // Kafka frame size should be: a plaintext client on a TLS listener.
+        if matches!(size, [0x15 | 0x16, 0x03, _, _]) {
+            return Err(self.lost(std::io::Error::other(
+                "the broker answered with TLS: it is an SSL or SASL_SSL listener, \
+                 set security.protocol in the tool's client properties",
+            )));
+        }
         let size = i32::from_be_bytes(size);
         if size < 0 || size as usize > MAX_RESPONSE_BYTES {
             return Err(self.lost(std::io::Error::other(format!(
@@ -299,6 +415,34 @@ impl Connection {
             address: self.address.clone(),
             source,
         }
+    }
+}
+
+/// The TLS handshake, naming the broker by the host of `address`.
+async fn tls_handshake(
+    connector: &tokio_rustls::TlsConnector,
+    address: &str,
+    stream: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ClientError> {
+    let failed = |reason: String| ClientError::Tls {
+        address: address.to_string(),
+        reason,
+    };
+    let host = address
+        .rsplit_once(':')
+        .map_or(address, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|e| failed(format!("'{host}' is not a host name: {e}")))?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, stream)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => Err(failed(
+            "the broker closed the connection: is it a PLAINTEXT or SASL_PLAINTEXT listener?"
+                .to_string(),
+        )),
+        Ok(Err(error)) => Err(failed(error.to_string())),
+        Err(_) => Err(failed(format!("no answer within {CONNECT_TIMEOUT:?}"))),
     }
 }
 
@@ -329,6 +473,7 @@ pub struct TopicInfo {
 /// connection per broker, opened on first use.
 pub struct Client {
     client_id: String,
+    security: ClientSecurity,
     bootstrap: Connection,
     brokers: HashMap<i32, String>,
     connections: HashMap<i32, Connection>,
@@ -339,19 +484,26 @@ pub struct Client {
 
 impl Client {
     /// Connects to the first reachable address in `bootstrap`.
-    pub async fn connect(bootstrap: &[String], client_id: &str) -> Result<Client, ClientError> {
+    pub async fn connect(
+        bootstrap: &[String],
+        client_id: &str,
+        security: &ClientSecurity,
+    ) -> Result<Client, ClientError> {
         let mut last_error = None;
         for address in bootstrap {
-            match Connection::connect(address, client_id).await {
+            match Connection::connect(address, client_id, security).await {
                 Ok(connection) => {
                     return Ok(Client {
                         client_id: client_id.to_string(),
+                        security: security.clone(),
                         bootstrap: connection,
                         brokers: HashMap::new(),
                         connections: HashMap::new(),
                         auto_create_topics: false,
                     });
                 }
+                // A refused login will be refused by the next broker too.
+                Err(error @ ClientError::AuthenticationFailed { .. }) => return Err(error),
                 Err(error) => last_error = Some(error),
             }
         }
@@ -454,7 +606,7 @@ impl Client {
                 .get(&node)
                 .cloned()
                 .ok_or(ClientError::UnknownBroker { node })?;
-            let connection = Connection::connect(&address, &self.client_id).await?;
+            let connection = Connection::connect(&address, &self.client_id, &self.security).await?;
             self.connections.insert(node, connection);
         }
         self.connections

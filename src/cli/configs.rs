@@ -82,7 +82,8 @@ pub async fn run(args: ConfigsArgs) -> Result<ExitCode, ToolError> {
     }
     let entity = entity(&args)?;
     let servers = bootstrap::resolve(&args.server, None).await?;
-    let mut client = Client::connect(&servers, "kafka-configs").await?;
+    let mut client =
+        Client::connect(&servers, "kafka-configs", &args.command_config.security()?).await?;
     if describe {
         describe_configs(&mut client, &entity, args.all).await?;
     } else {
@@ -94,7 +95,8 @@ pub async fn run(args: ConfigsArgs) -> Result<ExitCode, ToolError> {
 /// `--entity-type users`: SCRAM credentials.
 async fn users(args: ConfigsArgs, describe: bool) -> Result<ExitCode, ToolError> {
     let servers = bootstrap::resolve(&args.server, None).await?;
-    let mut client = Client::connect(&servers, "kafka-configs").await?;
+    let mut client =
+        Client::connect(&servers, "kafka-configs", &args.command_config.security()?).await?;
     if describe {
         scram_users::describe(&mut client, args.entity_name.as_deref()).await?;
         return Ok(ExitCode::SUCCESS);

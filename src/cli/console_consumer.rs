@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use super::args::{ConsumerArgs, flag_value, key_values, number_value, properties_file};
 use super::client::{Client, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, describe_code};
+use super::client_security::ClientSecurity;
 use super::group_member::{GroupMember, Heartbeat, TopicPartition};
 use super::{ToolError, bootstrap};
 
@@ -55,6 +56,7 @@ struct Format {
 #[derive(Debug)]
 struct Settings {
     servers: Vec<String>,
+    security: ClientSecurity,
     topic: String,
     group: Option<String>,
     partition: Option<i32>,
@@ -156,6 +158,7 @@ async fn settings(args: ConsumerArgs) -> Result<Settings, ToolError> {
         .map(Duration::from_millis);
     Ok(Settings {
         servers: bootstrap::resolve(&args.server, None).await?,
+        security: ClientSecurity::from_properties(&consumer)?,
         topic,
         group,
         partition: args.partition,
@@ -195,7 +198,8 @@ fn stop_on_signals() -> Result<Arc<AtomicBool>, ToolError> {
 pub async fn run(args: ConsumerArgs) -> Result<ExitCode, ToolError> {
     let settings = settings(args).await?;
     let stop = stop_on_signals()?;
-    let mut client = Client::connect(&settings.servers, &settings.client_id).await?;
+    let mut client =
+        Client::connect(&settings.servers, &settings.client_id, &settings.security).await?;
     let topic = client.topic(&settings.topic).await?;
     if let Some(p) = settings.partition
         && !topic.partitions.iter().any(|info| info.partition == p)

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use super::args::{ProducerArgs, flag_value, key_values, number_value, properties_file};
 use super::client::{Client, TopicInfo, describe_code};
+use super::client_security::ClientSecurity;
 use super::partitioner::partition_for_key;
 use super::{ToolError, bootstrap};
 
@@ -38,6 +39,7 @@ type RecordHeaders = kafka_protocol::indexmap::IndexMap<StrBytes, Option<Bytes>>
 #[derive(Debug)]
 struct Settings {
     servers: Vec<String>,
+    security: ClientSecurity,
     topic: String,
     parse_key: bool,
     key_separator: String,
@@ -100,6 +102,7 @@ async fn settings(args: ProducerArgs) -> Result<Settings, ToolError> {
     let servers = bootstrap::resolve(&args.server, args.broker_list.as_deref()).await?;
     Ok(Settings {
         servers,
+        security: ClientSecurity::from_properties(&producer)?,
         topic,
         parse_key: flag_value(&reader, "parse.key")?,
         key_separator: reader
@@ -123,7 +126,8 @@ async fn settings(args: ProducerArgs) -> Result<Settings, ToolError> {
 
 pub async fn run(args: ProducerArgs) -> Result<ExitCode, ToolError> {
     let settings = settings(args).await?;
-    let mut client = Client::connect(&settings.servers, "console-producer").await?;
+    let mut client =
+        Client::connect(&settings.servers, "console-producer", &settings.security).await?;
     client.auto_create_topics(true);
     let topic = client.topic(&settings.topic).await?;
     let mut producer = Producer::new(settings, topic);

@@ -47,7 +47,12 @@ fn groups(args: &GroupsArgs) -> Result<&[String], ToolError> {
 pub async fn run(args: GroupsArgs) -> Result<ExitCode, ToolError> {
     let action = action(&args)?;
     let servers = bootstrap::resolve(&args.server, None).await?;
-    let mut client = Client::connect(&servers, "kafka-consumer-groups").await?;
+    let mut client = Client::connect(
+        &servers,
+        "kafka-consumer-groups",
+        &args.command_config.security()?,
+    )
+    .await?;
     match action {
         Action::List => list(&mut client).await?,
         Action::Describe => {

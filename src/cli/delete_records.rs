@@ -75,7 +75,12 @@ pub async fn run(args: DeleteRecordsArgs) -> Result<ExitCode, ToolError> {
         .map_err(|e| ToolError::Failed(format!("cannot read {}: {e}", path.display())))?;
     let offsets = parse_offsets(&text)?;
     let servers = bootstrap::resolve(&args.server, None).await?;
-    let mut client = Client::connect(&servers, "kafka-delete-records").await?;
+    let mut client = Client::connect(
+        &servers,
+        "kafka-delete-records",
+        &args.command_config.security()?,
+    )
+    .await?;
     println!("Executing records delete operation");
     let outcomes = delete(&mut client, &offsets).await?;
     println!("Records delete operation completed:");

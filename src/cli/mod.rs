@@ -13,6 +13,7 @@ mod acls;
 mod args;
 mod bootstrap;
 mod client;
+mod client_security;
 mod configs;
 mod console_consumer;
 mod console_producer;
@@ -53,6 +54,8 @@ pub enum ToolError {
     Usage(String),
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error(transparent)]
+    Security(#[from] client_security::ClientSecurityError),
     #[error("{0}")]
     Failed(String),
 }

@@ -8,8 +8,10 @@
 //! `ssl.keystore.location`), the same for `coordinator` and `client`
 //! (`CN=client`), `server-ssl.properties`, `client-ssl.properties`,
 //! `coordinator.properties` (the coordinator's mutual-TLS port, brokers as
-//! its super users) and `zk-tls-client.properties` (the tools'
-//! `--zk-tls-config-file`). Keys are written mode 0600.
+//! its super users), `zk-tls-client.properties` (the tools'
+//! `--zk-tls-config-file`) and `client.properties` (SASL_SSL with
+//! SCRAM-SHA-512 as a generated admin user). Keys and passwords are
+//! written mode 0600.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -151,9 +153,50 @@ pub fn security_init(args: &SecurityInitArgs) -> Result<Vec<PathBuf>, SecurityIn
         true,
         &mut written,
     )?;
-    // The SASL/SCRAM bootstrap (an admin user and its client fragment)
-    // belongs here, after the TLS material, once SASL lands.
+    admin_client_properties(dir, &dir_text, args.force, &mut written)?;
     Ok(written)
+}
+
+/// The SCRAM admin user `client.properties` logs in as.
+const ADMIN_USER: &str = "admin";
+
+/// `client.properties`: SASL_SSL with SCRAM-SHA-512 as `admin`, with a
+/// fresh random password (kept when the file exists, unless `force`), and
+/// on stderr how to create that user on a broker.
+fn admin_client_properties(
+    dir: &Path,
+    dir_text: &str,
+    force: bool,
+    written: &mut Vec<PathBuf>,
+) -> Result<(), SecurityInitError> {
+    if dir.join("client.properties").exists() && !force {
+        return Ok(());
+    }
+    let password: String = crate::security::sasl::random_bytes::<16>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let contents = format!(
+        "# Kafka client settings for a SASL_SSL listener, as the SCRAM user\n\
+         # {ADMIN_USER} (create it on the broker first, see below).\n\
+         security.protocol=SASL_SSL\n\
+         sasl.mechanism=SCRAM-SHA-512\n\
+         sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \
+         username=\"{ADMIN_USER}\" password=\"{password}\";\n\
+         ssl.truststore.type=PEM\n\
+         ssl.truststore.location={dir_text}/ca.pem\n\
+         # Create the user when the broker starts for the first time:\n\
+         #   KAFKA_CLIENT_USERS={ADMIN_USER} KAFKA_CLIENT_PASSWORDS={password}\n\
+         # Use it with gregor's tools: --command-config {dir_text}/client.properties\n"
+    );
+    write(dir, "client.properties", &contents, true, written)?;
+    eprintln!(
+        "client.properties logs in as the SCRAM user '{ADMIN_USER}'; create it by starting \
+         the broker with\n  KAFKA_CLIENT_USERS={ADMIN_USER} KAFKA_CLIENT_PASSWORDS={password}\n\
+         or on a running broker with kafka-configs.sh --alter --entity-type users \
+         --entity-name {ADMIN_USER} --add-config 'SCRAM-SHA-512=[password={password}]'"
+    );
+    Ok(())
 }
 
 fn default_hosts() -> Vec<String> {
@@ -435,5 +478,29 @@ mod tests {
             read("broker.pem").ends_with(&ca),
             "the chain ends with the CA"
         );
+    }
+
+    #[test]
+    fn client_properties_log_in_as_a_private_admin_and_survive_keep_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        security_init(&args(dir.path())).unwrap();
+        let path = dir.path().join("client.properties");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let properties = super::super::args::properties_file(&path).unwrap();
+        let security =
+            super::super::client_security::ClientSecurity::from_properties(&properties).unwrap();
+        assert!(security.tls.is_some());
+        let login = security.sasl.unwrap();
+        assert_eq!(login.mechanism.name(), "SCRAM-SHA-512");
+        assert_eq!(login.username, ADMIN_USER);
+        assert_eq!(login.password.len(), 32);
+        let before = std::fs::read_to_string(&path).unwrap();
+        let keep = SecurityInitArgs {
+            keep_ca: true,
+            ..args(dir.path())
+        };
+        security_init(&keep).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
     }
 }

@@ -64,7 +64,8 @@ pub async fn run(args: TopicsArgs) -> Result<ExitCode, ToolError> {
     let action = action(&args)?;
     let configs = key_values(&args.config, "--config")?;
     let servers = bootstrap::resolve(&args.server, None).await?;
-    let mut client = Client::connect(&servers, "kafka-topics").await?;
+    let mut client =
+        Client::connect(&servers, "kafka-topics", &args.command_config.security()?).await?;
     match action {
         Action::Create => create(&mut client, &args, configs).await,
         Action::List => list(&mut client, &args).await,

@@ -7,12 +7,14 @@
 //! - [`plain`]: PLAIN (RFC 4616) against the users of the listener's JAAS
 //!   line ([`jaas`]);
 //! - [`scram`]: SCRAM-SHA-256/512 against the credentials in the metadata
-//!   log.
+//!   log;
+//! - [`scram_client`]: the client side of SCRAM, for gregor's own tools.
 
 pub mod base64;
 pub mod jaas;
 pub mod plain;
 pub mod scram;
+pub mod scram_client;
 pub mod session;
 
 use std::fmt;
