@@ -40,12 +40,36 @@ pub struct SecurityInitArgs {
     #[arg(long, value_delimiter = ',', value_name = "HOST,...")]
     pub hosts: Vec<String>,
     /// Replace an existing CA (and every certificate).
-    #[arg(long, conflicts_with = "keep_ca")]
+    #[arg(long, conflicts_with_all = ["keep_ca", "if_missing"])]
     pub force: bool,
     /// Keep the existing CA and issue new broker, coordinator and client
     /// certificates from it (to renew them; clients keep trusting ca.pem).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "if_missing")]
     pub keep_ca: bool,
+    /// When DIR already has a CA, write nothing and succeed: for a
+    /// container that runs this at every start (compose.secure.yml).
+    #[arg(long)]
+    pub if_missing: bool,
+    /// The admin user's password in client.properties, instead of a random
+    /// one: the environment variable GREGOR_ADMIN_PASSWORD (a flag would
+    /// show it in the process list).
+    #[arg(skip = std::env::var("GREGOR_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()))]
+    pub admin_password: Option<String>,
+}
+
+impl SecurityInitArgs {
+    /// A fresh CA and certificates for `hosts` in `dir`, nothing replaced
+    /// (what `gregor security init DIR --hosts …` does).
+    pub fn new(dir: impl Into<PathBuf>, hosts: &[&str]) -> Self {
+        SecurityInitArgs {
+            dir: dir.into(),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            force: false,
+            keep_ca: false,
+            if_missing: false,
+            admin_password: None,
+        }
+    }
 }
 
 /// Why `security init` wrote nothing, or not everything.
@@ -73,6 +97,9 @@ pub fn security_init(args: &SecurityInitArgs) -> Result<Vec<PathBuf>, SecurityIn
     let dir = &args.dir;
     std::fs::create_dir_all(dir).map_err(|e| write_error(dir, &e))?;
     let ca_path = dir.join("ca.pem");
+    if ca_path.exists() && args.if_missing {
+        return Ok(Vec::new());
+    }
     if ca_path.exists() && !args.force && !args.keep_ca {
         return Err(SecurityInitError::CaExists { path: ca_path });
     }
@@ -153,7 +180,7 @@ pub fn security_init(args: &SecurityInitArgs) -> Result<Vec<PathBuf>, SecurityIn
         true,
         &mut written,
     )?;
-    admin_client_properties(dir, &dir_text, args.force, &mut written)?;
+    admin_client_properties(dir, &dir_text, args, &mut written)?;
     Ok(written)
 }
 
@@ -166,16 +193,19 @@ const ADMIN_USER: &str = "admin";
 fn admin_client_properties(
     dir: &Path,
     dir_text: &str,
-    force: bool,
+    args: &SecurityInitArgs,
     written: &mut Vec<PathBuf>,
 ) -> Result<(), SecurityInitError> {
-    if dir.join("client.properties").exists() && !force {
+    if dir.join("client.properties").exists() && !args.force {
         return Ok(());
     }
-    let password: String = crate::security::sasl::random_bytes::<16>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let password: String = match &args.admin_password {
+        Some(password) => password.clone(),
+        None => crate::security::sasl::random_bytes::<16>()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    };
     let contents = format!(
         "# Kafka client settings for a SASL_SSL listener, as the SCRAM user\n\
          # {ADMIN_USER} (create it on the broker first, see below).\n\
@@ -190,11 +220,16 @@ fn admin_client_properties(
          # Use it with gregor's tools: --command-config {dir_text}/client.properties\n"
     );
     write(dir, "client.properties", &contents, true, written)?;
+    // A password the caller chose stays out of the output (container logs).
+    let shown = match args.admin_password {
+        Some(_) => "$GREGOR_ADMIN_PASSWORD",
+        None => password.as_str(),
+    };
     eprintln!(
         "client.properties logs in as the SCRAM user '{ADMIN_USER}'; create it by starting \
-         the broker with\n  KAFKA_CLIENT_USERS={ADMIN_USER} KAFKA_CLIENT_PASSWORDS={password}\n\
+         the broker with\n  KAFKA_CLIENT_USERS={ADMIN_USER} KAFKA_CLIENT_PASSWORDS={shown}\n\
          or on a running broker with kafka-configs.sh --alter --entity-type users \
-         --entity-name {ADMIN_USER} --add-config 'SCRAM-SHA-512=[password={password}]'"
+         --entity-name {ADMIN_USER} --add-config 'SCRAM-SHA-512=[password={shown}]'"
     );
     Ok(())
 }
@@ -409,12 +444,32 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn args(dir: &Path) -> SecurityInitArgs {
-        SecurityInitArgs {
-            dir: dir.to_path_buf(),
-            hosts: vec!["localhost".into(), "127.0.0.1".into()],
-            force: false,
-            keep_ca: false,
-        }
+        SecurityInitArgs::new(dir, &["localhost", "127.0.0.1"])
+    }
+
+    #[test]
+    fn if_missing_keeps_an_existing_ca_and_the_admin_password_can_be_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let given = SecurityInitArgs {
+            if_missing: true,
+            admin_password: Some("chosen-password".into()),
+            ..args(dir.path())
+        };
+        assert!(!security_init(&given).unwrap().is_empty());
+        let properties = std::fs::read_to_string(dir.path().join("client.properties")).unwrap();
+        assert!(
+            properties.contains("password=\"chosen-password\""),
+            "{properties}"
+        );
+        let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+        assert!(
+            security_init(&given).unwrap().is_empty(),
+            "a second run writes nothing"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("ca.pem")).unwrap(),
+            ca
+        );
     }
 
     #[test]

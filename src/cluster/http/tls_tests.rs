@@ -88,13 +88,8 @@ fn topic(name: &str) -> CreateTopicRequest {
 async fn a_super_user_broker_writes_over_mutual_tls_and_a_mere_client_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let certs = dir.path().join("certs");
-    security_init(&SecurityInitArgs {
-        dir: certs.clone(),
-        hosts: vec!["localhost".into(), "127.0.0.1".into()],
-        force: false,
-        keep_ca: false,
-    })
-    .expect("security init");
+    security_init(&SecurityInitArgs::new(&certs, &["localhost", "127.0.0.1"]))
+        .expect("security init");
     let (address, _stop) = start(dir.path(), &certs).await;
     let (_stop_clients, shutdown) = watch::channel(false);
 

@@ -11,13 +11,7 @@ use crate::cli::{SecurityInitArgs, security_init};
 use crate::config::{ClientAuth, Keystore, TlsVersion, Truststore};
 
 fn certificates(dir: &Path) {
-    security_init(&SecurityInitArgs {
-        dir: dir.to_path_buf(),
-        hosts: vec!["localhost".into()],
-        force: false,
-        keep_ca: false,
-    })
-    .unwrap();
+    security_init(&SecurityInitArgs::new(dir, &["localhost"])).unwrap();
 }
 
 fn settings(dir: &Path, client_auth: ClientAuth) -> TlsSettings {
@@ -155,10 +149,8 @@ fn a_bad_file_on_reload_keeps_the_previous_config() {
 
 fn certificates_again(dir: &Path) {
     security_init(&SecurityInitArgs {
-        dir: dir.to_path_buf(),
-        hosts: vec!["localhost".into()],
-        force: false,
         keep_ca: true,
+        ..SecurityInitArgs::new(dir, &["localhost"])
     })
     .unwrap();
 }
