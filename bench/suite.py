@@ -278,6 +278,9 @@ def iperf_loopback_mb_s(seconds, attempts=3):
         server = subprocess.Popen(["iperf3", "-s", "-1", "-p", str(port)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
+            # A probe connection would use up the one-off server; give it
+            # time to listen instead.
+            time.sleep(0.5)
             deadline = time.time() + 5
             while True:
                 client = subprocess.run(
