@@ -1,6 +1,7 @@
 """What a server opens to other machines without authentication: one
 warning line at start per exposed port, and an admin HTTP port that stays
 on loopback unless configured."""
+import os
 import subprocess
 import time
 import urllib.request
@@ -91,3 +92,63 @@ def test_the_firewall_script_opens_only_secured_listeners(tmp_path):
     secured_only = tmp_path / "secured.properties"
     secured_only.write_text("listeners=SASL_SSL://:9093\n")
     assert firewall("--config", str(secured_only)).returncode == 0
+
+
+def test_the_readmes_exposed_server_walkthrough_runs_as_written(tmp_path):
+    """README "A server reached from other machines", on loopback: security
+    init, the server.properties lines, the admin user from the environment,
+    the firewall script, and the tools with client.properties."""
+    import re
+
+    from conftest import wait_for_port
+
+    tls = tmp_path / "tls"
+    init = subprocess.run([str(BIN), "security", "init", str(tls), "--hosts", "127.0.0.1"],
+                          capture_output=True, text=True, timeout=60)
+    assert init.returncode == 0, init.stderr
+    password = re.search(r"KAFKA_CLIENT_PASSWORDS=(\S+)", init.stderr).group(1)
+    port = free_port()
+    config = tmp_path / "server.properties"
+    config.write_text(
+        f"log.dirs={tmp_path / 'data'}\n"
+        f"listeners=EXTERNAL://0.0.0.0:{port}\n"
+        f"advertised.listeners=EXTERNAL://127.0.0.1:{port}\n"
+        "listener.security.protocol.map=EXTERNAL:SASL_SSL\n"
+        "ssl.keystore.type=PEM\n"
+        f"ssl.keystore.location={tls}/broker-keystore.pem\n"
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n"
+        "super.users=User:admin\n"
+        f"admin.listener=127.0.0.1:{free_port()}\n")
+    log = open(tmp_path / "broker.log", "wb")
+    env = dict(os.environ, KAFKA_CLIENT_USERS="admin", KAFKA_CLIENT_PASSWORDS=password)
+    proc = subprocess.Popen([str(BIN), "broker", str(config)], env=env, stdout=log, stderr=log)
+    try:
+        wait_for_port(port, proc)
+        rules = [line for line in firewall("--config", str(config)).stdout.splitlines()
+                 if line.startswith("+ ")]
+        assert rules == [f"+ ufw allow {port}/tcp"]
+        client = str(tls / "client.properties")
+        bootstrap = f"127.0.0.1:{port}"
+
+        links = tmp_path / "bin"
+        links.mkdir()
+        for name in ("kafka-topics.sh", "kafka-console-producer.sh", "kafka-console-consumer.sh"):
+            (links / name).symlink_to(BIN)
+
+        def tool(name, *args, input=None):
+            done = subprocess.run([str(links / name), *args], input=input, capture_output=True,
+                                  text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        tool("kafka-topics.sh", "--bootstrap-server", bootstrap, "--command-config", client,
+             "--create", "--topic", "test", "--partitions", "1", "--replication-factor", "1")
+        tool("kafka-console-producer.sh", "--bootstrap-server", bootstrap,
+             "--producer.config", client, "--topic", "test", input="far away\n")
+        out = tool("kafka-console-consumer.sh", "--bootstrap-server", bootstrap,
+                   "--consumer.config", client, "--topic", "test", "--from-beginning",
+                   "--max-messages", "1")
+        assert out.splitlines() == ["far away"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
