@@ -28,6 +28,7 @@ mod cache;
 mod cleaner;
 mod index;
 mod log;
+mod page_cache;
 mod recovery;
 mod retention;
 mod segment;
@@ -39,6 +40,7 @@ use std::path::PathBuf;
 pub use batch::{BATCH_HEADER_LEN, BatchHeader, LOG_OVERHEAD, MAGIC_V2, crc_matches};
 pub use cleaner::{CleanError, CleanStats, Cleanable, Cleaner};
 pub use log::{AppendError, AppendInfo, LogConfig, PartitionLog, SyncTicket};
+pub use page_cache::cached_only;
 
 use bytes::{BufMut, Bytes, BytesMut};
 

@@ -21,6 +21,7 @@ use crate::broker::blocking::off_the_workers;
 use crate::broker::partition::Partition;
 use crate::records::{down_convert, whole_batches};
 use crate::security::acl::AclOperation as Operation;
+use crate::storage;
 use crate::storage::{LogChunk, StorageError, concat_chunks};
 
 struct Wanted {
@@ -129,6 +130,13 @@ impl Reader {
         });
         if self.version >= 4 && in_memory {
             return read_all(self);
+        }
+        // Segment bytes in the page cache are read here without waiting
+        // (see `storage::cached_only`); down-conversion always moves.
+        if self.version >= 4
+            && let Some(read) = storage::cached_only(|| read_all(self))
+        {
+            return read;
         }
         off_the_workers(|| read_all(self))
     }
