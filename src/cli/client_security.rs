@@ -8,15 +8,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use rustls::RootCertStore;
 use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsConnector;
 
 use crate::security::sasl::Mechanism;
 use crate::security::sasl::jaas::JaasModule;
+use crate::security::tls::ChainOnlyVerifier;
 
 /// A configuration the tools cannot use; each names the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -244,12 +244,14 @@ fn tls_connector(
         .map_err(|e| ClientSecurityError::Tls(e.to_string()))?;
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(tls)?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(ChainVerifier {
-            inner: verifier,
-            check_host,
-        }));
+        .map_err(tls)?;
+    let builder = if check_host {
+        builder.with_webpki_verifier(verifier)
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(ChainOnlyVerifier::new(verifier))
+    };
     let keystore = pem_store(
         properties,
         "ssl.keystore.type",
@@ -281,63 +283,6 @@ fn tls_connector(
         }
     };
     Ok(TlsConnector::from(Arc::new(config)))
-}
-
-/// WebPKI's chain check, with the host name check optional
-/// (`ssl.endpoint.identification.algorithm=` empty turns it off, as in
-/// Kafka).
-#[derive(Debug)]
-struct ChainVerifier {
-    inner: Arc<WebPkiServerVerifier>,
-    check_host: bool,
-}
-
-impl ServerCertVerifier for ChainVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let result = self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        );
-        match result {
-            // WebPKI checks the name only after the chain verified.
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) if !self.check_host => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod dn;
 mod mapping;
 mod reload;
 mod server_config;
+mod verifier;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ pub use dn::{SubjectError, subject_of};
 pub use mapping::{MappingRuleError, PrincipalMappingRules};
 pub use reload::{TlsReloader, reload_on_change};
 pub use server_config::{Identity, TlsError, build_server_config, keystore, trusted_roots};
+pub use verifier::ChainOnlyVerifier;
 
 use super::KafkaPrincipal;
 use crate::config::TlsSettings;
