@@ -280,14 +280,20 @@ async fn add(
             .send(|_| CreateAclsRequest::default().with_creations(creations))
             .await?;
         for result in response.results {
-            check(result.error_code, || {
-                format!(
-                    "Error while executing ACL command: {}",
-                    result.error_message.as_deref().unwrap_or("")
-                )
-            })?;
+            acl_result(result.error_code, result.error_message.as_deref())?;
         }
     }
+    Ok(())
+}
+
+/// A Create/Delete/DescribeAcls result as Kafka's tool reports it.
+fn acl_result(error_code: i16, message: Option<&str>) -> Result<(), ToolError> {
+    check(error_code, || {
+        format!(
+            "Error while executing ACL command: {}",
+            message.unwrap_or("")
+        )
+    })?;
     Ok(())
 }
 
@@ -352,12 +358,7 @@ async fn remove(
         .send(|_| DeleteAclsRequest::default().with_filters(confirmed))
         .await?;
     for result in response.filter_results {
-        check(result.error_code, || {
-            format!(
-                "Error while executing ACL command: {}",
-                result.error_message.as_deref().unwrap_or("")
-            )
-        })?;
+        acl_result(result.error_code, result.error_message.as_deref())?;
     }
     Ok(())
 }
@@ -415,12 +416,7 @@ async fn list(
                     .with_permission_type(AclPermissionType::Any.code())
             })
             .await?;
-        check(response.error_code, || {
-            format!(
-                "Error while executing ACL command: {}",
-                response.error_message.as_deref().unwrap_or("")
-            )
-        })?;
+        acl_result(response.error_code, response.error_message.as_deref())?;
         for resource in response.resources {
             let pattern = ResourcePattern {
                 resource_type: ResourceType::from_code(resource.resource_type),
