@@ -74,7 +74,7 @@ impl fmt::Display for KafkaCode {
 
 /// Why a command was refused: the Kafka code for the response and a message
 /// for its `error_message` field.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejection {
     pub code: KafkaCode,
     pub message: String,

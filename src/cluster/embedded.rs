@@ -205,21 +205,7 @@ impl EmbeddedCoordinator {
     /// Index 0 never exists, so `from = 0` always asks for a snapshot.
     pub async fn read_log(&self, from: u64, max: usize) -> LogRead {
         let committed = self.lock().await;
-        let next = committed.next_index();
-        let oldest = committed.tail.front().map_or(next, |e| e.index);
-        if from == 0 || from < oldest || from > next {
-            return LogRead::Snapshot(Arc::clone(&committed.image));
-        }
-        let skip = usize::try_from(from - oldest).unwrap_or(usize::MAX);
-        LogRead::Entries(
-            committed
-                .tail
-                .iter()
-                .skip(skip)
-                .take(max)
-                .cloned()
-                .collect(),
-        )
+        read_tail(&committed.image, &committed.tail, from, max)
     }
 
     /// Applies `command` to a copy of the current image without logging it.
@@ -405,6 +391,26 @@ impl EmbeddedCoordinator {
             other => Err(unexpected(&other)),
         }
     }
+}
+
+/// The entries of `tail` (the newest committed, ending at `image`) from
+/// index `from` on, at most `max`; or `image` when `from` is older than the
+/// tail or beyond its end + 1 (the reader saw a log this coordinator no
+/// longer has). Index 0 never exists, so `from = 0` always asks for the
+/// image.
+pub(crate) fn read_tail(
+    image: &Arc<MetadataImage>,
+    tail: &VecDeque<LogEntry>,
+    from: u64,
+    max: usize,
+) -> LogRead {
+    let next = image.last_applied + 1;
+    let oldest = tail.front().map_or(next, |e| e.index);
+    if from == 0 || from < oldest || from > next {
+        return LogRead::Snapshot(Arc::clone(image));
+    }
+    let skip = usize::try_from(from - oldest).unwrap_or(usize::MAX);
+    LogRead::Entries(tail.iter().skip(skip).take(max).cloned().collect())
 }
 
 /// Says once per entry which stored topic configs no longer validate: an

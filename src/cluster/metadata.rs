@@ -168,7 +168,7 @@ pub enum Command {
 }
 
 /// What an accepted command produced, for the proposer's response.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApplyOutcome {
     BrokerRegistered {
         broker_epoch: i64,

@@ -18,6 +18,7 @@ pub mod embedded;
 pub mod http;
 pub mod metadata;
 pub mod policy;
+pub mod raft;
 pub mod remote_image;
 
 use std::collections::BTreeMap;

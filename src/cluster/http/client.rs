@@ -69,7 +69,7 @@ const REQUEST_TIMED_OUT: KafkaCode = KafkaCode(7);
 
 /// A failed call to the coordinator.
 #[derive(Debug, thiserror::Error)]
-enum CallError {
+pub(crate) enum CallError {
     /// No answer: refused, reset, timed out. Worth retrying.
     #[error("{reason}")]
     Unreachable { reason: String },
@@ -80,13 +80,17 @@ enum CallError {
 
 /// Sends JSON requests to one coordinator address, a connection each.
 #[derive(Clone, Debug)]
-struct HttpClient {
+pub(crate) struct HttpClient {
     address: String,
     /// `zookeeper.ssl.*`: TLS to the coordinator's `secureClientPort`.
     tls: Option<CoordinatorTls>,
 }
 
 impl HttpClient {
+    pub(crate) fn new(address: String, tls: Option<CoordinatorTls>) -> Self {
+        Self { address, tls }
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -94,16 +98,27 @@ impl HttpClient {
         body: Option<&impl Serialize>,
         wait: Duration,
     ) -> Result<T, CallError> {
+        self.call_within(method, path, body, wait + REQUEST_TIMEOUT)
+            .await
+    }
+
+    /// [`HttpClient::call`] that gives up after `timeout` in all.
+    pub(crate) async fn call_within<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        timeout: Duration,
+    ) -> Result<T, CallError> {
         let body = match body {
             Some(body) => serde_json::to_vec(body).map_err(|e| refused(format!("encode: {e}")))?,
             None => Vec::new(),
         };
-        let (status, bytes) =
-            tokio::time::timeout(wait + REQUEST_TIMEOUT, self.exchange(method, path, body))
-                .await
-                .map_err(|_| CallError::Unreachable {
-                    reason: "no answer in time".to_owned(),
-                })??;
+        let (status, bytes) = tokio::time::timeout(timeout, self.exchange(method, path, body))
+            .await
+            .map_err(|_| CallError::Unreachable {
+                reason: "no answer in time".to_owned(),
+            })??;
         if status.is_success() {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| refused(format!("unreadable answer to {path}: {e}")));
