@@ -14,6 +14,7 @@ impl KafkaCode {
     pub const NONE: Self = Self(0);
     pub const UNKNOWN_SERVER_ERROR: Self = Self(-1);
     pub const UNKNOWN_TOPIC_OR_PARTITION: Self = Self(3);
+    pub const REQUEST_TIMED_OUT: Self = Self(7);
     pub const BROKER_NOT_AVAILABLE: Self = Self(8);
     pub const INVALID_TOPIC_EXCEPTION: Self = Self(17);
     pub const TOPIC_AUTHORIZATION_FAILED: Self = Self(29);
@@ -23,6 +24,7 @@ impl KafkaCode {
     pub const INVALID_REPLICATION_FACTOR: Self = Self(38);
     pub const INVALID_REPLICA_ASSIGNMENT: Self = Self(39);
     pub const INVALID_CONFIG: Self = Self(40);
+    pub const NOT_CONTROLLER: Self = Self(41);
     pub const INVALID_REQUEST: Self = Self(42);
     pub const POLICY_VIOLATION: Self = Self(44);
     pub const UNSUPPORTED_SASL_MECHANISM: Self = Self(33);
@@ -41,6 +43,7 @@ impl KafkaCode {
             Self::NONE => "NONE",
             Self::UNKNOWN_SERVER_ERROR => "UNKNOWN_SERVER_ERROR",
             Self::UNKNOWN_TOPIC_OR_PARTITION => "UNKNOWN_TOPIC_OR_PARTITION",
+            Self::REQUEST_TIMED_OUT => "REQUEST_TIMED_OUT",
             Self::BROKER_NOT_AVAILABLE => "BROKER_NOT_AVAILABLE",
             Self::INVALID_TOPIC_EXCEPTION => "INVALID_TOPIC_EXCEPTION",
             Self::TOPIC_AUTHORIZATION_FAILED => "TOPIC_AUTHORIZATION_FAILED",
@@ -50,6 +53,7 @@ impl KafkaCode {
             Self::INVALID_REPLICATION_FACTOR => "INVALID_REPLICATION_FACTOR",
             Self::INVALID_REPLICA_ASSIGNMENT => "INVALID_REPLICA_ASSIGNMENT",
             Self::INVALID_CONFIG => "INVALID_CONFIG",
+            Self::NOT_CONTROLLER => "NOT_CONTROLLER",
             Self::INVALID_REQUEST => "INVALID_REQUEST",
             Self::POLICY_VIOLATION => "POLICY_VIOLATION",
             Self::UNSUPPORTED_SASL_MECHANISM => "UNSUPPORTED_SASL_MECHANISM",

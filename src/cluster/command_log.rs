@@ -248,6 +248,45 @@ fn log_error(error: RecordLogError) -> ClusterError {
     }
 }
 
+/// For a quorum member, whose cluster id the quorum decides: writes
+/// `meta.json` the first time the id is known, and afterwards refuses a
+/// directory whose marker names another cluster or node. A directory that
+/// holds a single coordinator's command log is refused too: its commands
+/// are not in the quorum's log.
+pub fn agree_marker(data_dir: &Path, node_id: i32, cluster_id: &str) -> Result<(), ClusterError> {
+    let dir = data_dir.join(METADATA_DIR);
+    let meta_path = dir.join(META_FILE);
+    if dir.join(LOG_FILE).exists() {
+        return Err(ClusterError::InconsistentMetadata {
+            path: dir.join(LOG_FILE),
+            reason: "this directory holds a single coordinator's command log; a quorum member needs a directory of its own".to_owned(),
+        });
+    }
+    let wanted = MetaMarker {
+        cluster_id: cluster_id.to_owned(),
+        node_id,
+    };
+    match read_marker(&meta_path)? {
+        Some(marker) if marker == wanted => Ok(()),
+        // The quorum has not told this member the id yet.
+        Some(marker) if cluster_id.is_empty() && marker.node_id == node_id => Ok(()),
+        Some(marker) => Err(ClusterError::InconsistentMetadata {
+            path: meta_path,
+            reason: format!(
+                "directory belongs to cluster {} node {}, but the quorum is cluster {cluster_id} and this is node {node_id}",
+                marker.cluster_id, marker.node_id
+            ),
+        }),
+        None if cluster_id.is_empty() => Ok(()),
+        None => {
+            fs::create_dir_all(&dir).map_err(|e| ClusterError::storage(&dir, e))?;
+            let json = serde_json::to_vec_pretty(&wanted)
+                .map_err(|e| ClusterError::storage(&meta_path, e.into()))?;
+            write_atomically(&dir, &meta_path, &json)
+        }
+    }
+}
+
 fn read_marker(meta_path: &Path) -> Result<Option<MetaMarker>, ClusterError> {
     let bytes = match fs::read(meta_path) {
         Ok(bytes) => bytes,

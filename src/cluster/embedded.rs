@@ -1,9 +1,19 @@
-//! The single-node coordinator a broker runs in-process (combined mode).
+//! The coordinator's proposer, over one of two committers.
 //!
-//! It plays the coordinator leader: it makes the non-deterministic choices
-//! (topic ids, replica placement), dry-runs the command on a copy of the
-//! image, makes it durable in the [`CommandLog`], and only then publishes the
-//! new image. A rejected command is never logged.
+//! The proposer plays the coordinator leader: it makes the
+//! non-deterministic choices (topic ids, replica placement), checks policy,
+//! dry-runs the command on a copy of the image, and hands it to the
+//! committer; the image changes only once the command is committed. A
+//! rejected command is never committed. Proposals take turns, so each one
+//! is checked against the image the previous one left.
+//!
+//! The committers:
+//! - **local**: the single node's own [`CommandLog`] — what a broker runs
+//!   in-process (combined mode) and a lone `gregor coordinator`;
+//! - **quorum**: the raft quorum ([`RaftNode`]) of a coordinator ensemble.
+//!   A turn starts with a linearizable check that this member leads and has
+//!   applied every committed command, so the dry run sees them all; a
+//!   follower answers NOT_CONTROLLER with the leader.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
@@ -14,21 +24,23 @@ use tokio::sync::{Mutex, MutexGuard, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::command_log::{CommandLog, LogEntry};
+use super::command_log::{CommandLog, LogEntry, new_cluster_id};
 use super::metadata::{ApplyOutcome, Command, ConfigResource, KafkaCode, MetadataImage, Rejection};
 use super::policy::{
     PRODUCER_ID_BLOCK_SIZE, check_config_change, check_partition_limits, check_topic_configs,
     manual_assignments, manual_partition_assignments,
 };
+use super::raft::{Applied, Proposal, QuorumError, RaftNode};
 use super::{
     BoxFuture, BrokerRegistration, ClusterCoordinator, ClusterError, CreateTopicRequest,
-    TopicSummary, validate_topic_name,
+    QuorumLeader, TopicSummary, validate_topic_name,
 };
 use crate::config::{PartitionLimits, validate_topic_config};
 use crate::security::sasl::{ScramCredential, ScramMechanism};
 
-/// State changed together: `image` reflects exactly the log's entries, so
-/// the next command's index is `image.last_applied + 1`.
+/// The local committer's state, changed together: `image` reflects exactly
+/// the log's entries, so the next command's index is
+/// `image.last_applied + 1`.
 struct Committed {
     image: Arc<MetadataImage>,
     /// The std mutex only lets a blocking thread borrow the log for the
@@ -36,7 +48,7 @@ struct Committed {
     log: Arc<StdMutex<CommandLog>>,
     log_path: PathBuf,
     /// The append in flight. It outlives its proposer if that is cancelled,
-    /// and is then settled by the next [`EmbeddedCoordinator::lock`].
+    /// and is then settled by the next [`EmbeddedCoordinator::turn`].
     pending: Option<PendingAppend>,
     /// The newest committed entries, oldest first, ending at `image`; what
     /// [`EmbeddedCoordinator::read_log`] serves without touching the disk.
@@ -51,10 +63,6 @@ struct PendingAppend {
 }
 
 impl Committed {
-    fn next_index(&self) -> u64 {
-        self.image.last_applied + 1
-    }
-
     /// Makes `image` (the result of `entry`) the committed state.
     fn commit(&mut self, image: Arc<MetadataImage>, entry: LogEntry) {
         self.image = image;
@@ -62,6 +70,65 @@ impl Committed {
             self.tail.pop_front();
         }
         self.tail.push_back(entry);
+    }
+
+    /// Settles an append left behind by a cancelled proposal: its image is
+    /// committed exactly when it succeeded, so the image keeps matching
+    /// the log.
+    async fn settle(&mut self, images: &watch::Sender<Arc<MetadataImage>>) {
+        // Awaited in place, so cancelling this wait leaves it for the next.
+        let outcome = match self.pending.as_mut() {
+            Some(pending) => Some((&mut pending.task).await),
+            None => None,
+        };
+        if let (Some(outcome), Some(pending)) = (outcome, self.pending.take()) {
+            match outcome {
+                Ok(Ok(())) => {
+                    self.commit(pending.image, pending.entry);
+                    images.send_replace(Arc::clone(&self.image));
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "an abandoned metadata log append failed");
+                }
+                Err(error) => {
+                    tracing::error!(%error, "an abandoned metadata log append panicked");
+                }
+            }
+        }
+    }
+
+    /// Logs `command` (already checked against `self.image`), then commits
+    /// and publishes the image it yields.
+    async fn append(
+        &mut self,
+        images: &watch::Sender<Arc<MetadataImage>>,
+        command: Command,
+    ) -> Result<ApplyOutcome, ClusterError> {
+        let index = self.image.last_applied + 1;
+        let mut next = MetadataImage::clone(&self.image);
+        let outcome = next.apply(index, &command)?;
+        let entry = LogEntry { index, command };
+        let log = Arc::clone(&self.log);
+        let log_path = self.log_path.clone();
+        let next = Arc::new(next);
+        let to_write = entry.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut log = log.lock().map_err(|_| poisoned(&log_path))?;
+            log.append(&to_write)
+        });
+        // Kept in `self` while awaited: if this future is dropped, the
+        // append still finishes and `settle` commits or discards its image.
+        let pending = self.pending.insert(PendingAppend {
+            image: Arc::clone(&next),
+            entry: entry.clone(),
+            task,
+        });
+        let written = (&mut pending.task).await;
+        self.pending = None;
+        written.map_err(|e| task_failed(&self.log_path, &e))??;
+        self.commit(next, entry);
+        images.send_replace(Arc::clone(&self.image));
+        Ok(outcome)
     }
 }
 
@@ -80,10 +147,95 @@ pub enum LogRead {
     Snapshot(Arc<MetadataImage>),
 }
 
-/// The embedded coordinator; cheap to share behind an `Arc`.
+/// Where proposals are committed.
+enum Committer {
+    Local {
+        committed: Mutex<Committed>,
+        images: watch::Sender<Arc<MetadataImage>>,
+    },
+    Quorum {
+        node: RaftNode,
+        /// Held for a whole turn, so proposals do not interleave.
+        turns: Mutex<()>,
+    },
+}
+
+/// One proposer's exclusive turn: the image its checks run against, and
+/// the way to commit.
+enum Turn<'a> {
+    Local {
+        committed: MutexGuard<'a, Committed>,
+        images: &'a watch::Sender<Arc<MetadataImage>>,
+    },
+    Quorum {
+        _turn: MutexGuard<'a, ()>,
+        node: &'a RaftNode,
+        image: Arc<MetadataImage>,
+    },
+}
+
+impl Turn<'_> {
+    /// The committed image, every earlier proposal included.
+    fn image(&self) -> &Arc<MetadataImage> {
+        match self {
+            Self::Local { committed, .. } => &committed.image,
+            Self::Quorum { image, .. } => image,
+        }
+    }
+
+    /// The command index the next command gets.
+    fn next_index(&self) -> u64 {
+        self.image().last_applied + 1
+    }
+
+    /// Applies `command` to a copy of the image, committing nothing.
+    fn dry_run(&self, command: &Command) -> Result<ApplyOutcome, ClusterError> {
+        let mut scratch = MetadataImage::clone(self.image());
+        Ok(scratch.apply(self.next_index(), command)?)
+    }
+
+    /// Checks `command`, commits it, and moves the turn's image past it.
+    async fn commit(&mut self, command: Command) -> Result<ApplyOutcome, ClusterError> {
+        match self {
+            Self::Local { committed, images } => committed.append(images, command).await,
+            Self::Quorum { node, image, .. } => {
+                // Checked here so a refusal costs no raft entry.
+                MetadataImage::clone(image).apply(image.last_applied + 1, &command)?;
+                let applied = node
+                    .propose(Proposal::Command { command })
+                    .await
+                    .map_err(quorum_error)?;
+                *image = node.state().image();
+                match applied {
+                    Applied::Accepted { outcome, .. } => Ok(outcome),
+                    Applied::Refused(rejection) => Err(rejection.into()),
+                    Applied::NotACommand => Err(Rejection::new(
+                        KafkaCode::UNKNOWN_SERVER_ERROR,
+                        "the quorum applied the command as something else",
+                    )
+                    .into()),
+                }
+            }
+        }
+    }
+}
+
+/// A quorum failure as the coordinator reports it.
+fn quorum_error(error: QuorumError) -> ClusterError {
+    match error {
+        QuorumError::NotLeader { leader } => ClusterError::NotController {
+            leader: leader.map(|(id, member)| QuorumLeader {
+                id,
+                client_address: member.client_address,
+            }),
+        },
+        QuorumError::Unavailable(reason) => ClusterError::QuorumUnavailable { reason },
+    }
+}
+
+/// The coordinator; cheap to share behind an `Arc`.
 pub struct EmbeddedCoordinator {
-    committed: Mutex<Committed>,
-    images: watch::Sender<Arc<MetadataImage>>,
+    committer: Committer,
     limits: PartitionLimits,
 }
 
@@ -112,16 +264,29 @@ impl EmbeddedCoordinator {
         let tail = entries.into_iter().skip(skip).collect();
         let (images, _) = watch::channel(Arc::clone(&image));
         Ok(Self {
-            committed: Mutex::new(Committed {
-                image,
-                log: Arc::new(StdMutex::new(log)),
-                log_path,
-                pending: None,
-                tail,
-            }),
-            images,
+            committer: Committer::Local {
+                committed: Mutex::new(Committed {
+                    image,
+                    log: Arc::new(StdMutex::new(log)),
+                    log_path,
+                    pending: None,
+                    tail,
+                }),
+                images,
+            },
             limits: PartitionLimits::default(),
         })
+    }
+
+    /// The proposer over a running quorum member.
+    pub fn with_quorum(node: RaftNode) -> Self {
+        Self {
+            committer: Committer::Quorum {
+                node,
+                turns: Mutex::new(()),
+            },
+            limits: PartitionLimits::default(),
+        }
     }
 
     /// Caps partitions per topic and per broker at `limits` (the defaults
@@ -131,72 +296,64 @@ impl EmbeddedCoordinator {
         self
     }
 
-    /// Validates, logs and applies one command, then publishes the new image.
+    /// The quorum member, when this coordinator commits through one.
+    pub fn quorum(&self) -> Option<&RaftNode> {
+        match &self.committer {
+            Committer::Local { .. } => None,
+            Committer::Quorum { node, .. } => Some(node),
+        }
+    }
+
+    /// Validates, commits and applies one command, then publishes the new
+    /// image.
     ///
     /// Commands are the leader's decisions: callers fill in ids and
     /// placements themselves. The trait methods do that for the common cases.
     pub async fn propose(&self, command: Command) -> Result<ApplyOutcome, ClusterError> {
-        let mut committed = self.lock().await;
-        self.propose_locked(&mut committed, command).await
+        self.turn().await?.commit(command).await
     }
 
-    /// Locks the committed state, first settling an append left behind by a
-    /// cancelled proposal: its image is committed exactly when it succeeded,
-    /// so the image keeps matching the log.
-    async fn lock(&self) -> MutexGuard<'_, Committed> {
-        let mut committed = self.committed.lock().await;
-        // Awaited in place, so cancelling this wait leaves it for the next.
-        let outcome = match committed.pending.as_mut() {
-            Some(pending) => Some((&mut pending.task).await),
-            None => None,
-        };
-        if let (Some(outcome), Some(pending)) = (outcome, committed.pending.take()) {
-            match outcome {
-                Ok(Ok(())) => {
-                    committed.commit(pending.image, pending.entry);
-                    self.images.send_replace(Arc::clone(&committed.image));
+    /// Waits for this proposer's turn. On the quorum it also confirms this
+    /// member leads and has applied everything committed, and has the
+    /// cluster id decided first if no leader did yet.
+    async fn turn(&self) -> Result<Turn<'_>, ClusterError> {
+        match &self.committer {
+            Committer::Local { committed, images } => {
+                let mut committed = committed.lock().await;
+                committed.settle(images).await;
+                Ok(Turn::Local { committed, images })
+            }
+            Committer::Quorum { node, turns } => {
+                let turn = turns.lock().await;
+                node.ensure_fresh().await.map_err(quorum_error)?;
+                if node.state().image().cluster_id.is_empty() {
+                    let cluster_id = new_cluster_id();
+                    node.propose(Proposal::ClusterId { cluster_id })
+                        .await
+                        .map_err(quorum_error)?;
                 }
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "an abandoned metadata log append failed");
-                }
-                Err(error) => {
-                    tracing::error!(%error, "an abandoned metadata log append panicked");
-                }
+                Ok(Turn::Quorum {
+                    _turn: turn,
+                    node,
+                    image: node.state().image(),
+                })
             }
         }
-        committed
     }
 
-    async fn propose_locked(
-        &self,
-        committed: &mut Committed,
-        command: Command,
-    ) -> Result<ApplyOutcome, ClusterError> {
-        let index = committed.next_index();
-        let mut next = MetadataImage::clone(&committed.image);
-        let outcome = next.apply(index, &command)?;
-        let entry = LogEntry { index, command };
-        let log = Arc::clone(&committed.log);
-        let log_path = committed.log_path.clone();
-        let next = Arc::new(next);
-        let to_write = entry.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let mut log = log.lock().map_err(|_| poisoned(&log_path))?;
-            log.append(&to_write)
-        });
-        // Kept in `committed` while awaited: if this future is dropped, the
-        // append still finishes and `lock` commits or discards its image.
-        let pending = committed.pending.insert(PendingAppend {
-            image: Arc::clone(&next),
-            entry: entry.clone(),
-            task,
-        });
-        let written = (&mut pending.task).await;
-        committed.pending = None;
-        written.map_err(|e| task_failed(&committed.log_path, &e))??;
-        committed.commit(next, entry);
-        self.images.send_replace(Arc::clone(&committed.image));
-        Ok(outcome)
+    /// On the quorum: confirms this member leads, and has the cluster id
+    /// committed if it is not yet. Nothing to do on a single node.
+    pub async fn take_lead(&self) -> Result<(), ClusterError> {
+        self.turn().await.map(drop)
+    }
+
+    /// Confirms that the image this member serves is the quorum's latest
+    /// (a linearizable read); always true on a single node.
+    pub async fn ensure_fresh(&self) -> Result<(), ClusterError> {
+        match &self.committer {
+            Committer::Local { .. } => Ok(()),
+            Committer::Quorum { node, .. } => node.ensure_fresh().await.map_err(quorum_error),
+        }
     }
 
     /// The committed entries from index `from` on (at most `max`), or a
@@ -204,41 +361,35 @@ impl EmbeddedCoordinator {
     /// log's end + 1 (the reader saw a log this coordinator no longer has).
     /// Index 0 never exists, so `from = 0` always asks for a snapshot.
     pub async fn read_log(&self, from: u64, max: usize) -> LogRead {
-        let committed = self.lock().await;
-        read_tail(&committed.image, &committed.tail, from, max)
-    }
-
-    /// Applies `command` to a copy of the current image without logging it.
-    fn dry_run(committed: &Committed, command: &Command) -> Result<ApplyOutcome, ClusterError> {
-        let mut scratch = MetadataImage::clone(&committed.image);
-        Ok(scratch.apply(committed.next_index(), command)?)
+        match &self.committer {
+            Committer::Local { committed, images } => {
+                let mut committed = committed.lock().await;
+                committed.settle(images).await;
+                read_tail(&committed.image, &committed.tail, from, max)
+            }
+            Committer::Quorum { node, .. } => node.state().read_log(from, max),
+        }
     }
 
     async fn register(&self, reg: BrokerRegistration) -> Result<i64, ClusterError> {
-        let mut committed = self.lock().await;
-        let registered = self
-            .propose_locked(
-                &mut committed,
-                Command::RegisterBroker {
-                    broker_id: reg.broker_id,
-                    incarnation_id: reg.incarnation_id,
-                    listeners: reg.listeners,
-                    rack: reg.rack,
-                },
-            )
+        let mut turn = self.turn().await?;
+        let registered = turn
+            .commit(Command::RegisterBroker {
+                broker_id: reg.broker_id,
+                incarnation_id: reg.incarnation_id,
+                listeners: reg.listeners,
+                rack: reg.rack,
+            })
             .await?;
         let ApplyOutcome::BrokerRegistered { broker_epoch } = registered else {
             return Err(unexpected(&registered));
         };
         // In combined mode the broker reads this very image, so it has
         // caught up the moment it registers; no heartbeat round is needed.
-        self.propose_locked(
-            &mut committed,
-            Command::UnfenceBroker {
-                broker_id: reg.broker_id,
-                broker_epoch,
-            },
-        )
+        turn.commit(Command::UnfenceBroker {
+            broker_id: reg.broker_id,
+            broker_epoch,
+        })
         .await?;
         Ok(broker_epoch)
     }
@@ -248,8 +399,8 @@ impl EmbeddedCoordinator {
         // placement would have complained about.
         validate_topic_name(&req.name)
             .map_err(|reason| Rejection::new(KafkaCode::INVALID_TOPIC_EXCEPTION, reason))?;
-        let mut committed = self.lock().await;
-        let image = &committed.image;
+        let mut turn = self.turn().await?;
+        let image = turn.image();
         if image.topic(&req.name).is_some() {
             return Err(Rejection::new(
                 KafkaCode::TOPIC_ALREADY_EXISTS,
@@ -261,7 +412,7 @@ impl EmbeddedCoordinator {
             image.place_replicas(
                 req.partitions,
                 req.replication_factor,
-                rotation(committed.next_index()),
+                rotation(turn.next_index()),
             )?
         } else {
             manual_assignments(image, &req.assignments)?
@@ -283,10 +434,10 @@ impl EmbeddedCoordinator {
             assignments,
         };
         let id = if req.validate_only {
-            Self::dry_run(&committed, &command)?;
+            turn.dry_run(&command)?;
             Uuid::nil()
         } else {
-            self.propose_locked(&mut committed, command).await?;
+            turn.commit(command).await?;
             topic_id
         };
         Ok(TopicSummary {
@@ -298,14 +449,13 @@ impl EmbeddedCoordinator {
     }
 
     async fn delete(&self, name: &str) -> Result<Uuid, ClusterError> {
-        let mut committed = self.lock().await;
-        let topic_id = committed
-            .image
+        let mut turn = self.turn().await?;
+        let topic_id = turn
+            .image()
             .topic(name)
             .map(|topic| topic.id)
             .ok_or_else(|| unknown_topic(name))?;
-        self.propose_locked(&mut committed, Command::DeleteTopic { topic_id })
-            .await?;
+        turn.commit(Command::DeleteTopic { topic_id }).await?;
         Ok(topic_id)
     }
 
@@ -316,8 +466,8 @@ impl EmbeddedCoordinator {
         assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> Result<(), ClusterError> {
-        let mut committed = self.lock().await;
-        let image = &committed.image;
+        let mut turn = self.turn().await?;
+        let image = turn.image();
         let topic = image.topic(name).ok_or_else(|| unknown_topic(name))?;
         let current = topic.partitions.len();
         let wanted = usize::try_from(total).unwrap_or(0);
@@ -336,7 +486,7 @@ impl EmbeddedCoordinator {
             .first()
             .map_or(0, |p| i16::try_from(p.replicas.len()).unwrap_or(i16::MAX));
         // Continue the topic's round-robin where its existing partitions end.
-        let start = rotation(committed.next_index()) + current;
+        let start = rotation(turn.next_index()) + current;
         let additional = total - current as i32;
         let new_assignments = match assignments {
             None => image.place_replicas(additional, replication_factor, start)?,
@@ -353,9 +503,9 @@ impl EmbeddedCoordinator {
             new_assignments,
         };
         if validate_only {
-            Self::dry_run(&committed, &command)?;
+            turn.dry_run(&command)?;
         } else {
-            self.propose_locked(&mut committed, command).await?;
+            turn.commit(command).await?;
         }
         Ok(())
     }
@@ -366,9 +516,9 @@ impl EmbeddedCoordinator {
         set: BTreeMap<String, String>,
         delete: Vec<String>,
     ) -> Result<(), ClusterError> {
-        let mut committed = self.lock().await;
-        let topic = committed
-            .image
+        let mut turn = self.turn().await?;
+        let topic = turn
+            .image()
             .topic(name)
             .ok_or_else(|| unknown_topic(name))?;
         check_config_change(&topic.configs, &set, &delete)?;
@@ -377,7 +527,7 @@ impl EmbeddedCoordinator {
             set,
             delete,
         };
-        self.propose_locked(&mut committed, command).await?;
+        turn.commit(command).await?;
         Ok(())
     }
 
@@ -554,11 +704,17 @@ impl ClusterCoordinator for EmbeddedCoordinator {
     }
 
     fn image(&self) -> Arc<MetadataImage> {
-        Arc::clone(&self.images.borrow())
+        match &self.committer {
+            Committer::Local { images, .. } => Arc::clone(&images.borrow()),
+            Committer::Quorum { node, .. } => node.state().image(),
+        }
     }
 
     fn watch(&self) -> watch::Receiver<Arc<MetadataImage>> {
-        self.images.subscribe()
+        match &self.committer {
+            Committer::Local { images, .. } => images.subscribe(),
+            Committer::Quorum { node, .. } => node.state().watch(),
+        }
     }
 }
 

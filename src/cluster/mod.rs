@@ -139,6 +139,22 @@ pub enum ClusterError {
     /// marker and log disagree; starting would mix two clusters' state.
     #[error("inconsistent cluster metadata in {}: {reason}", path.display())]
     InconsistentMetadata { path: PathBuf, reason: String },
+    /// This coordinator is not the quorum's leader; writes go to `leader`
+    /// (Kafka's NOT_CONTROLLER), when one is known.
+    #[error("this coordinator is not the quorum leader{}", leader.as_ref().map(|l| format!("; the leader is {} at {}", l.id, l.client_address)).unwrap_or_default())]
+    NotController { leader: Option<QuorumLeader> },
+    /// The quorum could not confirm a write or a fresh read in time.
+    #[error("the coordinator quorum is unavailable: {reason}")]
+    QuorumUnavailable { reason: String },
+}
+
+/// The coordinator quorum's leader, as a follower names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumLeader {
+    /// Its `myid`.
+    pub id: u64,
+    /// `host:port` where brokers and tools reach it.
+    pub client_address: String,
 }
 
 impl ClusterError {
@@ -147,6 +163,8 @@ impl ClusterError {
     pub fn code(&self) -> KafkaCode {
         match self {
             Self::Rejected { code, .. } => *code,
+            Self::NotController { .. } => KafkaCode::NOT_CONTROLLER,
+            Self::QuorumUnavailable { .. } => KafkaCode::REQUEST_TIMED_OUT,
             _ => KafkaCode::UNKNOWN_SERVER_ERROR,
         }
     }

@@ -67,6 +67,20 @@ impl RemoteImage {
     ///
     /// A batch is applied whole or not at all. On `Err` the image is kept
     /// (brokers go on serving it) and the next pull asks for a snapshot.
+    /// Whether `response` is a snapshot of this very cluster older than the
+    /// image: a quorum member that lags behind the one pulled from before.
+    /// Applying it would move the image back; the caller asks again.
+    pub fn is_behind(&self, response: &MetadataLogResponse) -> bool {
+        match &response.batch {
+            LogBatch::Snapshot(snapshot) => {
+                self.synced
+                    && snapshot.cluster_id == self.image.cluster_id
+                    && snapshot.last_applied < self.image.last_applied
+            }
+            LogBatch::Entries(_) => false,
+        }
+    }
+
     pub fn apply(&mut self, response: MetadataLogResponse) -> Result<bool, PullError> {
         let result = self.apply_batch(response);
         if result.is_err() {

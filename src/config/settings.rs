@@ -512,8 +512,10 @@ impl RawConfig {
         })
     }
 
-    /// `coordinator.connect`, else the first `zookeeper.connect` server with
-    /// any chroot stripped (the chroot follows the last server).
+    /// `coordinator.connect`, else the `zookeeper.connect` servers (a
+    /// coordinator quorum's members), comma separated, with any chroot
+    /// stripped (the chroot follows the last server: gregor keeps no tree
+    /// to root it in).
     fn coordinator(&self) -> Option<String> {
         if let Some(rv) = self.get("coordinator.connect")
             && !rv.value.trim().is_empty()
@@ -521,16 +523,21 @@ impl RawConfig {
             return Some(rv.value.trim().to_string());
         }
         let zk = self.get("zookeeper.connect")?;
-        let first = zk.value.split(',').map(str::trim).find(|s| !s.is_empty())?;
-        let host_port = first.split('/').next().unwrap_or(first).trim();
-        if host_port.is_empty() {
-            None
-        } else if host_port.contains(':') {
-            Some(host_port.to_string())
-        } else {
-            // ZooKeeper's client assumes its well-known port when none is given.
-            Some(format!("{host_port}:2181"))
-        }
+        let servers: Vec<String> = zk
+            .value
+            .split(',')
+            .map(|server| server.split('/').next().unwrap_or(server).trim())
+            .filter(|host_port| !host_port.is_empty())
+            .map(|host_port| {
+                if host_port.contains(':') {
+                    host_port.to_string()
+                } else {
+                    // ZooKeeper's client assumes its well-known port.
+                    format!("{host_port}:2181")
+                }
+            })
+            .collect();
+        (!servers.is_empty()).then(|| servers.join(","))
     }
 
     fn admin_listener(&self) -> Result<SocketAddr, ConfigError> {

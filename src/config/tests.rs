@@ -462,8 +462,8 @@ fn bad_value_messages_name_key_value_and_source() {
 
 #[test]
 fn coordinator_admin_and_misc() {
-    let s = settings("zookeeper.connect=zk1:2181,zk2:2181/kafka", &[], &[]).unwrap();
-    assert_eq!(s.coordinator.as_deref(), Some("zk1:2181"));
+    let s = settings("zookeeper.connect=zk1:2181,zk2/kafka", &[], &[]).unwrap();
+    assert_eq!(s.coordinator.as_deref(), Some("zk1:2181,zk2:2181"));
     let s = settings("zookeeper.connect=zk1/chroot", &[], &[]).unwrap();
     assert_eq!(s.coordinator.as_deref(), Some("zk1:2181"));
     let s = settings(

@@ -36,6 +36,7 @@ use uuid::Uuid;
 
 use super::client_tls::CoordinatorTls;
 use super::lease::HEARTBEAT_INTERVAL;
+use super::members::Members;
 use super::wire::AlterScramCredentialRequest;
 use super::wire::{
     AclBindingsRequest, AllocateProducerIdsRequest, AllocateProducerIdsResponse,
@@ -57,6 +58,8 @@ const LONG_POLL: Duration = Duration::from_secs(10);
 /// Added to a request's own wait before the client gives up on it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Wait before pulling again from a quorum member behind this broker.
+const BEHIND_DELAY: Duration = Duration::from_millis(200);
 /// Heartbeat period while fenced: being unfenced waits on it.
 const FENCED_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
 /// How long a write waits for the local image to catch up with it.
@@ -91,7 +94,11 @@ impl HttpClient {
         Self { address, tls }
     }
 
-    async fn call<T: DeserializeOwned>(
+    pub(crate) fn address(&self) -> &str {
+        &self.address
+    }
+
+    pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -221,7 +228,7 @@ struct Session {
 
 /// What the coordinator handle and its background loops share.
 struct Shared {
-    http: HttpClient,
+    http: Members,
     images: watch::Sender<Arc<MetadataImage>>,
     session: StdMutex<Option<Session>>,
     shutdown: watch::Receiver<bool>,
@@ -250,10 +257,7 @@ impl RemoteCoordinator {
     ) -> Self {
         let (images, _) = watch::channel(Arc::new(MetadataImage::default()));
         let shared = Arc::new(Shared {
-            http: HttpClient {
-                address: address.to_owned(),
-                tls,
-            },
+            http: Members::new(address, tls),
             images,
             session: StdMutex::new(None),
             shutdown,
@@ -265,8 +269,8 @@ impl RemoteCoordinator {
         }
     }
 
-    fn address(&self) -> &str {
-        &self.shared.http.address
+    fn address(&self) -> String {
+        self.shared.http.address()
     }
 
     async fn register(&self, registration: BrokerRegistration) -> Result<i64, ClusterError> {
@@ -283,7 +287,7 @@ impl RemoteCoordinator {
                 .get_or_insert_with(|| OwnedTask::spawn(heartbeat(Arc::clone(&self.shared))));
         }
         tracing::info!(
-            coordinator = self.address(),
+            coordinator = %self.address(),
             broker_id,
             broker_epoch,
             "registered; waiting to be unfenced"
@@ -299,7 +303,7 @@ impl RemoteCoordinator {
                 Ok(Ok(_)) => break,
                 Ok(Err(_)) => return Err(gone()),
                 Err(_) => tracing::warn!(
-                    coordinator = self.address(),
+                    coordinator = %self.address(),
                     broker_id,
                     broker_epoch,
                     "still fenced: waiting to catch up with the metadata log"
@@ -351,7 +355,7 @@ impl RemoteCoordinator {
             .is_err()
         {
             tracing::warn!(
-                coordinator = self.address(),
+                coordinator = %self.address(),
                 metadata_offset = offset,
                 "the local metadata image has not caught up with a write yet"
             );
@@ -412,7 +416,7 @@ async fn register_until_answered(
             Err(CallError::Unreachable { reason }) => {
                 tracing::warn!(
                     "coordinator {} not reachable yet ({reason}); retrying in {}s",
-                    shared.http.address,
+                    shared.http.address(),
                     RETRY_DELAY.as_secs()
                 );
                 if sleep_or_shutdown(shared, RETRY_DELAY).await {
@@ -453,8 +457,15 @@ async fn pull_log(shared: Arc<Shared>) {
         match answer {
             Ok(answer) => {
                 if !reachable {
-                    tracing::info!(coordinator = %shared.http.address, "coordinator reachable again; resyncing metadata");
+                    tracing::info!(coordinator = %shared.http.address(), "coordinator reachable again; resyncing metadata");
                     reachable = true;
+                }
+                if image.is_behind(&answer) {
+                    // A lagging quorum member; it catches up in a moment.
+                    if sleep_or_shutdown(&shared, BEHIND_DELAY).await {
+                        return;
+                    }
+                    continue;
                 }
                 match image.apply(answer) {
                     Ok(true) => {
@@ -471,14 +482,14 @@ async fn pull_log(shared: Arc<Shared>) {
                 if reachable {
                     tracing::warn!(
                         "coordinator {} not reachable ({reason}); serving the last metadata and retrying every {}s",
-                        shared.http.address,
+                        shared.http.address(),
                         RETRY_DELAY.as_secs()
                     );
                     reachable = false;
                 }
             }
             Err(CallError::Refused(error)) => {
-                tracing::warn!(coordinator = %shared.http.address, %error, "metadata pull refused");
+                tracing::warn!(coordinator = %shared.http.address(), %error, "metadata pull refused");
             }
         }
         if sleep_or_shutdown(&shared, RETRY_DELAY).await {

@@ -23,7 +23,9 @@
 pub mod access;
 pub mod client;
 pub mod client_tls;
+pub mod ensemble;
 pub mod lease;
+mod members;
 pub mod server;
 pub mod settings;
 pub mod wire;

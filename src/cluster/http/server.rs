@@ -42,6 +42,7 @@ use crate::cluster::{
 use crate::security::KafkaPrincipal;
 use crate::security::tls::{TlsAcceptorHandle, TlsError, reload_on_change};
 
+mod quorum;
 mod routes;
 
 /// Most entries one log pull returns.
@@ -72,6 +73,9 @@ pub enum CoordinatorError {
 pub struct Listeners {
     pub plaintext: Option<TcpListener>,
     pub secure: Option<TcpListener>,
+    /// A quorum member's `peerPort`: raft RPCs from the other members, with
+    /// mutual TLS when `secureClientPort` is configured.
+    pub peer: Option<TcpListener>,
 }
 
 /// The coordinator's state shared by every connection.
@@ -103,6 +107,13 @@ pub async fn run(
     if let Some(secure) = &settings.secure {
         listeners.secure = Some(bind(secure.listen).await?);
     }
+    if let Some(ensemble) = &settings.ensemble {
+        let ip = settings
+            .listen
+            .or(settings.secure.as_ref().map(|s| s.listen))
+            .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip());
+        listeners.peer = Some(bind(SocketAddr::new(ip, ensemble.me().peer_port)).await?);
+    }
     run_on_listeners(listeners, settings, shutdown).await
 }
 
@@ -114,7 +125,7 @@ pub async fn run_on(
 ) -> Result<(), CoordinatorError> {
     let listeners = Listeners {
         plaintext: Some(listener),
-        secure: None,
+        ..Listeners::default()
     };
     run_on_listeners(listeners, settings, shutdown).await
 }
@@ -151,14 +162,7 @@ pub async fn run_on_listeners(
         path: data_dir.clone(),
         reason: e.to_string(),
     })?;
-    let metadata =
-        tokio::task::spawn_blocking(move || EmbeddedCoordinator::open(&data_dir, settings.node_id))
-            .await
-            .map_err(|e| CoordinatorError::DataDir {
-                path: settings.data_dir.clone(),
-                reason: format!("opening the metadata log failed: {e}"),
-            })??
-            .with_partition_limits(settings.partition_limits);
+    let metadata = quorum::open_metadata(&settings).await?;
     let mut leases = Leases::new(SESSION_TIMEOUT);
     // A coordinator that just started cannot know who was silent before.
     leases.reset(&metadata.image(), Instant::now());
@@ -175,7 +179,18 @@ pub async fn run_on_listeners(
         authorizer: access::authorizer_for(&settings.authorization),
     });
     warn_if_open(&listeners, &settings);
-    serve(service, listeners, tls, settings.max_client_connections).await;
+    let member_id = settings.ensemble.as_ref().map_or(settings.node_id, |e| {
+        i32::try_from(e.my_id).unwrap_or(i32::MAX)
+    });
+    let quorum = quorum::follow_leadership(Arc::clone(&service), data_dir, member_id);
+    serve(
+        service,
+        listeners,
+        tls,
+        settings.max_client_connections,
+        quorum,
+    )
+    .await;
     Ok(())
 }
 
@@ -222,6 +237,7 @@ async fn serve(
     listeners: Listeners,
     tls: Option<(TlsAcceptorHandle, crate::security::tls::TlsReloader)>,
     max_connections: Option<usize>,
+    quorum: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let image = service.metadata.image();
     tracing::info!(
@@ -236,6 +252,7 @@ async fn serve(
     let mut shutdown = service.shutdown.clone();
     let mut tasks = JoinSet::new();
     tasks.spawn(expire_leases(Arc::clone(&service)));
+    tasks.spawn(quorum);
     let tls = tls.map(|(handle, reloader)| {
         tasks.spawn(reload_on_change(vec![reloader], service.shutdown.clone()));
         handle
@@ -245,7 +262,14 @@ async fn serve(
     let mut secure = listeners
         .secure
         .map(|l| Acceptor::new(l, "coordinator (TLS)"));
-    for (acceptor, port) in [(&plaintext, "clientPort"), (&secure, "secureClientPort")] {
+    let mut peers = listeners
+        .peer
+        .map(|l| Acceptor::new(l, "coordinator (quorum peers)"));
+    for (acceptor, port) in [
+        (&plaintext, "clientPort"),
+        (&secure, "secureClientPort"),
+        (&peers, "peerPort"),
+    ] {
         if let Some(address) = acceptor.as_ref().and_then(|a| a.local_addr().ok()) {
             tracing::info!(%address, "coordinator listening ({port})");
         }
@@ -254,6 +278,7 @@ async fn serve(
         let (stream, peer, tls) = tokio::select! {
             (stream, peer) = accept(&mut plaintext) => (stream, peer, None),
             (stream, peer) = accept(&mut secure) => (stream, peer, tls.clone()),
+            (stream, peer) = accept(&mut peers) => (stream, peer, tls.clone()),
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             _ = shutdown.changed() => break,
         };
@@ -280,7 +305,7 @@ async fn serve(
         }
     }
     tracing::info!("coordinator stopping: draining connections");
-    drop((plaintext, secure));
+    drop((plaintext, secure, peers));
     tasks.abort_all();
     let drain = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
@@ -347,6 +372,10 @@ async fn expire_leases(service: Arc<Service>) {
     let mut tick = tokio::time::interval(LEASE_CHECK_INTERVAL);
     loop {
         tick.tick().await;
+        // Leases are the quorum leader's alone.
+        if quorum::require_leader(&service).is_err() {
+            continue;
+        }
         let image = service.metadata.image();
         let expired = match service.leases.lock() {
             Ok(leases) => leases.expired(&image, Instant::now()),

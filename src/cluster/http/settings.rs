@@ -26,7 +26,11 @@
 //! - `gregor.max.partitions.per.topic` (default 10000) and
 //!   `gregor.max.partitions.per.broker` (default 4000): CreateTopics and
 //!   CreatePartitions that would go past them are refused with
-//!   POLICY_VIOLATION (see [`PartitionLimits`]).
+//!   POLICY_VIOLATION (see [`PartitionLimits`]);
+//! - `server.N=host:peerPort:electionPort[;clientPort]` with `dataDir/myid`
+//!   (or `ZOO_MY_ID`, and `ZOO_SERVERS` for the lines): a coordinator
+//!   quorum, see [`super::ensemble`]; `gregor.quorum.snapshot.after.entries`
+//!   (default 5000) is how many raft entries go between snapshots.
 //!
 //! Sources, later ones winning: built-in defaults, the properties file,
 //! environment variables `GREGOR_COORDINATOR_<KEY>` (the key upper-cased,
@@ -40,6 +44,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::ensemble::{self, EnsembleSettings, MYID_FILE, SERVER_PREFIX, zoo_servers};
 use crate::config::{
     AUTHORIZER_CLASS_NAMES, ClientAuth, ConfigError, Keystore, PartitionLimits, RawConfig,
     RawValue, Source, TlsSettings, TlsVersion, Truststore, parse_override,
@@ -69,6 +74,7 @@ const KEYS: &[(&str, &str)] = &[
     ("authorizer.class.name", ""),
     ("super.users", ""),
     ("allow.everyone.if.no.acl.found", "false"),
+    ("gregor.quorum.snapshot.after.entries", "5000"),
 ];
 
 /// Other spellings, mapped to the key in [`KEYS`] they mean.
@@ -128,6 +134,8 @@ pub struct CoordinatorSettings {
     /// tools on the cluster's network; tests shorten it.
     pub request_timeout: Duration,
     pub partition_limits: PartitionLimits,
+    /// `server.N` lines: this coordinator is one member of a quorum.
+    pub ensemble: Option<EnsembleSettings>,
 }
 
 /// `secureClientPort` and the `ssl.*` keys it is served with.
@@ -183,6 +191,12 @@ impl CoordinatorArgs {
             if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
                 from_env.set(env_key(rest), value.clone(), Source::Env(name.clone()));
             }
+            // The official zookeeper image's ensemble variables.
+            match name.as_str() {
+                "ZOO_MY_ID" => from_env.set(MYID_FILE, value.clone(), Source::Env(name.clone())),
+                "ZOO_SERVERS" => from_env.merge(zoo_servers(value, name)),
+                _ => {}
+            }
         }
         merge(&mut raw, from_env);
         let mut flags = Vec::new();
@@ -229,7 +243,8 @@ fn merge(raw: &mut RawConfig, higher: RawConfig) {
 
 fn warn_unknown(raw: &RawConfig) {
     for (key, value) in raw.iter() {
-        if !KEYS.iter().any(|(k, _)| *k == key) && !IGNORED.contains(&key) {
+        let ensemble = key.starts_with(SERVER_PREFIX) || key == MYID_FILE;
+        if !KEYS.iter().any(|(k, _)| *k == key) && !IGNORED.contains(&key) && !ensemble {
             tracing::warn!(key, from = %value.from, "unknown coordinator config key ignored");
         }
     }
@@ -313,8 +328,23 @@ fn validate(raw: &RawConfig) -> Result<CoordinatorSettings, ConfigError> {
         }),
         None => None,
     };
+    let data_dir = PathBuf::from(dir.value.trim());
+    let snapshot_after_entries = u64::try_from(int(
+        raw,
+        "gregor.quorum.snapshot.after.entries",
+        2,
+        i64::MAX,
+    )?)
+    .unwrap_or(2);
+    let ensemble = ensemble::validate(raw, &data_dir, snapshot_after_entries)?;
+    // A `server.N` line's own client port is where that member listens.
+    let port = ensemble
+        .as_ref()
+        .and_then(|e| e.me().client_port)
+        .unwrap_or(port);
     Ok(CoordinatorSettings {
-        data_dir: PathBuf::from(dir.value.trim()),
+        ensemble,
+        data_dir,
         listen: plaintext.then(|| SocketAddr::new(ip, port)),
         authorization: access_settings(raw, secure.is_some())?,
         secure,

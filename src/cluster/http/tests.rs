@@ -42,6 +42,7 @@ async fn start_coordinator_with(request_timeout: Duration) -> Running {
         node_id: 0,
         request_timeout,
         partition_limits: PartitionLimits::default(),
+        ensemble: None,
     };
     let (stop, shutdown) = watch::channel(false);
     let server = tokio::spawn(async move {
@@ -215,6 +216,7 @@ async fn registration_waits_for_a_coordinator_that_is_not_up_yet() {
         node_id: 0,
         request_timeout: Duration::from_secs(30),
         partition_limits: PartitionLimits::default(),
+        ensemble: None,
     };
     let (_stop_server, server_shutdown) = watch::channel(false);
     tokio::spawn(run_on(listener, settings, server_shutdown));

@@ -59,11 +59,13 @@ async fn start(dir: &Path, certs: &Path) -> (String, watch::Sender<bool>) {
         node_id: 0,
         request_timeout: Duration::from_secs(30),
         partition_limits: PartitionLimits::default(),
+        ensemble: None,
     };
     let (stop, shutdown) = watch::channel(false);
     let listeners = Listeners {
         plaintext: None,
         secure: Some(listener),
+        peer: None,
     };
     tokio::spawn(async move {
         run_on_listeners(listeners, settings, shutdown)

@@ -27,6 +27,12 @@ pub struct ErrorBody {
     pub error_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+    /// With NOT_CONTROLLER: the quorum leader's `myid`, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_id: Option<u64>,
+    /// With NOT_CONTROLLER: where brokers and tools reach the leader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_address: Option<String>,
 }
 
 impl ErrorBody {
@@ -35,7 +41,15 @@ impl ErrorBody {
     }
 
     pub fn from_error(error: &ClusterError) -> Self {
-        Self::new(error.code(), error.message())
+        let mut body = Self::new(error.code(), error.message());
+        if let ClusterError::NotController {
+            leader: Some(leader),
+        } = error
+        {
+            body.leader_id = Some(leader.id);
+            body.leader_address = Some(leader.client_address.clone());
+        }
+        body
     }
 
     pub fn new(code: KafkaCode, message: impl Into<String>) -> Self {
@@ -43,6 +57,8 @@ impl ErrorBody {
             error_code: code.0,
             error_name: Some(code.name().to_owned()),
             error_message: Some(message.into()),
+            leader_id: None,
+            leader_address: None,
         }
     }
 
@@ -50,6 +66,15 @@ impl ErrorBody {
     pub fn into_result(self) -> Result<(), ClusterError> {
         if self.error_code == KafkaCode::NONE.0 {
             return Ok(());
+        }
+        if self.error_code == KafkaCode::NOT_CONTROLLER.0 {
+            let leader = match (self.leader_id, self.leader_address) {
+                (Some(id), Some(client_address)) => {
+                    Some(crate::cluster::QuorumLeader { id, client_address })
+                }
+                _ => None,
+            };
+            return Err(ClusterError::NotController { leader });
         }
         Err(ClusterError::Rejected {
             code: KafkaCode(self.error_code),
@@ -272,6 +297,34 @@ impl From<MetadataLogResponse> for LogResponseFields {
             snapshot,
         }
     }
+}
+
+/// `GET /v1/quorum`: the coordinator quorum as `kafka-metadata-quorum.sh
+/// describe --status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumView {
+    /// The member that answered.
+    pub member_id: u64,
+    /// `None` while no leader is known.
+    pub leader_id: Option<u64>,
+    /// The raft term: Kafka's leader epoch of the metadata quorum.
+    pub leader_epoch: u64,
+    /// The raft index committed (and applied) on the leader; on a follower
+    /// the index it applied.
+    pub high_watermark: Option<u64>,
+    pub voters: Vec<VoterView>,
+}
+
+/// One voter of [`QuorumView`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoterView {
+    pub id: u64,
+    pub peer_address: String,
+    pub client_address: String,
+    /// The last raft index known to be on the voter (the leader knows).
+    pub log_end_offset: Option<u64>,
+    /// `high_watermark - log_end_offset`, where both are known.
+    pub lag: Option<u64>,
 }
 
 /// `GET /v1/cluster`: what `--zookeeper HOST:2181` tools read.

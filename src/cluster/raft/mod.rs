@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use super::metadata::{ApplyOutcome, Command, Rejection};
 
 pub use log_store::LogStore;
-pub use node::{RaftNode, RaftSettings};
+pub use node::{QuorumError, QuorumStatus, RaftNode, RaftSettings, RaftStartError, VoterProgress};
 pub use state_machine::{StateMachine, StateMachineHandle};
 
 /// A raft member's id: ZooKeeper's `myid`, the `N` of `server.N`.

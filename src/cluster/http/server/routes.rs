@@ -14,11 +14,15 @@ use serde::de::DeserializeOwned;
 
 use super::super::access::{self, Operation, Peer, Resource};
 use super::super::wire::{ClusterView, CreatableTopic, ErrorBody};
-use super::Service;
+use super::{Service, quorum};
+use crate::cluster::raft::network::RaftRpc;
 use crate::cluster::{ClusterCoordinator, ClusterError, KafkaCode};
 
 /// Largest request body accepted; metadata requests are small.
 const MAX_REQUEST_BYTES: usize = 1 << 20;
+/// Largest raft RPC accepted: a batch of entries (openraft sends at most
+/// 300) or one snapshot chunk.
+const MAX_RAFT_REQUEST_BYTES: usize = 64 << 20;
 
 pub(super) type HttpResponse = Response<Full<Bytes>>;
 
@@ -33,7 +37,10 @@ impl From<crate::cluster::Rejection> for Failure {
 
 impl From<ClusterError> for Failure {
     fn from(error: ClusterError) -> Self {
-        if !matches!(error, ClusterError::Rejected { .. }) {
+        if !matches!(
+            error,
+            ClusterError::Rejected { .. } | ClusterError::NotController { .. }
+        ) {
             tracing::error!(%error, "coordinator request failed");
         }
         Failure(ErrorBody::from_error(&error))
@@ -74,6 +81,8 @@ async fn route(
         // Brokers and their addresses, as Kafka's Metadata tells anyone, and
         // the topics the peer may describe, as Metadata lists them.
         (&Method::GET, ["v1", "cluster"]) => {
+            // On a quorum, only the leader knows its view is the latest.
+            service.metadata.ensure_fresh().await?;
             let image = service.metadata.image();
             let mut view = ClusterView::of(&image);
             view.topics.retain(|topic| {
@@ -90,12 +99,34 @@ async fn route(
             service.check(peer, &cluster_action)?;
             service.read_log(&query).await
         }
+        (&Method::GET, ["v1", "quorum"]) => match quorum::view(service) {
+            Some(view) => json(&view),
+            None => Err(invalid("this coordinator is not a quorum member")),
+        },
+        // Raft RPCs from the other members, as brokers are authorized.
+        (&Method::POST, ["v1", "raft", rpc]) => {
+            service.check(peer, &cluster_action)?;
+            let rpc = RaftRpc::from_segment(rpc)
+                .ok_or_else(|| invalid(format!("no raft RPC '{rpc}'")))?;
+            let node = service
+                .metadata
+                .quorum()
+                .ok_or_else(|| invalid("this coordinator is not a quorum member"))?;
+            let request = raw_body(service, request, MAX_RAFT_REQUEST_BYTES).await?;
+            let answer = node
+                .serve_rpc(rpc, &request)
+                .await
+                .map_err(|e| invalid(e.to_string()))?;
+            Ok(with_body(StatusCode::OK, "application/json", answer))
+        }
         (&Method::POST, ["v1", "brokers", "register"]) => {
             service.check(peer, &cluster_action)?;
+            quorum::require_leader(service)?;
             service.register(peer, body(service, request).await?).await
         }
         (&Method::POST, ["v1", "brokers", "heartbeat"]) => {
             service.check(peer, &cluster_action)?;
+            quorum::require_leader(service)?;
             service.heartbeat(peer, body(service, request).await?).await
         }
         (&Method::POST, ["v1", "topics"]) => {
@@ -166,7 +197,17 @@ pub(super) async fn body<T: DeserializeOwned>(
     service: &Service,
     request: Request<Incoming>,
 ) -> Result<T, Failure> {
-    let read = Limited::new(request.into_body(), MAX_REQUEST_BYTES).collect();
+    let bytes = raw_body(service, request, MAX_REQUEST_BYTES).await?;
+    serde_json::from_slice(&bytes).map_err(|e| invalid(format!("invalid JSON body: {e}")))
+}
+
+/// The body's bytes, at most `limit` of them, within the request timeout.
+async fn raw_body(
+    service: &Service,
+    request: Request<Incoming>,
+    limit: usize,
+) -> Result<Bytes, Failure> {
+    let read = Limited::new(request.into_body(), limit).collect();
     let bytes = tokio::time::timeout(service.request_timeout, read)
         .await
         .map_err(|_| {
@@ -177,7 +218,7 @@ pub(super) async fn body<T: DeserializeOwned>(
         })?
         .map_err(|e| invalid(format!("cannot read the request body: {e}")))?
         .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| invalid(format!("invalid JSON body: {e}")))
+    Ok(bytes)
 }
 
 pub(super) fn json<T: Serialize>(value: &T) -> Result<HttpResponse, Failure> {
@@ -228,6 +269,9 @@ pub(super) fn status_of(code: i16) -> StatusCode {
             StatusCode::FORBIDDEN
         }
         KafkaCode::UNKNOWN_SERVER_ERROR => StatusCode::INTERNAL_SERVER_ERROR,
+        // A follower of the quorum: the body names the leader.
+        KafkaCode::NOT_CONTROLLER => StatusCode::MISDIRECTED_REQUEST,
+        KafkaCode::REQUEST_TIMED_OUT => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     }
 }

@@ -1,0 +1,123 @@
+//! The coordinator's members as a broker or tool reaches them: one
+//! address, or a quorum's (`zookeeper.connect=zk1:2181,zk2:2181,zk3:2181`).
+//!
+//! Calls go to the member that answered last. One that does not answer is
+//! left for the next; one that answers NOT_CONTROLLER names the leader, and
+//! the call goes there (writes and heartbeats only succeed on the leader;
+//! the metadata log is served by any member).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hyper::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::client::{CallError, HttpClient};
+use super::client_tls::CoordinatorTls;
+use crate::cluster::ClusterError;
+
+/// How long to wait before asking again while the quorum has no leader
+/// (an election takes a second or two).
+const NO_LEADER_DELAY: Duration = Duration::from_millis(250);
+
+/// The members and which one is tried first.
+#[derive(Debug)]
+pub(crate) struct Members {
+    clients: Vec<HttpClient>,
+    tls: Option<CoordinatorTls>,
+    /// The member tried first: the last one that answered, or the leader
+    /// a follower named (not necessarily one of `clients`).
+    current: Mutex<HttpClient>,
+}
+
+impl Members {
+    /// `addresses`: `host:port`, comma separated.
+    pub(crate) fn new(addresses: &str, tls: Option<CoordinatorTls>) -> Self {
+        let mut clients: Vec<HttpClient> = addresses
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| HttpClient::new(a.to_owned(), tls.clone()))
+            .collect();
+        if clients.is_empty() {
+            clients.push(HttpClient::new(addresses.to_owned(), tls.clone()));
+        }
+        Self {
+            current: Mutex::new(clients[0].clone()),
+            clients,
+            tls,
+        }
+    }
+
+    fn current(&self) -> HttpClient {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_current(&self, client: HttpClient) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = client;
+    }
+
+    /// The address calls go to first, for log lines.
+    pub(crate) fn address(&self) -> String {
+        self.current().address().to_owned()
+    }
+
+    /// The member after `failed` in the configured order.
+    fn next_after(&self, failed: &HttpClient) -> HttpClient {
+        let at = self
+            .clients
+            .iter()
+            .position(|c| c.address() == failed.address());
+        let next = at.map_or(0, |i| (i + 1) % self.clients.len());
+        self.clients[next].clone()
+    }
+
+    /// [`HttpClient::call`] on the current member, moving on as the module
+    /// docs say; gives up after trying every member twice (and returns the
+    /// last failure).
+    pub(crate) async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        wait: Duration,
+    ) -> Result<T, CallError> {
+        let attempts = self.clients.len() * 2 + 1;
+        let mut client = self.current();
+        let mut failure = None;
+        for _ in 0..attempts {
+            match client.call(method.clone(), path, body, wait).await {
+                Ok(answer) => {
+                    self.set_current(client);
+                    return Ok(answer);
+                }
+                Err(CallError::Refused(ClusterError::NotController { leader })) => {
+                    client = match &leader {
+                        Some(leader) if leader.client_address != client.address() => {
+                            HttpClient::new(leader.client_address.clone(), self.tls.clone())
+                        }
+                        _ => {
+                            tokio::time::sleep(NO_LEADER_DELAY).await;
+                            self.next_after(&client)
+                        }
+                    };
+                    failure = Some(CallError::Refused(ClusterError::NotController { leader }));
+                }
+                Err(unreachable @ CallError::Unreachable { .. }) if self.clients.len() > 1 => {
+                    tracing::debug!(coordinator = client.address(), error = %unreachable, "coordinator member not answering; trying the next");
+                    client = self.next_after(&client);
+                    failure = Some(unreachable);
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        self.set_current(client);
+        Err(failure.unwrap_or(CallError::Unreachable {
+            reason: "no coordinator member answered".to_owned(),
+        }))
+    }
+}
