@@ -412,6 +412,16 @@ async fn register_until_answered(
                 answer.error.into_result()?;
                 return Ok(answer.broker_epoch);
             }
+            // A quorum between leaders: wait for the next one.
+            Err(CallError::Refused(
+                error @ (ClusterError::NotController { .. }
+                | ClusterError::QuorumUnavailable { .. }),
+            )) => {
+                tracing::warn!(%error, "coordinator quorum has no leader yet; retrying in {}s", RETRY_DELAY.as_secs());
+                if sleep_or_shutdown(shared, RETRY_DELAY).await {
+                    return Err(gone());
+                }
+            }
             Err(CallError::Refused(error)) => return Err(error),
             Err(CallError::Unreachable { reason }) => {
                 tracing::warn!(

@@ -89,21 +89,23 @@ impl Members {
         let attempts = self.clients.len() * 2 + 1;
         let mut client = self.current();
         let mut failure = None;
-        for _ in 0..attempts {
+        for attempt in 0..attempts {
             match client.call(method.clone(), path, body, wait).await {
                 Ok(answer) => {
                     self.set_current(client);
                     return Ok(answer);
                 }
                 Err(CallError::Refused(ClusterError::NotController { leader })) => {
+                    // The first hop to a named leader is immediate; more
+                    // hops mean an election is moving it.
+                    if attempt > 0 {
+                        tokio::time::sleep(NO_LEADER_DELAY).await;
+                    }
                     client = match &leader {
                         Some(leader) if leader.client_address != client.address() => {
                             HttpClient::new(leader.client_address.clone(), self.tls.clone())
                         }
-                        _ => {
-                            tokio::time::sleep(NO_LEADER_DELAY).await;
-                            self.next_after(&client)
-                        }
+                        _ => self.next_after(&client),
                     };
                     failure = Some(CallError::Refused(ClusterError::NotController { leader }));
                 }

@@ -184,13 +184,16 @@ pub async fn run_on_listeners(
     });
     let quorum = quorum::follow_leadership(Arc::clone(&service), data_dir, member_id);
     serve(
-        service,
+        Arc::clone(&service),
         listeners,
         tls,
         settings.max_client_connections,
         quorum,
     )
     .await;
+    if let Some(node) = service.metadata.quorum() {
+        node.shutdown().await;
+    }
     Ok(())
 }
 

@@ -1,0 +1,263 @@
+"""A coordinator quorum: three `gregor coordinator` processes on loopback
+configured as a ZooKeeper ensemble (`server.N` lines and `myid`), brokers
+with `zookeeper.connect` naming all three, kafka-python clients, and the
+coordinators' HTTP API read with urllib as `curl` would."""
+import json
+import signal
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from conftest import BIN, Broker, GregorProcess, free_port
+
+# openraft elects after 1-2 s of silence; a few election timeouts.
+FAILOVER_SECONDS = 10
+
+
+class Member(GregorProcess):
+    """One coordinator of the ensemble."""
+
+    def __init__(self, tmp_path, my_id, ports, snapshot_after_entries=None):
+        self.my_id = my_id
+        self.data_dir = Path(tmp_path) / f"zk{my_id}"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "myid").write_text(f"{my_id}\n")
+        self.port = ports[my_id][0]
+        self.log_path = Path(tmp_path) / f"zk{my_id}.log"
+        lines = [f"dataDir={self.data_dir}", f"clientPort={self.port}"]
+        for n, (client, peer, election) in sorted(ports.items()):
+            lines.append(f"server.{n}=127.0.0.1:{peer}:{election};{client}")
+        if snapshot_after_entries:
+            lines.append(f"gregor.quorum.snapshot.after.entries={snapshot_after_entries}")
+        self.config = Path(tmp_path) / f"zk{my_id}.properties"
+        self.config.write_text("\n".join(lines) + "\n")
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def args(self):
+        return [str(BIN), "coordinator", str(self.config)]
+
+    def call(self, method, path, body=None, timeout=10):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"http://{self.address}{path}", data=data, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as reply:
+                return reply.status, json.loads(reply.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+    def quorum(self):
+        return self.call("GET", "/v1/quorum")[1]
+
+    def image(self):
+        """This member's applied image (any member serves the log)."""
+        return self.call("GET", "/v1/metadata/log?from=0")[1]["snapshot"]
+
+
+@pytest.fixture
+def ensemble(tmp_path):
+    """Makes a three-member ensemble; kills every process at the end."""
+    started = []
+
+    class Make:
+        def members(self, snapshot_after_entries=None):
+            ports = {n: (free_port(), free_port(), free_port()) for n in (1, 2, 3)}
+            members = [Member(tmp_path, n, ports, snapshot_after_entries) for n in (1, 2, 3)]
+            started.extend(members)
+            for member in members:
+                member.start()
+            return members
+
+        def broker(self, members):
+            connect = ",".join(m.address for m in members)
+            broker = Broker(
+                tmp_path / f"broker{len(started)}",
+                extra=["--override", f"zookeeper.connect={connect}"],
+            )
+            started.append(broker)
+            return broker.start()
+
+    yield Make()
+    for process in started:
+        try:
+            process.stop(signal.SIGKILL)
+        except Exception:
+            pass
+
+
+def wait_until(condition, timeout=15.0, interval=0.1):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            value = condition()
+        except (OSError, KeyError, TypeError) as error:
+            value, last = None, error
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last error: {last})")
+
+
+def leader(members):
+    """The live member every live member agrees leads."""
+    live = [m for m in members if m.proc is not None]
+    views = [m.quorum() for m in live]
+    ids = {v["leader_id"] for v in views}
+    if len(ids) != 1 or None in ids:
+        return None
+    leader_id = ids.pop()
+    return next((m for m in live if m.my_id == leader_id), None)
+
+
+def register(member, broker_id):
+    return member.call(
+        "POST",
+        "/v1/brokers/register",
+        {
+            "broker_id": broker_id,
+            "incarnation_id": str(uuid.uuid4()),
+            "listeners": [
+                {"name": "PLAINTEXT", "host": "127.0.0.1", "port": 1, "security_protocol": "PLAINTEXT"}
+            ],
+            "rack": None,
+        },
+    )
+
+
+def create_topic(bootstrap, name, partitions=1, configs=None):
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    try:
+        admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=configs or {})]
+        )
+    finally:
+        admin.close()
+
+
+def produce(bootstrap, topic, values):
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for value in values:
+        producer.send(topic, value)
+    producer.flush()
+    producer.close()
+
+
+def consume(bootstrap, topic, expected):
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=8000
+    )
+    values = []
+    for message in consumer:
+        values.append(message.value)
+        if len(values) >= expected:
+            break
+    consumer.close()
+    return values
+
+
+def test_members_agree_on_one_leader_and_one_cluster_id(ensemble):
+    members = ensemble.members()
+    first = wait_until(lambda: leader(members))
+    status, cluster = first.call("GET", "/v1/cluster")
+    assert status == 200 and len(cluster["cluster_id"]) == 22
+    view = first.quorum()
+    assert [v["id"] for v in view["voters"]] == [1, 2, 3]
+    assert view["leader_epoch"] >= 1 and view["high_watermark"] >= 1
+    follower = next(m for m in members if m is not first)
+    status, refusal = register(follower, 7)
+    assert status == 421 and refusal["error_code"] == 41
+    assert refusal["leader_id"] == first.my_id and refusal["leader_address"] == first.address
+    for member in members:
+        marker = json.loads((member.data_dir / "__cluster_metadata" / "meta.json").read_text())
+        assert marker == {"cluster_id": cluster["cluster_id"], "node_id": member.my_id}
+
+
+def test_kill9_leader_then_a_new_leader_commits_and_every_member_has_all_state(ensemble):
+    members = ensemble.members()
+    broker = ensemble.broker(members)
+    create_topic(broker.bootstrap, "before", partitions=2, configs={"retention.ms": "3600000"})
+    produce(broker.bootstrap, "before", [f"b{i}".encode() for i in range(10)])
+
+    old = wait_until(lambda: leader(members))
+    old.kill9()
+    killed_at = time.time()
+    # A topic creation through the broker follows the new leader.
+    wait_until(lambda: leader(members), timeout=FAILOVER_SECONDS)
+    create_topic(broker.bootstrap, "after")
+    assert time.time() - killed_at < FAILOVER_SECONDS + 5
+
+    for member in members:
+        if member.proc is None:
+            continue
+        image = wait_until(lambda: "after" in member.image()["topics"] and member.image())
+        assert image["topics"]["before"]["configs"] == {"retention.ms": "3600000"}
+        assert len(image["topics"]["before"]["partitions"]) == 2
+        assert "0" in image["brokers"]
+
+    # The killed member restarts and catches up from the log.
+    old.start()
+    caught_up = wait_until(lambda: "after" in old.image()["topics"] and old.image())
+    assert "before" in caught_up["topics"]
+    assert sorted(consume(broker.bootstrap, "before", 10)) == sorted(f"b{i}".encode() for i in range(10))
+
+
+def test_a_member_behind_the_purged_log_catches_up_from_a_snapshot(ensemble):
+    members = ensemble.members(snapshot_after_entries=4)
+    first = wait_until(lambda: leader(members))
+    behind = next(m for m in members if m is not first)
+    behind.kill9()
+    for broker_id in range(100, 130):
+        status, answer = register(first, broker_id)
+        assert status == 200, answer
+    behind.start()
+    image = wait_until(lambda: "129" in behind.image()["brokers"] and behind.image())
+    assert all(str(i) in image["brokers"] for i in range(100, 130))
+    assert (behind.data_dir / "__cluster_metadata" / "raft" / "snapshot").exists()
+
+
+def test_a_minority_accepts_no_write(ensemble):
+    members = ensemble.members()
+    first = wait_until(lambda: leader(members))
+    others = [m for m in members if m is not first]
+    for member in others:
+        member.kill9()
+    # The lone former leader cannot commit; neither can a lone follower.
+    status, answer = register(first, 5)
+    assert status != 200, answer
+    assert answer.get("error_code") in (7, 41), answer
+    others[0].start()
+    wait_until(lambda: leader([first, others[0]]), timeout=FAILOVER_SECONDS)
+    status, answer = register(leader([first, others[0]]), 5)
+    assert status == 200, answer
+
+
+def test_broker_serves_existing_partitions_without_a_leader_and_after_a_new_one(ensemble):
+    members = ensemble.members()
+    broker = ensemble.broker(members)
+    create_topic(broker.bootstrap, "steady")
+    produce(broker.bootstrap, "steady", [b"one", b"two"])
+
+    first = wait_until(lambda: leader(members))
+    others = [m for m in members if m is not first]
+    first.kill9()
+    others[0].kill9()
+    # No quorum: the data plane goes on with the metadata it has.
+    produce(broker.bootstrap, "steady", [b"three"])
+    assert consume(broker.bootstrap, "steady", 3) == [b"one", b"two", b"three"]
+
+    others[0].start()
+    wait_until(lambda: leader(others), timeout=FAILOVER_SECONDS)
+    create_topic(broker.bootstrap, "later")
+    produce(broker.bootstrap, "later", [b"four"])
+    assert consume(broker.bootstrap, "later", 1) == [b"four"]
+    produce(broker.bootstrap, "steady", [b"five"])
+    assert consume(broker.bootstrap, "steady", 4) == [b"one", b"two", b"three", b"five"]
