@@ -36,6 +36,8 @@ pub use server::{CoordinatorError, Listeners, run, run_on, run_on_listeners};
 pub use settings::{CoordinatorArgs, CoordinatorSettings};
 
 #[cfg(test)]
+mod quorum_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tls_tests;
