@@ -99,19 +99,7 @@ async fn brokers_from_coordinator(
     coordinator: &str,
     tls: Option<&CoordinatorTls>,
 ) -> Result<Vec<String>, ToolError> {
-    let address = split_addresses(coordinator)?.remove(0);
-    let body = tokio::time::timeout(COORDINATOR_TIMEOUT, http_get(&address, "/v1/cluster", tls))
-        .await
-        .map_err(|_| {
-            ToolError::Failed(format!(
-                "coordinator at {address} did not answer within {COORDINATOR_TIMEOUT:?}"
-            ))
-        })??;
-    let cluster: ClusterView = serde_json::from_slice(&body).map_err(|e| {
-        ToolError::Failed(format!(
-            "coordinator at {address} sent an unreadable cluster view: {e}"
-        ))
-    })?;
+    let (address, cluster) = cluster_view(coordinator, tls).await?;
     let mut addresses = Vec::new();
     for broker in cluster.brokers.iter().filter(|b| !b.fenced) {
         let listener = broker
@@ -131,13 +119,70 @@ async fn brokers_from_coordinator(
     Ok(addresses)
 }
 
-/// A minimal HTTP/1.1 GET: `Connection: close`, read to the end, accept a
-/// 200 with a plain or chunked body.
+/// `GET /v1/cluster` from the first of the coordinator's members (a
+/// quorum's, comma separated) that answers: one that does not answer is
+/// skipped, and a quorum follower's NOT_CONTROLLER answer names the leader,
+/// which is asked next. Returns the address that answered and its view.
+async fn cluster_view(
+    coordinator: &str,
+    tls: Option<&CoordinatorTls>,
+) -> Result<(String, ClusterView), ToolError> {
+    let mut queue: std::collections::VecDeque<String> = split_addresses(coordinator)?.into();
+    let mut failure = ToolError::Failed(format!("no coordinator at {coordinator} answered"));
+    let mut asked = 0;
+    while let Some(address) = queue.pop_front() {
+        asked += 1;
+        if asked > 8 {
+            break;
+        }
+        let answer =
+            tokio::time::timeout(COORDINATOR_TIMEOUT, http_get(&address, "/v1/cluster", tls))
+                .await
+                .map_err(|_| {
+                    ToolError::Failed(format!(
+                        "coordinator at {address} did not answer within {COORDINATOR_TIMEOUT:?}"
+                    ))
+                })
+                .and_then(|answer| answer);
+        match answer {
+            Ok((200, body)) => {
+                let cluster = serde_json::from_slice(&body).map_err(|e| {
+                    ToolError::Failed(format!(
+                        "coordinator at {address} sent an unreadable cluster view: {e}"
+                    ))
+                })?;
+                return Ok((address, cluster));
+            }
+            Ok((status, body)) => {
+                let leader = serde_json::from_slice::<LeaderHint>(&body)
+                    .ok()
+                    .and_then(|hint| hint.leader_address);
+                if let Some(leader) = leader.filter(|l| *l != address) {
+                    queue.push_front(leader);
+                }
+                failure = ToolError::Failed(format!(
+                    "coordinator at {address}: GET /v1/cluster answered HTTP {status}"
+                ));
+            }
+            Err(error) => failure = error,
+        }
+    }
+    Err(failure)
+}
+
+/// The leader a quorum follower names in its NOT_CONTROLLER answer.
+#[derive(Deserialize)]
+struct LeaderHint {
+    leader_address: Option<String>,
+}
+
+/// A minimal HTTP/1.1 GET: `Connection: close`, read to the end; the
+/// status code and the (plain or chunked) body.
 async fn http_get(
     address: &str,
     path: &str,
     tls: Option<&CoordinatorTls>,
-) -> Result<Vec<u8>, ToolError> {
+) -> Result<(u16, Vec<u8>), ToolError> {
     let failed = |what: String| ToolError::Failed(format!("coordinator at {address}: {what}"));
     let stream = TcpStream::connect(address)
         .await
@@ -154,7 +199,7 @@ async fn http_get(
     }
 }
 
-async fn exchange<S>(address: &str, path: &str, mut stream: S) -> Result<Vec<u8>, ToolError>
+async fn exchange<S>(address: &str, path: &str, mut stream: S) -> Result<(u16, Vec<u8>), ToolError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -184,19 +229,22 @@ where
         .ok_or_else(|| failed("incomplete HTTP response".to_string()))?;
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let body = &raw[split + 4..];
-    let status = head.lines().next().unwrap_or("");
-    if status.split_whitespace().nth(1) != Some("200") {
-        return Err(failed(format!("GET {path} answered '{status}'")));
-    }
+    let status_line = head.lines().next().unwrap_or("");
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| failed(format!("GET {path} answered '{status_line}'")))?;
     let chunked = head.lines().any(|l| {
         let l = l.to_ascii_lowercase();
         l.starts_with("transfer-encoding:") && l.contains("chunked")
     });
-    if chunked {
-        dechunk(body).ok_or_else(|| failed("malformed chunked body".to_string()))
+    let body = if chunked {
+        dechunk(body).ok_or_else(|| failed("malformed chunked body".to_string()))?
     } else {
-        Ok(body.to_vec())
-    }
+        body.to_vec()
+    };
+    Ok((status, body))
 }
 
 fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {

@@ -4,6 +4,7 @@ with `zookeeper.connect` naming all three, kafka-python clients, and the
 coordinators' HTTP API read with urllib as `curl` would."""
 import json
 import signal
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -261,3 +262,19 @@ def test_broker_serves_existing_partitions_without_a_leader_and_after_a_new_one(
     assert consume(broker.bootstrap, "later", 1) == [b"four"]
     produce(broker.bootstrap, "steady", [b"five"])
     assert consume(broker.bootstrap, "steady", 4) == [b"one", b"two", b"three", b"five"]
+
+
+def test_tools_with_zookeeper_reach_the_leader_through_any_member(ensemble, tmp_path):
+    members = ensemble.members()
+    broker = ensemble.broker(members)
+    create_topic(broker.bootstrap, "listed")
+    first = wait_until(lambda: leader(members))
+    follower = next(m for m in members if m is not first)
+    tool = tmp_path / "kafka-topics.sh"
+    tool.symlink_to(BIN)
+    for zookeeper in (follower.address, ",".join(m.address for m in members)):
+        listed = subprocess.run(
+            [str(tool), "--list", "--zookeeper", zookeeper], capture_output=True, timeout=60
+        )
+        assert listed.returncode == 0, listed.stderr.decode()
+        assert "listed" in listed.stdout.decode().split()
