@@ -3,8 +3,11 @@
 //! - [`metadata`]: the deterministic state machine — [`MetadataImage`]
 //!   changed only by applying [`Command`]s, refusing with a [`KafkaCode`];
 //! - [`command_log`]: the durable, replayable log of accepted commands;
-//! - [`embedded`]: [`EmbeddedCoordinator`], the single-node coordinator a
-//!   broker runs in-process when no coordinator is configured;
+//! - [`embedded`]: [`EmbeddedCoordinator`], the proposer (policy checks,
+//!   non-deterministic choices, dry runs) over the single node's command
+//!   log — what a broker runs in-process when no coordinator is configured —
+//!   or over a raft quorum;
+//! - [`raft`]: the replicated quorum on openraft (all its types live there);
 //! - [`http`]: the coordinator as its own process and [`RemoteCoordinator`],
 //!   which brokers use to reach it; [`remote_image`] is the broker's copy
 //!   of the metadata, kept by pulling the command log.

@@ -7,6 +7,8 @@
 //!   uses when `zookeeper.connect` / `coordinator.connect` is set;
 //! - [`lease`]: heartbeats and fencing, as a pure decision;
 //! - [`settings`]: `coordinator.properties` / `zookeeper.properties`;
+//! - [`ensemble`]: ZooKeeper's `server.N` / `myid` keys for a quorum;
+//! - `members`: the members a client tries, following the leader;
 //! - [`access`]: mutual TLS peers and what each route needs to be
 //!   authorized for.
 //!
@@ -14,9 +16,11 @@
 //! `POST /v1/topics`, `DELETE /v1/topics/{name}`,
 //! `POST /v1/topics/{name}/partitions`, `PUT /v1/configs/topic/{name}`,
 //! `POST /v1/producer-ids`, `GET /v1/metadata/log?from=IDX&wait_ms=MS`,
-//! `GET /v1/cluster`, `/healthz`, `/readyz`, `/metrics`. Errors answer with
+//! `GET /v1/cluster`, `GET /v1/quorum`,
+//! `POST /v1/raft/{append,vote,snapshot}` (between quorum members),
+//! `/healthz`, `/readyz`, `/metrics`. Errors answer with
 //! `{"error_code", "error_name", "error_message"}` and a matching HTTP
-//! status.
+//! status; NOT_CONTROLLER adds `leader_id` and `leader_address`.
 //!
 //! [`ClusterCoordinator`]: crate::cluster::ClusterCoordinator
 
