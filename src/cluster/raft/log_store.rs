@@ -1,7 +1,7 @@
 //! The raft log and vote, durable on the CRC-framed record log.
 //!
 //! Files, in the member's raft directory:
-//! - `raft.log` — a [`RecordLog`]: JSON records, each a [`LogRecord`]: a raft
+//! - `raft.log` — a [`RecordLog`]: JSON records, each a `LogRecord`: a raft
 //!   entry, or the id of the last entry purged (compacted into a snapshot).
 //!   Appends are one write and one `fdatasync` before openraft hears they
 //!   are flushed. Truncation (a leader overwriting an uncommitted suffix) and

@@ -6,8 +6,9 @@
 //!   machine answers with an [`Applied`];
 //! - [`log_store`]: the raft log and vote, durable on the CRC-framed
 //!   [`RecordLog`](crate::record_log::RecordLog);
-//! - [`state_machine`]: today's [`MetadataImage`] and its deterministic
-//!   `apply`, with snapshots of the image for log compaction;
+//! - [`state_machine`]: today's [`MetadataImage`](super::MetadataImage)
+//!   and its deterministic `apply`, with snapshots of the image for log
+//!   compaction;
 //! - [`network`]: raft RPCs over the coordinator's HTTP stack.
 //!
 //! The image keeps counting *commands*: `last_applied` is the index of the

@@ -141,6 +141,15 @@ impl LeadershipWatch {
     }
 }
 
+/// How long a write or a fresh read waits for the quorum. Past it the
+/// caller hears REQUEST_TIMED_OUT, as from Kafka's controller; a write may
+/// still commit afterwards, which a retry then finds (e.g. the topic exists).
+const QUORUM_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn timed_out(what: &str) -> QuorumError {
+    QuorumError::Unavailable(format!("{what} within {QUORUM_TIMEOUT:?}"))
+}
+
 /// A running member.
 #[derive(Clone)]
 pub struct RaftNode {
@@ -227,7 +236,10 @@ impl RaftNode {
     /// Commits `proposal` through the quorum (this member must lead) and
     /// returns what applying it answered.
     pub async fn propose(&self, proposal: Proposal) -> Result<Applied, QuorumError> {
-        match self.raft.client_write(proposal).await {
+        let written = tokio::time::timeout(QUORUM_TIMEOUT, self.raft.client_write(proposal))
+            .await
+            .map_err(|_| timed_out("the write was not committed"))?;
+        match written {
             Ok(response) => Ok(response.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
                 Err(self.not_leader(forward.leader_id, forward.leader_node))
@@ -240,7 +252,10 @@ impl RaftNode {
     /// and has applied everything committed before the call: a read of the
     /// state after it is linearizable.
     pub async fn ensure_fresh(&self) -> Result<(), QuorumError> {
-        match self.raft.ensure_linearizable().await {
+        let confirmed = tokio::time::timeout(QUORUM_TIMEOUT, self.raft.ensure_linearizable())
+            .await
+            .map_err(|_| timed_out("no quorum confirmed the lead"))?;
+        match confirmed {
             Ok(_) => Ok(()),
             Err(error) => match error.forward_to_leader::<Member>() {
                 Some(forward) => {
