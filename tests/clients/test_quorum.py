@@ -278,3 +278,44 @@ def test_tools_with_zookeeper_reach_the_leader_through_any_member(ensemble, tmp_
         )
         assert listed.returncode == 0, listed.stderr.decode()
         assert "listed" in listed.stdout.decode().split()
+
+
+def test_members_speak_raft_over_mutual_tls(tmp_path):
+    """With secureClientPort, the peer port is mutual TLS too: the members
+    present their keystore to each other, and their principal needs
+    ClusterAction (super.users), as brokers do."""
+    import ssl
+
+    tls = tmp_path / "tls"
+    subprocess.run([str(BIN), "security", "init", str(tls)], check=True, capture_output=True)
+    ports = {n: (free_port(), free_port(), free_port()) for n in (1, 2, 3)}
+    members = []
+    try:
+        for n in (1, 2, 3):
+            member = Member(tmp_path, n, ports)
+            text = member.config.read_text().replace(f"clientPort={member.port}", "")
+            member.config.write_text(
+                text
+                + f"secureClientPort={member.port}\n"
+                + f"ssl.keyStore.type=PEM\nssl.keyStore.location={tls}/coordinator-keystore.pem\n"
+                + f"ssl.trustStore.type=PEM\nssl.trustStore.location={tls}/ca.pem\n"
+                + "ssl.clientAuth=need\n"
+                + "super.users=User:CN=broker,O=gregor;User:CN=coordinator,O=gregor\n"
+            )
+            members.append(member.start())
+        context = ssl.create_default_context(cafile=str(tls / "ca.pem"))
+        context.check_hostname = False
+        context.load_cert_chain(str(tls / "client.pem"), str(tls / "client.key"))
+
+        def leader_ids():
+            ids = set()
+            for member in members:
+                url = f"https://{member.address}/v1/quorum"
+                with urllib.request.urlopen(url, timeout=5, context=context) as reply:
+                    ids.add(json.loads(reply.read())["leader_id"])
+            return len(ids) == 1 and None not in ids
+
+        wait_until(leader_ids, timeout=FAILOVER_SECONDS)
+    finally:
+        for member in members:
+            member.stop(signal.SIGKILL)
