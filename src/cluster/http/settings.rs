@@ -523,6 +523,37 @@ mod tests {
     }
 
     #[test]
+    fn the_zookeeper_images_variables_configure_a_quorum_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = CoordinatorArgs {
+            data_dir: Some(dir.path().display().to_string()),
+            ..CoordinatorArgs::default()
+        };
+        let settings = load(
+            args.clone(),
+            &[
+                ("ZOO_MY_ID", "2"),
+                (
+                    "ZOO_SERVERS",
+                    "server.1=zk1:2888:3888;2181 server.2=zk2:2888:3888;2182 server.3=zk3:2888:3888;2181",
+                ),
+            ],
+        )
+        .unwrap();
+        let ensemble = settings.ensemble.expect("a quorum member");
+        assert_eq!(ensemble.my_id, 2);
+        assert_eq!(ensemble.servers.len(), 3);
+        // The member's own line says where its clients connect.
+        assert_eq!(settings.listen.map(|a| a.port()), Some(2182));
+        assert!(load(args.clone(), &[]).unwrap().ensemble.is_none());
+        let err = load(
+            args,
+            &[("ZOO_MY_ID", "4"), ("ZOO_SERVERS", "server.1=zk1:1:2")],
+        );
+        assert!(err.unwrap_err().to_string().contains("server.4"));
+    }
+
+    #[test]
     fn defaults_match_zookeeper_properties() {
         let settings = load(CoordinatorArgs::default(), &[]).expect("defaults");
         assert_eq!(settings.data_dir, PathBuf::from("/tmp/gregor-coordinator"));
