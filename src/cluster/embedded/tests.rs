@@ -2,6 +2,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
+use std::path::PathBuf;
 
 use super::*;
 use crate::cluster::command_log::METADATA_DIR;
