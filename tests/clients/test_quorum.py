@@ -319,3 +319,21 @@ def test_members_speak_raft_over_mutual_tls(tmp_path):
     finally:
         for member in members:
             member.stop(signal.SIGKILL)
+
+
+def test_the_whole_quorum_restarts_with_every_committed_command(ensemble):
+    members = ensemble.members(snapshot_after_entries=10)
+    first = wait_until(lambda: leader(members))
+    for broker_id in range(200, 215):
+        status, answer = register(first, broker_id)
+        assert status == 200, answer
+    cluster_id = first.call("GET", "/v1/cluster")[1]["cluster_id"]
+    for member in members:
+        member.kill9()
+    for member in members:
+        member.start()
+    wait_until(lambda: leader(members), timeout=FAILOVER_SECONDS)
+    for member in members:
+        image = wait_until(lambda: "214" in member.image()["brokers"] and member.image())
+        assert image["cluster_id"] == cluster_id
+        assert all(str(i) in image["brokers"] for i in range(200, 215))

@@ -23,7 +23,7 @@ pub(super) struct Committed {
     pub(super) log: Arc<StdMutex<CommandLog>>,
     pub(super) log_path: PathBuf,
     /// The append in flight. It outlives its proposer if that is cancelled,
-    /// and is then settled by the next [`EmbeddedCoordinator::turn`].
+    /// and is then settled by the next proposer's turn.
     pub(super) pending: Option<PendingAppend>,
     /// The newest committed entries, oldest first, ending at `image`; what
     /// [`EmbeddedCoordinator::read_log`] serves without touching the disk.
