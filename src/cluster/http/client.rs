@@ -228,7 +228,7 @@ struct Session {
 
 /// What the coordinator handle and its background loops share.
 struct Shared {
-    http: Members,
+    members: Members,
     images: watch::Sender<Arc<MetadataImage>>,
     session: StdMutex<Option<Session>>,
     shutdown: watch::Receiver<bool>,
@@ -244,7 +244,8 @@ pub struct RemoteCoordinator {
 
 impl RemoteCoordinator {
     /// Starts pulling the metadata log from the coordinator at `address`
-    /// (`host:port`); the loops stop when `shutdown` turns true.
+    /// (`host:port`, or a quorum's members comma separated); the loops stop
+    /// when `shutdown` turns true.
     pub fn start(address: &str, shutdown: watch::Receiver<bool>) -> Self {
         Self::start_with_tls(address, None, shutdown)
     }
@@ -257,7 +258,7 @@ impl RemoteCoordinator {
     ) -> Self {
         let (images, _) = watch::channel(Arc::new(MetadataImage::default()));
         let shared = Arc::new(Shared {
-            http: Members::new(address, tls),
+            members: Members::new(address, tls),
             images,
             session: StdMutex::new(None),
             shutdown,
@@ -270,7 +271,7 @@ impl RemoteCoordinator {
     }
 
     fn address(&self) -> String {
-        self.shared.http.address()
+        self.shared.members.address()
     }
 
     async fn register(&self, registration: BrokerRegistration) -> Result<i64, ClusterError> {
@@ -337,7 +338,7 @@ impl RemoteCoordinator {
     ) -> Result<T, ClusterError> {
         let answer: T = self
             .shared
-            .http
+            .members
             .call(method, path, body, Duration::ZERO)
             .await
             .map_err(|error| match error {
@@ -399,7 +400,7 @@ async fn register_until_answered(
     };
     loop {
         let answer = shared
-            .http
+            .members
             .call::<BrokerRegistrationResponse>(
                 Method::POST,
                 "/v1/brokers/register",
@@ -426,7 +427,7 @@ async fn register_until_answered(
             Err(CallError::Unreachable { reason }) => {
                 tracing::warn!(
                     "coordinator {} not reachable yet ({reason}); retrying in {}s",
-                    shared.http.address(),
+                    shared.members.address(),
                     RETRY_DELAY.as_secs()
                 );
                 if sleep_or_shutdown(shared, RETRY_DELAY).await {
@@ -461,13 +462,13 @@ async fn pull_log(shared: Arc<Shared>) {
         );
         let mut shutdown = shared.shutdown.clone();
         let answer = tokio::select! {
-            answer = shared.http.call::<MetadataLogResponse>(Method::GET, &path, None::<&()>, LONG_POLL) => answer,
+            answer = shared.members.call::<MetadataLogResponse>(Method::GET, &path, None::<&()>, LONG_POLL) => answer,
             _ = shutdown.changed() => return,
         };
         match answer {
             Ok(answer) => {
                 if !reachable {
-                    tracing::info!(coordinator = %shared.http.address(), "coordinator reachable again; resyncing metadata");
+                    tracing::info!(coordinator = %shared.members.address(), "coordinator reachable again; resyncing metadata");
                     reachable = true;
                 }
                 if image.is_behind(&answer) {
@@ -492,14 +493,14 @@ async fn pull_log(shared: Arc<Shared>) {
                 if reachable {
                     tracing::warn!(
                         "coordinator {} not reachable ({reason}); serving the last metadata and retrying every {}s",
-                        shared.http.address(),
+                        shared.members.address(),
                         RETRY_DELAY.as_secs()
                     );
                     reachable = false;
                 }
             }
             Err(CallError::Refused(error)) => {
-                tracing::warn!(coordinator = %shared.http.address(), %error, "metadata pull refused");
+                tracing::warn!(coordinator = %shared.members.address(), %error, "metadata pull refused");
             }
         }
         if sleep_or_shutdown(&shared, RETRY_DELAY).await {
@@ -528,7 +529,7 @@ async fn heartbeat(shared: Arc<Shared>) {
             want_shut_down: false,
         };
         let answer = shared
-            .http
+            .members
             .call::<BrokerHeartbeatResponse>(
                 Method::POST,
                 "/v1/brokers/heartbeat",
