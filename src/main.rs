@@ -49,6 +49,9 @@ enum Command {
     /// kafka-acls.sh: add, list and remove ACLs.
     #[command(disable_help_flag = true)]
     Acls(ToolArgs),
+    /// kafka-metadata-quorum.sh: describe the coordinator quorum.
+    #[command(disable_help_flag = true)]
+    MetadataQuorum(ToolArgs),
     /// Certificates for TLS listeners: `security init DIR`.
     #[command(subcommand)]
     Security(SecurityCommand),
@@ -134,6 +137,7 @@ fn args_for_invoked_name() -> Vec<std::ffi::OsString> {
         "kafka-delete-records" => &["delete-records"],
         "kafka-configs" => &["configs"],
         "kafka-acls" => &["acls"],
+        "kafka-metadata-quorum" => &["metadata-quorum"],
         "zookeeper-server-start" => &["coordinator"],
         "kafka-server-stop" => &["server-stop", "broker"],
         "zookeeper-server-stop" => &["server-stop", "coordinator"],
@@ -174,6 +178,7 @@ fn main() -> ExitCode {
         Command::DeleteRecords(t) => gregor::cli::run(gregor::cli::Tool::DeleteRecords, t.args),
         Command::Configs(t) => gregor::cli::run(gregor::cli::Tool::Configs, t.args),
         Command::Acls(t) => gregor::cli::run(gregor::cli::Tool::Acls, t.args),
+        Command::MetadataQuorum(t) => gregor::cli::run(gregor::cli::Tool::MetadataQuorum, t.args),
         Command::Security(SecurityCommand::Init(args)) => match gregor::cli::security_init(&args) {
             Ok(written) => {
                 for path in written {

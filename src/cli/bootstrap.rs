@@ -83,7 +83,7 @@ fn split_addresses(list: &str) -> Result<Vec<String>, ToolError> {
 
 /// `--zk-tls-config-file`: Kafka's `zookeeper.ssl.*` keys, as
 /// kafka-topics.sh and kafka-configs.sh read them.
-fn coordinator_tls(path: &std::path::Path) -> Result<Option<CoordinatorTls>, ToolError> {
+pub(crate) fn coordinator_tls(path: &std::path::Path) -> Result<Option<CoordinatorTls>, ToolError> {
     let usage = |e: &dyn std::fmt::Display| ToolError::Usage(format!("--zk-tls-config-file: {e}"));
     let raw = RawConfig::from_file(path).map_err(|e| usage(&e))?;
     match resolve_coordinator_tls(&raw).map_err(|e| usage(&e))? {

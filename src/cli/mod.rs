@@ -1,7 +1,8 @@
 //! Kafka's command-line tools as subcommands of the one binary:
 //! `kafka-topics.sh`, `kafka-console-producer.sh`,
 //! `kafka-console-consumer.sh`, `kafka-consumer-groups.sh`,
-//! `kafka-delete-records.sh`, `kafka-configs.sh`, `kafka-acls.sh`, and the server stop
+//! `kafka-delete-records.sh`, `kafka-configs.sh`, `kafka-acls.sh`,
+//! `kafka-metadata-quorum.sh`, and the server stop
 //! scripts. Each tool parses Kafka 2.2's flags (`args`), finds a
 //! broker (`bootstrap`), and talks to the cluster through a small client
 //! (`client`) built on the `kafka-protocol` crate.
@@ -20,6 +21,7 @@ mod console_producer;
 mod consumer_groups;
 mod delete_records;
 mod group_member;
+mod metadata_quorum;
 mod partitioner;
 mod scram_users;
 mod security_init;
@@ -43,6 +45,7 @@ pub enum Tool {
     DeleteRecords,
     Configs,
     Acls,
+    MetadataQuorum,
     ServerStop,
 }
 
@@ -94,6 +97,7 @@ pub fn run(tool: Tool, args: Vec<OsString>) -> ExitCode {
         Tool::DeleteRecords => "kafka-delete-records.sh",
         Tool::Configs => "kafka-configs.sh",
         Tool::Acls => "kafka-acls.sh",
+        Tool::MetadataQuorum => "kafka-metadata-quorum.sh",
         Tool::ServerStop => "server-stop",
     };
     let argv = std::iter::once(OsString::from(name)).chain(args);
@@ -105,6 +109,7 @@ pub fn run(tool: Tool, args: Vec<OsString>) -> ExitCode {
         Tool::DeleteRecords => parse(argv).and_then(|a| block_on(delete_records::run(a))),
         Tool::Configs => parse(argv).and_then(|a| block_on(configs::run(a))),
         Tool::Acls => parse(argv).and_then(|a| block_on(acls::run(a))),
+        Tool::MetadataQuorum => parse(argv).and_then(|a| block_on(metadata_quorum::run(a))),
         Tool::ServerStop => server_stop::run(argv.skip(1).collect()),
     };
     match outcome {

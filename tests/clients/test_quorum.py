@@ -337,3 +337,38 @@ def test_the_whole_quorum_restarts_with_every_committed_command(ensemble):
         image = wait_until(lambda: "214" in member.image()["brokers"] and member.image())
         assert image["cluster_id"] == cluster_id
         assert all(str(i) in image["brokers"] for i in range(200, 215))
+
+
+def test_metadata_quorum_tool_describes_status_and_replication(ensemble, tmp_path):
+    members = ensemble.members()
+    first = wait_until(lambda: leader(members))
+    register(first, 3)
+    tool = tmp_path / "kafka-metadata-quorum.sh"
+    tool.symlink_to(BIN)
+    follower = next(m for m in members if m is not first)
+
+    def describe(what):
+        done = subprocess.run(
+            [str(tool), "--bootstrap-controller", follower.address, "describe", what],
+            capture_output=True, timeout=60,
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        return done.stdout.decode()
+
+    status = dict(line.split(":", 1) for line in describe("--status").splitlines())
+    assert status["LeaderId"].strip() == str(first.my_id)
+    assert int(status["LeaderEpoch"]) >= 1 and int(status["HighWatermark"]) >= 1
+    assert status["CurrentVoters"].strip() == "[1,2,3]"
+    assert len(status["ClusterId"].strip()) == 22
+    rows = [line.split("\t") for line in describe("--replication").splitlines()[1:]]
+    assert rows[0][0] == str(first.my_id) and rows[0][-1] == "Leader"
+    assert sorted(r[0] for r in rows) == ["1", "2", "3"]
+    # A follower that has caught up has the leader's log end offset.
+    assert wait_until(lambda: all(
+        r[2] == "0" for r in (line.split("\t") for line in describe("--replication").splitlines()[1:])
+    ))
+    refused = subprocess.run(
+        [str(tool), "--bootstrap-server", "127.0.0.1:9092", "describe", "--status"],
+        capture_output=True, timeout=60,
+    )
+    assert refused.returncode == 2 and b"--bootstrap-controller" in refused.stderr

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::client::{CallError, HttpClient};
 use super::client_tls::CoordinatorTls;
+use super::wire::QuorumView;
 use crate::cluster::ClusterError;
 
 /// How long to wait before asking again while the quorum has no leader
@@ -122,4 +123,36 @@ impl Members {
             reason: "no coordinator member answered".to_owned(),
         }))
     }
+}
+
+/// `GET /v1/quorum` from the quorum's leader, reached through any of
+/// `addresses` (comma separated): a follower's view names the leader, whose
+/// view has every voter's progress. The view of the member that answered
+/// when the leader does not.
+pub async fn quorum_view(
+    addresses: &str,
+    tls: Option<CoordinatorTls>,
+) -> Result<QuorumView, ClusterError> {
+    let members = Members::new(addresses, tls.clone());
+    let unreachable = |error: CallError| match error {
+        CallError::Refused(error) => error,
+        CallError::Unreachable { reason } => ClusterError::QuorumUnavailable {
+            reason: format!("no coordinator at {addresses} answered: {reason}"),
+        },
+    };
+    let view: QuorumView = members
+        .call(Method::GET, "/v1/quorum", None::<&()>, Duration::ZERO)
+        .await
+        .map_err(unreachable)?;
+    let leader = view
+        .leader_id
+        .filter(|id| *id != view.member_id)
+        .and_then(|id| view.voters.iter().find(|v| v.id == id));
+    let Some(leader) = leader else {
+        return Ok(view);
+    };
+    let from_leader = HttpClient::new(leader.client_address.clone(), tls)
+        .call(Method::GET, "/v1/quorum", None::<&()>, Duration::ZERO)
+        .await;
+    Ok(from_leader.unwrap_or(view))
 }

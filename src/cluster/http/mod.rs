@@ -36,6 +36,7 @@ pub mod wire;
 
 pub use client::RemoteCoordinator;
 pub use client_tls::CoordinatorTls;
+pub use members::quorum_view;
 pub use server::{CoordinatorError, Listeners, run, run_on, run_on_listeners};
 pub use settings::{CoordinatorArgs, CoordinatorSettings};
 

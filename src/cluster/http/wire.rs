@@ -303,6 +303,7 @@ impl From<MetadataLogResponse> for LogResponseFields {
 /// describe --status` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuorumView {
+    pub cluster_id: String,
     /// The member that answered.
     pub member_id: u64,
     /// `None` while no leader is known.

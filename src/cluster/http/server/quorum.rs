@@ -181,6 +181,7 @@ pub(super) fn view(service: &Service) -> Option<QuorumView> {
         })
         .collect();
     Some(QuorumView {
+        cluster_id: service.metadata.image().cluster_id.clone(),
         member_id: status.member_id,
         leader_id: status.leader_id,
         leader_epoch: status.term,
