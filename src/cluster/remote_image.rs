@@ -325,4 +325,21 @@ mod tests {
         ));
         assert_eq!(remote.next_from(), 0);
     }
+
+    #[test]
+    fn a_lagging_members_older_snapshot_is_behind_and_a_newer_one_is_not() {
+        let mut image = synced();
+        image
+            .apply(entries(vec![register(1), unfence(2)]))
+            .expect("entries");
+        let mut older = MetadataImage::new("c");
+        older.apply(1, &register(1).command).expect("register");
+        assert!(image.is_behind(&snapshot(older)));
+        let mut other_cluster = MetadataImage::new("d");
+        other_cluster
+            .apply(1, &register(1).command)
+            .expect("register");
+        assert!(!image.is_behind(&snapshot(other_cluster)));
+        assert!(!image.is_behind(&entries(vec![create_topic(3, "t")])));
+    }
 }
