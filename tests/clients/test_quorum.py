@@ -372,3 +372,37 @@ def test_metadata_quorum_tool_describes_status_and_replication(ensemble, tmp_pat
         capture_output=True, timeout=60,
     )
     assert refused.returncode == 2 and b"--bootstrap-controller" in refused.stderr
+
+
+def test_no_acknowledged_write_is_lost_across_a_leader_kill(ensemble):
+    members = ensemble.members()
+    target = wait_until(lambda: leader(members))
+    acknowledged = []
+    killed = None
+    broker_id = 1000
+    deadline = time.time() + 30
+    while len([b for b in acknowledged if killed and b > killed]) < 10 and time.time() < deadline:
+        if len(acknowledged) == 10 and killed is None:
+            target.kill9()
+            killed = broker_id
+        try:
+            status, answer = register(target, broker_id)
+        except OSError:
+            status, answer = None, {}
+        if status == 200:
+            acknowledged.append(broker_id)
+            broker_id += 1
+        elif answer.get("leader_address"):
+            target = next(m for m in members if m.address == answer["leader_address"])
+        else:
+            # Refused, timed out or unreachable: ask another live member.
+            live = [m for m in members if m.proc is not None and m is not target]
+            target = live[broker_id % len(live)]
+            time.sleep(0.1)
+    assert killed is not None and len(acknowledged) >= 20, acknowledged
+    for member in members:
+        if member.proc is None:
+            continue
+        brokers = wait_until(lambda: str(acknowledged[-1]) in member.image()["brokers"]
+                             and member.image()["brokers"])
+        assert [b for b in acknowledged if str(b) not in brokers] == []
