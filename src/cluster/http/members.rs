@@ -7,7 +7,7 @@
 //! the metadata log is served by any member).
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::Method;
 use serde::Serialize;
@@ -18,9 +18,11 @@ use super::client_tls::CoordinatorTls;
 use super::wire::QuorumView;
 use crate::cluster::ClusterError;
 
-/// How long to wait before asking again while the quorum has no leader
-/// (an election takes a second or two).
+/// How long to wait before asking again while the quorum has no leader.
 const NO_LEADER_DELAY: Duration = Duration::from_millis(250);
+/// How long a call waits for the quorum to have a leader: a few election
+/// timeouts (1-2 s each).
+const NO_LEADER_PATIENCE: Duration = Duration::from_secs(6);
 
 /// The members and which one is tried first.
 #[derive(Debug)]
@@ -78,8 +80,9 @@ impl Members {
     }
 
     /// [`HttpClient::call`] on the current member, moving on as the module
-    /// docs say; gives up after trying every member twice (and returns the
-    /// last failure).
+    /// docs say. Gives up after trying every member twice, or when no
+    /// member has named a leader for [`NO_LEADER_PATIENCE`] (an election),
+    /// and returns the last failure.
     pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -87,41 +90,50 @@ impl Members {
         body: Option<&impl Serialize>,
         wait: Duration,
     ) -> Result<T, CallError> {
-        let attempts = self.clients.len() * 2 + 1;
+        let max_hops = self.clients.len() * 2;
+        let patience = Instant::now() + NO_LEADER_PATIENCE;
         let mut client = self.current();
-        let mut failure = None;
-        for attempt in 0..attempts {
-            match client.call(method.clone(), path, body, wait).await {
+        let mut hops = 0;
+        let failure = loop {
+            let error = match client.call(method.clone(), path, body, wait).await {
                 Ok(answer) => {
                     self.set_current(client);
                     return Ok(answer);
                 }
-                Err(CallError::Refused(ClusterError::NotController { leader })) => {
-                    // The first hop to a named leader is immediate; more
-                    // hops mean an election is moving it.
-                    if attempt > 0 {
-                        tokio::time::sleep(NO_LEADER_DELAY).await;
-                    }
-                    client = match &leader {
-                        Some(leader) if leader.client_address != client.address() => {
-                            HttpClient::new(leader.client_address.clone(), self.tls.clone())
+                Err(error) => error,
+            };
+            match &error {
+                CallError::Refused(ClusterError::NotController { leader }) => match leader {
+                    Some(leader) if leader.client_address != client.address() => {
+                        // The first hop to a named leader is immediate;
+                        // more mean an election is moving it.
+                        if hops > 0 {
+                            tokio::time::sleep(NO_LEADER_DELAY).await;
                         }
-                        _ => self.next_after(&client),
-                    };
-                    failure = Some(CallError::Refused(ClusterError::NotController { leader }));
-                }
-                Err(unreachable @ CallError::Unreachable { .. }) if self.clients.len() > 1 => {
-                    tracing::debug!(coordinator = client.address(), error = %unreachable, "coordinator member not answering; trying the next");
+                        hops += 1;
+                        client = HttpClient::new(leader.client_address.clone(), self.tls.clone());
+                    }
+                    _ => {
+                        if Instant::now() >= patience {
+                            break error;
+                        }
+                        tokio::time::sleep(NO_LEADER_DELAY).await;
+                        client = self.next_after(&client);
+                    }
+                },
+                CallError::Unreachable { .. } if self.clients.len() > 1 => {
+                    tracing::debug!(coordinator = client.address(), %error, "coordinator member not answering; trying the next");
+                    hops += 1;
                     client = self.next_after(&client);
-                    failure = Some(unreachable);
                 }
-                Err(other) => return Err(other),
+                _ => return Err(error),
             }
-        }
+            if hops > max_hops {
+                break error;
+            }
+        };
         self.set_current(client);
-        Err(failure.unwrap_or(CallError::Unreachable {
-            reason: "no coordinator member answered".to_owned(),
-        }))
+        Err(failure)
     }
 }
 

@@ -16,6 +16,7 @@ use super::{
     Applied, LogStore, Member, MemberId, Proposal, Raft, StateMachine, StateMachineHandle,
 };
 use crate::cluster::http::CoordinatorTls;
+use crate::task::OwnedTask;
 
 /// The quorum as this member runs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,6 +117,27 @@ pub struct QuorumStatus {
     pub voters: Vec<VoterProgress>,
 }
 
+/// Initializes the quorum with `voters` after `delay`, unless this member
+/// has heard from another one by then (openraft refuses it then).
+async fn initialize_after(
+    raft: Raft,
+    member_id: MemberId,
+    voters: BTreeMap<MemberId, Member>,
+    delay: Duration,
+) {
+    tokio::time::sleep(delay).await;
+    match raft.initialize(voters).await {
+        Ok(()) => tracing::info!(
+            member_id,
+            "empty raft store: initialized the coordinator quorum"
+        ),
+        // Another member's vote or entries reached this one first.
+        Err(error) => {
+            tracing::info!(member_id, %error, "quorum already initialized by another member")
+        }
+    }
+}
+
 /// Follows whether this member leads, and in which term.
 pub struct LeadershipWatch {
     metrics: watch::Receiver<openraft::RaftMetrics<MemberId, Member>>,
@@ -156,6 +178,8 @@ pub struct RaftNode {
     raft: Raft,
     machine: StateMachineHandle,
     member_id: MemberId,
+    /// The first start's delayed initialization; stops with the member.
+    _initializing: Option<Arc<OwnedTask<()>>>,
 }
 
 impl RaftNode {
@@ -206,21 +230,32 @@ impl RaftNode {
         )
         .await
         .map_err(|e| RaftStartError::Raft(e.to_string()))?;
-        if empty {
-            tracing::info!(
-                member_id = settings.member_id,
-                voters = ?settings.voters.keys().collect::<Vec<_>>(),
-                "empty raft store: initializing the coordinator quorum"
-            );
-            if let Err(error) = raft.initialize(settings.voters.clone()).await {
-                // Another member's vote or entries reached us first.
-                tracing::info!(%error, "quorum initialization not applied");
-            }
-        }
+        let initializing = empty.then(|| {
+            // Every member with an empty store initializes with the same
+            // voters, but not all at once: each initialization starts an
+            // election, and in openraft's default mode a same-term
+            // candidate with a higher id unseats a fresh leader. So the
+            // lowest id goes first and each next one waits an election
+            // timeout more; by then the others usually have its entries
+            // and their own initialization is refused, as it must be.
+            let rank = settings
+                .voters
+                .keys()
+                .position(|id| *id == settings.member_id)
+                .unwrap_or(0);
+            let delay = settings.election_timeout.1 * u32::try_from(rank).unwrap_or(u32::MAX);
+            Arc::new(OwnedTask::spawn(initialize_after(
+                raft.clone(),
+                settings.member_id,
+                settings.voters.clone(),
+                delay,
+            )))
+        });
         Ok(Self {
             raft,
             machine: handle,
             member_id: settings.member_id,
+            _initializing: initializing,
         })
     }
 
