@@ -124,7 +124,7 @@ def run(args) -> int:
     (run_dir / "histories").mkdir(exist_ok=True)
     print(f"chaos: run directory {run_dir}", flush=True)
 
-    topo = make_topology(args.topology, run_dir, nodes_file=args.nodes,
+    topo = make_topology(args.topology, run_dir, nodes_file=args.nodes, subnet=args.subnet,
                          broker_args=sum((["--override", o] for o in args.broker_override), []))
     fault_names = args.faults.split(",") if args.faults else list(topo.default_faults)
     unknown = [f for f in fault_names if f not in topo.faults]
@@ -185,6 +185,7 @@ def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--topology", default="processes", choices=["processes", "compose"])
     ap.add_argument("--nodes", help="compose: a JSON list of node specs (topology.NodeSpec fields)")
+    ap.add_argument("--subnet", default="172.30.77.0/24", help="compose: the project's private subnet")
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of faults plus the tail")
     ap.add_argument("--count", type=int, help="exactly this many faults (the duration follows)")
     ap.add_argument("--seed", type=int, default=int(time.time()) % 100000)

@@ -117,3 +117,24 @@ def test_producers_without_idempotence_duplicate_across_a_long_pause(tmp_path):
     failed = failed_checks(results)
     assert failed & {"no_duplicates", "producer_order"}, report
     assert "no_lost_writes" not in failed, report
+
+
+def compose_ready():
+    import os
+    import shutil
+    import subprocess
+    if os.geteuid() != 0 or not shutil.which("docker-compose"):
+        return False
+    probe = subprocess.run(["docker", "image", "inspect", "gregor/broker:latest"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not compose_ready(), reason="needs root, docker-compose and gregor/broker (scripts/build-images.sh)")
+def test_one_broker_container_under_kill_pause_isolation_loss_and_a_full_disk(tmp_path):
+    code, results = chaos(tmp_path, "--topology", "compose", "--seed", "31", "--count", "6",
+                          "--faults", "kill,pause,isolate,isolate-inbound,loss,disk-full",
+                          "--quiet-min", "1.5", "--quiet-max", "3", "--hold-min", "2", "--hold-max", "4",
+                          "--tail", "6", "--rate", "50")
+    report = (tmp_path / "report.md").read_text()
+    assert code == 0, report
+    assert len(results["faults"]) == 6 and not results["meta"]["nemesis_errors"], report

@@ -309,9 +309,9 @@ class ComposeTopology:
                  "memory": n.spec.memory, "disk_mb": n.spec.disk_mb} for n in self.nodes]
 
 
-def make_topology(name, run_dir, nodes_file=None, binary=None, broker_args=()):
+def make_topology(name, run_dir, nodes_file=None, binary=None, broker_args=(), subnet="172.30.77.0/24"):
     if name == "processes":
         return ProcessTopology(run_dir, binary=binary, extra_args=broker_args)
     if name == "compose":
-        return ComposeTopology(run_dir, nodes=load_node_specs(nodes_file) if nodes_file else None)
+        return ComposeTopology(run_dir, nodes=load_node_specs(nodes_file) if nodes_file else None, subnet=subnet)
     raise ValueError(f"unknown topology {name!r} (processes or compose)")
