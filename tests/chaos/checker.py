@@ -291,13 +291,18 @@ def check_realtime_order(ops) -> CheckResult:
     return r
 
 
-def check_list_offsets_monotonic(ops) -> CheckResult:
-    r = CheckResult("list_offsets_monotonic",
-                    "the end offset never goes backwards and covers every send acknowledged before")
+def check_list_offsets_monotonic(ops, acks_all=True) -> CheckResult:
+    """The end offset ListOffsets returns is the high watermark. With
+    acks=all an acknowledged record is below it; with acks=1 the leader
+    acknowledges before replication, so only monotonicity is checked."""
+    covers = " and covers every send acknowledged before" if acks_all else ""
+    r = CheckResult("list_offsets_monotonic", "the end offset never goes backwards" + covers)
     for part, pops in by_partition(ops).items():
         probes = [(inv or ok, ok) for inv, ok in completions(pops, "list_offsets") if ok["type"] == "ok"]
         realtime_sweep(probes, lambda a, b: b["offset"] >= a["offset"], r, part,
                        lambda a, b: f"end offset {b['offset']} after {a['offset']} was seen")
+        if not acks_all:
+            continue
         # An end offset read after a send was acknowledged lies above it.
         acked = sorted(sends(pops), key=lambda p: p[1]["time"])
         times = [ok["time"] for _, ok in acked]
@@ -363,6 +368,65 @@ def check_liveness(ops, window_s: float) -> CheckResult:
     return r
 
 
+def fault_windows(ops):
+    """(start, end) of every fault, from the nemesis's fault and heal operations."""
+    windows, open_at = [], {}
+    for op in ops:
+        if op.get("process") != "nemesis":
+            continue
+        ident = (op.get("fault"), op.get("node"))
+        if op.get("f") == "fault":
+            open_at[ident] = op["time"]
+        elif op.get("f") == "heal" and ident in open_at:
+            windows.append((open_at.pop(ident), op["time"]))
+    end = max((op["time"] for op in ops), default=0.0)
+    return windows + [(start, end) for start in open_at.values()]
+
+
+def longest_quiet_stretch(start, end, windows):
+    """The longest part of (start, end) that no fault window covers."""
+    longest, t = 0.0, start
+    for a, b in sorted(windows):
+        if b <= t or a >= end:
+            continue
+        longest = max(longest, a - t)
+        t = max(t, b)
+    return max(longest, end - t)
+
+
+def check_consumer_progress(ops, window_s: float) -> CheckResult:
+    """A consumer that reads nothing for longer than the window while no
+    fault is active and sends are acknowledged is stuck. Stretches broken
+    up by faults do not add up: a group rejoin takes seconds, and faults
+    closer together than that may keep a group consumer out indefinitely."""
+    r = CheckResult("consumer_progress",
+                    f"no consumer goes more than {window_s:g} s without a fault and without reading "
+                    f"while sends are acknowledged")
+    windows = fault_windows(ops)
+    ack_times = sorted(ok["time"] for _, ok in sends(ops))
+    last_ack = ack_times[-1] if ack_times else None
+    polls: dict[str, list[dict]] = {}
+    for op in ops:
+        if op.get("f") == "poll" and op["type"] == "ok" and not op.get("final") and op.get("records"):
+            polls.setdefault(op["process"], []).append(op)
+    for process, reads_ in polls.items():
+        marks = reads_ + [None]
+        for prev, nxt in zip(marks, marks[1:]):
+            r.checked += 1
+            start = prev["time"]
+            end = nxt["time"] if nxt else last_ack
+            if end is None or end <= start:
+                continue
+            quiet = longest_quiet_stretch(start, end, windows)
+            acked = bisect.bisect_right(ack_times, end) - bisect.bisect_right(ack_times, start)
+            if quiet > window_s and acked:
+                what = f"until its next read at +{end - start:.1f} s" if nxt else \
+                    f"until the last acknowledged send at +{end - start:.1f} s (never again)"
+                r.flag("*", f"{process} read nothing for {quiet:.1f} s without a fault "
+                       f"({what}) while {acked} sends were acknowledged", prev, nxt)
+    return r
+
+
 CHECKS = [
     check_one_value_per_offset,
     check_no_duplicates,
@@ -377,6 +441,9 @@ CHECKS = [
 ]
 
 
-def check_all(ops, liveness_window_s: float = 30.0) -> list[CheckResult]:
+def check_all(ops, liveness_window_s: float = 30.0, acks_all: bool = True) -> list[CheckResult]:
+    """Every check; `acks_all`: the producers used acks=all."""
     ops = index_history(ops)
-    return [check(ops) for check in CHECKS] + [check_liveness(ops, liveness_window_s)]
+    results = [check_list_offsets_monotonic(ops, acks_all) if check is check_list_offsets_monotonic
+               else check(ops) for check in CHECKS]
+    return results + [check_liveness(ops, liveness_window_s), check_consumer_progress(ops, liveness_window_s)]

@@ -44,14 +44,15 @@ CLIENTS = [
 ]
 
 
-def create_topic(bootstrap, topic, partitions, timeout=60):
+def create_topic(bootstrap, topic, partitions, replication_factor, config, timeout=60):
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     deadline = time.time() + timeout
     while True:
         try:
-            admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(timeout=10)
+            new = NewTopic(topic, partitions, replication_factor, config=config)
+            admin.create_topics([new])[topic].result(timeout=10)
             break
         except Exception as e:  # noqa: BLE001
             if "TOPIC_ALREADY_EXISTS" in str(e) or time.time() > deadline:
@@ -148,7 +149,11 @@ def run(args) -> int:
         topo.up()
         meta["nodes"] = topo.describe()
         bootstrap = topo.bootstrap
-        create_topic(bootstrap, args.topic, args.partitions)
+        brokers = sum(1 for n in meta["nodes"] if n.get("broker", True))
+        replication = args.replication_factor or min(3, brokers)
+        meta["replication_factor"] = replication
+        create_topic(bootstrap, args.topic, args.partitions, replication,
+                     dict(c.split("=", 1) for c in args.topic_config))
         procs = start_clients(run_dir, bootstrap, args)
         time.sleep(args.warmup)
         nemesis = faults.Nemesis(topo, steps, run_dir / "faults.jsonl", run_dir / "histories" / "nemesis.jsonl")
@@ -172,7 +177,7 @@ def run(args) -> int:
         topo.down()
 
     ops = checker.index_history(merge_histories(run_dir))
-    results = checker.check_all(ops, liveness_window_s=args.liveness)
+    results = checker.check_all(ops, liveness_window_s=args.liveness, acks_all=args.acks in ("all", "-1"))
     report.write(run_dir, meta, ops, results, windows)
     failed = [r.name for r in results if not r.ok]
     print(f"chaos: {len(ops)} operations, {len(windows)} faults; "
@@ -205,6 +210,9 @@ def parse(argv=None):
     ap.add_argument("--no-idempotence", dest="idempotence", action="store_false",
                     help="plain retrying producers instead of idempotent ones")
     ap.add_argument("--topic", default=workload.TOPIC)
+    ap.add_argument("--replication-factor", type=int, help="default: the broker count, at most 3")
+    ap.add_argument("--topic-config", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config of the test topic, e.g. min.insync.replicas=2 (repeatable)")
     ap.add_argument("--broker-override", action="append", default=[], metavar="KEY=VALUE",
                     help="processes: a broker setting (repeatable)")
     ap.add_argument("--out", help="the run directory (default target/chaos/<time>-<topology>-seed<N>)")

@@ -80,7 +80,7 @@ def failing(ops, window=30.0):
 def test_a_good_history_passes_every_check_and_counts_what_it_checked():
     res = results(good_history())
     assert all(r.ok for r in res.values()), {n: [a.message for a in r.anomalies] for n, r in res.items()}
-    assert len(res) == len(CHECKS) + 1
+    assert len(res) == len(CHECKS) + 2
     for name, r in res.items():
         if name != "failed_writes_absent":
             assert r.checked > 0, name
@@ -223,6 +223,15 @@ def test_list_offsets_below_an_acknowledged_send():
     assert "'b' was acknowledged at offset 1" in res["list_offsets_monotonic"].anomalies[0].message
 
 
+def test_with_acks_1_the_end_offset_may_lag_an_acknowledgement():
+    h = History()
+    h.send("p", "a", 0).send("p", "b", 1).probe("lo", 1)
+    h.poll("f", [(0, "a"), (1, "b")], final=True)
+    assert {r.name for r in check_all(h.ops, acks_all=False) if not r.ok} == set()
+    h.probe("lo", 0)
+    assert {r.name for r in check_all(h.ops, acks_all=False) if not r.ok} == {"list_offsets_monotonic"}
+
+
 def test_overlapping_probes_may_disagree():
     h = History()
     h.op(process="a", type="invoke", f="list_offsets", partition=0)
@@ -284,6 +293,42 @@ def test_liveness_counts_from_the_last_heal():
     # acknowledged 32 s before the read, but the last heal was 22 s before it
     assert failing(h.ops, window=25) == set()
     assert failing(h.ops, window=15) == {"liveness"}
+
+
+def test_a_consumer_that_stops_reading_without_a_fault():
+    h = History()
+    h.send("p", "a", 0).poll("c", [(0, "a")])
+    for i in range(1, 50):
+        h.send("p", f"v{i}", i)
+    h.poll("f", [(0, "a")] + [(i, f"v{i}") for i in range(1, 50)], final=True)
+    res = results(h.ops, window=30)
+    assert "consumer_progress" in failing(h.ops, window=30)
+    assert "never again" in res["consumer_progress"].anomalies[0].message
+    assert "consumer_progress" not in failing(h.ops, window=200)
+
+
+def test_time_under_a_fault_does_not_count_as_a_stall():
+    h = History()
+    h.send("p", "a", 0).poll("c", [(0, "a")])
+    h.op(process="nemesis", type="info", f="fault", fault="pause", node="n1", topic=None, partition=None)
+    h.now += 100
+    h.op(process="nemesis", type="info", f="heal", fault="pause", node="n1", topic=None, partition=None)
+    h.send("p", "b", 1).poll("c", [(1, "b")]).poll("f", [(0, "a"), (1, "b")], final=True)
+    assert "consumer_progress" not in failing(h.ops, window=30)
+    assert results(h.ops)["consumer_progress"].checked == 2
+
+
+def test_short_quiet_stretches_between_faults_do_not_add_up():
+    h = History()
+    h.send("p", "a", 0).poll("c", [(0, "a")])
+    for i in range(1, 20):
+        h.fault("kill")  # 1 s of fault, then 1 s of quiet per operation
+        h.send("p", f"v{i}", i)
+    h.now += 5
+    h.poll("c", [(i, f"v{i}") for i in range(1, 20)])
+    h.poll("f", [(0, "a")] + [(i, f"v{i}") for i in range(1, 20)], final=True)
+    assert "consumer_progress" not in failing(h.ops, window=10)
+    assert "consumer_progress" in failing(h.ops, window=4)
 
 
 def test_excerpts_are_bounded():

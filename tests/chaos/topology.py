@@ -305,8 +305,8 @@ class ComposeTopology:
             node.remove_disk()
 
     def describe(self):
-        return [{"name": n.name, "container": n.container, "address": n.ip, "cpus": n.spec.cpus,
-                 "memory": n.spec.memory, "disk_mb": n.spec.disk_mb} for n in self.nodes]
+        return [{"name": n.name, "container": n.container, "address": n.ip, "broker": bool(n.spec.kafka_port),
+                 "cpus": n.spec.cpus, "memory": n.spec.memory, "disk_mb": n.spec.disk_mb} for n in self.nodes]
 
 
 def make_topology(name, run_dir, nodes_file=None, binary=None, broker_args=(), subnet="172.30.77.0/24"):

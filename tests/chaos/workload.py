@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import random
 import signal
 import sys
@@ -323,6 +325,9 @@ def main(argv=None):
                     help="0: plain retrying producers (to show what idempotence prevents)")
     ap.add_argument("--probe-interval", type=float, default=0.25)
     args = ap.parse_args(argv)
+    if os.environ.get("CHAOS_CLIENT_DEBUG"):
+        # the clients' own logs, into the role's .log file next to its history
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     ROLES[args.role](args, Stop())
 
 
