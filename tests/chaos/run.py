@@ -10,7 +10,8 @@ the run directory:
     plot.png        throughput and latency over time, fault windows shaded
 
 Usage: python tests/chaos/run.py --topology processes --duration 60 --seed 7
-(`scripts/chaos.sh` wraps it). Exit status 0 when every check passed, 1
+(`scripts/chaos.sh` wraps it); `run.py --recheck RUN_DIR...` checks finished
+runs again with the current checker. Exit status 0 when every check passed, 1
 when one found an anomaly, 2 on a harness error.
 """
 from __future__ import annotations
@@ -186,6 +187,28 @@ def run(args) -> int:
     return 1 if failed else 0
 
 
+def recheck(run_dir) -> int:
+    """Runs the (current) checker again over a finished run's history and
+    rewrites its report, results and plot."""
+    run_dir = Path(run_dir)
+    meta = json.loads((run_dir / "results.json").read_text())["meta"]
+    windows, begun = [], {}
+    for line in open(run_dir / "faults.jsonl"):
+        event = json.loads(line)
+        ident = (event["fault"], event["node"], event["at"])
+        if event["event"] == "fault":
+            begun[ident] = event["time"]
+        elif ident in begun:
+            windows.append((event["fault"], event["node"], begun.pop(ident), event["time"], event.get("error")))
+    ops = checker.load_history(run_dir / "history.jsonl")
+    results = checker.check_all(ops, liveness_window_s=meta["liveness_window_s"],
+                                acks_all=str(meta.get("acks", "all")) in ("all", "-1"))
+    report.write(run_dir, meta, ops, results, windows)
+    failed = [r.name for r in results if not r.ok]
+    print(f"chaos: {run_dir}: " + ("every check passed" if not failed else f"FAILED: {', '.join(failed)}"))
+    return 1 if failed else 0
+
+
 def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--topology", default="processes", choices=["processes", "compose"])
@@ -220,6 +243,9 @@ def parse(argv=None):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--recheck"]:
+        return max([recheck(d) for d in argv[1:]], default=2)
     args = parse(argv)
     if args.producers:
         args.producers = args.producers.split(",")
