@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from conftest import Broker, read_response, request
+from conftest import BIN, Broker, read_response, request
 from test_coordinator import Coordinator, broker_entry, wait_until
 
 TOPIC_PARTITIONS = 6
@@ -255,6 +255,16 @@ def test_a_six_partition_topic_gets_leaders_on_all_three_brokers(cluster):
     }
 
 
+def test_kafka_topics_describe_shows_leaders_across_brokers(cluster):
+    create_topic(cluster.bootstrap(0), "described")
+    found = wait_for_leaders(cluster.bootstrap(0), "described", all_led)
+    out = subprocess.run([str(BIN), "topics", "--bootstrap-server", cluster.bootstrap(1),
+                          "--describe", "--topic", "described"],
+                         capture_output=True, text=True, check=True, timeout=30).stdout
+    for partition, leader in found.items():
+        assert f"Partition: {partition}\tLeader: {leader}\t" in out, out
+
+
 @pytest.mark.parametrize("client", sorted(CLIENTS))
 def test_every_client_produces_and_consumes_every_partition_through_one_bootstrap(cluster, client):
     topic = f"all-{client.replace('.', '-')}"
@@ -329,16 +339,25 @@ def test_a_group_with_members_on_different_brokers_rebalances_and_commits(cluste
 
     # The committed offsets read back through a broker that is not the owner.
     reader = next(i for i in cluster.brokers if i != owner)
-    reader = CKConsumer({"bootstrap.servers": cluster.bootstrap(reader),
-                         "group.id": "spread-group"})
+    consumer = CKConsumer({"bootstrap.servers": cluster.bootstrap(reader),
+                           "group.id": "spread-group"})
     try:
-        committed = reader.committed(
+        committed = consumer.committed(
             [CKTopicPartition("grouped", p) for p in range(TOPIC_PARTITIONS)], timeout=20)
     finally:
-        reader.close()
+        consumer.close()
     assert {tp.partition: tp.offset for tp in committed} == {
         p: 3 for p in range(TOPIC_PARTITIONS)
     }
+
+    # kafka-consumer-groups.sh finds the coordinator through another broker.
+    out = subprocess.run([str(BIN), "consumer-groups", "--bootstrap-server",
+                          cluster.bootstrap(reader), "--describe", "--group", "spread-group"],
+                         capture_output=True, text=True, check=True, timeout=30).stdout
+    rows = [line.split() for line in out.splitlines() if line.startswith("spread-group")]
+    assert sorted((int(r[2]), r[3]) for r in rows if r[1] == "grouped") == [
+        (p, "3") for p in range(TOPIC_PARTITIONS)
+    ], out
 
     # Kafka's internal topic now exists, is internal, and is spread too.
     admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap(0))
