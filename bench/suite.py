@@ -211,6 +211,12 @@ def scenarios(quick):
          ["--messages", str(n100), "--size", "100", "--acks", "1"]),
         ("produce_1KiB_acksall", "produce 1 KiB, acks=all", "produce", "default",
          ["--messages", str(n1k), "--size", str(KIB), "--acks", "all"]),
+        # The same two produces with lz4: what verifying a compressed batch
+        # (counting its records through the bounded decompression) costs.
+        ("produce_100B_acks1_lz4", "produce 100 B, acks=1, lz4", "produce", "default",
+         ["--messages", str(n100), "--size", "100", "--acks", "1", "--compression", "lz4"]),
+        ("produce_1KiB_acksall_lz4", "produce 1 KiB, acks=all, lz4", "produce", "default",
+         ["--messages", str(n1k), "--size", str(KIB), "--acks", "all", "--compression", "lz4"]),
         ("consume_1KiB", "consume 1 KiB (from the beginning)", "consume", "default",
          ["--messages", str(n1k)]),
         ("e2e_1KiB_10k_linger0", "e2e 1 KiB @ 10 000/s, linger.ms=0", "e2e", "default",
@@ -613,6 +619,8 @@ def render_table(samples, targets, limits, startup, peak_rss, hwm, args, peer_no
         lambda l: l.get("ack_latency", {}).get("p99_ms"), 2)
     add("produce 1 KiB acks=all — MB/s", "produce_1KiB_acksall", mb, 1,
         limit=both_limits(loop, disk, client_1k), target_text="≥ 1 000 MB/s", met=lambda g, t: g >= 1000)
+    add("produce 100 B acks=1, lz4 — msg/s", "produce_100B_acks1_lz4", msgs, 0)
+    add("produce 1 KiB acks=all, lz4 — MB/s", "produce_1KiB_acksall_lz4", mb, 1)
     add("produce 1 KiB acks=all, flush every message (group commit) — MB/s",
         "produce_1KiB_acksall_durable", mb, 1, limit=both_limits(loop, disk_sync, client_1k),
         target_text="≥ 700 MB/s", met=lambda g, t: g >= 700)
@@ -629,6 +637,8 @@ def render_table(samples, targets, limits, startup, peak_rss, hwm, args, peer_no
                 limit=limit_value, target_text=f"≤ {goal} ms" if goal else "",
                 met=(lambda g, t, goal=goal: g <= goal) if goal else None)
     for key, title in [("produce_100B_acks1", "produce 100 B"), ("produce_1KiB_acksall", "produce 1 KiB acks=all"),
+                       ("produce_100B_acks1_lz4", "produce 100 B lz4"),
+                       ("produce_1KiB_acksall_lz4", "produce 1 KiB acks=all lz4"),
                        ("consume_1KiB", "consume 1 KiB")]:
         def cpu_per_gb(line):
             gb = line.get("messages", 0) * line.get("size", 0) / 1e9

@@ -4,11 +4,12 @@
 #   2. the real-client suite (kafka-python, confluent-kafka, aiokafka, kcat and
 #      gregor's own tools) against the real binary, including a seconds-long
 #      smoke of the benchmark tool (bench/, on librdkafka);
-#   3. the container suite (scratch images, walkthrough, compose, helm, remote
+#   3. the chaos harness's checker and its single-node runs (tests/chaos);
+#   4. the container suite (scratch images, walkthrough, compose, helm, remote
 #      access), when a Docker engine answers.
 # Needs kcat, cmake, libcurl and OpenSSL headers and Python 3 with venv: on Debian as
 # root they are installed here; elsewhere it says in one line what to
-# install. Python packages go into .venv. SKIP_CONTAINERS=1 skips part 3.
+# install. Python packages go into .venv. SKIP_CONTAINERS=1 skips part 4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,6 +53,9 @@ echo "== benchmark tool (built for its smoke test)"
 
 echo "== real clients against the real binary"
 "$VENV/bin/python" -m pytest -q tests/clients "$@"
+
+echo "== chaos: the checker's unit tests and the single-node kill -9 loop (about 2 minutes)"
+"$VENV/bin/python" -m pytest -q tests/chaos
 
 if [ "${SKIP_CONTAINERS:-0}" != 1 ] && docker info >/dev/null 2>&1; then
   echo "== containers"

@@ -131,7 +131,10 @@ pub fn dispatch(
             let listener = info.listener.clone();
             Box::pin(async move {
                 Some(ResponseKind::FindCoordinator(
-                    handlers::groups::find_coordinator(&ctx, &access, &listener, body, version),
+                    handlers::find_coordinator::find_coordinator(
+                        &ctx, &access, &listener, body, version,
+                    )
+                    .await,
                 ))
             })
         }

@@ -1,11 +1,14 @@
 //! The partitions this broker hosts, kept in step with the cluster metadata
-//! image: a partition appears when its topic is created and its files go
-//! when the topic is deleted.
+//! image: a partition appears when its topic is created with this broker
+//! among its replicas, and its files go when the topic is deleted. Which
+//! of them this broker may serve is the image's leader, see
+//! [`Partitions::led`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
+use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use super::partition::{Partition, WritePolicy};
@@ -33,6 +36,8 @@ const CACHE_BUDGET_BYTES: usize = 64 * 1024 * 1024;
 const CACHE_MAX_PER_PARTITION: usize = 8 * 1024 * 1024;
 
 pub struct Partitions {
+    /// This broker: only partitions it is a replica of are opened here.
+    broker_id: i32,
     data_dir: PathBuf,
     defaults: LogDefaults,
     hosted: RwLock<HashMap<TopicPartition, Hosted>>,
@@ -42,8 +47,9 @@ pub struct Partitions {
 }
 
 impl Partitions {
-    pub fn new(data_dir: &Path, defaults: LogDefaults) -> Self {
+    pub fn new(broker_id: i32, data_dir: &Path, defaults: LogDefaults) -> Self {
         Partitions {
+            broker_id,
             data_dir: data_dir.to_path_buf(),
             defaults,
             hosted: RwLock::new(HashMap::new()),
@@ -57,6 +63,27 @@ impl Partitions {
             partition,
         };
         self.read().get(&key).map(|hosted| hosted.partition.clone())
+    }
+
+    /// The partition, if `image` names this broker its leader: a client
+    /// may write and read only there. UNKNOWN_TOPIC_OR_PARTITION when the
+    /// image has no such partition; NOT_LEADER_OR_FOLLOWER (so the client
+    /// refreshes its metadata) when another broker leads it, none does
+    /// (leader -1), or this broker has not opened it yet.
+    pub fn led(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Arc<Partition>, ResponseError> {
+        let Some(state) = image.partition(topic, partition) else {
+            return Err(ResponseError::UnknownTopicOrPartition);
+        };
+        if state.leader != self.broker_id {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
+        self.get(topic, partition)
+            .ok_or(ResponseError::NotLeaderOrFollower)
     }
 
     pub fn all(&self) -> Vec<Arc<Partition>> {
@@ -125,7 +152,10 @@ impl Partitions {
         }
         let mut wanted = HashMap::new();
         for topic in image.topics() {
-            for (index, _) in topic.partitions.iter().enumerate() {
+            for (index, state) in topic.partitions.iter().enumerate() {
+                if !state.replicas.contains(&self.broker_id) {
+                    continue;
+                }
                 let key = TopicPartition {
                     topic: topic.name.clone(),
                     partition: index as i32,
@@ -242,13 +272,38 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn only_partitions_this_broker_is_a_replica_of_are_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let defaults = crate::config::RawConfig::new()
+            .validate_with(&|| "h".to_string())
+            .unwrap()
+            .log;
+        let partitions = Arc::new(Partitions::new(7, dir.path(), defaults));
+        let mut image = crate::properties::image_with_live_broker();
+        create(&mut image, 3, "elsewhere");
+        partitions
+            .reconcile_off_workers(Arc::new(image.clone()))
+            .await;
+        assert!(partitions.get("elsewhere", 0).is_none());
+        assert!(!dir.path().join("elsewhere-0").exists());
+        assert_eq!(
+            partitions.led(&image, "elsewhere", 0).err(),
+            Some(ResponseError::NotLeaderOrFollower)
+        );
+        assert_eq!(
+            partitions.led(&image, "missing", 0).err(),
+            Some(ResponseError::UnknownTopicOrPartition)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn an_older_image_never_undoes_a_newer_one() {
         let dir = tempfile::tempdir().unwrap();
         let defaults = crate::config::RawConfig::new()
             .validate_with(&|| "h".to_string())
             .unwrap()
             .log;
-        let partitions = Arc::new(Partitions::new(dir.path(), defaults));
+        let partitions = Arc::new(Partitions::new(0, dir.path(), defaults));
         let older = crate::properties::image_with_live_broker();
         let mut newer = older.clone();
         create(&mut newer, 3, "fresh");

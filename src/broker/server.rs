@@ -102,14 +102,14 @@ pub async fn run(
         broker_id: settings.broker_id,
         incarnation_id: Uuid::new_v4(),
         listeners,
-        rack: None,
+        rack: settings.rack.clone(),
         directory_id: crate::cluster::directory_id(&settings.data_dir)?,
     });
     // A remote coordinator may not be up yet; a stop request must not wait.
-    tokio::select! {
-        registered = registration => { registered?; }
+    let broker_epoch = tokio::select! {
+        registered = registration => registered?,
         _ = shutdown.changed() => return Ok(()),
-    }
+    };
 
     // Certificates are read before anything is bound or opened, so a bad
     // file stops the start with its name.
@@ -160,7 +160,11 @@ pub async fn run(
         bound.push((listener.name.clone(), listener.security_protocol, socket));
     }
 
-    let partitions = Arc::new(Partitions::new(&settings.data_dir, settings.log.clone()));
+    let partitions = Arc::new(Partitions::new(
+        settings.broker_id,
+        &settings.data_dir,
+        settings.log.clone(),
+    ));
     partitions.reconcile_off_workers(coordinator.image()).await;
     let groups = GroupCoordinator::start(
         &settings.data_dir,
@@ -259,6 +263,9 @@ pub async fn run(
         }
     }
 
+    if ctx.settings.controlled_shutdown {
+        controlled_shutdown(&ctx, broker_epoch).await;
+    }
     tracing::info!("shutting down: draining connections");
     acceptors.abort_all();
     let drain = async { while connections.join_next().await.is_some() {} };
@@ -327,6 +334,36 @@ async fn accept_loop(
                 drop(stream);
             }
         }
+    }
+}
+
+/// How long a stopping broker waits for the coordinator to hear it.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Tells the coordinator this broker is stopping, so its partitions show
+/// no leader at once instead of after the session timeout. A coordinator
+/// that does not answer in time does not hold the shutdown up.
+async fn controlled_shutdown(ctx: &BrokerContext, broker_epoch: i64) {
+    let broker_id = ctx.settings.broker_id;
+    // A lost registration may have been renewed since start-up.
+    let broker_epoch = ctx
+        .coordinator
+        .image()
+        .broker(broker_id)
+        .map_or(broker_epoch, |b| b.epoch);
+    let request = ctx.coordinator.begin_shutdown(broker_id, broker_epoch);
+    match tokio::time::timeout(CONTROLLED_SHUTDOWN_TIMEOUT, request).await {
+        Ok(Ok(())) => tracing::info!(
+            broker_id,
+            "controlled shutdown: the coordinator moved leadership away"
+        ),
+        Ok(Err(error)) => {
+            tracing::warn!(broker_id, %error, "controlled shutdown refused; stopping anyway")
+        }
+        Err(_) => tracing::warn!(
+            broker_id,
+            "controlled shutdown: no answer from the coordinator; stopping anyway"
+        ),
     }
 }
 

@@ -26,6 +26,7 @@ use uuid::Uuid;
 use self::local::Committed;
 use super::command_log::{CommandLog, LogEntry, new_cluster_id};
 use super::metadata::{ApplyOutcome, Command, ConfigResource, KafkaCode, MetadataImage, Rejection};
+use super::policy::placement::PlacementStart;
 use super::policy::{
     PRODUCER_ID_BLOCK_SIZE, check_config_change, check_partition_limits, check_topic_configs,
     manual_assignments, manual_partition_assignments,
@@ -315,11 +316,8 @@ impl EmbeddedCoordinator {
             .into());
         }
         let assignments = if req.assignments.is_empty() {
-            image.place_replicas(
-                req.partitions,
-                req.replication_factor,
-                rotation(turn.next_index()),
-            )?
+            let start = PlacementStart::random(image.available_brokers().len());
+            image.place_replicas(req.partitions, req.replication_factor, start, 0)?
         } else {
             manual_assignments(image, &req.assignments)?
         };
@@ -392,10 +390,10 @@ impl EmbeddedCoordinator {
             .first()
             .map_or(0, |p| i16::try_from(p.replicas.len()).unwrap_or(i16::MAX));
         // Continue the topic's round-robin where its existing partitions end.
-        let start = rotation(turn.next_index()) + current;
+        let start = continued_placement(image, topic);
         let additional = total - current as i32;
         let new_assignments = match assignments {
-            None => image.place_replicas(additional, replication_factor, start)?,
+            None => image.place_replicas(additional, replication_factor, start, current)?,
             Some(assignments) => manual_partition_assignments(
                 image,
                 &assignments,
@@ -488,9 +486,21 @@ fn warn_unsupported_configs(image: &MetadataImage) {
 
 /// The first broker (in id order) of a new placement. Derived from the log
 /// index so it rotates between topics and survives restarts without state.
-fn rotation(next_index: u64) -> usize {
-    // Truncation is fine: only the value modulo the broker count matters.
-    next_index as usize
+/// Kafka's start for new partitions of an existing topic: the position of
+/// partition 0's first replica among the available brokers.
+fn continued_placement(image: &MetadataImage, topic: &super::TopicState) -> PlacementStart {
+    let first = topic
+        .partitions
+        .first()
+        .and_then(|p| p.replicas.first())
+        .copied()
+        .unwrap_or(0);
+    let index = image
+        .available_brokers()
+        .iter()
+        .position(|id| *id >= first)
+        .unwrap_or(0);
+    PlacementStart::fixed(index)
 }
 
 fn unknown_topic(name: &str) -> ClusterError {
@@ -581,6 +591,28 @@ impl ClusterCoordinator for EmbeddedCoordinator {
     ) -> BoxFuture<'_, Result<(), ClusterError>> {
         Box::pin(async move {
             self.propose(Command::CreateAcls { bindings }).await?;
+            Ok(())
+        })
+    }
+
+    fn begin_shutdown(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+    ) -> BoxFuture<'_, Result<(), ClusterError>> {
+        // As the remote coordinator does it: stop leading, then (no
+        // replica to wait for) fence.
+        Box::pin(async move {
+            self.propose(Command::BeginShutdown {
+                broker_id,
+                broker_epoch,
+            })
+            .await?;
+            self.propose(Command::FenceBroker {
+                broker_id,
+                broker_epoch,
+            })
+            .await?;
             Ok(())
         })
     }

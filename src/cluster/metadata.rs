@@ -16,6 +16,8 @@ use super::code::rejected;
 pub use super::code::{KafkaCode, Rejection};
 use topics::check_replication_factor;
 
+use super::policy::placement::{Candidate, PlacementStart, assign_replicas};
+
 pub use crate::security::SecurityProtocol;
 use crate::security::acl::{AclBinding, AclSet};
 use crate::security::sasl::{ScramCredential, ScramMechanism};
@@ -288,15 +290,17 @@ impl MetadataImage {
             .collect()
     }
 
-    /// Round-robin placement of `count` partitions with `replication_factor`
-    /// replicas over the available brokers, partition `p` starting at broker
-    /// `(start + p) mod n`. The proposer picks `start` (rotating it spreads
-    /// leaders across topics); the result goes into the command.
+    /// Kafka's placement of `count` new partitions, numbered from
+    /// `first_partition`, with `replication_factor` replicas over the
+    /// available brokers (rack-aware when brokers have racks; see
+    /// [`crate::cluster::policy::placement`]). The proposer picks `start`
+    /// (at random for a new topic); the result goes into the command.
     pub fn place_replicas(
         &self,
         count: i32,
         replication_factor: i16,
-        start: usize,
+        start: PlacementStart,
+        first_partition: usize,
     ) -> Result<Vec<Vec<i32>>, Rejection> {
         if count < 1 {
             return rejected(
@@ -310,16 +314,24 @@ impl MetadataImage {
                 format!("cannot add {count} partitions at once, the limit is {MAX_NEW_PARTITIONS}"),
             );
         }
-        let brokers = self.available_brokers();
-        check_replication_factor(i64::from(replication_factor), brokers.len())?;
-        let rf = usize::from(replication_factor.unsigned_abs());
-        Ok((0..count as usize)
-            .map(|p| {
-                (0..rf)
-                    .map(|r| brokers[(start + p + r) % brokers.len()])
-                    .collect()
+        let candidates: Vec<Candidate> = self
+            .brokers
+            .values()
+            .filter(|b| b.is_available())
+            .map(|b| Candidate {
+                id: b.id,
+                rack: b.rack.clone(),
             })
-            .collect())
+            .collect();
+        check_replication_factor(i64::from(replication_factor), candidates.len())?;
+        let rf = usize::from(replication_factor.unsigned_abs());
+        Ok(assign_replicas(
+            &candidates,
+            count as usize,
+            rf,
+            start,
+            first_partition,
+        ))
     }
 
     /// Applies `cmd`, the command at log `index`.
@@ -360,7 +372,9 @@ impl MetadataImage {
                     Rejection::new(KafkaCode::UNKNOWN_SERVER_ERROR, "log index overflows i64")
                 })?;
                 // A (re)registered broker starts fenced: it is unfenced only
-                // once it has shown it caught up with the metadata log.
+                // once it has shown it caught up with the metadata log, and
+                // its earlier incarnation's leadership ends here.
+                self.take_leadership(*broker_id);
                 self.brokers.insert(
                     *broker_id,
                     BrokerState {
@@ -380,21 +394,27 @@ impl MetadataImage {
                 broker_epoch,
             } => {
                 let broker = self.current_broker(*broker_id, *broker_epoch)?;
-                Ok(set_flag(&mut broker.fenced, true))
+                let flagged = set_flag(&mut broker.fenced, true);
+                let moved = self.take_leadership(*broker_id);
+                Ok(changed(flagged, moved))
             }
             Command::UnfenceBroker {
                 broker_id,
                 broker_epoch,
             } => {
                 let broker = self.current_broker(*broker_id, *broker_epoch)?;
-                Ok(set_flag(&mut broker.fenced, false))
+                let flagged = set_flag(&mut broker.fenced, false);
+                let moved = self.restore_leadership(*broker_id);
+                Ok(changed(flagged, moved))
             }
             Command::BeginShutdown {
                 broker_id,
                 broker_epoch,
             } => {
                 let broker = self.current_broker(*broker_id, *broker_epoch)?;
-                Ok(set_flag(&mut broker.shutting_down, true))
+                let flagged = set_flag(&mut broker.shutting_down, true);
+                let moved = self.take_leadership(*broker_id);
+                Ok(changed(flagged, moved))
             }
             Command::UnregisterBroker {
                 broker_id,
@@ -402,6 +422,7 @@ impl MetadataImage {
             } => {
                 self.current_broker(*broker_id, *broker_epoch)?;
                 self.brokers.remove(broker_id);
+                self.take_leadership(*broker_id);
                 Ok(ApplyOutcome::Applied)
             }
             Command::CreateTopic {
@@ -535,6 +556,15 @@ impl MetadataImage {
     }
 }
 
+/// `Applied` when the flag or any partition's leadership changed.
+fn changed(flagged: ApplyOutcome, leadership_moved: bool) -> ApplyOutcome {
+    if leadership_moved {
+        ApplyOutcome::Applied
+    } else {
+        flagged
+    }
+}
+
 fn set_flag(flag: &mut bool, value: bool) -> ApplyOutcome {
     if *flag == value {
         ApplyOutcome::Unchanged
@@ -544,6 +574,7 @@ fn set_flag(flag: &mut bool, value: bool) -> ApplyOutcome {
     }
 }
 
+mod leadership;
 mod scram;
 mod topics;
 

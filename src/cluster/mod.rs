@@ -205,6 +205,15 @@ pub trait ClusterCoordinator: Send + Sync {
     /// broker epoch.
     fn register_broker(&self, reg: BrokerRegistration) -> BoxFuture<'_, Result<i64, ClusterError>>;
 
+    /// Controlled shutdown (Kafka's `controlled.shutdown.enable`): the
+    /// broker at `broker_epoch` is about to stop, so it leads nothing from
+    /// now on and gets no new replicas.
+    fn begin_shutdown(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+    ) -> BoxFuture<'_, Result<(), ClusterError>>;
+
     fn create_topic(
         &self,
         req: CreateTopicRequest,

@@ -227,5 +227,7 @@ pub fn check_producer_id_count(count: i64) -> Result<(), Rejection> {
     }
 }
 
+pub mod placement;
+
 #[cfg(test)]
 mod tests;

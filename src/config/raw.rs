@@ -100,11 +100,14 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("gregor.request.receive.timeout.ms", "30000"),
     ("gregor.max.partitions.per.topic", "10000"),
     ("gregor.max.partitions.per.broker", "4000"),
+    ("offsets.topic.num.partitions", "50"),
+    ("controlled.shutdown.enable", "true"),
 ];
 
 /// Keys that are used but have no default (their absence means something).
 const OPTIONAL: &[&str] = &[
     "node.id",
+    "broker.rack",
     "broker.id.from.pod.name",
     "log.dirs",
     "advertised.listeners",
@@ -145,7 +148,6 @@ const IGNORED: &[&str] = &[
     "num.recovery.threads.per.data.dir",
     "num.replica.fetchers",
     "offsets.topic.replication.factor",
-    "offsets.topic.num.partitions",
     "offsets.commit.timeout.ms",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
@@ -172,7 +174,6 @@ const IGNORED: &[&str] = &[
     "replica.lag.time.max.ms",
     "unclean.leader.election.enable",
     "auto.leader.rebalance.enable",
-    "broker.rack",
     "broker.id.generation.enable",
     "reserved.broker.max.id",
     "queued.max.requests",

@@ -14,6 +14,10 @@ use super::raw::{RawConfig, RawValue, Source};
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrokerSettings {
     pub broker_id: i32,
+    /// `broker.rack`: placement puts a partition's replicas on different racks.
+    pub rack: Option<String>,
+    /// `controlled.shutdown.enable`: tell the coordinator before stopping.
+    pub controlled_shutdown: bool,
     pub listeners: Vec<ListenerSettings>,
     pub data_dir: PathBuf,
     pub num_partitions: i32,
@@ -139,6 +143,9 @@ pub enum LogFormat {
 /// Consumer-group coordinator limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupSettings {
+    /// `offsets.topic.num.partitions`: a group belongs to the broker
+    /// leading its partition of `__consumer_offsets`.
+    pub offsets_topic_partitions: i32,
     pub min_session_timeout: Duration,
     pub max_session_timeout: Duration,
     pub initial_rebalance_delay: Duration,
@@ -321,6 +328,12 @@ impl RawConfig {
         open_files: u64,
     ) -> Result<BrokerSettings, ConfigError> {
         let groups = GroupSettings {
+            offsets_topic_partitions: i32::try_from(self.int(
+                "offsets.topic.num.partitions",
+                1,
+                i64::from(crate::cluster::metadata::MAX_NEW_PARTITIONS),
+            )?)
+            .unwrap_or(50),
             min_session_timeout: ms(self.int("group.min.session.timeout.ms", 0, I32_MAX)?),
             max_session_timeout: ms(self.int("group.max.session.timeout.ms", 0, I32_MAX)?),
             initial_rebalance_delay: ms(self.int(
@@ -344,6 +357,11 @@ impl RawConfig {
         let sasl = self.sasl_settings(&listeners)?;
         Ok(BrokerSettings {
             broker_id: self.broker_id()?,
+            rack: self
+                .get("broker.rack")
+                .map(|rv| rv.value.trim().to_owned())
+                .filter(|rack| !rack.is_empty()),
+            controlled_shutdown: self.boolean("controlled.shutdown.enable")?,
             listeners,
             sasl,
             data_dir: self.data_dir()?,

@@ -54,7 +54,10 @@ pub(super) unsafe fn pread(
         return Ok(read as usize);
     }
     let error = io::Error::last_os_error();
-    if nowait && error.raw_os_error() == Some(libc::EAGAIN) {
+    // EAGAIN: the disk would be needed. EOPNOTSUPP: this file system cannot
+    // read without waiting at all (tmpfs before Linux 6.6). Either way the
+    // caller reads again, off the workers, without the flag.
+    if nowait && matches!(error.raw_os_error(), Some(libc::EAGAIN | libc::EOPNOTSUPP)) {
         CACHED_ONLY.set(Some(true));
         return Err(io::ErrorKind::WouldBlock.into());
     }
@@ -96,6 +99,23 @@ mod tests {
         read_exact_at(&file, &mut buf, 0).unwrap();
         assert_eq!(&buf, b"hell");
         assert!(CACHED_ONLY.get().is_none(), "the mode ends with the scope");
+    }
+
+    #[test]
+    fn a_file_system_without_no_wait_reads_refuses_instead_of_failing() {
+        // tmpfs answers RWF_NOWAIT with EOPNOTSUPP: the read must be
+        // refused (and then done blocking), not reported as an I/O error.
+        let Ok(mut file) = tempfile::tempfile_in("/dev/shm") else {
+            return; // no tmpfs here
+        };
+        file.write_all(b"in memory").unwrap();
+        let mut buf = [0u8; 6];
+        match cached_only(|| read_exact_at(&file, &mut buf, 3)) {
+            None => {}
+            Some(read) => read.expect("a no-wait read either works or is refused"),
+        }
+        read_exact_at(&file, &mut buf, 3).unwrap();
+        assert_eq!(&buf, b"memory");
     }
 
     #[test]

@@ -205,15 +205,18 @@ impl Segment {
     /// Where a forward scan guided by index `entry` starts. Only the last entry is checked on
     /// open, so an entry that does not point at its batch falls back to the segment start:
     /// slower, but never wrong.
-    fn scan_start(&self, entry: Option<OffsetEntry>) -> u64 {
-        let Some(e) = entry else { return 0 };
+    /// A failed read is returned, not taken for a bad entry: scanning from
+    /// the start would only fail again, with a misleading warning first.
+    fn scan_start(&self, entry: Option<OffsetEntry>) -> Result<u64, StorageError> {
+        let Some(e) = entry else { return Ok(0) };
         let pos = u64::from(e.pos);
         match self.read_header(pos) {
-            Ok(h) if h.base_offset == self.base_offset + i64::from(e.rel) => pos,
+            Ok(h) if h.base_offset == self.base_offset + i64::from(e.rel) => Ok(pos),
+            Err(error @ StorageError::SegmentIo { .. }) => Err(error),
             _ => {
                 tracing::warn!(path = %self.log_path().display(), position = pos,
                     "offset index entry does not point at its batch; scanning from start");
-                0
+                Ok(0)
             }
         }
     }
@@ -221,7 +224,7 @@ impl Segment {
     /// Position and header of the batch containing `offset`, scanning forward from the
     /// nearest index entry. `None` if no batch of this segment contains it.
     fn locate(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, StorageError> {
-        let mut pos = self.scan_start(self.offset_index.floor(self.rel(offset)));
+        let mut pos = self.scan_start(self.offset_index.floor(self.rel(offset)))?;
         while pos < self.size {
             let h = self.read_header(pos)?;
             if h.last_offset() >= offset {
@@ -262,7 +265,7 @@ impl Segment {
             .time_index
             .last_below(ts)
             .and_then(|t| self.offset_index.floor(t.rel));
-        let mut pos = self.scan_start(entry);
+        let mut pos = self.scan_start(entry)?;
         while pos < self.size {
             let h = self.read_header(pos)?;
             if h.max_timestamp >= ts && h.last_offset() >= min_offset {

@@ -115,7 +115,8 @@ def test_suite_quick_mode_writes_raw_lines_and_a_table(tmp_path):
     lines = [json.loads(line) for line in raw.read_text().splitlines()]
     runs = [line for line in lines if line.get("kind") == "run"]
     assert {line["scenario"] for line in runs} == {
-        "produce_100B_acks1", "produce_1KiB_acksall", "consume_1KiB", "e2e_1KiB_10k_linger0",
+        "produce_100B_acks1", "produce_1KiB_acksall", "produce_100B_acks1_lz4", "produce_1KiB_acksall_lz4",
+        "consume_1KiB", "e2e_1KiB_10k_linger0",
         "e2e_1KiB_10k_default", "e2e_100B_50k", "produce_1KiB_acksall_durable",
         *(f"{key}_{kind}" for key in ("produce_1KiB_acksall", "consume_1KiB", "e2e_1KiB_10k_linger0")
           for kind in ("ssl", "sasl_ssl"))}

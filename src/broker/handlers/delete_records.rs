@@ -27,6 +27,7 @@ pub fn handle(
     access: &Access,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
+    let image = ctx.coordinator.image();
     let topics = request
         .topics
         .into_iter()
@@ -36,10 +37,10 @@ pub fn handle(
                 .partitions
                 .iter()
                 .map(|p| {
-                    let moved = match ctx.partitions.get(&topic.name.0, p.partition_index) {
+                    let moved = match ctx.partitions.led(&image, &topic.name.0, p.partition_index) {
                         _ if allowed.is_err() => Err(ResponseError::TopicAuthorizationFailed),
-                        None => Err(ResponseError::UnknownTopicOrPartition),
-                        Some(partition) => partition.delete_records(p.offset),
+                        Err(error) => Err(error),
+                        Ok(partition) => partition.delete_records(p.offset),
                     };
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index);

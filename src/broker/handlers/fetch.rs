@@ -29,9 +29,9 @@ struct Wanted {
     partition_index: i32,
     fetch_offset: i64,
     partition_max_bytes: usize,
-    partition: Option<Arc<Partition>>,
-    /// Read on the topic was refused (the partition is then `None`).
-    refused: bool,
+    /// The partition if this broker leads it and Read on the topic is
+    /// allowed, else the partition's error.
+    partition: Result<Arc<Partition>, ResponseError>,
 }
 
 /// Needs Read on each topic.
@@ -41,6 +41,8 @@ pub async fn handle(
     request: FetchRequest,
     version: i16,
 ) -> FetchResponse {
+    let image = ctx.coordinator.image();
+    let image = &*image;
     let wanted: Arc<Vec<Wanted>> = request
         .topics
         .iter()
@@ -51,10 +53,11 @@ pub async fn handle(
                 partition_index: p.partition,
                 fetch_offset: p.fetch_offset,
                 partition_max_bytes: p.partition_max_bytes.max(0) as usize,
-                partition: (!refused)
-                    .then(|| ctx.partitions.get(&topic.topic.0, p.partition))
-                    .flatten(),
-                refused,
+                partition: if refused {
+                    Err(ResponseError::TopicAuthorizationFailed)
+                } else {
+                    ctx.partitions.led(image, &topic.topic.0, p.partition)
+                },
             })
         })
         .collect::<Vec<_>>()
@@ -80,7 +83,7 @@ pub async fn handle(
         // read and the wait is not missed.
         let mut waits: Vec<_> = wanted
             .iter()
-            .filter_map(|w| w.partition.as_ref())
+            .filter_map(|w| w.partition.as_ref().ok())
             .map(|p| Box::pin(p.appended().notified()))
             .collect();
         for wait in &mut waits {
@@ -126,7 +129,7 @@ impl Reader {
         let in_memory = self.wanted.iter().all(|w| {
             w.partition
                 .as_ref()
-                .is_none_or(|p| p.reads_from_memory(w.fetch_offset))
+                .map_or(true, |p| p.reads_from_memory(w.fetch_offset))
         });
         if self.version >= 4 && in_memory {
             return read_all(self);
@@ -158,16 +161,11 @@ fn read_all(reader: &Reader) -> (FetchResponse, usize, bool) {
     let mut has_error = false;
     for w in wanted.iter() {
         let data = match &w.partition {
-            None => {
+            Err(error) => {
                 has_error = true;
-                let error = if w.refused {
-                    ResponseError::TopicAuthorizationFailed
-                } else {
-                    ResponseError::UnknownTopicOrPartition
-                };
-                error_data(w.partition_index, error)
+                error_data(w.partition_index, *error)
             }
-            Some(partition) => {
+            Ok(partition) => {
                 // The first batch of the response is always whole, even past
                 // the limits, so a consumer can never get stuck behind it.
                 let limit = if total == 0 {

@@ -1,6 +1,6 @@
-//! The consumer-group APIs: FindCoordinator, JoinGroup, SyncGroup,
-//! Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups,
-//! ListGroups and DeleteGroups. These translate between the wire and
+//! The consumer-group APIs: JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//! OffsetCommit, OffsetFetch, DescribeGroups, ListGroups and DeleteGroups
+//! (FindCoordinator is in `find_coordinator`). These translate between the wire and
 //! `crate::group`; the group logic itself lives there.
 
 use std::sync::Arc;
@@ -9,7 +9,6 @@ use std::time::Duration;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
-use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -21,16 +20,15 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{
-    BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
-    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
-    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
-    SyncGroupResponse,
+    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
+    GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
+    SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::metadata::advertised;
+use super::find_coordinator::owns;
 use super::{since, str_bytes, topic_name};
 use crate::broker::BrokerContext;
 use crate::broker::access::Access;
@@ -65,63 +63,13 @@ fn loading(ctx: &BrokerContext) -> Option<ResponseError> {
     (!ctx.groups.is_loaded()).then_some(ResponseError::CoordinatorLoadInProgress)
 }
 
-/// Needs Describe on the group (on the transactional id for key type 1).
-pub fn find_coordinator(
-    ctx: &Arc<BrokerContext>,
-    access: &Access,
-    listener: &str,
-    request: FindCoordinatorRequest,
-    version: i16,
-) -> FindCoordinatorResponse {
-    let image = ctx.coordinator.image();
-    let this = advertised(&image, listener)
-        .into_iter()
-        .find(|(id, ..)| *id == ctx.settings.broker_id);
-    // Only group coordination (key type 0) is offered; transactions are
-    // not supported.
-    let answer = |key_type: i8, key: &str| -> Result<(String, u16), ResponseError> {
-        if key_type == 1 && !access.allows(Operation::Describe, ResourceType::TransactionalId, key)
-        {
-            return Err(ResponseError::TransactionalIdAuthorizationFailed);
-        }
-        if key_type != 0 {
-            return Err(ResponseError::CoordinatorNotAvailable);
-        }
-        access.group(Operation::Describe, key)?;
-        this.as_ref()
-            .map(|(_, host, port, _)| (host.clone(), *port))
-            .ok_or(ResponseError::CoordinatorNotAvailable)
-    };
-    let response = FindCoordinatorResponse::default();
-    if version >= 4 {
-        let coordinators = request
-            .coordinator_keys
-            .into_iter()
-            .map(|key| match answer(request.key_type, &key) {
-                Ok((host, port)) => Coordinator::default()
-                    .with_key(key)
-                    .with_node_id(BrokerId(ctx.settings.broker_id))
-                    .with_host(str_bytes(&host))
-                    .with_port(i32::from(port)),
-                Err(error) => Coordinator::default()
-                    .with_key(key)
-                    .with_node_id(BrokerId(-1))
-                    .with_port(-1)
-                    .with_error_code(error.code()),
-            })
-            .collect();
-        return response.with_coordinators(coordinators);
-    }
-    match answer(request.key_type, &request.key) {
-        Ok((host, port)) => response
-            .with_node_id(BrokerId(ctx.settings.broker_id))
-            .with_host(str_bytes(&host))
-            .with_port(i32::from(port)),
-        Err(error) => response
-            .with_error_code(error.code())
-            .with_node_id(BrokerId(-1))
-            .with_port(-1),
-    }
+/// Why this broker cannot serve `group` now: its offsets are still
+/// loading, or it is not the group's coordinator (NOT_COORDINATOR, so the
+/// client looks the coordinator up again).
+fn refusal(ctx: &BrokerContext, group: &str) -> Option<ResponseError> {
+    loading(ctx).or_else(|| {
+        (!owns(ctx, &ctx.coordinator.image(), group)).then_some(ResponseError::NotCoordinator)
+    })
 }
 
 /// Join, Sync, Heartbeat and Leave need Read on the group.
@@ -133,7 +81,7 @@ pub async fn join(
     version: i16,
 ) -> JoinGroupResponse {
     let group = group_name(&request.group_id);
-    let refused = loading(ctx).or(access.group(Operation::Read, &group).err());
+    let refused = refusal(ctx, &group).or(access.group(Operation::Read, &group).err());
     let outcome = if let Some(error) = refused {
         crate::group::JoinOutcome {
             error: Some(error),
@@ -206,9 +154,8 @@ pub async fn sync(
     request: SyncGroupRequest,
     version: i16,
 ) -> SyncGroupResponse {
-    let refused = loading(ctx).or(access
-        .group(Operation::Read, &group_name(&request.group_id))
-        .err());
+    let group = group_name(&request.group_id);
+    let refused = refusal(ctx, &group).or(access.group(Operation::Read, &group).err());
     let outcome = if let Some(error) = refused {
         crate::group::SyncOutcome {
             error: Some(error),
@@ -251,9 +198,8 @@ pub async fn heartbeat(
     access: &Access,
     request: HeartbeatRequest,
 ) -> HeartbeatResponse {
-    let refused = loading(ctx).or(access
-        .group(Operation::Read, &group_name(&request.group_id))
-        .err());
+    let group = group_name(&request.group_id);
+    let refused = refusal(ctx, &group).or(access.group(Operation::Read, &group).err());
     let error = match refused {
         Some(error) => Some(error),
         None => {
@@ -279,9 +225,8 @@ pub async fn leave(
     request: LeaveGroupRequest,
     version: i16,
 ) -> LeaveGroupResponse {
-    let refused = loading(ctx).or(access
-        .group(Operation::Read, &group_name(&request.group_id))
-        .err());
+    let group = group_name(&request.group_id);
+    let refused = refusal(ctx, &group).or(access.group(Operation::Read, &group).err());
     if let Some(error) = refused {
         return LeaveGroupResponse::default().with_error_code(error.code());
     }
@@ -328,7 +273,7 @@ pub async fn offset_commit(
     version: i16,
 ) -> OffsetCommitResponse {
     let group = group_name(&request.group_id);
-    let refused = loading(ctx).or(access.group(Operation::Read, &group).err());
+    let refused = refusal(ctx, &group).or(access.group(Operation::Read, &group).err());
     let group_error = match refused {
         Some(error) => Some(error),
         None => {
@@ -464,7 +409,8 @@ pub fn offset_fetch(
     request: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
-    let group_error = |group: &str| loading(ctx).or(access.group(Operation::Describe, group).err());
+    let group_error =
+        |group: &str| refusal(ctx, group).or(access.group(Operation::Describe, group).err());
     if version >= 8 {
         let groups = request
             .groups
@@ -596,6 +542,9 @@ pub async fn describe(
         .iter()
         .map(group_name)
         .partition(|g| access.allows_group(Operation::Describe, g));
+    let image = ctx.coordinator.image();
+    let (names, elsewhere): (Vec<String>, Vec<String>) =
+        names.into_iter().partition(|g| owns(ctx, &image, g));
     let mut groups: Vec<DescribedGroup> = ctx
         .groups
         .describe(names)
@@ -638,6 +587,11 @@ pub async fn describe(
         DescribedGroup::default()
             .with_group_id(GroupId(str_bytes(&g)))
             .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+    }));
+    groups.extend(elsewhere.into_iter().map(|g| {
+        DescribedGroup::default()
+            .with_group_id(GroupId(str_bytes(&g)))
+            .with_error_code(ResponseError::NotCoordinator.code())
     }));
     DescribeGroupsResponse::default().with_groups(groups)
 }
@@ -692,10 +646,18 @@ pub async fn delete(
         .iter()
         .map(group_name)
         .partition(|g| access.allows_group(Operation::Delete, g));
+    let image = ctx.coordinator.image();
+    let (names, elsewhere): (Vec<String>, Vec<String>) =
+        names.into_iter().partition(|g| owns(ctx, &image, g));
     let mut results: Vec<(String, Option<ResponseError>)> = match loading(ctx) {
         Some(error) => names.into_iter().map(|n| (n, Some(error))).collect(),
         None => ctx.groups.delete(names).await,
     };
+    results.extend(
+        elsewhere
+            .into_iter()
+            .map(|g| (g, Some(ResponseError::NotCoordinator))),
+    );
     results.extend(
         denied
             .into_iter()

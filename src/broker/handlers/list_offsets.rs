@@ -28,6 +28,7 @@ pub fn handle(
     version: i16,
 ) -> ListOffsetsResponse {
     let max_decompressed = ctx.settings.message_max_decompressed_bytes;
+    let image = ctx.coordinator.image();
     let topics = request
         .topics
         .into_iter()
@@ -39,10 +40,11 @@ pub fn handle(
                 .map(|p| {
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let result = match ctx.partitions.get(&topic.name.0, p.partition_index) {
+                    let result = match ctx.partitions.led(&image, &topic.name.0, p.partition_index)
+                    {
                         _ if allowed.is_err() => Err(ResponseError::TopicAuthorizationFailed),
-                        None => Err(ResponseError::UnknownTopicOrPartition),
-                        Some(partition) => lookup(&partition, p.timestamp, max_decompressed),
+                        Err(error) => Err(error),
+                        Ok(partition) => lookup(&partition, p.timestamp, max_decompressed),
                     };
                     match result {
                         Ok((offset, _)) if version == 0 => {

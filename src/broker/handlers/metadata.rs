@@ -17,6 +17,7 @@ use super::{since, str_bytes, topic_name};
 use crate::broker::BrokerContext;
 use crate::broker::access::Access;
 use crate::cluster::{CreateTopicRequest, MetadataImage, TopicState, validate_topic_name};
+use crate::group::ownership::is_internal_topic;
 use crate::security::acl::{AclOperation as Operation, CLUSTER_NAME, ResourceType};
 
 /// Lists only the topics the caller may Describe; a named topic it may not
@@ -165,7 +166,7 @@ fn topic_metadata(topic: &TopicState, version: i16) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
         .with_topic_id(since(version, 10, topic.id, Default::default()))
-        .with_is_internal(since(version, 1, topic.name.starts_with("__"), false))
+        .with_is_internal(since(version, 1, is_internal_topic(&topic.name), false))
         .with_partitions(partitions)
 }
 

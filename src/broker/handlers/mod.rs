@@ -6,6 +6,7 @@ pub mod acls;
 pub mod configs;
 pub mod delete_records;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod groups;
 pub mod list_offsets;
 pub mod metadata;

@@ -17,6 +17,7 @@ use crate::broker::BrokerContext;
 use crate::broker::access::Access;
 use crate::broker::blocking::off_the_workers;
 use crate::broker::partition::{Appended, refusal};
+use crate::cluster::MetadataImage;
 use crate::records::{
     BatchHeader, RecordError, Walked, first_magic, split_batches, up_convert, verify_records,
     walk_records,
@@ -65,6 +66,7 @@ pub fn enqueue(
 ) -> impl Future<Output = ProduceResponse> + Send + use<> {
     let mut topics = Vec::with_capacity(request.topic_data.len());
     let acks = request.acks;
+    let image = ctx.coordinator.image();
     let transaction_refused = request
         .transactional_id
         .as_ref()
@@ -81,7 +83,10 @@ pub fn enqueue(
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
             let outcome = match refusal {
-                None => queue_partition(ctx, &name, data.index, data.records, version, acks),
+                None => {
+                    let target = (name.as_str(), data.index);
+                    queue_partition(ctx, &image, target, data.records, version, acks)
+                }
                 Some(error) => PartitionOutcome::Failed(error, None),
             };
             partitions.push((data.index, outcome));
@@ -118,16 +123,18 @@ pub fn enqueue(
     }
 }
 
+/// Validates and queues one partition's records, if this broker leads it.
 fn queue_partition(
     ctx: &BrokerContext,
-    topic: &str,
-    index: i32,
+    image: &MetadataImage,
+    (topic, index): (&str, i32),
     records: Option<bytes::Bytes>,
     version: i16,
     acks: i16,
 ) -> PartitionOutcome {
-    let Some(partition) = ctx.partitions.get(topic, index) else {
-        return PartitionOutcome::Failed(ResponseError::UnknownTopicOrPartition, None);
+    let partition = match ctx.partitions.led(image, topic, index) {
+        Ok(partition) => partition,
+        Err(error) => return PartitionOutcome::Failed(error, None),
     };
     let Some(records) = records.filter(|r| !r.is_empty()) else {
         return PartitionOutcome::Failed(ResponseError::CorruptMessage, Some("no records".into()));

@@ -579,7 +579,57 @@ async fn heartbeat(shared: Arc<Shared>) {
     }
 }
 
+impl RemoteCoordinator {
+    /// Controlled shutdown: heartbeats with `want_shut_down`, as Kafka's
+    /// broker sends them, until the coordinator says it may stop.
+    async fn shut_down(&self, broker_id: i32, broker_epoch: i64) -> Result<(), ClusterError> {
+        const ATTEMPTS: usize = 5;
+        for _ in 0..ATTEMPTS {
+            let request = BrokerHeartbeatRequest {
+                broker_id,
+                broker_epoch,
+                current_metadata_offset: self.shared.images.borrow().last_applied,
+                want_fence: false,
+                want_shut_down: true,
+            };
+            let answer = self
+                .shared
+                .members
+                .call::<BrokerHeartbeatResponse>(
+                    Method::POST,
+                    "/v1/brokers/heartbeat",
+                    Some(&request),
+                    Duration::ZERO,
+                )
+                .await;
+            match answer {
+                Ok(answer) if answer.should_shut_down => return Ok(()),
+                Ok(_) => {}
+                Err(CallError::Refused(error)) => return Err(error),
+                Err(CallError::Unreachable { reason }) => {
+                    return Err(ClusterError::Rejected {
+                        code: REQUEST_TIMED_OUT,
+                        message: reason,
+                    });
+                }
+            }
+        }
+        Err(ClusterError::Rejected {
+            code: REQUEST_TIMED_OUT,
+            message: format!("no shutdown permission after {ATTEMPTS} heartbeats"),
+        })
+    }
+}
+
 impl ClusterCoordinator for RemoteCoordinator {
+    fn begin_shutdown(
+        &self,
+        broker_id: i32,
+        broker_epoch: i64,
+    ) -> BoxFuture<'_, Result<(), ClusterError>> {
+        Box::pin(self.shut_down(broker_id, broker_epoch))
+    }
+
     fn register_broker(&self, reg: BrokerRegistration) -> BoxFuture<'_, Result<i64, ClusterError>> {
         Box::pin(self.register(reg))
     }

@@ -62,17 +62,13 @@ impl Leases {
                 .is_some_and(|last| now.saturating_duration_since(*last) <= self.timeout)
     }
 
-    /// Decides whether `request` may register, until clustering lands:
-    ///
-    /// - while another broker is live, no second one may join: brokers do
-    ///   not replicate yet, and each would answer FindCoordinator with
-    ///   itself and keep its own offsets (POLICY_VIOLATION);
-    /// - while a broker with the same id is live, only the same process
-    ///   (same incarnation) or the same data directory (a restart) may
-    ///   register again; anyone else gets Kafka's
-    ///   DUPLICATE_BROKER_REGISTRATION. When either directory is unknown (a
-    ///   registration from before this coordinator started, or an older
-    ///   broker) it cannot tell, and lets the registration through.
+    /// Decides whether `request` may register. Any number of brokers may,
+    /// each with its own id; while a broker with the same id is live, only
+    /// the same process (same incarnation) or the same data directory (a
+    /// restart) may register again, and anyone else gets Kafka's
+    /// DUPLICATE_BROKER_REGISTRATION. When either directory is unknown (a
+    /// registration from before this coordinator started, or an older
+    /// broker) it cannot tell, and lets the registration through.
     ///
     /// A broker whose lease lapsed (fenced) no longer blocks anyone.
     pub fn decide_registration(
@@ -81,19 +77,6 @@ impl Leases {
         request: &BrokerRegistrationRequest,
         now: Instant,
     ) -> Result<(), Rejection> {
-        if let Some(other) = image
-            .brokers()
-            .find(|b| b.id != request.broker_id && self.is_live(image, b.id, now))
-        {
-            return Err(Rejection::new(
-                KafkaCode::POLICY_VIOLATION,
-                format!(
-                    "coordinator already has live broker {}; gregor supports one broker per \
-                     coordinator until clustering lands",
-                    other.id
-                ),
-            ));
-        }
         let Some(current) = image.broker(request.broker_id) else {
             return Ok(());
         };
@@ -187,7 +170,8 @@ pub struct HeartbeatDecision {
 
 /// Decides on a heartbeat: a fenced broker whose image has reached its own
 /// registration (its broker epoch is that log index) is unfenced; a broker
-/// that asks to be fenced is.
+/// that asks to be fenced is; a broker that asks to shut down goes through
+/// a controlled shutdown and is told when it may stop.
 pub fn decide_heartbeat(
     image: &MetadataImage,
     request: &BrokerHeartbeatRequest,
@@ -218,6 +202,38 @@ pub fn decide_heartbeat(
     }
     let is_caught_up =
         u64::try_from(broker.epoch).is_ok_and(|e| request.current_metadata_offset >= e);
+    if request.want_shut_down {
+        // Controlled shutdown, as KRaft's controller runs it: first the
+        // broker stops leading (BeginShutdown); with no replica to hand its
+        // partitions to (RF=1) it is then done, so the next request fences
+        // it (it leaves Metadata) and tells it to stop.
+        let (command, done) = match (broker.shutting_down, broker.fenced) {
+            (false, _) => (
+                Some(Command::BeginShutdown {
+                    broker_id: broker.id,
+                    broker_epoch: broker.epoch,
+                }),
+                false,
+            ),
+            (true, false) => (
+                Some(Command::FenceBroker {
+                    broker_id: broker.id,
+                    broker_epoch: broker.epoch,
+                }),
+                true,
+            ),
+            (true, true) => (None, true),
+        };
+        return HeartbeatDecision {
+            response: BrokerHeartbeatResponse {
+                error: ErrorBody::none(),
+                is_caught_up,
+                is_fenced: broker.fenced || done,
+                should_shut_down: done,
+            },
+            command,
+        };
+    }
     let (is_fenced, command) = match (broker.fenced, request.want_fence, is_caught_up) {
         (false, true, _) => (
             true,
@@ -226,7 +242,8 @@ pub fn decide_heartbeat(
                 broker_epoch: broker.epoch,
             }),
         ),
-        (true, false, true) => (
+        // A broker in controlled shutdown stays fenced.
+        (true, false, true) if !broker.shutting_down => (
             false,
             Some(Command::UnfenceBroker {
                 broker_id: broker.id,
@@ -319,26 +336,23 @@ mod tests {
     }
 
     #[test]
-    fn a_second_broker_is_refused_while_another_is_live_and_let_in_once_it_lapsed() {
+    fn brokers_with_other_ids_register_while_one_is_live() {
         let image = one_broker_image();
         let start = Instant::now();
         let mut leases = Leases::new(SESSION_TIMEOUT);
         leases.reset(&image, start);
-        let refused = leases
-            .decide_registration(&image, &registration(1, 7), start)
-            .expect_err("second broker");
-        assert_eq!(refused.code, KafkaCode::POLICY_VIOLATION);
-        assert_eq!(
-            refused.message,
-            "coordinator already has live broker 0; gregor supports one broker per \
-             coordinator until clustering lands"
-        );
-        let later = start + SESSION_TIMEOUT + Duration::from_secs(1);
-        assert!(
-            leases
-                .decide_registration(&image, &registration(1, 7), later)
-                .is_ok()
-        );
+        leases.register(&registration(0, 7), start);
+        for id in [1, 2] {
+            assert!(
+                leases
+                    .decide_registration(
+                        &image,
+                        &registration(id, 10 + u128::from(id as u8)),
+                        start
+                    )
+                    .is_ok()
+            );
+        }
     }
 
     #[test]
@@ -491,6 +505,35 @@ mod tests {
             unknown.response.error.error_code,
             KafkaCode::BROKER_NOT_AVAILABLE.0
         );
+    }
+
+    #[test]
+    fn a_controlled_shutdown_stops_leadership_then_fences_and_stays_fenced() {
+        let mut image = image();
+        let mut request = heartbeat(1, 2, 5);
+        request.want_shut_down = true;
+        let first = decide_heartbeat(&image, &request);
+        assert!(!first.response.should_shut_down && !first.response.is_fenced);
+        let begin = first.command.expect("BeginShutdown");
+        assert_eq!(
+            begin,
+            Command::BeginShutdown {
+                broker_id: 1,
+                broker_epoch: 2
+            }
+        );
+        image.apply(6, &begin).expect("applies");
+        let second = decide_heartbeat(&image, &request);
+        assert!(second.response.should_shut_down && second.response.is_fenced);
+        let fence = second.command.expect("FenceBroker");
+        image.apply(7, &fence).expect("applies");
+        let third = decide_heartbeat(&image, &request);
+        assert!(third.response.should_shut_down);
+        assert_eq!(third.command, None);
+        // A late ordinary heartbeat does not bring it back.
+        let late = decide_heartbeat(&image, &heartbeat(1, 2, 7));
+        assert!(late.response.is_fenced);
+        assert_eq!(late.command, None);
     }
 
     #[test]

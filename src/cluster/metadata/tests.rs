@@ -190,30 +190,35 @@ fn create_topic_checks_partitions_replicas_and_configs() {
 #[test]
 fn placement_refuses_more_replicas_than_available_brokers() {
     let h = Harness::with_brokers(&[1]);
-    let err = h.image.place_replicas(1, 3, 0).expect_err("rejected");
+    let err = h
+        .image
+        .place_replicas(1, 3, PlacementStart::fixed(0), 0)
+        .expect_err("rejected");
     assert_eq!(err.code, KafkaCode::INVALID_REPLICATION_FACTOR);
     assert_eq!(
         err.message,
         "replication factor 3 larger than available brokers 1"
     );
     assert_eq!(
-        h.image.place_replicas(0, 1, 0).map_err(|e| e.code),
+        h.image
+            .place_replicas(0, 1, PlacementStart::fixed(0), 0)
+            .map_err(|e| e.code),
         Err(KafkaCode::INVALID_PARTITIONS)
     );
     assert_eq!(
         h.image
-            .place_replicas(MAX_NEW_PARTITIONS + 1, 1, 0)
+            .place_replicas(MAX_NEW_PARTITIONS + 1, 1, PlacementStart::fixed(0), 0)
             .map_err(|e| e.code),
         Err(KafkaCode::INVALID_PARTITIONS)
     );
 }
 
 #[test]
-fn placement_is_round_robin_from_the_start_index() {
+fn placement_is_kafkas_round_robin_from_the_start_index() {
     let h = Harness::with_brokers(&[3, 1, 2]);
     assert_eq!(
-        h.image.place_replicas(4, 2, 1),
-        Ok(vec![vec![2, 3], vec![3, 1], vec![1, 2], vec![2, 3]])
+        h.image.place_replicas(4, 2, PlacementStart::fixed(1), 0),
+        Ok(vec![vec![2, 1], vec![3, 2], vec![1, 3], vec![2, 3]])
     );
 }
 
@@ -466,7 +471,10 @@ fn replaying_the_same_commands_gives_an_identical_image() {
             },
         );
     }
-    let placement = h.image.place_replicas(3, 2, 5).expect("placement");
+    let placement = h
+        .image
+        .place_replicas(3, 2, PlacementStart::fixed(5), 0)
+        .expect("placement");
     record(&mut h, create_cmd("a", 1, placement));
     record(&mut h, create_cmd("a", 2, vec![vec![1]])); // rejected, not logged
     record(&mut h, change(Uuid::from_u128(1), 0, None, Some(vec![3])));

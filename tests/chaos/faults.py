@@ -1,0 +1,213 @@
+"""Faults and the nemesis that rotates them.
+
+Every fault is `inject(topology, node) -> heal`: injecting returns the
+function that undoes it, and the nemesis always calls it (at the end of the
+fault's hold time, or at shutdown). The schedule is Bufstream's: a quiet
+period, then one fault chosen at random on a node chosen at random, held for
+a while, healed; repeat. It is drawn up front from a seed and printed, so a
+run can be repeated.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+
+# ---------------------------------------------------------------- the faults
+
+
+def kill(topology, node):
+    node.kill()
+    return node.start
+
+
+def terminate(topology, node):
+    node.terminate()
+    return node.start
+
+
+def wipe(topology, node):
+    """kill -9, then the node restarts with an empty data directory: what a
+    lost disk looks like. A single node cannot survive it (everything is
+    gone), so it is how the checker is shown to catch lost data; a
+    replicated cluster must."""
+    node.kill()
+    node.wipe()
+    return node.start
+
+
+def pause(topology, node):
+    node.pause()
+    return node.resume
+
+
+def iptables_rules(topology, node, chains, extra=()):
+    """DROP rules for traffic between `node` and the rest of the project's
+    subnet (the other nodes and, through the gateway, the clients)."""
+    subnet = str(topology.subnet)
+    topology.own(node.ip)
+    rules = []
+    for chain in chains:
+        direction = "-s" if chain == "INPUT" else "-d"
+        rules.append([chain, direction, subnet, *extra, "-j", "DROP"])
+    return rules
+
+
+def with_iptables(topology, node, rules):
+    for rule in rules:
+        node.in_netns("iptables", "-I", *rule)
+
+    def heal():
+        for rule in rules:
+            node.in_netns("iptables", "-D", *rule, check=False)
+    return heal
+
+
+def isolate(topology, node):
+    """The node can neither send to nor receive from anyone."""
+    return with_iptables(topology, node, iptables_rules(topology, node, ["INPUT", "OUTPUT"]))
+
+
+def isolate_inbound(topology, node):
+    """One-way: the node's packets go out, nothing comes in."""
+    return with_iptables(topology, node, iptables_rules(topology, node, ["INPUT"]))
+
+
+def loss(topology, node, probability=0.25):
+    extra = ["-m", "statistic", "--mode", "random", "--probability", str(probability)]
+    return with_iptables(topology, node, iptables_rules(topology, node, ["INPUT", "OUTPUT"], extra))
+
+
+def slow(topology, node):
+    """A slow link: a token bucket of 256 kbit/s on the node's interface
+    (this kernel has no netem, so no delay or reordering)."""
+    node.in_netns("tc", "qdisc", "add", "dev", "eth0", "root", "tbf",
+                  "rate", "256kbit", "burst", "16kbit", "latency", "400ms")
+    return lambda: node.in_netns("tc", "qdisc", "del", "dev", "eth0", "root", check=False)
+
+
+def disk_full(topology, node):
+    """Fills the node's loop filesystem to the last block, then frees it."""
+    fill = node.disk_dir / "fill"
+    with open(fill, "wb") as f:
+        chunk = b"\0" * (1 << 20)
+        try:
+            while True:
+                f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError:
+            pass  # ENOSPC: full
+
+    def heal():
+        fill.unlink(missing_ok=True)
+    return heal
+
+
+FAULTS = {
+    "kill": kill,
+    "terminate": terminate,
+    "pause": pause,
+    "wipe": wipe,
+    "isolate": isolate,
+    "isolate-inbound": isolate_inbound,
+    "loss": loss,
+    "slow": slow,
+    "disk-full": disk_full,
+}
+
+
+# ---------------------------------------------------------------- the schedule
+
+
+@dataclass
+class Step:
+    at: float      # seconds after the nemesis starts: the fault begins
+    fault: str
+    node: str
+    hold: float    # seconds until it heals
+
+
+def draw_schedule(seed, faults, nodes, duration=None, count=None, quiet=(2.0, 6.0), hold=(1.0, 5.0)):
+    """Quiet, fault, heal, repeated until `duration` seconds are used or
+    `count` faults are drawn (whichever is given; both: the first reached)."""
+    if duration is None and count is None:
+        raise ValueError("a schedule needs a duration or a count")
+    rng = random.Random(seed)
+    steps, t = [], 0.0
+    while count is None or len(steps) < count:
+        t += rng.uniform(*quiet)
+        step = Step(round(t, 2), rng.choice(faults), rng.choice(nodes), round(rng.uniform(*hold), 2))
+        if duration is not None and step.at + step.hold > duration:
+            break
+        steps.append(step)
+        t = step.at + step.hold
+    return steps
+
+
+def format_schedule(steps):
+    return "\n".join(f"  t+{s.at:7.2f}s  {s.fault:<16} {s.node:<10} hold {s.hold:.2f}s" for s in steps)
+
+
+class Nemesis(threading.Thread):
+    """Runs a schedule against a topology, logging to the fault log and to
+    the history (process "nemesis": `fault` when it begins, `heal` once the
+    node is whole again, e.g. a restarted broker listens)."""
+
+    def __init__(self, topology, steps, fault_log_path, history_path):
+        super().__init__(name="nemesis", daemon=True)
+        self.topology = topology
+        self.steps = steps
+        self.fault_log = open(fault_log_path, "a", buffering=1)
+        self.history = open(history_path, "a", buffering=1)
+        self.stopping = threading.Event()
+        self.nodes = {n.name: n for n in topology.nodes}
+        self.windows = []  # (fault, node, start, end, error)
+        self.errors = []
+
+    def log(self, event, step, **extra):
+        now = time.time()
+        record = {"time": now, "event": event, **asdict(step), **extra}
+        self.fault_log.write(json.dumps(record) + "\n")
+        op = {"time": now, "process": "nemesis", "type": "info", "f": event,
+              "fault": step.fault, "node": step.node, **extra}
+        self.history.write(json.dumps(op) + "\n")
+        return now
+
+    def run(self):
+        t0 = time.time()
+        for step in self.steps:
+            if self.stopping.wait(max(0.0, t0 + step.at - time.time())):
+                break
+            node = self.nodes[step.node]
+            start = self.log("fault", step)
+            try:
+                heal = FAULTS[step.fault](self.topology, node)
+            except Exception as e:  # noqa: BLE001 - logged; the run goes on, unhealed nothing
+                self.errors.append(f"{step.fault} on {step.node}: {e}")
+                self.log("heal", step, error=f"inject failed: {e}")
+                continue
+            self.stopping.wait(step.hold)
+            error = self.heal(heal, step)
+            end = self.log("heal", step, **({"error": error} if error else {}))
+            self.windows.append((step.fault, step.node, start, end, error))
+
+    def heal(self, heal, step, attempts=5):
+        """Heals, retrying: a restart can fail while the port is still held."""
+        for attempt in range(attempts):
+            try:
+                heal()
+                return None
+            except Exception as e:  # noqa: BLE001
+                error = f"heal attempt {attempt + 1}: {e}"
+                self.errors.append(f"{step.fault} on {step.node}: {error}")
+                time.sleep(1)
+        return error
+
+    def stop(self):
+        self.stopping.set()
+        self.join()
