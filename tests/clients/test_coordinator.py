@@ -174,6 +174,26 @@ def test_coordinator_restart_keeps_topics_and_the_broker_resyncs(processes):
     assert consume(broker.bootstrap, "before", 2) == [b"a", b"b"]
 
 
+def test_idempotent_producer_waits_out_a_missing_coordinator(processes):
+    """With no coordinator to hand out producer ids, InitProducerId answers
+    COORDINATOR_LOAD_IN_PROGRESS, as Kafka does, and kafka-python's idempotent
+    producer retries it until the coordinator is back (with
+    COORDINATOR_NOT_AVAILABLE it asked for a transaction coordinator with a
+    null key and never recovered)."""
+    coordinator = processes.coordinator()
+    broker = processes.broker(coordinator)
+    create_topic(broker.bootstrap, "ids")
+    coordinator.stop(signal.SIGKILL)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, enable_idempotence=True, acks="all")
+    sent = producer.send("ids", b"after the coordinator returns")
+    time.sleep(2)
+    assert not sent.is_done
+    coordinator.start()
+    assert sent.get(timeout=30).offset == 0
+    producer.close()
+    assert "could not allocate producer ids" in broker.output()
+
+
 def test_broker_restart_registers_with_a_higher_epoch(processes):
     coordinator = processes.coordinator()
     broker = processes.broker(coordinator)

@@ -48,7 +48,12 @@ pub async fn handle(
             Ok(block) => *ids = block,
             Err(error) => {
                 tracing::error!(%error, "could not allocate producer ids");
-                return response.with_error_code(ResponseError::CoordinatorNotAvailable.code());
+                // Kafka's answer while no id block is at hand (KAFKA-14694):
+                // clients retry InitProducerId as it is. COORDINATOR_NOT_AVAILABLE
+                // would send an idempotent kafka-python producer to look up a
+                // transaction coordinator with a null key, a request that
+                // cannot be parsed.
+                return response.with_error_code(ResponseError::CoordinatorLoadInProgress.code());
             }
         }
     }
