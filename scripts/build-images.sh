@@ -43,6 +43,7 @@ ENTRY_POINTS=(
   zookeeper-server-start.sh zookeeper-server-stop.sh
   kafka-topics.sh kafka-console-producer.sh kafka-console-consumer.sh
   kafka-consumer-groups.sh kafka-delete-records.sh kafka-configs.sh
+  kafka-acls.sh kafka-metadata-quorum.sh
 )
 
 is_static() {
