@@ -521,22 +521,13 @@ async fn heartbeat(shared: Arc<Shared>) {
         let Some(session) = shared.session.lock().ok().and_then(|s| s.clone()) else {
             return;
         };
-        let request = BrokerHeartbeatRequest {
-            broker_id: session.registration.broker_id,
-            broker_epoch: session.broker_epoch,
-            current_metadata_offset: shared.images.borrow().last_applied,
-            want_fence: false,
-            want_shut_down: false,
-        };
-        let answer = shared
-            .members
-            .call::<BrokerHeartbeatResponse>(
-                Method::POST,
-                "/v1/brokers/heartbeat",
-                Some(&request),
-                Duration::ZERO,
-            )
-            .await;
+        let answer = send_heartbeat(
+            &shared,
+            session.registration.broker_id,
+            session.broker_epoch,
+            false,
+        )
+        .await;
         match answer {
             Ok(answer) => {
                 if answer.is_fenced != fenced {
@@ -579,29 +570,39 @@ async fn heartbeat(shared: Arc<Shared>) {
     }
 }
 
+/// One BrokerHeartbeat to the leader, reporting how far this broker's image
+/// is; `want_shut_down` asks for a controlled shutdown.
+async fn send_heartbeat(
+    shared: &Shared,
+    broker_id: i32,
+    broker_epoch: i64,
+    want_shut_down: bool,
+) -> Result<BrokerHeartbeatResponse, CallError> {
+    let request = BrokerHeartbeatRequest {
+        broker_id,
+        broker_epoch,
+        current_metadata_offset: shared.images.borrow().last_applied,
+        want_fence: false,
+        want_shut_down,
+    };
+    shared
+        .members
+        .call::<BrokerHeartbeatResponse>(
+            Method::POST,
+            "/v1/brokers/heartbeat",
+            Some(&request),
+            Duration::ZERO,
+        )
+        .await
+}
+
 impl RemoteCoordinator {
     /// Controlled shutdown: heartbeats with `want_shut_down`, as Kafka's
     /// broker sends them, until the coordinator says it may stop.
     async fn shut_down(&self, broker_id: i32, broker_epoch: i64) -> Result<(), ClusterError> {
         const ATTEMPTS: usize = 5;
         for _ in 0..ATTEMPTS {
-            let request = BrokerHeartbeatRequest {
-                broker_id,
-                broker_epoch,
-                current_metadata_offset: self.shared.images.borrow().last_applied,
-                want_fence: false,
-                want_shut_down: true,
-            };
-            let answer = self
-                .shared
-                .members
-                .call::<BrokerHeartbeatResponse>(
-                    Method::POST,
-                    "/v1/brokers/heartbeat",
-                    Some(&request),
-                    Duration::ZERO,
-                )
-                .await;
+            let answer = send_heartbeat(&self.shared, broker_id, broker_epoch, true).await;
             match answer {
                 Ok(answer) if answer.should_shut_down => return Ok(()),
                 Ok(_) => {}
