@@ -12,10 +12,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from conftest import BIN, Broker, GregorProcess, free_port
+from test_coordinator import consume, produce
 
 # openraft elects after 1-2 s of silence; a few election timeouts.
 FAILOVER_SECONDS = 10
@@ -142,27 +142,6 @@ def create_topic(bootstrap, name, partitions=1, configs=None):
         )
     finally:
         admin.close()
-
-
-def produce(bootstrap, topic, values):
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
-    for value in values:
-        producer.send(topic, value)
-    producer.flush()
-    producer.close()
-
-
-def consume(bootstrap, topic, expected):
-    consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=8000
-    )
-    values = []
-    for message in consumer:
-        values.append(message.value)
-        if len(values) >= expected:
-            break
-    consumer.close()
-    return values
 
 
 def test_members_agree_on_one_leader_and_one_cluster_id(ensemble):
