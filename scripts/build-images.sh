@@ -43,7 +43,8 @@ ENTRY_POINTS=(
   zookeeper-server-start.sh zookeeper-server-stop.sh
   kafka-topics.sh kafka-console-producer.sh kafka-console-consumer.sh
   kafka-consumer-groups.sh kafka-delete-records.sh kafka-configs.sh
-  kafka-acls.sh kafka-metadata-quorum.sh
+  kafka-acls.sh kafka-metadata-quorum.sh kafka-storage.sh kafka-leader-election.sh
+  kafka-reassign-partitions.sh
 )
 
 is_static() {

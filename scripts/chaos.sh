@@ -10,12 +10,20 @@
 #   scripts/chaos.sh --faults kill --count 20          # exactly 20 kill -9s
 #   scripts/chaos.sh --topology compose --faults isolate,loss,slow,disk-full
 #   scripts/chaos.sh --topology compose --nodes nodes.json   # another node list
+#   scripts/chaos.sh --topology compose --nodes tests/chaos/nodes/zk-cluster.json \
+#     --replication-factor 1 --faults kill-leader,kill-quorum-leader,pause-leader,split
 #
 # processes: target/debug/gregor (or GREGOR_BIN) on loopback; faults kill
 #   (kill -9, restart), terminate (SIGTERM, restart), pause (SIGSTOP/SIGCONT).
 # compose: the gregor/broker image (scripts/build-images.sh) on a private
 #   subnet, as root; faults also isolate, isolate-inbound (iptables in the
-#   container's network namespace), loss, slow (tc tbf), disk-full.
+#   container's network namespace), loss, slow (tc tbf), disk-full; and,
+#   aimed at a role of a multi-node cluster, kill-leader, kill-follower,
+#   kill-quorum-leader, pause-leader, pause-follower, pause-quorum-leader
+#   (the node is found when the fault begins), kill-all (every node, then
+#   coordinators restart first), pause-all, rolling-restart, split (one
+#   machine from the others) and isolate-clients[-leader] (a node cut from
+#   the clients only).
 # Exit status: 0 every check passed, 1 an anomaly, 2 a harness error.
 # `python tests/chaos/run.py --help` lists every option.
 set -euo pipefail

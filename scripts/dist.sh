@@ -29,6 +29,8 @@ scripts=(
     kafka-console-consumer.sh
     kafka-consumer-groups.sh
     kafka-delete-records.sh
+    kafka-leader-election.sh
+    kafka-reassign-partitions.sh
     kafka-configs.sh
     zookeeper-server-start.sh
     zookeeper-server-stop.sh

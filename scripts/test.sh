@@ -54,12 +54,20 @@ echo "== benchmark tool (built for its smoke test)"
 echo "== real clients against the real binary"
 "$VENV/bin/python" -m pytest -q tests/clients "$@"
 
-echo "== chaos: the checker's unit tests and the single-node kill -9 loop (about 2 minutes)"
+containers=0
+if [ "${SKIP_CONTAINERS:-0}" != 1 ] && docker info >/dev/null 2>&1; then
+  containers=1
+  # Built once, before the chaos stage: its three-node runs need them too.
+  echo "== images (the static binary and the scratch images)"
+  scripts/build-images.sh
+fi
+
+echo "== chaos: the checker's unit tests, the single-node kill -9 loop and, as root with Docker and the images, the three-node smoke and the acks=1 control run (about 2 + 4 minutes)"
 "$VENV/bin/python" -m pytest -q tests/chaos
 
-if [ "${SKIP_CONTAINERS:-0}" != 1 ] && docker info >/dev/null 2>&1; then
+if [ "$containers" = 1 ]; then
   echo "== containers"
-  "$VENV/bin/python" -m pytest -q tests/containers
+  GREGOR_IMAGES_PREBUILT=1 "$VENV/bin/python" -m pytest -q tests/containers
 else
   echo "== containers skipped (no Docker engine, or SKIP_CONTAINERS=1)"
 fi

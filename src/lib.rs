@@ -6,6 +6,8 @@
 //! - `cluster`: the cluster coordinator (ZooKeeper's role) — topic metadata
 //!   as a state machine changed by logged commands;
 //! - `storage`: per-partition segmented logs with recovery and retention;
+//! - `fs`: the file system under the durable stores (std's; in tests,
+//!   turmoil's simulated disk inside a simulation);
 //! - `record_log`: the CRC-framed append-only file under the command log
 //!   and the committed-offsets store (one recovery policy for both);
 //! - `records`: record batch validation, offset assignment, legacy formats;
@@ -14,7 +16,9 @@
 //! - `config`: flags, environment and files resolved into settings;
 //! - `cli`: Kafka's command-line tools (topics, console producer and
 //!   consumer, consumer groups) as subcommands;
-//! - `task`: spawned tasks owned by their handles (shutdown as a tree).
+//! - `task`: spawned tasks owned by their handles (shutdown as a tree);
+//! - `node`: what `process.roles` runs in one process (KRaft's shape:
+//!   controller, broker, or both).
 
 pub mod accept;
 pub mod admin_http;
@@ -22,7 +26,9 @@ pub mod broker;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod fs;
 pub mod group;
+pub mod node;
 
 /// mimalloc (built with `no_thp`: transparent huge pages doubled idle RSS
 /// and cost CPU in page clearing, see docs/benchmarks.md) for the binary and
@@ -43,6 +49,7 @@ pub mod properties;
 pub mod protocol;
 pub mod record_log;
 pub mod records;
+pub mod replication;
 pub mod security;
 pub mod storage;
 pub mod task;

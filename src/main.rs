@@ -43,6 +43,12 @@ enum Command {
     /// kafka-delete-records.sh: delete a partition's records up to an offset.
     #[command(disable_help_flag = true)]
     DeleteRecords(ToolArgs),
+    /// kafka-leader-election.sh: move leadership to the preferred replicas.
+    #[command(disable_help_flag = true)]
+    LeaderElection(ToolArgs),
+    /// kafka-reassign-partitions.sh: move partitions between brokers.
+    #[command(disable_help_flag = true)]
+    ReassignPartitions(ToolArgs),
     /// kafka-configs.sh: describe topic and broker configs, alter topic configs.
     #[command(disable_help_flag = true)]
     Configs(ToolArgs),
@@ -52,6 +58,9 @@ enum Command {
     /// kafka-metadata-quorum.sh: describe the coordinator quorum.
     #[command(disable_help_flag = true)]
     MetadataQuorum(ToolArgs),
+    /// kafka-storage.sh: format a KRaft node's data directory.
+    #[command(disable_help_flag = true)]
+    Storage(ToolArgs),
     /// Certificates for TLS listeners: `security init DIR`.
     #[command(subcommand)]
     Security(SecurityCommand),
@@ -135,9 +144,12 @@ fn args_for_invoked_name() -> Vec<std::ffi::OsString> {
         "kafka-console-consumer" => &["console-consumer"],
         "kafka-consumer-groups" => &["consumer-groups"],
         "kafka-delete-records" => &["delete-records"],
+        "kafka-leader-election" => &["leader-election"],
+        "kafka-reassign-partitions" => &["reassign-partitions"],
         "kafka-configs" => &["configs"],
         "kafka-acls" => &["acls"],
         "kafka-metadata-quorum" => &["metadata-quorum"],
+        "kafka-storage" => &["storage"],
         "zookeeper-server-start" => &["coordinator"],
         "kafka-server-stop" => &["server-stop", "broker"],
         "zookeeper-server-stop" => &["server-stop", "coordinator"],
@@ -176,9 +188,14 @@ fn main() -> ExitCode {
         Command::ConsoleConsumer(t) => gregor::cli::run(gregor::cli::Tool::ConsoleConsumer, t.args),
         Command::ConsumerGroups(t) => gregor::cli::run(gregor::cli::Tool::ConsumerGroups, t.args),
         Command::DeleteRecords(t) => gregor::cli::run(gregor::cli::Tool::DeleteRecords, t.args),
+        Command::LeaderElection(t) => gregor::cli::run(gregor::cli::Tool::LeaderElection, t.args),
+        Command::ReassignPartitions(t) => {
+            gregor::cli::run(gregor::cli::Tool::ReassignPartitions, t.args)
+        }
         Command::Configs(t) => gregor::cli::run(gregor::cli::Tool::Configs, t.args),
         Command::Acls(t) => gregor::cli::run(gregor::cli::Tool::Acls, t.args),
         Command::MetadataQuorum(t) => gregor::cli::run(gregor::cli::Tool::MetadataQuorum, t.args),
+        Command::Storage(t) => gregor::cli::run(gregor::cli::Tool::Storage, t.args),
         Command::Security(SecurityCommand::Init(args)) => match gregor::cli::security_init(&args) {
             Ok(written) => {
                 for path in written {
@@ -209,7 +226,7 @@ fn run_broker(args: BrokerArgs) -> ExitCode {
         Ok(settings) => settings,
         Err(error) => return config_error(error),
     };
-    serve("gregor", |shutdown| gregor::broker::run(settings, shutdown))
+    serve("gregor", |shutdown| gregor::node::run(settings, shutdown))
 }
 
 fn run_coordinator(args: gregor::cluster::http::CoordinatorArgs) -> ExitCode {

@@ -17,7 +17,10 @@ use crate::cluster::LogEntry;
 use crate::cluster::metadata::{Command, Listener, MetadataImage, SecurityProtocol};
 use crate::protocol::{decode_request, split_frame};
 use crate::records::{find_by_timestamp, split_batches, up_convert, verify_records};
-use crate::storage::{BatchHeader, LogConfig, PartitionLog, crc_matches};
+use crate::storage::{
+    BatchHeader, LeaderEpochCache, LogConfig, PartitionLog, ProducerSnapshot, crc_matches,
+    latest_valid_snapshot, snapshot_path,
+};
 
 /// `data` as the only segment file of a partition left by a crash:
 /// recovery keeps a prefix of whole, CRC-valid batches with consecutive
@@ -113,6 +116,67 @@ fn one_record_batch(offset: i64) -> Bytes {
     out.freeze()
 }
 
+/// `checkpoint` as the `leader-epoch-checkpoint` beside `segment` (the
+/// only segment file, left by a crash): the log opens; what the cache then
+/// holds is monotonic, lies within the log and is what the file on disk
+/// says; and a parse of the raw bytes that succeeds round-trips. Never an
+/// allocation sized by the file's count.
+pub fn leader_epoch_checkpoint(dir: &Path, segment: &[u8], checkpoint: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(checkpoint)
+        && let Ok(cache) = LeaderEpochCache::from_checkpoint(text)
+    {
+        let again = LeaderEpochCache::from_checkpoint(&cache.to_checkpoint());
+        assert_eq!(
+            again.as_ref(),
+            Ok(&cache),
+            "a parsed checkpoint round-trips"
+        );
+    }
+    std::fs::write(dir.join("00000000000000000000.log"), segment).expect("write segment");
+    std::fs::write(dir.join("leader-epoch-checkpoint"), checkpoint).expect("write checkpoint");
+    let config = LogConfig {
+        cache_bytes: 0,
+        ..LogConfig::default()
+    };
+    let Ok(log) = PartitionLog::open(dir, config) else {
+        return;
+    };
+    let entries = log.leader_epochs().entries();
+    for pair in entries.windows(2) {
+        assert!(pair[0].epoch < pair[1].epoch && pair[0].start_offset < pair[1].start_offset);
+    }
+    if let Some(first) = entries.first() {
+        assert!(first.start_offset >= log.log_start_offset());
+    }
+    if let Some(last) = entries.last() {
+        assert!(
+            last.start_offset < log.log_end_offset(),
+            "no epoch past the log end"
+        );
+    }
+    let text = std::fs::read_to_string(dir.join("leader-epoch-checkpoint")).expect("saved");
+    let on_disk = LeaderEpochCache::from_checkpoint(&text).expect("a checkpoint it can read");
+    assert_eq!(on_disk.entries(), entries, "the open saved what it holds");
+}
+
+/// `data` as one record of `__consumer_offsets` (its first byte says how
+/// many of the next bytes are the key, the rest is the value, none a
+/// tombstone): it decodes or is refused, never panics or allocates by a
+/// claimed length, and a decoded record written again reads back the same.
+pub fn offsets_record(data: &[u8]) {
+    let Some((&key_len, rest)) = data.split_first() else {
+        return;
+    };
+    let (key, value) = rest.split_at(usize::from(key_len).min(rest.len()));
+    let value = (!value.is_empty()).then_some(value);
+    let Ok(record) = crate::group::GroupRecord::decode(Some(key), value) else {
+        return;
+    };
+    let again = crate::group::GroupRecord::decode(Some(&record.key()), record.value().as_deref())
+        .expect("a decoded record, written again, decodes");
+    assert_eq!(again, record, "a decoded record round-trips");
+}
+
 /// `data` as one command log entry: it decodes or is refused, and a
 /// decoded command applied to a metadata image with a broker and a topic
 /// either succeeds or leaves the image exactly as it was.
@@ -163,4 +227,31 @@ pub fn image_with_live_broker() -> MetadataImage {
     };
     image.apply(2, &unfence).expect("broker unfenced");
     image
+}
+
+/// Any bytes as a producer snapshot, as they are and with their CRC made
+/// right (so the counts behind it are reached): a parse that succeeds
+/// re-encodes to the same bytes, and as a file in a partition directory
+/// the snapshot is taken or ignored, never a panic. Never an allocation
+/// sized by a count in the file.
+pub fn producer_snapshot(dir: &Path, data: &[u8]) {
+    let mut sealed = data.to_vec();
+    if sealed.len() >= 6 {
+        let crc = crc32c::crc32c(&sealed[6..]);
+        sealed[2..6].copy_from_slice(&crc.to_be_bytes());
+    }
+    let named = data
+        .get(6..14)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, i64::from_be_bytes);
+    for bytes in [data, &sealed[..]] {
+        if let Ok(snapshot) = ProducerSnapshot::decode(bytes, named) {
+            assert_eq!(snapshot.encode(), bytes, "a parsed snapshot round-trips");
+        }
+    }
+    let offset = named.max(0);
+    std::fs::write(snapshot_path(dir, offset), &sealed).expect("write snapshot");
+    if let Some(snapshot) = latest_valid_snapshot(dir, i64::MAX) {
+        assert_eq!(snapshot.offset, offset);
+    }
 }

@@ -25,12 +25,13 @@
 pub(crate) mod fault;
 pub mod frame;
 
-use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+
+use crate::fs::{self, File, OpenOptions};
 
 pub use frame::{FrameDefect, MidLogCorruption};
 
@@ -359,8 +360,8 @@ fn write_temporary(path: &Path, bytes: &[u8]) -> io::Result<File> {
 
 fn sync_parent(path: &Path) -> io::Result<()> {
     match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
-        _ => File::open(".")?.sync_all(),
+        Some(dir) if !dir.as_os_str().is_empty() => fs::sync_dir(dir),
+        _ => fs::sync_dir(Path::new(".")),
     }
 }
 

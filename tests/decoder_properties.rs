@@ -99,8 +99,50 @@ fn mutate(mut frame: Vec<u8>, edits: &[(usize, u8)], cut: usize) -> Vec<u8> {
     frame
 }
 
+/// A group metadata record of `__consumer_offsets`, framed as
+/// `gregor::properties::offsets_record` reads it.
+fn offsets_record() -> Vec<u8> {
+    use gregor::group::records::MemberMetadata;
+    use gregor::group::{GroupMetadata, GroupRecord};
+    let record = GroupRecord::GroupMetadata {
+        group: "g".into(),
+        value: Some(GroupMetadata {
+            protocol_type: "consumer".into(),
+            generation_id: 3,
+            protocol_name: Some("range".into()),
+            leader: Some("m".into()),
+            current_state_timestamp: 1,
+            members: vec![MemberMetadata {
+                member_id: "m".into(),
+                group_instance_id: Some("i".into()),
+                client_id: "c".into(),
+                client_host: "/h".into(),
+                rebalance_timeout_ms: 1,
+                session_timeout_ms: 2,
+                subscription: Bytes::from_static(b"sub"),
+                assignment: Bytes::from_static(b"asg"),
+            }],
+        }),
+    };
+    let key = record.key();
+    let mut framed = vec![key.len() as u8];
+    framed.extend_from_slice(&key);
+    framed.extend_from_slice(&record.value().unwrap_or_default());
+    framed
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn offsets_records_decode_round_trip_or_are_refused(
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+        cut in any::<usize>(),
+        random in proptest::collection::vec(any::<u8>(), 0..128),
+    ) {
+        gregor::properties::offsets_record(&mutate(offsets_record(), &edits, cut));
+        gregor::properties::offsets_record(&random);
+    }
 
     #[test]
     fn random_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {

@@ -78,7 +78,13 @@ async fn respond(
                     )
                 })
                 .collect();
-            (StatusCode::OK, ctx.metrics.render(&partitions))
+            let mut body = ctx.metrics.render(&partitions);
+            body.push_str(&ctx.replicas.render_metrics(
+                ctx.settings.broker_id,
+                &ctx.coordinator.image(),
+                &ctx.partitions.all(),
+            ));
+            (StatusCode::OK, body)
         }
         _ => (StatusCode::NOT_FOUND, "not found\n".to_string()),
     };

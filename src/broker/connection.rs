@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 use super::BrokerContext;
 use super::authentication::{Admission, Authenticator};
-use super::dispatch::dispatch;
+use super::dispatch::{Reply, dispatch};
 use super::limits::RequestBudget;
 use super::offset_order::OffsetRequestOrder;
 use crate::protocol::{
@@ -388,11 +388,18 @@ fn start_request(
     };
     let ctx = ctx.clone();
     Ok(OwnedTask::spawn(async move {
-        let body = response.await;
+        let reply = response.await;
         drop(permits);
-        let Some(body) = body else {
-            ctx.metrics.request_done(api_key, started.elapsed(), 0);
-            return Some(Vec::new());
+        let body = match reply {
+            Reply::Respond(body) => body,
+            Reply::Nothing => {
+                ctx.metrics.request_done(api_key, started.elapsed(), 0);
+                return Some(Vec::new());
+            }
+            Reply::Close => {
+                ctx.metrics.request_done(api_key, started.elapsed(), 0);
+                return None;
+            }
         };
         let header_version = api_key.response_header_version(version);
         let parts = match encode_response_parts(correlation_id, header_version, &body, version) {

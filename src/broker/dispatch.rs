@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    RequestKind, ResponseKind, SaslAuthenticateResponse, SaslHandshakeResponse,
+    ProduceResponse, RequestKind, ResponseKind, SaslAuthenticateResponse, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -22,9 +22,23 @@ use super::handlers;
 use super::offset_order::OffsetRequestOrder;
 use crate::protocol::{DecodedRequest, api_versions_body};
 
-/// Resolves to the response body, or to `None` when Kafka sends no
-/// response at all (Produce with `acks=0`).
-pub type ResponseFuture = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send>>;
+/// What the connection does once a request has been handled.
+// As large as the `Option<ResponseKind>` it replaces; boxing the response
+// would add an allocation per request for nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Reply {
+    /// Write this response.
+    Respond(ResponseKind),
+    /// Write nothing: a Produce with `acks=0` that succeeded.
+    Nothing,
+    /// Close the connection after the responses before this one: a
+    /// Produce with `acks=0` that failed (Kafka's way of telling such a
+    /// producer to refresh its metadata), or a handler that failed.
+    Close,
+}
+
+/// Resolves to what the connection does with the request.
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Reply> + Send>>;
 
 pub fn dispatch(
     ctx: &Arc<BrokerContext>,
@@ -37,18 +51,22 @@ pub fn dispatch(
     let ctx = ctx.clone();
     let future: ResponseFuture = match request.body {
         RequestKind::ApiVersions(_) => {
-            Box::pin(async { Some(ResponseKind::ApiVersions(api_versions_body(0))) })
+            Box::pin(async { Reply::Respond(ResponseKind::ApiVersions(api_versions_body(0))) })
         }
         RequestKind::Produce(body) => {
             let silent = body.acks == 0;
             let queued = handlers::produce::enqueue(&ctx, &access, body, version);
             Box::pin(async move {
                 let response = queued.await;
-                (!silent).then_some(ResponseKind::Produce(response))
+                match silent {
+                    false => Reply::Respond(ResponseKind::Produce(response)),
+                    true if produce_failed(&response) => Reply::Close,
+                    true => Reply::Nothing,
+                }
             })
         }
         RequestKind::Fetch(body) => Box::pin(async move {
-            Some(ResponseKind::Fetch(
+            Reply::Respond(ResponseKind::Fetch(
                 handlers::fetch::handle(&ctx, &access, body, version).await,
             ))
         }),
@@ -57,10 +75,22 @@ pub fn dispatch(
                 handlers::list_offsets::handle(&ctx, &access, body, version)
             });
             match lookup.await {
-                Ok(response) => Some(ResponseKind::ListOffsets(response)),
+                Ok(response) => Reply::Respond(ResponseKind::ListOffsets(response)),
                 Err(error) => {
                     tracing::error!(%error, "ListOffsets failed");
-                    None
+                    Reply::Close
+                }
+            }
+        }),
+        RequestKind::OffsetForLeaderEpoch(body) => Box::pin(async move {
+            let lookup = tokio::task::spawn_blocking(move || {
+                handlers::offset_for_leader_epoch::handle(&ctx, &access, body)
+            });
+            match lookup.await {
+                Ok(response) => Reply::Respond(ResponseKind::OffsetForLeaderEpoch(response)),
+                Err(error) => {
+                    tracing::error!(%error, "OffsetForLeaderEpoch failed");
+                    Reply::Close
                 }
             }
         }),
@@ -69,60 +99,80 @@ pub fn dispatch(
                 handlers::delete_records::handle(&ctx, &access, body)
             });
             match moved.await {
-                Ok(response) => Some(ResponseKind::DeleteRecords(response)),
+                Ok(response) => Reply::Respond(ResponseKind::DeleteRecords(response)),
                 Err(error) => {
                     tracing::error!(%error, "DeleteRecords failed");
-                    None
+                    Reply::Close
                 }
             }
         }),
         RequestKind::Metadata(body) => {
             let listener = info.listener.clone();
             Box::pin(async move {
-                Some(ResponseKind::Metadata(
+                Reply::Respond(ResponseKind::Metadata(
                     handlers::metadata::handle(&ctx, &access, &listener, body, version).await,
                 ))
             })
         }
         RequestKind::CreateTopics(body) => Box::pin(async move {
-            Some(ResponseKind::CreateTopics(
+            Reply::Respond(ResponseKind::CreateTopics(
                 handlers::topics::create(&ctx, &access, body, version).await,
             ))
         }),
         RequestKind::DeleteTopics(body) => Box::pin(async move {
-            Some(ResponseKind::DeleteTopics(
+            Reply::Respond(ResponseKind::DeleteTopics(
                 handlers::topics::delete(&ctx, &access, body, version).await,
             ))
         }),
         RequestKind::CreatePartitions(body) => Box::pin(async move {
-            Some(ResponseKind::CreatePartitions(
+            Reply::Respond(ResponseKind::CreatePartitions(
                 handlers::topics::create_partitions(&ctx, &access, body).await,
             ))
         }),
+        RequestKind::DescribeTopicPartitions(body) => Box::pin(async move {
+            Reply::Respond(ResponseKind::DescribeTopicPartitions(
+                handlers::describe_topic_partitions::handle(&ctx, &access, body),
+            ))
+        }),
+        RequestKind::ElectLeaders(body) => Box::pin(async move {
+            Reply::Respond(ResponseKind::ElectLeaders(
+                handlers::elect_leaders::handle(&ctx, &access, body, version).await,
+            ))
+        }),
+        RequestKind::AlterPartitionReassignments(body) => Box::pin(async move {
+            Reply::Respond(ResponseKind::AlterPartitionReassignments(
+                handlers::reassignments::alter(&ctx, &access, body).await,
+            ))
+        }),
+        RequestKind::ListPartitionReassignments(body) => Box::pin(async move {
+            Reply::Respond(ResponseKind::ListPartitionReassignments(
+                handlers::reassignments::list(&ctx, &access, body),
+            ))
+        }),
         RequestKind::DescribeConfigs(body) => Box::pin(async move {
-            Some(ResponseKind::DescribeConfigs(handlers::configs::describe(
+            Reply::Respond(ResponseKind::DescribeConfigs(handlers::configs::describe(
                 &ctx, &access, body, version,
             )))
         }),
         RequestKind::AlterConfigs(body) => Box::pin(async move {
-            Some(ResponseKind::AlterConfigs(
+            Reply::Respond(ResponseKind::AlterConfigs(
                 handlers::configs::alter(&ctx, &access, body).await,
             ))
         }),
         RequestKind::IncrementalAlterConfigs(body) => Box::pin(async move {
-            Some(ResponseKind::IncrementalAlterConfigs(
+            Reply::Respond(ResponseKind::IncrementalAlterConfigs(
                 handlers::configs::incremental_alter(&ctx, &access, body).await,
             ))
         }),
         RequestKind::InitProducerId(body) => Box::pin(async move {
-            Some(ResponseKind::InitProducerId(
+            Reply::Respond(ResponseKind::InitProducerId(
                 handlers::producer_id::handle(&ctx, &access, body).await,
             ))
         }),
         RequestKind::DescribeCluster(body) => {
             let listener = info.listener.clone();
             Box::pin(async move {
-                Some(ResponseKind::DescribeCluster(
+                Reply::Respond(ResponseKind::DescribeCluster(
                     handlers::metadata::describe_cluster(&ctx, &access, &listener, body),
                 ))
             })
@@ -130,7 +180,7 @@ pub fn dispatch(
         RequestKind::FindCoordinator(body) => {
             let listener = info.listener.clone();
             Box::pin(async move {
-                Some(ResponseKind::FindCoordinator(
+                Reply::Respond(ResponseKind::FindCoordinator(
                     handlers::find_coordinator::find_coordinator(
                         &ctx, &access, &listener, body, version,
                     )
@@ -149,23 +199,23 @@ pub fn dispatch(
                 client_host: format!("/{}", info.peer.ip()),
             };
             Box::pin(async move {
-                Some(ResponseKind::JoinGroup(
+                Reply::Respond(ResponseKind::JoinGroup(
                     handlers::groups::join(&ctx, &access, &caller, body, version).await,
                 ))
             })
         }
         RequestKind::SyncGroup(body) => Box::pin(async move {
-            Some(ResponseKind::SyncGroup(
+            Reply::Respond(ResponseKind::SyncGroup(
                 handlers::groups::sync(&ctx, &access, body, version).await,
             ))
         }),
         RequestKind::Heartbeat(body) => Box::pin(async move {
-            Some(ResponseKind::Heartbeat(
+            Reply::Respond(ResponseKind::Heartbeat(
                 handlers::groups::heartbeat(&ctx, &access, body).await,
             ))
         }),
         RequestKind::LeaveGroup(body) => Box::pin(async move {
-            Some(ResponseKind::LeaveGroup(
+            Reply::Respond(ResponseKind::LeaveGroup(
                 handlers::groups::leave(&ctx, &access, body, version).await,
             ))
         }),
@@ -175,7 +225,7 @@ pub fn dispatch(
                 previous.finished().await;
                 let response = handlers::groups::offset_commit(&ctx, &access, body, version).await;
                 drop(turn);
-                Some(ResponseKind::OffsetCommit(response))
+                Reply::Respond(ResponseKind::OffsetCommit(response))
             })
         }
         RequestKind::OffsetFetch(body) => {
@@ -184,36 +234,36 @@ pub fn dispatch(
                 previous.finished().await;
                 let response = handlers::groups::offset_fetch(&ctx, &access, body, version);
                 drop(turn);
-                Some(ResponseKind::OffsetFetch(response))
+                Reply::Respond(ResponseKind::OffsetFetch(response))
             })
         }
         RequestKind::DescribeGroups(body) => Box::pin(async move {
-            Some(ResponseKind::DescribeGroups(
+            Reply::Respond(ResponseKind::DescribeGroups(
                 handlers::groups::describe(&ctx, &access, body, version).await,
             ))
         }),
         RequestKind::ListGroups(body) => Box::pin(async move {
-            Some(ResponseKind::ListGroups(
+            Reply::Respond(ResponseKind::ListGroups(
                 handlers::groups::list(&ctx, &access, body, version).await,
             ))
         }),
         RequestKind::DeleteGroups(body) => Box::pin(async move {
-            Some(ResponseKind::DeleteGroups(
+            Reply::Respond(ResponseKind::DeleteGroups(
                 handlers::groups::delete(&ctx, &access, body).await,
             ))
         }),
         RequestKind::CreateAcls(body) => Box::pin(async move {
-            Some(ResponseKind::CreateAcls(
+            Reply::Respond(ResponseKind::CreateAcls(
                 handlers::acls::create(&ctx, &access, body).await,
             ))
         }),
         RequestKind::DescribeAcls(body) => Box::pin(async move {
-            Some(ResponseKind::DescribeAcls(handlers::acls::describe(
+            Reply::Respond(ResponseKind::DescribeAcls(handlers::acls::describe(
                 &ctx, &access, body,
             )))
         }),
         RequestKind::DeleteAcls(body) => Box::pin(async move {
-            Some(ResponseKind::DeleteAcls(
+            Reply::Respond(ResponseKind::DeleteAcls(
                 handlers::acls::delete(&ctx, &access, body).await,
             ))
         }),
@@ -221,13 +271,13 @@ pub fn dispatch(
         // they reach a listener without SASL, or a client already
         // authenticated that sends SaslAuthenticate again.
         RequestKind::SaslHandshake(_) => Box::pin(async {
-            Some(ResponseKind::SaslHandshake(
+            Reply::Respond(ResponseKind::SaslHandshake(
                 SaslHandshakeResponse::default()
                     .with_error_code(ResponseError::IllegalSaslState.code()),
             ))
         }),
         RequestKind::SaslAuthenticate(_) => Box::pin(async {
-            Some(ResponseKind::SaslAuthenticate(
+            Reply::Respond(ResponseKind::SaslAuthenticate(
                 SaslAuthenticateResponse::default()
                     .with_error_code(ResponseError::IllegalSaslState.code())
                     .with_error_message(Some(StrBytes::from_static_str(
@@ -236,12 +286,12 @@ pub fn dispatch(
             ))
         }),
         RequestKind::DescribeUserScramCredentials(body) => Box::pin(async move {
-            Some(ResponseKind::DescribeUserScramCredentials(
+            Reply::Respond(ResponseKind::DescribeUserScramCredentials(
                 handlers::scram_credentials::describe(&ctx, &access, body),
             ))
         }),
         RequestKind::AlterUserScramCredentials(body) => Box::pin(async move {
-            Some(ResponseKind::AlterUserScramCredentials(
+            Reply::Respond(ResponseKind::AlterUserScramCredentials(
                 handlers::scram_credentials::alter(&ctx, &access, body).await,
             ))
         }),
@@ -253,4 +303,13 @@ pub fn dispatch(
         }
     };
     Some(future)
+}
+
+/// Whether any partition of a Produce response carries an error.
+fn produce_failed(response: &ProduceResponse) -> bool {
+    response
+        .responses
+        .iter()
+        .flat_map(|topic| &topic.partition_responses)
+        .any(|partition| partition.error_code != 0)
 }

@@ -2,6 +2,7 @@
 //! the partitions it hosts.
 
 mod access;
+pub(crate) mod acks;
 mod authentication;
 mod blocking;
 mod cleaner;
@@ -11,9 +12,12 @@ mod handlers;
 mod limits;
 pub mod metrics;
 mod offset_order;
-mod partition;
+mod offsets_log;
+pub(crate) mod partition;
 mod partitions;
 mod producer_state;
+#[cfg(test)]
+mod producer_state_recovery_tests;
 mod server;
 
 use std::ops::Range;
@@ -33,6 +37,9 @@ pub struct BrokerContext {
     pub settings: BrokerSettings,
     pub coordinator: Arc<dyn ClusterCoordinator>,
     pub partitions: Arc<Partitions>,
+    /// Replication: where leaders send ISR changes and images go once the
+    /// partitions match them.
+    pub replicas: crate::replication::ReplicaManagerHandle,
     pub metrics: Arc<Metrics>,
     /// The consumer-group coordinator and its committed-offset store.
     pub groups: Arc<crate::group::GroupCoordinator>,

@@ -14,7 +14,7 @@
 #[cfg(test)]
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::{Bytes, BytesMut};
@@ -23,10 +23,11 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::blocking::{InlineWrite, off_the_workers};
 use super::producer_state::{ProducerStates, SequenceCheck};
-use crate::records::{BatchHeader, RecordError, assign_offsets, verify_records};
+use crate::records::{BatchHeader, RecordError, assign_offsets, verify_records, whole_batches};
+use crate::replication::Replication;
 use crate::storage::{
-    AppendError, CleanError, CleanStats, Cleanable, Cleaner, LogChunk, LogConfig, PartitionLog,
-    PendingBatch, StorageError, SyncTicket,
+    AppendError, BatchStamp, CleanError, CleanStats, Cleanable, Cleaner, LogChunk, LogConfig,
+    PartitionLog, PendingBatch, StorageError, SyncTicket, latest_valid_snapshot, write_snapshot,
 };
 
 /// Most appends taken into one group commit.
@@ -38,13 +39,39 @@ pub struct Appended {
     pub base_offset: i64,
     pub log_append_time: i64,
     pub log_start_offset: i64,
+    /// The offset after the request's last batch: `acks=all` is answered
+    /// once the high watermark reaches it.
+    pub end_offset: i64,
 }
 
 /// Where an append's outcome goes.
 type Reply = oneshot::Sender<Result<Appended, ResponseError>>;
 
+/// A change to the log that follows the partition's leadership: a
+/// follower's, in step with its leader's log, or a new leader's epoch.
+enum ReplicaWrite {
+    /// Batches fetched from the leader, offsets already assigned.
+    Append(Bytes),
+    /// Drop everything from this offset on (see [`PartitionLog::truncate_to`]).
+    TruncateTo(i64),
+    /// Drop everything and continue at this offset (see [`PartitionLog::restart_at`]).
+    RestartAt(i64),
+    /// This broker leads from the log end under this epoch (see
+    /// [`PartitionLog::assign_leader_epoch`]).
+    LeadUnder(i32),
+}
+
+struct ReplicatedJob {
+    write: ReplicaWrite,
+    /// The log end offset after the write.
+    reply: oneshot::Sender<Result<i64, StorageError>>,
+}
+
 struct AppendJob {
     batches: Vec<(BatchHeader, Bytes)>,
+    /// The leader epoch this broker leads under, as the metadata image the
+    /// produce was checked against says: stamped in every batch.
+    leader_epoch: i32,
     /// The most its compressed batches may decompress to, when they still
     /// have to be checked against their headers; `None` when none does.
     decompress_cap: Option<usize>,
@@ -78,6 +105,16 @@ pub struct Partition {
     log_start_offset: Arc<AtomicI64>,
     appended: Arc<Notify>,
     appends: mpsc::UnboundedSender<AppendJob>,
+    replicated: mpsc::UnboundedSender<ReplicatedJob>,
+    /// The high watermark and, while leading with followers, what moves it.
+    pub replication: Arc<Replication>,
+    /// The leader epoch of the role (leader or follower) this broker last
+    /// took up for the partition: produces checked against an older image
+    /// are refused, so no batch is stamped with an epoch that is over.
+    role_epoch: Arc<AtomicI32>,
+    /// The newest epoch in the log's leader-epoch cache (-1: none), as a
+    /// follower's fetch names it (`last_fetched_epoch`).
+    latest_epoch: Arc<AtomicI32>,
     /// Set when a flush failed: the kernel may have dropped the dirty pages
     /// it could not write, so nothing more is appended or served until the
     /// log is recovered from disk at the next start (Kafka takes the log
@@ -93,7 +130,8 @@ pub struct Partition {
 struct WriterTasks {
     /// Tells the writer to take no more appends and finish those queued.
     stop: oneshot::Sender<()>,
-    writer: tokio::task::JoinHandle<()>,
+    /// Ends with the producer state of everything it wrote.
+    writer: tokio::task::JoinHandle<ProducerStates>,
     /// Ends once the writer has, after completing what it was handed.
     syncer: tokio::task::JoinHandle<()>,
 }
@@ -109,13 +147,20 @@ impl Partition {
     ) -> Result<Arc<Self>, StorageError> {
         let compacted = AtomicBool::new(config.compact);
         let log = PartitionLog::open(&dir, config)?;
-        let mut producers = ProducerStates::default();
-        rebuild_producer_state(&log, &mut producers);
+        let producers = rebuild_producer_state(&log);
+        let active_segment_base = log.active_segment_base();
         let log_end_offset = Arc::new(AtomicI64::new(log.log_end_offset()));
+        let latest_epoch = Arc::new(AtomicI32::new(log.latest_leader_epoch().unwrap_or(-1)));
+        let role_epoch = Arc::new(AtomicI32::new(-1));
         let log_start_offset = Arc::new(AtomicI64::new(log.log_start_offset()));
         let log = Arc::new(RwLock::new(log));
         let appended = Arc::new(Notify::new());
         let (appends, jobs) = mpsc::unbounded_channel();
+        let (replicated, replicated_jobs) = mpsc::unbounded_channel();
+        let replication = Arc::new(Replication::open(
+            &dir,
+            log_end_offset.load(Ordering::Acquire),
+        ));
         let (to_syncer, syncs) = mpsc::unbounded_channel();
         let awaiting_sync = Arc::new(AtomicUsize::new(0));
         let offline = Arc::new(AtomicBool::new(false));
@@ -125,7 +170,12 @@ impl Partition {
             log_end_offset: log_end_offset.clone(),
             log_start_offset: log_start_offset.clone(),
             appended: appended.clone(),
+            replication: replication.clone(),
+            role_epoch: role_epoch.clone(),
+            latest_epoch: latest_epoch.clone(),
             producers,
+            dir: dir.clone(),
+            active_segment_base,
             policy,
             to_syncer,
             awaiting_sync: awaiting_sync.clone(),
@@ -133,7 +183,7 @@ impl Partition {
         let (stop, stopped) = oneshot::channel();
         let tasks = WriterTasks {
             stop,
-            writer: tokio::spawn(writer.run(jobs, stopped)),
+            writer: tokio::spawn(writer.run(jobs, replicated_jobs, stopped)),
             syncer: tokio::spawn(run_syncer(
                 log.clone(),
                 syncs,
@@ -150,6 +200,10 @@ impl Partition {
             log_start_offset,
             appended,
             appends,
+            replicated,
+            replication,
+            role_epoch,
+            latest_epoch,
             offline,
             tasks: std::sync::Mutex::new(Some(tasks)),
             compacted,
@@ -159,9 +213,10 @@ impl Partition {
     pub fn log_end_offset(&self) -> i64 {
         self.log_end_offset.load(Ordering::Acquire)
     }
-    /// Single replica: everything appended is committed.
+    /// Everything below it is on every ISR member (with one replica: the
+    /// log end offset).
     pub fn high_watermark(&self) -> i64 {
-        self.log_end_offset()
+        self.replication.high_watermark()
     }
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset.load(Ordering::Acquire)
@@ -177,19 +232,99 @@ impl Partition {
     /// With `decompress_cap`, the batches' records are first checked against
     /// their headers (see [`verify_records`]) by the writer, off the async
     /// workers: for compressed batches, whose check means decompressing.
+    ///
+    /// Each batch is stored with `leader_epoch` (the epoch under which this
+    /// broker leads the partition) as its partition leader epoch, as Kafka
+    /// stamps it.
     pub fn append(
         &self,
         batches: Vec<(BatchHeader, Bytes)>,
         decompress_cap: Option<usize>,
+        leader_epoch: i32,
     ) -> oneshot::Receiver<Result<Appended, ResponseError>> {
         let (reply, done) = oneshot::channel();
         let job = AppendJob {
             batches,
+            leader_epoch,
             decompress_cap,
             reply,
         };
         if let Err(mpsc::error::SendError(job)) = self.appends.send(job) {
             let _ = job.reply.send(Err(ResponseError::NotLeaderOrFollower));
+        }
+        done
+    }
+
+    /// Appends batches fetched from the leader as they are, offsets and
+    /// all (a follower's write); completes with the new log end offset.
+    pub fn append_replicated(
+        &self,
+        records: Bytes,
+    ) -> oneshot::Receiver<Result<i64, StorageError>> {
+        self.replica_write(ReplicaWrite::Append(records))
+    }
+
+    /// Cuts the log back to `offset` (a follower dropping what the leader
+    /// may not have); completes with the new log end offset.
+    pub fn truncate_to(&self, offset: i64) -> oneshot::Receiver<Result<i64, StorageError>> {
+        self.replica_write(ReplicaWrite::TruncateTo(offset))
+    }
+
+    /// Empties the log and continues it at `offset` (a follower behind its
+    /// leader's log start); completes with the new log end offset.
+    pub fn restart_at(&self, offset: i64) -> oneshot::Receiver<Result<i64, StorageError>> {
+        self.replica_write(ReplicaWrite::RestartAt(offset))
+    }
+
+    /// This broker leads the partition under `leader_epoch`: older
+    /// produces are refused from now on, and the epoch starts at the log
+    /// end (written by the partition's writer, when new).
+    pub fn lead_under(&self, leader_epoch: i32) {
+        self.role_epoch.fetch_max(leader_epoch, Ordering::AcqRel);
+        if self.latest_epoch() != leader_epoch {
+            // The outcome is the log end; a failure is the writer's to log.
+            drop(self.replica_write(ReplicaWrite::LeadUnder(leader_epoch)));
+        }
+    }
+
+    /// This broker follows the partition under `leader_epoch` (or it has
+    /// no leader): produces checked against an older image are refused.
+    pub fn follow_under(&self, leader_epoch: i32) {
+        self.role_epoch.fetch_max(leader_epoch, Ordering::AcqRel);
+    }
+
+    /// The newest leader epoch in the log (-1: none).
+    pub fn latest_epoch(&self) -> i32 {
+        self.latest_epoch.load(Ordering::Acquire)
+    }
+
+    /// Kafka's `endOffsetForEpoch`: the largest epoch at most `epoch` in
+    /// this log and where it ends; (-1, -1) when unknown.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.with_log(|log| log.end_offset_for_epoch(epoch))
+    }
+
+    /// The leader epoch that wrote `offset`, if known.
+    pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
+        self.with_log(|log| log.leader_epochs().epoch_for_offset(offset))
+    }
+
+    /// Where this follower cuts its log when the leader answers its fetch
+    /// with `diverging_epoch` {`epoch`, `end_offset`} (see
+    /// [`LeaderEpochCache::truncation_offset`](crate::storage::LeaderEpochCache::truncation_offset)).
+    pub fn truncation_offset(&self, epoch: i32, end_offset: i64) -> i64 {
+        self.with_log(|log| {
+            log.leader_epochs()
+                .truncation_offset(epoch, end_offset, log.log_end_offset())
+        })
+    }
+
+    fn replica_write(&self, write: ReplicaWrite) -> oneshot::Receiver<Result<i64, StorageError>> {
+        let (reply, done) = oneshot::channel();
+        if let Err(mpsc::error::SendError(job)) =
+            self.replicated.send(ReplicatedJob { write, reply })
+        {
+            let _ = job.reply.send(Err(StorageError::Offline));
         }
         done
     }
@@ -349,31 +484,45 @@ impl Partition {
 
     /// Stops taking appends, then waits until every append queued before
     /// is written and acknowledged (or refused): after this, nothing
-    /// touches the log's files but the caller.
-    async fn stop_writing(&self) {
-        let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(tasks) = tasks {
-            let _ = tasks.stop.send(());
-            for task in [tasks.writer, tasks.syncer] {
-                if let Err(error) = task.await {
-                    tracing::error!(%error, topic = %self.topic, partition = self.index, "partition writer failed");
-                }
-            }
+    /// touches the log's files but the caller. Answers the writer's
+    /// producer state, for the snapshot of a clean shutdown.
+    async fn stop_writing(&self) -> Option<ProducerStates> {
+        let tasks = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
+        let _ = tasks.stop.send(());
+        let producers = tasks.writer.await;
+        let synced = tasks.syncer.await;
+        if let Some(error) = producers.as_ref().err().or(synced.as_ref().err()) {
+            tracing::error!(%error, topic = %self.topic, partition = self.index, "partition writer failed");
         }
+        producers.ok()
     }
 
     /// Stops the writer, then flushes and marks the log cleanly closed, so
     /// no append can land after the marker. An offline log gets no marker,
     /// so the next start recovers it from what really is on disk.
     pub async fn close(self: Arc<Self>) -> Result<(), StorageError> {
-        self.stop_writing().await;
+        let producers = self.stop_writing().await;
         if self.is_offline() {
             return Err(StorageError::Offline);
         }
         let partition = self.clone();
-        tokio::task::spawn_blocking(move || partition.with_log_mut(|log| log.close_in_place()))
-            .await
-            .unwrap_or(Err(StorageError::Offline))
+        tokio::task::spawn_blocking(move || {
+            partition.replication.checkpoint(&partition.dir);
+            partition.with_log_mut(|log| {
+                // Before the clean-shutdown marker: the next start then
+                // replays nothing.
+                if let Some(producers) = producers {
+                    save_snapshot(log.dir(), &producers, log.log_end_offset());
+                }
+                log.close_in_place()
+            })
+        })
+        .await
+        .unwrap_or(Err(StorageError::Offline))
     }
 
     /// Whether a failed flush took this partition offline (see `offline`).
@@ -395,15 +544,25 @@ impl Partition {
     }
 }
 
-fn rebuild_producer_state(log: &PartitionLog, producers: &mut ProducerStates) {
-    // Only a producer's last few batches matter for deduplication, so the
-    // tail of the log is enough; this keeps start-up fast on large logs.
-    const TAIL_OFFSETS: i64 = 10_000;
+/// The producer state of everything in `log`: the newest valid snapshot
+/// (see [`latest_valid_snapshot`]), then every batch after it. Without
+/// one, the whole log is replayed: a producer idle for long is still known,
+/// so its retry is still deduplicated. Blocking.
+fn rebuild_producer_state(log: &PartitionLog) -> ProducerStates {
+    let started = std::time::Instant::now();
     let end = log.log_end_offset();
-    let mut offset = log.log_start_offset().max(end - TAIL_OFFSETS);
+    let snapshot = latest_valid_snapshot(log.dir(), end);
+    let mut offset = log.log_start_offset();
+    if let Some(snapshot) = &snapshot {
+        offset = offset.max(snapshot.offset);
+    }
+    let (snapshot_offset, replayed_from) = (snapshot.as_ref().map(|s| s.offset), offset);
+    let mut producers = snapshot
+        .map(ProducerStates::from_snapshot)
+        .unwrap_or_default();
     while offset < end {
         let Ok(batches) = log.read(offset, 1024 * 1024) else {
-            return;
+            break;
         };
         let before = offset;
         for header in batches.iter().filter_map(|b| BatchHeader::parse(b)) {
@@ -411,8 +570,22 @@ fn rebuild_producer_state(log: &PartitionLog, producers: &mut ProducerStates) {
             offset = header.last_offset() + 1;
         }
         if offset == before {
-            return;
+            break;
         }
+    }
+    producers.commit();
+    tracing::info!(
+        dir = %log.dir().display(), snapshot = snapshot_offset.unwrap_or(-1), replayed_from, end,
+        elapsed_ms = started.elapsed().as_millis() as u64, "recovered producer state"
+    );
+    producers
+}
+
+/// Writes the committed producer state as the snapshot at `offset`; a
+/// failure costs only a longer replay at the next start. Blocking.
+fn save_snapshot(dir: &std::path::Path, producers: &ProducerStates, offset: i64) {
+    if let Err(error) = write_snapshot(dir, &producers.snapshot(offset)) {
+        tracing::warn!(%error, offset, "could not write a producer snapshot");
     }
 }
 
@@ -421,7 +594,18 @@ struct Writer {
     log_end_offset: Arc<AtomicI64>,
     log_start_offset: Arc<AtomicI64>,
     appended: Arc<Notify>,
+    replication: Arc<Replication>,
+    /// See [`Partition::role_epoch`].
+    role_epoch: Arc<AtomicI32>,
+    /// See [`Partition::latest_epoch`]: kept by this writer, the only one
+    /// to change the newest epoch.
+    latest_epoch: Arc<AtomicI32>,
     producers: ProducerStates,
+    /// The partition's directory, where producer snapshots go.
+    dir: PathBuf,
+    /// The active segment's base after the last write: when a write rolls
+    /// the log, the producer state is snapshotted.
+    active_segment_base: i64,
     policy: WritePolicy,
     to_syncer: mpsc::UnboundedSender<AwaitingSync>,
     /// Groups handed to the syncer and not yet acknowledged. While any are,
@@ -441,6 +625,8 @@ struct AwaitingSync {
 struct Pending {
     reply: Reply,
     outcome: Result<i64, ResponseError>,
+    /// The offset after the job's last batch.
+    end_offset: i64,
     /// The job is written once the group's first `written_with` batches are.
     written_with: usize,
 }
@@ -456,26 +642,40 @@ impl Writer {
     async fn run(
         mut self,
         mut jobs: mpsc::UnboundedReceiver<AppendJob>,
+        mut replicated: mpsc::UnboundedReceiver<ReplicatedJob>,
         mut stop: oneshot::Receiver<()>,
-    ) {
+    ) -> ProducerStates {
         let mut group = Vec::new();
         loop {
             tokio::select! {
                 taken = jobs.recv_many(&mut group, MAX_GROUP) => {
                     if taken == 0 {
-                        return;
+                        return self.producers;
                     }
                     self.commit_group(std::mem::take(&mut group)).await;
+                }
+                Some(job) = replicated.recv() => {
+                    let outcome = match job.write {
+                        ReplicaWrite::Append(records) => self.append_replicated(records),
+                        ReplicaWrite::TruncateTo(offset) => {
+                            self.cut(|log| log.truncate_to(offset))
+                        }
+                        ReplicaWrite::RestartAt(offset) => self.cut(|log| log.restart_at(offset)),
+                        ReplicaWrite::LeadUnder(epoch) => self.lead_under(epoch),
+                    };
+                    let _ = job.reply.send(outcome);
                 }
                 _ = &mut stop => break,
             }
         }
+        replicated.close();
         // Later appends are refused; those already queued are written, so
         // none is left half-done when the log is closed behind this task.
         jobs.close();
         while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
             self.commit_group(std::mem::take(&mut group)).await;
         }
+        self.producers
     }
 
     async fn commit_group(&mut self, group: Vec<AppendJob>) {
@@ -498,6 +698,7 @@ impl Writer {
                     base_offset,
                     log_append_time: log_append_time.unwrap_or(-1),
                     log_start_offset,
+                    end_offset: job.end_offset,
                 }),
                 Err(error) => Err(error),
             };
@@ -532,14 +733,30 @@ impl Writer {
             jobs: Vec::with_capacity(group.len()),
         };
         let mut next_offset = self.log_end_offset.load(Ordering::Acquire);
+        // Epochs only go up in the log: a produce checked against an image
+        // older than the role this broker holds now, or than a produce
+        // before it, is refused, and its client looks for the leader again.
+        let mut epoch_floor = self.role_epoch.load(Ordering::Acquire);
         for job in group {
+            if job.leader_epoch < epoch_floor {
+                staged.jobs.push(Pending {
+                    reply: job.reply,
+                    outcome: Err(ResponseError::NotLeaderOrFollower),
+                    end_offset: next_offset,
+                    written_with: staged.batches.len(),
+                });
+                continue;
+            }
+            epoch_floor = job.leader_epoch;
             let mut first = None;
+            let mut end_offset = next_offset;
             let mut outcome = Ok(0);
             for (header, batch) in &job.batches {
                 match self.producers.check(header) {
                     SequenceCheck::Append => {
-                        // The log writes the offset beside the client's bytes; only
-                        // LogAppendTime changes the body (and its CRC), so only it copies.
+                        // The log writes the offset and leader epoch beside the
+                        // client's bytes; only LogAppendTime changes the body (and
+                        // its CRC), so only it copies.
                         let bytes = match log_append_time {
                             Some(_) => {
                                 let mut out = BytesMut::with_capacity(batch.len());
@@ -549,16 +766,21 @@ impl Writer {
                             None => batch.clone(),
                         };
                         staged.batches.push(PendingBatch {
-                            base_offset: next_offset,
+                            stamp: BatchStamp {
+                                base_offset: next_offset,
+                                partition_leader_epoch: job.leader_epoch,
+                            },
                             bytes,
                         });
                         staged.headers.push(*header);
                         self.producers.record(header, next_offset);
                         first.get_or_insert(next_offset);
                         next_offset += i64::from(header.last_offset_delta) + 1;
+                        end_offset = next_offset;
                     }
                     SequenceCheck::Duplicate { base_offset } => {
                         first.get_or_insert(base_offset);
+                        end_offset = base_offset + i64::from(header.last_offset_delta) + 1;
                     }
                     SequenceCheck::Reject(error) => {
                         outcome = Err(error);
@@ -572,6 +794,7 @@ impl Writer {
             staged.jobs.push(Pending {
                 reply: job.reply,
                 outcome,
+                end_offset,
                 written_with: staged.batches.len(),
             });
         }
@@ -588,37 +811,222 @@ impl Writer {
             return (0, None);
         }
         let bytes: usize = staged.batches.iter().map(|batch| batch.bytes.len()).sum();
-        let (written, ticket, (end, start)) = match InlineWrite::try_lock(&self.log, bytes) {
+        let inline = (!self.starts_an_epoch(&staged.batches))
+            .then(|| InlineWrite::try_lock(&self.log, bytes))
+            .flatten();
+        let (written, ticket, ends) = match inline {
             Some((_inline, mut log)) => append_staged(&mut log, &staged.batches),
             None => off_the_workers(|| {
                 let mut log = self.log.write().unwrap_or_else(|p| p.into_inner());
                 append_staged(&mut log, &staged.batches)
             }),
         };
+        // A roll is when the producer state is snapshotted (see `snapshot_producers`).
+        let rolled = ends.active_segment_base != self.active_segment_base;
+        self.active_segment_base = ends.active_segment_base;
+        let (end, start) = self.note_ends(ends);
         if written < staged.batches.len() {
             self.producers.rollback();
             for (header, batch) in staged.headers.iter().zip(&staged.batches).take(written) {
-                self.producers.record(header, batch.base_offset);
+                self.producers.record(header, batch.stamp.base_offset);
             }
         }
         self.producers.commit();
+        if rolled {
+            self.snapshot_producers(end);
+        }
         self.log_end_offset.store(end, Ordering::Release);
         // `fetch_max`: a DeleteRecords may have moved the start since the
         // lock was released, and the start never goes back.
         self.log_start_offset.fetch_max(start, Ordering::AcqRel);
         if written > 0 {
+            self.replication.leader_appended(end, now_ms());
             self.appended.notify_waiters();
         }
         (written, ticket)
     }
+
+    /// Whether writing `batches` records a new leader epoch, which saves
+    /// the leader-epoch checkpoint with an fsync: never on an async worker.
+    fn starts_an_epoch(&self, batches: &[PendingBatch]) -> bool {
+        let latest = self.latest_epoch.load(Ordering::Acquire);
+        batches.iter().any(|b| {
+            let epoch = b.stamp.partition_leader_epoch;
+            epoch >= 0 && epoch != latest
+        })
+    }
+
+    /// Snapshots the producer state at the log end `offset` after a roll
+    /// (Kafka does at every roll), so recovery replays at most about a
+    /// segment. File I/O and an fsync: off the async workers.
+    fn snapshot_producers(&self, offset: i64) {
+        off_the_workers(|| save_snapshot(&self.dir, &self.producers, offset));
+    }
+
+    /// Takes in the newest epoch after a write; returns the log's end and
+    /// start offsets.
+    fn note_ends(&self, ends: Ends) -> (i64, i64) {
+        self.latest_epoch
+            .store(ends.latest_epoch, Ordering::Release);
+        (ends.log_end_offset, ends.log_start_offset)
+    }
+
+    /// Records that this broker leads from the log end under `epoch`.
+    fn lead_under(&mut self, epoch: i32) -> Result<i64, StorageError> {
+        if self.offline.load(Ordering::Acquire) {
+            return Err(StorageError::Offline);
+        }
+        let assigned = off_the_workers(|| {
+            let mut log = self.log.write().unwrap_or_else(|p| p.into_inner());
+            let assigned = log.assign_leader_epoch(epoch);
+            (assigned, Ends::of(&log))
+        });
+        let (end, _) = self.note_ends(assigned.1);
+        if let Err(error) = &assigned.0 {
+            tracing::warn!(%error, epoch, "could not record the leader epoch's start");
+        }
+        assigned.0.map(|()| end)
+    }
+
+    /// Cuts the log back, then rebuilds the producer state from what is
+    /// left, so no producer is deduplicated against batches that are gone.
+    fn cut(
+        &mut self,
+        how: impl FnOnce(&mut PartitionLog) -> Result<(), StorageError> + Send,
+    ) -> Result<i64, StorageError> {
+        if self.offline.load(Ordering::Acquire) {
+            return Err(StorageError::Offline);
+        }
+        let truncated = off_the_workers(|| {
+            let mut log = self.log.write().unwrap_or_else(|p| p.into_inner());
+            how(&mut log)?;
+            Ok((rebuild_producer_state(&log), Ends::of(&log)))
+        });
+        match truncated {
+            Ok((producers, ends)) => {
+                self.producers = producers;
+                self.active_segment_base = ends.active_segment_base;
+                let (end, start) = self.note_ends(ends);
+                self.log_end_offset.store(end, Ordering::Release);
+                self.log_start_offset.store(start, Ordering::Release);
+                Ok(end)
+            }
+            Err(error) => {
+                // The files may be cut while the log value describes them whole.
+                self.offline.store(true, Ordering::Release);
+                Err(error)
+            }
+        }
+    }
+
+    /// A follower's append of its leader's batches: written as they are,
+    /// with the offsets the leader gave them (no sequence check: the leader
+    /// did it), and recorded in the producer state so that this replica,
+    /// once leader, deduplicates retries as the old leader would have.
+    fn append_replicated(&mut self, records: Bytes) -> Result<i64, StorageError> {
+        if self.offline.load(Ordering::Acquire) {
+            return Err(StorageError::Offline);
+        }
+        let mut headers = Vec::new();
+        let batches: Vec<PendingBatch> = whole_batches(records)
+            .into_iter()
+            .filter_map(|bytes| {
+                let header = BatchHeader::parse(&bytes)?;
+                headers.push(header);
+                PendingBatch::verbatim(bytes)
+            })
+            .collect();
+        if batches.is_empty() {
+            return Ok(self.log_end_offset.load(Ordering::Acquire));
+        }
+        let bytes: usize = batches.iter().map(|batch| batch.bytes.len()).sum();
+        let inline = (!self.starts_an_epoch(&batches))
+            .then(|| InlineWrite::try_lock(&self.log, bytes))
+            .flatten();
+        let (written, ticket, ends, error) = match inline {
+            Some((_inline, mut log)) => append_replicated_batches(&mut log, &batches),
+            None => off_the_workers(|| {
+                let mut log = self.log.write().unwrap_or_else(|p| p.into_inner());
+                append_replicated_batches(&mut log, &batches)
+            }),
+        };
+        // A roll is when the producer state is snapshotted (see `snapshot_producers`).
+        let rolled = ends.active_segment_base != self.active_segment_base;
+        self.active_segment_base = ends.active_segment_base;
+        let (end, start) = self.note_ends(ends);
+        for header in headers.iter().take(written) {
+            self.producers.record(header, header.base_offset);
+        }
+        self.producers.commit();
+        if rolled {
+            self.snapshot_producers(end);
+        }
+        self.log_end_offset.store(end, Ordering::Release);
+        self.log_start_offset.fetch_max(start, Ordering::AcqRel);
+        if written > 0 {
+            self.appended.notify_waiters();
+        }
+        if let Some(ticket) = ticket {
+            let synced = off_the_workers(|| ticket.sync().map(|()| ticket.up_to()));
+            match synced {
+                Ok(up_to) => self
+                    .log
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .note_synced(up_to),
+                Err(error) => {
+                    self.offline.store(true, Ordering::Release);
+                    return Err(error);
+                }
+            }
+        }
+        match error {
+            Some(error) => Err(error),
+            None => Ok(end),
+        }
+    }
+}
+
+/// What the writer keeps of the log after changing it, read under its lock.
+struct Ends {
+    log_end_offset: i64,
+    log_start_offset: i64,
+    /// -1: none.
+    latest_epoch: i32,
+    active_segment_base: i64,
+}
+
+impl Ends {
+    fn of(log: &PartitionLog) -> Self {
+        Ends {
+            log_end_offset: log.log_end_offset(),
+            log_start_offset: log.log_start_offset(),
+            latest_epoch: log.latest_leader_epoch().unwrap_or(-1),
+            active_segment_base: log.active_segment_base(),
+        }
+    }
+}
+
+/// [`append_staged`] for a follower: the leader's offsets, gaps allowed
+/// (a compacted leader's log has them).
+fn append_replicated_batches(
+    log: &mut PartitionLog,
+    batches: &[PendingBatch],
+) -> (usize, Option<SyncTicket>, Ends, Option<StorageError>) {
+    let (written, error) = match log.append_replicated(batches) {
+        Ok(_) => (batches.len(), None),
+        Err(AppendError { written, source }) => (written, Some(source)),
+    };
+    let ticket = (written > 0 && log.sync_due()).then(|| log.take_sync_ticket());
+    (written, ticket, Ends::of(log), error)
 }
 
 /// Appends `batches` to `log`: how many reached it, the durable commit
-/// due (if any), and the log's end and start offsets after.
+/// due (if any), and the log's ends after.
 fn append_staged(
     log: &mut PartitionLog,
     batches: &[PendingBatch],
-) -> (usize, Option<SyncTicket>, (i64, i64)) {
+) -> (usize, Option<SyncTicket>, Ends) {
     let written = match log.append_pending(batches) {
         Ok(_) => batches.len(),
         Err(AppendError { written, source }) => {
@@ -628,11 +1036,7 @@ fn append_staged(
         }
     };
     let ticket = (written > 0 && log.sync_due()).then(|| log.take_sync_ticket());
-    (
-        written,
-        ticket,
-        (log.log_end_offset(), log.log_start_offset()),
-    )
+    (written, ticket, Ends::of(log))
 }
 
 /// Checks the group's compressed batches (decompression: off the async
@@ -751,6 +1155,7 @@ mod tests {
             base_offset: 0,
             log_append_time: -1,
             log_start_offset: 0,
+            end_offset: 0,
         })
     }
 
@@ -810,7 +1215,7 @@ mod tests {
             Partition::open("t", 0, path.clone(), LogConfig::default(), policy).unwrap();
         let batch = crate::records::v2_batch(&["a", "b"]);
         let pending: Vec<_> = (0..2000)
-            .map(|_| partition.append(split_batches(&batch).unwrap(), None))
+            .map(|_| partition.append(split_batches(&batch).unwrap(), None, 0))
             .collect();
         partition.clone().close().await.unwrap();
 
@@ -831,7 +1236,7 @@ mod tests {
         let reopened = PartitionLog::open(&path, LogConfig::default()).unwrap();
         assert_eq!(reopened.log_end_offset(), 2 * acknowledged);
         // And nothing more arrives at the files after close.
-        let later = partition.append(split_batches(&batch).unwrap(), None);
+        let later = partition.append(split_batches(&batch).unwrap(), None, 0);
         assert!(later.await.unwrap().is_err());
     }
 
@@ -870,7 +1275,7 @@ mod tests {
         let batch = crate::records::v2_batch(&["a"]);
         let appends: Vec<_> = partitions
             .iter()
-            .map(|partition| partition.append(split_batches(&batch).unwrap(), None))
+            .map(|partition| partition.append(split_batches(&batch).unwrap(), None, 0))
             .collect();
         // Meanwhile the runtime keeps running other tasks promptly.
         let mut worst = Duration::ZERO;

@@ -7,12 +7,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use super::partition::{Partition, WritePolicy};
 use crate::cluster::MetadataImage;
+use crate::cluster::stall::StallGuard;
 use crate::config::{LogDefaults, resolve_stored_topic_log};
 use crate::storage::LogConfig;
 
@@ -44,6 +46,9 @@ pub struct Partitions {
     /// The index of the last metadata image reconciled; held for the whole
     /// of a reconcile, so reconciles run one at a time.
     applied: Mutex<Option<u64>>,
+    /// Back from a stall, this broker leads nothing until its metadata
+    /// has caught up (none: in process, with the coordinator).
+    stall_guard: Option<Arc<StallGuard>>,
 }
 
 impl Partitions {
@@ -54,7 +59,14 @@ impl Partitions {
             defaults,
             hosted: RwLock::new(HashMap::new()),
             applied: Mutex::new(None),
+            stall_guard: None,
         }
+    }
+
+    /// Leads only while `guard` allows (see [`StallGuard`]).
+    pub fn guarded_by(mut self, guard: Option<Arc<StallGuard>>) -> Self {
+        self.stall_guard = guard;
+        self
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
@@ -80,6 +92,11 @@ impl Partitions {
             return Err(ResponseError::UnknownTopicOrPartition);
         };
         if state.leader != self.broker_id {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
+        if let Some(guard) = &self.stall_guard
+            && !guard.may_lead(Instant::now(), image.last_applied)
+        {
             return Err(ResponseError::NotLeaderOrFollower);
         }
         self.get(topic, partition)

@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use kafka_protocol::error::ResponseError;
 
 use crate::records::BatchHeader;
+use crate::storage::{ProducerSnapshot, SnapshotBatch, SnapshotProducer};
 
 /// Kafka keeps the metadata of the last five batches per producer; clients
 /// never have more than five in flight when idempotence is on.
@@ -132,6 +133,74 @@ impl ProducerStates {
     }
 }
 
+impl ProducerStates {
+    /// The committed state as a snapshot at `offset` (the log end it
+    /// describes), producers in id order.
+    pub fn snapshot(&self, offset: i64) -> ProducerSnapshot {
+        let mut producers: Vec<SnapshotProducer> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, entry)| {
+                // A producer touched since the last commit is saved as it was then.
+                let entry = match self.undo.get(&producer_id) {
+                    Some(before) => before.as_ref(),
+                    None => Some(entry),
+                };
+                (producer_id, entry)
+            })
+            .filter_map(|(producer_id, entry)| {
+                let entry = entry?;
+                Some(SnapshotProducer {
+                    producer_id,
+                    epoch: entry.epoch,
+                    batches: entry
+                        .batches
+                        .iter()
+                        .map(|b| SnapshotBatch {
+                            first_sequence: b.first_sequence,
+                            last_sequence: b.last_sequence,
+                            base_offset: b.base_offset,
+                        })
+                        .collect(),
+                })
+            })
+            .collect();
+        producers.sort_unstable_by_key(|p| p.producer_id);
+        ProducerSnapshot { offset, producers }
+    }
+
+    /// The state a snapshot holds, committed. Only a producer's last
+    /// [`BATCHES_KEPT`] batches are taken, whatever the file claims.
+    pub fn from_snapshot(snapshot: ProducerSnapshot) -> Self {
+        let producers = snapshot
+            .producers
+            .into_iter()
+            .map(|p| {
+                let skip = p.batches.len().saturating_sub(BATCHES_KEPT);
+                let batches = p.batches[skip..]
+                    .iter()
+                    .map(|b| BatchEntry {
+                        first_sequence: b.first_sequence,
+                        last_sequence: b.last_sequence,
+                        base_offset: b.base_offset,
+                    })
+                    .collect();
+                (
+                    p.producer_id,
+                    ProducerEntry {
+                        epoch: p.epoch,
+                        batches,
+                    },
+                )
+            })
+            .collect();
+        ProducerStates {
+            producers,
+            undo: HashMap::new(),
+        }
+    }
+}
+
 fn next_sequence(sequence: i32) -> i32 {
     if sequence == i32::MAX {
         0
@@ -203,6 +272,43 @@ mod tests {
             states.check(&header(7, 0, 5, 1)),
             SequenceCheck::Reject(ResponseError::OutOfOrderSequenceNumber)
         );
+    }
+
+    #[test]
+    fn snapshot_restores_what_deduplication_needs() {
+        let mut states = ProducerStates::default();
+        for (i, producer) in [(0, 7), (1, 8)] {
+            for batch in 0..7 {
+                states.record(
+                    &header(producer, 1, batch * 2, 2),
+                    100 * i + 10 * i64::from(batch),
+                );
+            }
+        }
+        states.commit();
+        // Uncommitted changes stay out of the snapshot.
+        states.record(&header(9, 0, 0, 1), 500);
+        states.record(&header(7, 1, 14, 1), 501);
+        let restored = ProducerStates::from_snapshot(states.snapshot(200));
+        assert_eq!(
+            restored.check(&header(7, 1, 12, 2)),
+            SequenceCheck::Duplicate { base_offset: 60 }
+        );
+        assert_eq!(
+            restored.check(&header(8, 1, 12, 2)),
+            SequenceCheck::Duplicate { base_offset: 160 }
+        );
+        assert_eq!(restored.check(&header(7, 1, 14, 1)), SequenceCheck::Append);
+        assert_eq!(
+            restored.check(&header(7, 1, 16, 1)),
+            SequenceCheck::Reject(ResponseError::OutOfOrderSequenceNumber)
+        );
+        assert_eq!(
+            restored.check(&header(7, 0, 0, 1)),
+            SequenceCheck::Reject(ResponseError::InvalidProducerEpoch)
+        );
+        assert!(restored.snapshot(200).producers.len() == 2);
+        assert_eq!(restored.snapshot(200), states.snapshot(200));
     }
 
     #[test]

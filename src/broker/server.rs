@@ -17,6 +17,7 @@ use super::cleaner::LogCleaner;
 use super::connection::{self, ConnectionInfo};
 use super::limits::{ConnectionLimits, ConnectionSlot, RequestBudget};
 use super::metrics::Metrics;
+use super::offsets_log::PartitionsOffsetsLog;
 use super::partition::now_ms;
 use super::{BrokerContext, Partitions};
 use crate::accept::Acceptor;
@@ -26,7 +27,8 @@ use crate::cluster::{
     RemoteCoordinator,
 };
 use crate::config::BrokerSettings;
-use crate::group::{GroupCoordinator, OffsetStoreError};
+use crate::group::{GroupCoordinator, LegacyOffsets, LegacyOffsetsError};
+use crate::replication::{InterBrokerClient, ReplicaManager};
 use crate::security::tls::{self, TlsAcceptorHandle};
 use crate::security::{self, KafkaPrincipal, SecurityProtocol};
 
@@ -52,13 +54,25 @@ pub enum StartError {
         listener: String,
         error: crate::security::tls::TlsError,
     },
+    /// The inter-broker listener's client side: its truststore or keystore.
+    #[error("inter-broker listener {listener} (its ssl.* keys as a client): {error}")]
+    InterBrokerTls {
+        listener: String,
+        error: crate::security::tls::TlsError,
+    },
     #[error("cluster metadata: {0}")]
     Cluster(#[from] ClusterError),
-    /// The committed-offsets log cannot be recovered without losing commits.
+    /// The old committed-offsets log cannot be recovered without losing
+    /// commits.
     #[error("{0}")]
-    CommittedOffsets(#[from] OffsetStoreError),
-    #[error("zookeeper.ssl.*: {0}")]
-    CoordinatorTls(crate::security::tls::TlsError),
+    CommittedOffsets(#[from] LegacyOffsetsError),
+    /// `keys`: where the TLS settings came from (`zookeeper.ssl.*`, or the
+    /// controller listener's `ssl.*` in KRaft's shape).
+    #[error("{keys}: {error}")]
+    CoordinatorTls {
+        keys: String,
+        error: crate::security::tls::TlsError,
+    },
 }
 
 /// Runs the broker until `shutdown` turns true.
@@ -67,14 +81,32 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), StartError> {
     prepare_data_dir(&settings.data_dir)?;
+    let inter_broker = InterBrokerClient::new(settings.inter_broker.as_ref()).map_err(|error| {
+        StartError::InterBrokerTls {
+            listener: settings
+                .inter_broker
+                .as_ref()
+                .map(|i| i.listener.clone())
+                .unwrap_or_default(),
+            error,
+        }
+    })?;
     // A named coordinator is a separate process; otherwise run it in-process.
     let coordinator: Arc<dyn ClusterCoordinator> = match &settings.coordinator {
         Some(address) => {
             let tls = match &settings.coordinator_tls {
-                Some(tls) => Some(
-                    crate::cluster::http::CoordinatorTls::new(tls)
-                        .map_err(StartError::CoordinatorTls)?,
-                ),
+                Some(tls) => Some(crate::cluster::http::CoordinatorTls::new(tls).map_err(
+                    |error| StartError::CoordinatorTls {
+                        keys: match &settings.kraft {
+                            Some(kraft) => format!(
+                                "controller listener {} (its ssl.* keys)",
+                                kraft.controller_listener_names[0]
+                            ),
+                            None => "zookeeper.ssl.*".to_owned(),
+                        },
+                        error,
+                    },
+                )?),
                 None => None,
             };
             Arc::new(RemoteCoordinator::start_with_tls(
@@ -160,37 +192,54 @@ pub async fn run(
         bound.push((listener.name.clone(), listener.security_protocol, socket));
     }
 
-    let partitions = Arc::new(Partitions::new(
-        settings.broker_id,
-        &settings.data_dir,
-        settings.log.clone(),
-    ));
+    let partitions = Arc::new(
+        Partitions::new(settings.broker_id, &settings.data_dir, settings.log.clone())
+            .guarded_by(coordinator.stall_guard()),
+    );
     partitions.reconcile_off_workers(coordinator.image()).await;
+    // The offsets file of earlier versions, if any, is read before
+    // accepting: one that cannot be recovered stops the start with its file
+    // and byte position, instead of serving older offsets.
+    let data_dir = settings.data_dir.clone();
+    let legacy = tokio::task::spawn_blocking(move || LegacyOffsets::open(&data_dir))
+        .await
+        .map_err(|e| StartError::DataDir {
+            path: settings.data_dir.clone(),
+            uid: current_uid(),
+            reason: e.to_string(),
+        })??;
+    let offsets_log = PartitionsOffsetsLog::new(
+        settings.broker_id,
+        partitions.clone(),
+        coordinator.clone(),
+        settings.log.clone(),
+        settings.message_max_decompressed_bytes,
+    );
     let groups = GroupCoordinator::start(
-        &settings.data_dir,
         settings.groups.clone(),
+        settings.broker_id,
+        Arc::new(offsets_log),
+        legacy,
         shutdown.clone(),
-    )
-    .map_err(|e| StartError::DataDir {
-        path: settings.data_dir.clone(),
-        uid: current_uid(),
-        reason: e.to_string(),
-    })?;
-    // The load runs on the store's writer thread. Waiting for it before
-    // accepting means a log that cannot be recovered stops the start with
-    // its file and byte position, instead of serving older offsets.
-    tokio::select! {
-        loaded = groups.offsets.wait_loaded() => loaded?,
-        _ = shutdown.changed() => return Ok(()),
-    }
+    );
     let cleaner = LogCleaner::start(
         &settings.cleaner,
         settings.message_max_decompressed_bytes,
         partitions.clone(),
     );
+    let (replica_manager, replicas) = ReplicaManager::new(
+        settings.broker_id,
+        settings.replica_lag_time_max,
+        inter_broker,
+        coordinator.clone(),
+        partitions.clone(),
+    );
+    replicas.image_reconciled(coordinator.image());
+    groups.image_reconciled(coordinator.image());
     let ctx = Arc::new(BrokerContext {
         coordinator: coordinator.clone(),
         partitions: partitions.clone(),
+        replicas,
         metrics: Arc::new(Metrics::default()),
         groups: Arc::new(groups),
         producer_ids: Mutex::new(0..0),
@@ -201,6 +250,10 @@ pub async fn run(
 
     let mut background = JoinSet::new();
     background.spawn(follow_metadata(ctx.clone(), shutdown.clone()));
+    // Not in `background`: it is stopped after the connections drained,
+    // so acks=all produces still in flight can complete.
+    let (stop_replication, replication_stopped) = watch::channel(false);
+    let replication = tokio::spawn(replica_manager.run(replication_stopped));
     background.spawn(housekeeping(ctx.clone(), shutdown.clone()));
     background.spawn(tls::reload_on_change(tls_reloaders, shutdown.clone()));
     match admin_http::bind(ctx.settings.admin_listener).await {
@@ -277,11 +330,14 @@ pub async fn run(
         connections.abort_all();
     }
     background.abort_all();
+    let _ = stop_replication.send(true);
+    let _ = replication.await;
     if let Some(cleaner) = cleaner {
         let _ = tokio::task::spawn_blocking(move || cleaner.stop()).await;
     }
-    partitions.close_all().await;
+    // Group writes still in flight end before the partitions close.
     ctx.groups.close().await;
+    partitions.close_all().await;
     tracing::info!("broker stopped cleanly");
     let _ = shutdown.borrow_and_update();
     Ok(())
@@ -377,7 +433,9 @@ async fn follow_metadata(ctx: Arc<BrokerContext>, mut shutdown: watch::Receiver<
                     return;
                 }
                 let image = images.borrow_and_update().clone();
-                ctx.partitions.reconcile_off_workers(image).await;
+                ctx.partitions.reconcile_off_workers(image.clone()).await;
+                ctx.replicas.image_reconciled(image.clone());
+                ctx.groups.image_reconciled(image);
             }
             _ = shutdown.changed() => return,
         }

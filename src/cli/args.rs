@@ -97,6 +97,18 @@ pub struct TopicsArgs {
     /// With --list or --describe: leave out internal topics.
     #[arg(long = "exclude-internal")]
     pub exclude_internal: bool,
+    /// With --describe: only partitions whose ISR is smaller than their replicas.
+    #[arg(long = "under-replicated-partitions")]
+    pub under_replicated_partitions: bool,
+    /// With --describe: only partitions without a live leader.
+    #[arg(long = "unavailable-partitions")]
+    pub unavailable_partitions: bool,
+    /// With --describe: only partitions whose ISR is smaller than min.insync.replicas.
+    #[arg(long = "under-min-isr-partitions")]
+    pub under_min_isr_partitions: bool,
+    /// With --describe: only partitions whose ISR is exactly min.insync.replicas.
+    #[arg(long = "at-min-isr-partitions")]
+    pub at_min_isr_partitions: bool,
     #[command(flatten)]
     pub server: ServerArgs,
     #[command(flatten)]
@@ -305,6 +317,83 @@ pub struct DeleteRecordsArgs {
     /// {"partitions":[{"topic":"t","partition":0,"offset":3}],"version":1}
     #[arg(long = "offset-json-file", value_name = "PATH")]
     pub offset_json_file: Option<std::path::PathBuf>,
+}
+
+/// kafka-leader-election.sh
+#[derive(Parser, Debug)]
+#[command(
+    name = "kafka-leader-election.sh",
+    about = "Elect the preferred or an unclean leader for partitions."
+)]
+pub struct LeaderElectionArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// A client properties file (Kafka's --admin.config).
+    #[arg(long = "admin.config", value_name = "PATH")]
+    pub admin_config: Option<std::path::PathBuf>,
+    /// PREFERRED or UNCLEAN.
+    #[arg(long = "election-type", value_name = "TYPE")]
+    pub election_type: Option<String>,
+    /// The topic of --partition.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// The partition to elect a leader for; needs --topic.
+    #[arg(long, value_name = "N")]
+    pub partition: Option<i32>,
+    /// Elect for every partition of every topic.
+    #[arg(long = "all-topic-partitions")]
+    pub all_topic_partitions: bool,
+    /// JSON file naming the partitions:
+    /// {"partitions":[{"topic":"t","partition":0}]}
+    #[arg(long = "path-to-json-file", value_name = "PATH")]
+    pub path_to_json_file: Option<std::path::PathBuf>,
+}
+
+/// kafka-reassign-partitions.sh
+#[derive(Parser, Debug)]
+#[command(
+    name = "kafka-reassign-partitions.sh",
+    about = "This tool helps to move topic partitions between replicas."
+)]
+pub struct ReassignPartitionsArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub command_config: CommandConfigArgs,
+    /// Propose a reassignment of the topics in --topics-to-move-json-file
+    /// onto the brokers of --broker-list.
+    #[arg(long)]
+    pub generate: bool,
+    /// Start the reassignment of --reassignment-json-file.
+    #[arg(long)]
+    pub execute: bool,
+    /// Report on the reassignment of --reassignment-json-file.
+    #[arg(long)]
+    pub verify: bool,
+    /// Cancel the moves of --reassignment-json-file still in progress.
+    #[arg(long)]
+    pub cancel: bool,
+    /// List the reassignments in progress.
+    #[arg(long)]
+    pub list: bool,
+    /// {"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[1,2]}]}
+    #[arg(long = "reassignment-json-file", value_name = "PATH")]
+    pub reassignment_json_file: Option<std::path::PathBuf>,
+    /// {"version":1,"topics":[{"topic":"t"}]}
+    #[arg(long = "topics-to-move-json-file", value_name = "PATH")]
+    pub topics_to_move_json_file: Option<std::path::PathBuf>,
+    /// The brokers to move the topics onto, as 1,2,3.
+    #[arg(long = "broker-list", value_name = "IDS")]
+    pub broker_list: Option<String>,
+    /// Place replicas without regard to racks.
+    #[arg(long = "disable-rack-aware")]
+    pub disable_rack_aware: bool,
+    /// Execute even though other reassignments are in progress.
+    #[arg(long)]
+    pub additional: bool,
+    /// Leave throttles in place on --verify and --cancel (gregor sets none).
+    #[arg(long = "preserve-throttles")]
+    pub preserve_throttles: bool,
 }
 
 /// Splits NAME=VALUE pairs from repeated flags; `flag` names the flag in

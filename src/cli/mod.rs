@@ -1,8 +1,9 @@
 //! Kafka's command-line tools as subcommands of the one binary:
 //! `kafka-topics.sh`, `kafka-console-producer.sh`,
 //! `kafka-console-consumer.sh`, `kafka-consumer-groups.sh`,
-//! `kafka-delete-records.sh`, `kafka-configs.sh`, `kafka-acls.sh`,
-//! `kafka-metadata-quorum.sh`, and the server stop
+//! `kafka-delete-records.sh`, `kafka-leader-election.sh`, `kafka-reassign-partitions.sh`,
+//! `kafka-configs.sh`, `kafka-acls.sh`,
+//! `kafka-metadata-quorum.sh`, `kafka-storage.sh`, and the server stop
 //! scripts. Each tool parses Kafka 2.2's flags (`args`), finds a
 //! broker (`bootstrap`), and talks to the cluster through a small client
 //! (`client`) built on the `kafka-protocol` crate.
@@ -13,19 +14,22 @@
 mod acls;
 mod args;
 mod bootstrap;
-mod client;
-mod client_security;
+pub(crate) mod client;
+pub(crate) mod client_security;
 mod configs;
 mod console_consumer;
 mod console_producer;
 mod consumer_groups;
 mod delete_records;
 mod group_member;
+mod leader_election;
 mod metadata_quorum;
 mod partitioner;
+mod reassign_partitions;
 mod scram_users;
 mod security_init;
 mod server_stop;
+mod storage;
 mod topics;
 
 use std::ffi::OsString;
@@ -43,9 +47,12 @@ pub enum Tool {
     ConsoleConsumer,
     ConsumerGroups,
     DeleteRecords,
+    LeaderElection,
+    ReassignPartitions,
     Configs,
     Acls,
     MetadataQuorum,
+    Storage,
     ServerStop,
 }
 
@@ -95,9 +102,12 @@ pub fn run(tool: Tool, args: Vec<OsString>) -> ExitCode {
         Tool::ConsoleConsumer => "kafka-console-consumer.sh",
         Tool::ConsumerGroups => "kafka-consumer-groups.sh",
         Tool::DeleteRecords => "kafka-delete-records.sh",
+        Tool::LeaderElection => "kafka-leader-election.sh",
+        Tool::ReassignPartitions => "kafka-reassign-partitions.sh",
         Tool::Configs => "kafka-configs.sh",
         Tool::Acls => "kafka-acls.sh",
         Tool::MetadataQuorum => "kafka-metadata-quorum.sh",
+        Tool::Storage => "kafka-storage.sh",
         Tool::ServerStop => "server-stop",
     };
     let argv = std::iter::once(OsString::from(name)).chain(args);
@@ -107,9 +117,12 @@ pub fn run(tool: Tool, args: Vec<OsString>) -> ExitCode {
         Tool::ConsoleConsumer => parse(argv).and_then(|a| block_on(console_consumer::run(a))),
         Tool::ConsumerGroups => parse(argv).and_then(|a| block_on(consumer_groups::run(a))),
         Tool::DeleteRecords => parse(argv).and_then(|a| block_on(delete_records::run(a))),
+        Tool::LeaderElection => parse(argv).and_then(|a| block_on(leader_election::run(a))),
+        Tool::ReassignPartitions => parse(argv).and_then(|a| block_on(reassign_partitions::run(a))),
         Tool::Configs => parse(argv).and_then(|a| block_on(configs::run(a))),
         Tool::Acls => parse(argv).and_then(|a| block_on(acls::run(a))),
         Tool::MetadataQuorum => parse(argv).and_then(|a| block_on(metadata_quorum::run(a))),
+        Tool::Storage => parse(argv).and_then(storage::run),
         Tool::ServerStop => server_stop::run(argv.skip(1).collect()),
     };
     match outcome {

@@ -7,8 +7,9 @@
 //! `broker-keystore.pem`, key and chain in one file for
 //! `ssl.keystore.location`), the same for `coordinator` and `client`
 //! (`CN=client`), `server-ssl.properties`, `client-ssl.properties`,
-//! `coordinator.properties` (the coordinator's mutual-TLS port, brokers as
-//! its super users), `zk-tls-client.properties` (the tools'
+//! `coordinator.properties` (the coordinator's mutual-TLS port, brokers and
+//! the quorum's members as its super users), `kraft-controller.properties`
+//! (KRaft's shape: the CONTROLLER listener on mutual TLS), `zk-tls-client.properties` (the tools'
 //! `--zk-tls-config-file`) and `client.properties` (SASL_SSL with
 //! SCRAM-SHA-512 as a generated admin user). Keys and passwords are
 //! written mode 0600.
@@ -170,6 +171,13 @@ pub fn security_init(args: &SecurityInitArgs) -> Result<Vec<PathBuf>, SecurityIn
         dir,
         "coordinator.properties",
         &coordinator_properties(&dir_text),
+        false,
+        &mut written,
+    )?;
+    write(
+        dir,
+        "kraft-controller.properties",
+        &kraft_controller_properties(&dir_text),
         false,
         &mut written,
     )?;
@@ -380,6 +388,10 @@ fn server_properties(dir: &str) -> String {
          # required: clients must present a certificate signed by ca.pem\n\
          # (their principal is then User:CN=client,O=gregor); none: any client.\n\
          ssl.client.auth=required\n\
+         # Brokers replicate over the TLS listener too, each presenting\n\
+         # broker-keystore.pem (principal User:CN=broker,O=gregor, which an\n\
+         # authorizer must let replicate: put it in super.users).\n\
+         inter.broker.listener.name=SSL\n\
          # The coordinator's mutual-TLS port (coordinator.properties); point\n\
          # zookeeper.connect at it, e.g. zookeeper.connect=localhost:2182.\n\
          zookeeper.ssl.client.enable=true\n\
@@ -400,9 +412,32 @@ fn coordinator_properties(dir: &str) -> String {
          ssl.trustStore.type=PEM\n\
          ssl.trustStore.location={dir}/ca.pem\n\
          ssl.clientAuth=need\n\
-         # Brokers register, heartbeat and write; any other certificate signed\n\
-         # by ca.pem (the client's) may only read the cluster view.\n\
-         super.users=User:CN=broker,O=gregor\n"
+         # Brokers register, heartbeat and write, and quorum members send each\n\
+         # other raft RPCs on the peer port; any other certificate signed by\n\
+         # ca.pem (the client's) may only read the cluster view.\n\
+         super.users=User:CN=broker,O=gregor;User:CN=coordinator,O=gregor\n"
+    )
+}
+
+fn kraft_controller_properties(dir: &str) -> String {
+    format!(
+        "# gregor in KRaft's shape: the CONTROLLER listener on mutual TLS (merge into\n\
+         # every node's server.properties, controllers and brokers alike; the\n\
+         # certificates must name the controllers' hosts: security init --hosts).\n\
+         listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:SSL\n\
+         listener.name.controller.ssl.keystore.type=PEM\n\
+         listener.name.controller.ssl.keystore.location={dir}/broker-keystore.pem\n\
+         listener.name.controller.ssl.truststore.type=PEM\n\
+         listener.name.controller.ssl.truststore.location={dir}/ca.pem\n\
+         # Kafka's default is none; required: only certificates signed by ca.pem.\n\
+         listener.name.controller.ssl.client.auth=required\n\
+         # Raft between controllers and the brokers' registrations and heartbeats\n\
+         # need ClusterAction: the nodes' certificate may write, any other (the\n\
+         # client's) only reads. add-controller and remove-controller need a\n\
+         # super user's certificate in --command-config.\n\
+         super.users=User:CN=broker,O=gregor\n\
+         # kafka-metadata-quorum.sh --bootstrap-controller HOST:9093 \\\n\
+         #   --command-config {dir}/client-ssl.properties describe --status\n"
     )
 }
 
@@ -513,6 +548,54 @@ mod tests {
         let tls = crate::config::resolve_coordinator_tls(&client)
             .unwrap()
             .unwrap();
+        crate::cluster::http::CoordinatorTls::new(&tls).unwrap();
+    }
+
+    #[test]
+    fn the_kraft_fragment_makes_a_combined_nodes_controller_listener_mutual_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        security_init(&args(dir.path())).unwrap();
+        let mut raw = crate::config::RawConfig::with_defaults();
+        raw.merge(
+            crate::config::RawConfig::from_properties(
+                "process.roles=broker,controller\nnode.id=1\n\
+                 controller.quorum.voters=1@localhost:9093\ncontroller.listener.names=CONTROLLER\n\
+                 listeners=PLAINTEXT://:9092,CONTROLLER://:9093\n",
+                Path::new("server.properties"),
+            )
+            .unwrap(),
+        );
+        raw.merge(
+            crate::config::RawConfig::from_file(&dir.path().join("kraft-controller.properties"))
+                .unwrap(),
+        );
+        let settings = raw.validate_with(&|| "localhost".to_owned()).unwrap();
+        let kraft = settings.kraft.unwrap();
+        let server = kraft.controller.unwrap().tls.unwrap();
+        assert_eq!(server.client_auth, crate::config::ClientAuth::Required);
+        crate::security::tls::TlsAcceptorHandle::start("CONTROLLER", &server).unwrap();
+        let client = kraft.controller_client_tls.unwrap();
+        assert!(client.keystore.is_some() && client.verify_hostname);
+        crate::cluster::http::CoordinatorTls::new(&client).unwrap();
+        assert_eq!(
+            kraft.super_users,
+            vec![crate::security::KafkaPrincipal::user("CN=broker,O=gregor")]
+        );
+    }
+
+    #[test]
+    fn the_server_fragment_replicates_over_mutual_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        security_init(&args(dir.path())).unwrap();
+        let mut raw = crate::config::RawConfig::with_defaults();
+        raw.merge(
+            crate::config::RawConfig::from_file(&dir.path().join("server-ssl.properties")).unwrap(),
+        );
+        let settings = raw.validate_with(&|| "localhost".to_owned()).unwrap();
+        let inter = settings.inter_broker.unwrap();
+        assert_eq!(inter.listener, "SSL");
+        let tls = inter.tls.unwrap();
+        assert!(tls.keystore.is_some() && tls.verify_hostname);
         crate::cluster::http::CoordinatorTls::new(&tls).unwrap();
     }
 

@@ -1,7 +1,7 @@
 //! `kafka-topics.sh`: create, list, describe, alter and delete topics,
 //! printing what Kafka 2.2's tool prints.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
 use kafka_protocol::error::ResponseError;
@@ -21,7 +21,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::args::{TopicsArgs, key_values};
-use super::client::{Client, TopicInfo, check};
+use super::client::{Client, PartitionInfo, TopicInfo, check};
 use super::{ToolError, bootstrap, exactly_one};
 
 const ADMIN_TIMEOUT_MS: i32 = 30_000;
@@ -182,8 +182,13 @@ fn replica_assignment(args: &TopicsArgs) -> Result<Option<Vec<Vec<i32>>>, ToolEr
 }
 
 /// Topics selected by `--topic` (exact name) or all of them.
-async fn selected(client: &mut Client, args: &TopicsArgs) -> Result<Vec<TopicInfo>, ToolError> {
-    let (_, mut topics) = client.metadata(None).await?;
+/// The topics `args` selects, and the ids of the live brokers.
+async fn selected(
+    client: &mut Client,
+    args: &TopicsArgs,
+) -> Result<(BTreeSet<i32>, Vec<TopicInfo>), ToolError> {
+    let (metadata, mut topics) = client.metadata(None).await?;
+    let live = metadata.brokers.iter().map(|b| b.node_id.0).collect();
     topics
         .retain(|t| t.error_code == 0 || t.error_code == ResponseError::LeaderNotAvailable.code());
     if args.exclude_internal {
@@ -193,11 +198,11 @@ async fn selected(client: &mut Client, args: &TopicsArgs) -> Result<Vec<TopicInf
         topics.retain(|t| &t.name == topic);
     }
     topics.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(topics)
+    Ok((live, topics))
 }
 
 async fn list(client: &mut Client, args: &TopicsArgs) -> Result<(), ToolError> {
-    for topic in selected(client, args).await? {
+    for topic in selected(client, args).await?.1 {
         println!("{}", topic.name);
     }
     Ok(())
@@ -210,8 +215,63 @@ fn join(ids: &[i32]) -> String {
         .join(",")
 }
 
+/// `--describe`'s partition reports (Kafka's `TopicCommand`): only the
+/// partitions in the state asked for, without the topic lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Report {
+    UnderReplicated,
+    Unavailable,
+    UnderMinIsr,
+    AtMinIsr,
+}
+
+const REPORT_FLAGS: [(&str, Report); 4] = [
+    ("under-replicated-partitions", Report::UnderReplicated),
+    ("unavailable-partitions", Report::Unavailable),
+    ("under-min-isr-partitions", Report::UnderMinIsr),
+    ("at-min-isr-partitions", Report::AtMinIsr),
+];
+
+/// The report asked for, if any; two at once is Kafka's usage error.
+fn report(args: &TopicsArgs) -> Result<Option<Report>, ToolError> {
+    let given = [
+        args.under_replicated_partitions,
+        args.unavailable_partitions,
+        args.under_min_isr_partitions,
+        args.at_min_isr_partitions,
+    ];
+    let mut chosen = REPORT_FLAGS
+        .iter()
+        .zip(given)
+        .filter_map(|(flag, set)| set.then_some(flag));
+    match (chosen.next(), chosen.next()) {
+        (Some((first, _)), Some((second, _))) => Err(ToolError::Usage(format!(
+            "Option \"[{first}]\" can't be used with option \"[{second}]\""
+        ))),
+        (Some((flag, _)), None) if !args.describe => Err(ToolError::Usage(format!(
+            "Option \"[{flag}]\" can only be used with option \"[describe]\""
+        ))),
+        (chosen, _) => Ok(chosen.map(|(_, report)| *report)),
+    }
+}
+
+impl Report {
+    /// Whether partition `p` is in this report, given the live brokers and
+    /// the topic's `min.insync.replicas` (when known).
+    fn includes(self, p: &PartitionInfo, live: &BTreeSet<i32>, min_isr: Option<usize>) -> bool {
+        let led = p.leader >= 0 && live.contains(&p.leader);
+        match self {
+            Self::UnderReplicated => p.isr.len() < p.replicas.len(),
+            Self::Unavailable => !led,
+            Self::UnderMinIsr => !led || min_isr.is_some_and(|min| p.isr.len() < min),
+            Self::AtMinIsr => min_isr.is_some_and(|min| p.isr.len() == min),
+        }
+    }
+}
+
 async fn describe(client: &mut Client, args: &TopicsArgs) -> Result<(), ToolError> {
-    let topics = selected(client, args).await?;
+    let report = report(args)?;
+    let (live, topics) = selected(client, args).await?;
     if topics.is_empty()
         && let Some(topic) = &args.topic
         && !args.if_exists
@@ -220,29 +280,68 @@ async fn describe(client: &mut Client, args: &TopicsArgs) -> Result<(), ToolErro
             "Error while executing topic command : Topic '{topic}' does not exist as expected"
         )));
     }
-    let overrides = topic_overrides(client, &topics).await?;
+    let configs = topic_configs(client, &topics).await?;
+    // Moves in progress show as Kafka shows them; like Kafka, a broker
+    // without the API or a user without Describe on the cluster just gets
+    // no move lines.
+    let moves = if client
+        .any()
+        .supports(kafka_protocol::messages::ApiKey::ListPartitionReassignments)
+    {
+        super::reassign_partitions::ongoing(client, None)
+            .await
+            .unwrap_or_default()
+    } else {
+        Default::default()
+    };
+    let eligible = eligible_leader_replicas(client, &topics).await;
     for topic in topics {
+        let first_move = moves.get(&(topic.name.clone(), 0));
         let replication = topic
             .partitions
             .first()
-            .map(|p| p.replicas.len())
+            .map(|p| {
+                p.replicas.len() - first_move.map_or(0, |m| m.removing.len().min(p.replicas.len()))
+            })
             .unwrap_or(0);
-        let configs = overrides.get(&topic.name).cloned().unwrap_or_default();
-        println!(
-            "Topic:{}\tPartitionCount:{}\tReplicationFactor:{}\tConfigs:{}",
-            topic.name,
-            topic.partitions.len(),
-            replication,
-            configs
-        );
+        let config = configs.get(&topic.name).cloned().unwrap_or_default();
+        if report.is_none() {
+            println!(
+                "Topic:{}\tPartitionCount:{}\tReplicationFactor:{}\tConfigs:{}",
+                topic.name,
+                topic.partitions.len(),
+                replication,
+                config.overrides
+            );
+        }
         for p in &topic.partitions {
+            if report.is_some_and(|r| !r.includes(p, &live, config.min_insync_replicas)) {
+                continue;
+            }
             let leader = if p.leader < 0 {
                 "none".to_string()
             } else {
                 p.leader.to_string()
             };
+            let moving = moves
+                .get(&(topic.name.clone(), p.partition))
+                .map(|m| {
+                    format!(
+                        "\tAdding Replicas: {}\tRemoving Replicas: {}",
+                        join(&m.adding),
+                        join(&m.removing)
+                    )
+                })
+                .unwrap_or_default();
+            // Kafka 4.0's columns, where the cluster tracks eligible leaders.
+            let elr = eligible
+                .get(&(topic.name.clone(), p.partition))
+                .map(|(elr, last_known)| {
+                    format!("\tElr: {}\tLastKnownElr: {}", join(elr), join(last_known))
+                })
+                .unwrap_or_default();
             println!(
-                "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
+                "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}{moving}{elr}",
                 topic.name,
                 p.partition,
                 leader,
@@ -254,12 +353,80 @@ async fn describe(client: &mut Client, args: &TopicsArgs) -> Result<(), ToolErro
     Ok(())
 }
 
-/// Each topic's non-default configs as Kafka prints them: `k=v,k=v`.
-/// Empty when the broker cannot describe configs.
-async fn topic_overrides(
+/// (topic, partition) -> (ELR, last known ELR), from DescribeTopicPartitions
+/// where the broker has it and tracks them; empty otherwise (the describe
+/// then prints Kafka 3's columns only).
+async fn eligible_leader_replicas(
     client: &mut Client,
     topics: &[TopicInfo],
-) -> Result<BTreeMap<String, String>, ToolError> {
+) -> BTreeMap<(String, i32), (Vec<i32>, Vec<i32>)> {
+    use kafka_protocol::messages::DescribeTopicPartitionsRequest;
+    use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+    let mut found = BTreeMap::new();
+    if topics.is_empty() || !client.any().supports(ApiKey::DescribeTopicPartitions) {
+        return found;
+    }
+    let names: Vec<TopicRequest> = topics
+        .iter()
+        .map(|t| {
+            TopicRequest::default().with_name(TopicName(StrBytes::from_string(t.name.clone())))
+        })
+        .collect();
+    let mut cursor: Option<Cursor> = None;
+    loop {
+        let request = DescribeTopicPartitionsRequest::default()
+            .with_topics(names.clone())
+            .with_response_partition_limit(2000)
+            .with_cursor(cursor.take());
+        let Ok(response) = client.any().send(|_| request).await else {
+            return found;
+        };
+        for topic in &response.topics {
+            let name = topic
+                .name
+                .as_ref()
+                .map(|n| n.0.to_string())
+                .unwrap_or_default();
+            for p in &topic.partitions {
+                if let (Some(elr), Some(last_known)) =
+                    (&p.eligible_leader_replicas, &p.last_known_elr)
+                {
+                    let ids = |list: &Vec<BrokerId>| list.iter().map(|b| b.0).collect();
+                    found.insert(
+                        (name.clone(), p.partition_index),
+                        (ids(elr), ids(last_known)),
+                    );
+                }
+            }
+        }
+        match response.next_cursor {
+            Some(next) => {
+                cursor = Some(
+                    Cursor::default()
+                        .with_topic_name(next.topic_name)
+                        .with_partition_index(next.partition_index),
+                );
+            }
+            None => return found,
+        }
+    }
+}
+
+/// What `--describe` shows of a topic's configs.
+#[derive(Clone, Debug, Default)]
+struct TopicConfigs {
+    /// The non-default ones as Kafka prints them: `k=v,k=v`.
+    overrides: String,
+    /// The effective `min.insync.replicas`.
+    min_insync_replicas: Option<usize>,
+}
+
+/// Each topic's configs as `--describe` shows them. Empty when the broker
+/// cannot describe configs.
+async fn topic_configs(
+    client: &mut Client,
+    topics: &[TopicInfo],
+) -> Result<BTreeMap<String, TopicConfigs>, ToolError> {
     let connection = client.any();
     if topics.is_empty() || !connection.supports(ApiKey::DescribeConfigs) {
         return Ok(BTreeMap::new());
@@ -301,7 +468,18 @@ async fn topic_overrides(
                 format!("{}={}", c.name, value)
             })
             .collect();
-        out.insert(result.resource_name.to_string(), pairs.join(","));
+        let min_insync_replicas = result
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == "min.insync.replicas")
+            .and_then(|c| c.value.as_deref()?.trim().parse().ok());
+        out.insert(
+            result.resource_name.to_string(),
+            TopicConfigs {
+                overrides: pairs.join(","),
+                min_insync_replicas,
+            },
+        );
     }
     Ok(out)
 }
@@ -468,7 +646,7 @@ async fn alter_configs(
     if client.any().supports(ApiKey::AlterConfigs) {
         use alter_configs_request::{AlterConfigsResource, AlterableConfig};
         // AlterConfigs replaces the whole set: start from the current overrides.
-        let current = topic_overrides(
+        let current = topic_configs(
             client,
             &[TopicInfo {
                 name: topic.to_string(),
@@ -480,8 +658,10 @@ async fn alter_configs(
         .await?;
         let mut merged: BTreeMap<String, String> = current
             .get(topic)
-            .map(|s| {
-                s.split(',')
+            .map(|configs| {
+                configs
+                    .overrides
+                    .split(',')
                     .filter_map(|kv| kv.split_once('='))
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect()
@@ -521,4 +701,69 @@ async fn alter_configs(
         "the broker at {} does not support changing topic configs (no AlterConfigs or IncrementalAlterConfigs)",
         client.any().address()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn partition(leader: i32, replicas: &[i32], isr: &[i32]) -> PartitionInfo {
+        PartitionInfo {
+            partition: 0,
+            leader,
+            replicas: replicas.to_vec(),
+            isr: isr.to_vec(),
+            error_code: 0,
+        }
+    }
+
+    #[test]
+    fn each_report_picks_the_partitions_kafka_picks() {
+        let live = BTreeSet::from([1, 2]);
+        let healthy = partition(1, &[1, 2, 3], &[1, 2, 3]);
+        let shrunk = partition(1, &[1, 2, 3], &[1, 2]);
+        let alone = partition(2, &[1, 2, 3], &[2]);
+        let offline = partition(-1, &[3], &[3]);
+        let dead_leader = partition(3, &[3, 1], &[3, 1]);
+        let min = Some(2);
+        let pick = |report: Report| -> Vec<bool> {
+            [&healthy, &shrunk, &alone, &offline, &dead_leader]
+                .iter()
+                .map(|p| report.includes(p, &live, min))
+                .collect()
+        };
+        assert_eq!(
+            pick(Report::UnderReplicated),
+            [false, true, true, false, false]
+        );
+        assert_eq!(pick(Report::Unavailable), [false, false, false, true, true]);
+        assert_eq!(pick(Report::UnderMinIsr), [false, false, true, true, true]);
+        assert_eq!(pick(Report::AtMinIsr), [false, true, false, false, true]);
+    }
+
+    #[test]
+    fn reports_are_one_at_a_time_and_only_with_describe() {
+        let parse = |extra: &[&str]| {
+            let argv = ["kafka-topics.sh"].iter().chain(extra).copied();
+            report(&TopicsArgs::try_parse_from(argv).expect("parses"))
+        };
+        assert_eq!(
+            parse(&["--describe", "--under-replicated-partitions"]).ok(),
+            Some(Some(Report::UnderReplicated))
+        );
+        assert!(matches!(
+            parse(&[
+                "--describe",
+                "--unavailable-partitions",
+                "--under-min-isr-partitions"
+            ]),
+            Err(ToolError::Usage(_))
+        ));
+        assert!(matches!(
+            parse(&["--list", "--at-min-isr-partitions"]),
+            Err(ToolError::Usage(_))
+        ));
+    }
 }

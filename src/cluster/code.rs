@@ -33,9 +33,16 @@ impl KafkaCode {
     pub const UNACCEPTABLE_CREDENTIAL: Self = Self(93);
     pub const FENCED_LEADER_EPOCH: Self = Self(74);
     pub const STALE_BROKER_EPOCH: Self = Self(77);
+    pub const PREFERRED_LEADER_NOT_AVAILABLE: Self = Self(80);
+    pub const ELIGIBLE_LEADERS_NOT_AVAILABLE: Self = Self(83);
+    pub const ELECTION_NOT_NEEDED: Self = Self(84);
+    pub const NO_REASSIGNMENT_IN_PROGRESS: Self = Self(85);
     pub const DUPLICATE_BROKER_REGISTRATION: Self = Self(101);
     pub const INVALID_UPDATE_VERSION: Self = Self(95);
     pub const INELIGIBLE_REPLICA: Self = Self(107);
+    /// KIP-853's AddRaftVoter and RemoveRaftVoter refusals.
+    pub const DUPLICATE_VOTER: Self = Self(126);
+    pub const VOTER_NOT_FOUND: Self = Self(127);
 
     /// Kafka's name for the code, or `"UNKNOWN"` for codes gregor never emits.
     pub fn name(self) -> &'static str {
@@ -62,9 +69,15 @@ impl KafkaCode {
             Self::UNACCEPTABLE_CREDENTIAL => "UNACCEPTABLE_CREDENTIAL",
             Self::FENCED_LEADER_EPOCH => "FENCED_LEADER_EPOCH",
             Self::STALE_BROKER_EPOCH => "STALE_BROKER_EPOCH",
+            Self::PREFERRED_LEADER_NOT_AVAILABLE => "PREFERRED_LEADER_NOT_AVAILABLE",
+            Self::ELIGIBLE_LEADERS_NOT_AVAILABLE => "ELIGIBLE_LEADERS_NOT_AVAILABLE",
+            Self::ELECTION_NOT_NEEDED => "ELECTION_NOT_NEEDED",
+            Self::NO_REASSIGNMENT_IN_PROGRESS => "NO_REASSIGNMENT_IN_PROGRESS",
             Self::DUPLICATE_BROKER_REGISTRATION => "DUPLICATE_BROKER_REGISTRATION",
             Self::INVALID_UPDATE_VERSION => "INVALID_UPDATE_VERSION",
             Self::INELIGIBLE_REPLICA => "INELIGIBLE_REPLICA",
+            Self::DUPLICATE_VOTER => "DUPLICATE_VOTER",
+            Self::VOTER_NOT_FOUND => "VOTER_NOT_FOUND",
             _ => "UNKNOWN",
         }
     }

@@ -270,6 +270,12 @@ pub fn agree_marker(data_dir: &Path, node_id: i32, cluster_id: &str) -> Result<(
         Some(marker) if marker == wanted => Ok(()),
         // The quorum has not told this member the id yet.
         Some(marker) if cluster_id.is_empty() && marker.node_id == node_id => Ok(()),
+        // Claimed by a KRaft broker (no cluster id yet): now a member.
+        Some(marker) if marker.cluster_id.is_empty() && marker.node_id == node_id => {
+            let json = serde_json::to_vec_pretty(&wanted)
+                .map_err(|e| ClusterError::storage(&meta_path, e.into()))?;
+            write_atomically(&dir, &meta_path, &json)
+        }
         Some(marker) => Err(ClusterError::InconsistentMetadata {
             path: meta_path,
             reason: format!(
@@ -281,6 +287,35 @@ pub fn agree_marker(data_dir: &Path, node_id: i32, cluster_id: &str) -> Result<(
         None => {
             fs::create_dir_all(&dir).map_err(|e| ClusterError::storage(&dir, e))?;
             let json = serde_json::to_vec_pretty(&wanted)
+                .map_err(|e| ClusterError::storage(&meta_path, e.into()))?;
+            write_atomically(&dir, &meta_path, &json)
+        }
+    }
+}
+
+/// For a KRaft broker that is not a controller: records `node_id` in
+/// `meta.json` on first start and refuses a directory that another node id
+/// recorded (Kafka's `meta.properties` check), so two brokers cannot share
+/// one directory by a typo in `node.id`.
+pub fn claim_node_id(data_dir: &Path, node_id: i32) -> Result<(), ClusterError> {
+    let dir = data_dir.join(METADATA_DIR);
+    let meta_path = dir.join(META_FILE);
+    match read_marker(&meta_path)? {
+        Some(marker) if marker.node_id == node_id => Ok(()),
+        Some(marker) => Err(ClusterError::InconsistentMetadata {
+            path: meta_path,
+            reason: format!(
+                "directory belongs to cluster {} node {}, but this is node {node_id}",
+                marker.cluster_id, marker.node_id
+            ),
+        }),
+        None => {
+            fs::create_dir_all(&dir).map_err(|e| ClusterError::storage(&dir, e))?;
+            let marker = MetaMarker {
+                cluster_id: String::new(),
+                node_id,
+            };
+            let json = serde_json::to_vec_pretty(&marker)
                 .map_err(|e| ClusterError::storage(&meta_path, e.into()))?;
             write_atomically(&dir, &meta_path, &json)
         }
@@ -361,7 +396,7 @@ fn holds_entries(bytes: &[u8]) -> bool {
 
 /// Replaces `path` with `bytes` via a synced temporary file and a rename, so
 /// readers see the old content or the new, never a mix.
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), ClusterError> {
+pub(crate) fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), ClusterError> {
     let tmp = path.with_extension("tmp");
     let write = || -> io::Result<()> {
         let mut file = File::create(&tmp)?;
@@ -511,6 +546,21 @@ mod tests {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         );
         assert!(!id.starts_with('-'));
+    }
+
+    #[test]
+    fn a_kraft_brokers_claim_refuses_another_node_id_and_becomes_a_members_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        claim_node_id(dir.path(), 4).unwrap();
+        claim_node_id(dir.path(), 4).unwrap();
+        let refused = claim_node_id(dir.path(), 6).unwrap_err().to_string();
+        assert!(refused.contains("node 4, but this is node 6"), "{refused}");
+        // The same node later a quorum member: the cluster id is filled in.
+        agree_marker(dir.path(), 4, "").unwrap();
+        agree_marker(dir.path(), 4, "abc").unwrap();
+        agree_marker(dir.path(), 4, "abc").unwrap();
+        assert!(agree_marker(dir.path(), 4, "other").is_err());
+        assert!(claim_node_id(dir.path(), 5).is_err());
     }
 
     fn delete_topic(index: u64) -> LogEntry {

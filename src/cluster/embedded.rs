@@ -62,8 +62,9 @@ enum Committer {
     },
     Quorum {
         node: RaftNode,
-        /// Held for a whole turn, so proposals do not interleave.
-        turns: Mutex<()>,
+        /// Held for a whole turn, so proposals do not interleave; holds the
+        /// term in which this member last confirmed its lead.
+        turns: Mutex<Option<u64>>,
     },
 }
 
@@ -75,7 +76,7 @@ enum Turn<'a> {
         images: &'a watch::Sender<Arc<MetadataImage>>,
     },
     Quorum {
-        _turn: MutexGuard<'a, ()>,
+        _turn: MutexGuard<'a, Option<u64>>,
         node: &'a RaftNode,
         image: Arc<MetadataImage>,
     },
@@ -137,6 +138,9 @@ fn quorum_error(error: QuorumError) -> ClusterError {
             }),
         },
         QuorumError::Unavailable(reason) => ClusterError::QuorumUnavailable { reason },
+        QuorumError::MembershipRefused(reason) => {
+            Rejection::new(KafkaCode::INVALID_REQUEST, reason).into()
+        }
     }
 }
 
@@ -144,6 +148,9 @@ fn quorum_error(error: QuorumError) -> ClusterError {
 pub struct EmbeddedCoordinator {
     committer: Committer,
     limits: PartitionLimits,
+    /// The cluster id `kafka-storage.sh format` chose, which the quorum's
+    /// first leader commits instead of a fresh one.
+    formatted_cluster_id: Option<String>,
 }
 
 impl EmbeddedCoordinator {
@@ -182,6 +189,7 @@ impl EmbeddedCoordinator {
                 images,
             },
             limits: PartitionLimits::default(),
+            formatted_cluster_id: None,
         })
     }
 
@@ -190,10 +198,18 @@ impl EmbeddedCoordinator {
         Self {
             committer: Committer::Quorum {
                 node,
-                turns: Mutex::new(()),
+                turns: Mutex::new(None),
             },
             limits: PartitionLimits::default(),
+            formatted_cluster_id: None,
         }
+    }
+
+    /// Has the quorum's first leader commit `cluster_id` (from
+    /// `kafka-storage.sh format`) rather than a fresh one.
+    pub fn with_formatted_cluster_id(mut self, cluster_id: Option<String>) -> Self {
+        self.formatted_cluster_id = cluster_id.filter(|id| !id.is_empty());
+        self
     }
 
     /// Caps partitions per topic and per broker at `limits` (the defaults
@@ -231,10 +247,23 @@ impl EmbeddedCoordinator {
                 Ok(Turn::Local { committed, images })
             }
             Committer::Quorum { node, turns } => {
-                let turn = turns.lock().await;
-                node.ensure_fresh().await.map_err(quorum_error)?;
+                let mut turn = turns.lock().await;
+                // One read-index round per term, not per proposal: once a
+                // leader has confirmed its lead and applied everything
+                // committed before it, its later turns in that term follow
+                // behind this lock, each returning after its own entry is
+                // applied. A deposed leader may validate against a stale
+                // image, but it can no longer commit.
+                let term = node.leading_term();
+                if term.is_none() || *turn != term {
+                    node.ensure_fresh().await.map_err(quorum_error)?;
+                    *turn = term.filter(|t| node.leading_term() == Some(*t));
+                }
                 if node.state().image().cluster_id.is_empty() {
-                    let cluster_id = new_cluster_id();
+                    let cluster_id = self
+                        .formatted_cluster_id
+                        .clone()
+                        .unwrap_or_else(new_cluster_id);
                     node.propose(Proposal::ClusterId { cluster_id })
                         .await
                         .map_err(quorum_error)?;
@@ -567,6 +596,30 @@ impl ClusterCoordinator for EmbeddedCoordinator {
         Box::pin(self.producer_ids(broker_id))
     }
 
+    fn alter_partition(
+        &self,
+        request: crate::cluster::AlterPartitionRequest,
+    ) -> BoxFuture<'_, Result<(), ClusterError>> {
+        Box::pin(async move {
+            let command = self.image().alter_partition(&request)?;
+            self.propose(command).await.map(|_| ())
+        })
+    }
+
+    fn elect_leaders(
+        &self,
+        request: crate::cluster::ElectLeadersRequest,
+    ) -> BoxFuture<'_, Result<Vec<crate::cluster::ElectionResult>, ClusterError>> {
+        Box::pin(self.elect(request))
+    }
+
+    fn alter_partition_reassignments(
+        &self,
+        topics: Vec<crate::cluster::ReassignmentTopic>,
+    ) -> BoxFuture<'_, Result<Vec<crate::cluster::ReassignmentResult>, ClusterError>> {
+        Box::pin(self.reassign(topics))
+    }
+
     fn alter_scram_credential(
         &self,
         user: &str,
@@ -642,6 +695,9 @@ impl ClusterCoordinator for EmbeddedCoordinator {
     }
 }
 
+mod elect;
 mod local;
+mod reassign;
 #[cfg(test)]
 mod tests;
+mod voters;

@@ -14,6 +14,10 @@ use uuid::Uuid;
 
 use super::code::rejected;
 pub use super::code::{KafkaCode, Rejection};
+pub use election::ElectionType;
+pub use eligible::{
+    ELIGIBLE_LEADER_REPLICAS_VERSION, EligibleLeaderReplicas, MAX_ELIGIBLE_LEADER_REPLICAS_VERSION,
+};
 use topics::check_replication_factor;
 
 use super::policy::placement::{Candidate, PlacementStart, assign_replicas};
@@ -63,6 +67,29 @@ pub struct PartitionState {
     pub leader_epoch: i32,
     /// +1 on every change of this partition; guards `PartitionChange`.
     pub partition_epoch: i32,
+    /// While a reassignment (KIP-455) moves the partition: the target's
+    /// brokers not yet among the original replicas. `replicas` holds them
+    /// too, so they fetch like any follower.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<i32>,
+    /// While a reassignment moves the partition: the original replicas the
+    /// target drops; they leave once every adding replica is in the ISR.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<i32>,
+    /// Eligible leader replicas (KIP-966): out of the ISR but holding
+    /// everything up to the high watermark; see [`eligible`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elr: Vec<i32>,
+    /// Replicas once in the ISR or ELR while under min ISR, neither now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_known_elr: Vec<i32>,
+}
+
+impl PartitionState {
+    /// Whether a reassignment is moving this partition.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,9 +168,22 @@ pub enum Command {
         leader: Option<i32>,
         isr: Option<Vec<i32>>,
     },
+    /// AlterPartitionReassignments (KIP-455) for one partition: start
+    /// moving it to `target_replicas` (preferred leader first), or, with
+    /// `None`, cancel the move in progress.
+    AlterPartitionReassignment {
+        topic_id: Uuid,
+        partition: i32,
+        target_replicas: Option<Vec<i32>>,
+    },
     AllocateProducerIds {
         broker_id: i32,
         count: i64,
+    },
+    /// Kafka's `FeatureLevelRecord` for `eligible.leader.replicas.version`,
+    /// with the cluster-wide `min.insync.replicas` it measures against.
+    SetEligibleLeaderReplicas {
+        setting: EligibleLeaderReplicas,
     },
     // SASL/SCRAM credentials (KIP-554): what the broker checks a SCRAM
     // login against, never the password.
@@ -208,6 +248,14 @@ pub struct MetadataImage {
     pub acls: AclSet,
     /// Index of the last command applied; 0 before any.
     pub last_applied: u64,
+    /// Controller (raft member) ids removed from the quorum: never reused,
+    /// as a returning node with an old log would look like a voter that
+    /// missed entries. Only a KRaft quorum's state machine adds to it.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub removed_controllers: std::collections::BTreeSet<u64>,
+    /// The finalized `eligible.leader.replicas.version` (KIP-966).
+    #[serde(default)]
+    pub eligible_leader_replicas: EligibleLeaderReplicas,
 }
 
 /// The longest topic name Kafka accepts (it leaves room in file names for
@@ -466,6 +514,11 @@ impl MetadataImage {
                 *leader,
                 isr.as_deref(),
             ),
+            Command::AlterPartitionReassignment {
+                topic_id,
+                partition,
+                target_replicas,
+            } => self.reassign_partition(*topic_id, *partition, target_replicas.as_deref()),
             Command::AllocateProducerIds { broker_id, count } => {
                 if !self.brokers.contains_key(broker_id) {
                     return rejected(
@@ -488,6 +541,9 @@ impl MetadataImage {
                 };
                 self.next_producer_id = end;
                 Ok(ApplyOutcome::ProducerIds(start..end))
+            }
+            Command::SetEligibleLeaderReplicas { setting } => {
+                self.set_eligible_leader_replicas(*setting)
             }
             Command::UpsertScramCredential {
                 user,
@@ -574,7 +630,10 @@ fn set_flag(flag: &mut bool, value: bool) -> ApplyOutcome {
     }
 }
 
+mod election;
+mod eligible;
 mod leadership;
+mod reassignment;
 mod scram;
 mod topics;
 

@@ -15,6 +15,7 @@
 //! Brokers talk to the coordinator only through [`ClusterCoordinator`], so
 //! the embedded coordinator and a remote one (over HTTP) are interchangeable.
 
+pub mod bootstrap;
 mod code;
 pub mod command_log;
 pub mod embedded;
@@ -23,6 +24,7 @@ pub mod metadata;
 pub mod policy;
 pub mod raft;
 pub mod remote_image;
+pub mod stall;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -38,8 +40,8 @@ pub use command_log::{CommandLog, LogEntry, MetaMarker, new_cluster_id};
 pub use embedded::{EmbeddedCoordinator, LogRead};
 pub use http::RemoteCoordinator;
 pub use metadata::{
-    ApplyOutcome, BrokerState, Command, ConfigResource, KafkaCode, Listener, MetadataImage,
-    PartitionState, Rejection, SecurityProtocol, TopicState, validate_topic_name,
+    ApplyOutcome, BrokerState, Command, ConfigResource, ElectionType, KafkaCode, Listener,
+    MetadataImage, PartitionState, Rejection, SecurityProtocol, TopicState, validate_topic_name,
 };
 
 /// A future the coordinator trait returns; boxed so the trait stays
@@ -106,6 +108,82 @@ pub struct ReplicaAssignment {
     pub partition_index: i32,
     /// The replicas, preferred leader first.
     pub broker_ids: Vec<i32>,
+}
+
+/// AlterPartition (KIP-497): a partition leader asks for a new ISR. Both
+/// epochs must be the partition's current ones, so a change decided on a
+/// stale view (an older leader, or an ISR changed since) is refused.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AlterPartitionRequest {
+    /// The leader asking.
+    pub broker_id: i32,
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<i32>,
+}
+
+/// ElectLeaders (KIP-460): which partitions to elect a leader for, and how.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ElectLeadersRequest {
+    pub election_type: ElectionType,
+    /// `None`: every partition of every topic.
+    pub topic_partitions: Option<Vec<ElectionTopic>>,
+}
+
+/// Some partitions of one topic.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ElectionTopic {
+    pub topic: String,
+    pub partitions: Vec<i32>,
+}
+
+/// How the election went for one topic's partitions.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ElectionResult {
+    pub topic: String,
+    pub partitions: Vec<PartitionElection>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartitionElection {
+    pub partition: i32,
+    /// NONE when the new leader was elected.
+    pub error_code: KafkaCode,
+    pub error_message: Option<String>,
+}
+
+/// AlterPartitionReassignments (KIP-455): the partitions of one topic to
+/// move or whose move to cancel.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReassignmentTopic {
+    pub topic: String,
+    pub partitions: Vec<PartitionReassignment>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartitionReassignment {
+    pub partition: i32,
+    /// The replicas to move to, preferred leader first; `None` cancels the
+    /// move in progress.
+    pub target_replicas: Option<Vec<i32>>,
+}
+
+/// How one topic's partitions fared in AlterPartitionReassignments.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReassignmentResult {
+    pub topic: String,
+    pub partitions: Vec<PartitionOutcome>,
+}
+
+/// One partition's result in a per-partition admin call.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartitionOutcome {
+    pub partition: i32,
+    /// NONE when the change was committed.
+    pub error_code: KafkaCode,
+    pub error_message: Option<String>,
 }
 
 /// The result of a (possibly validate-only) topic creation.
@@ -248,6 +326,32 @@ pub trait ClusterCoordinator: Send + Sync {
         broker_id: i32,
     ) -> BoxFuture<'_, Result<Range<i64>, ClusterError>>;
 
+    /// A partition leader's ISR change: FENCED_LEADER_EPOCH when the
+    /// asker no longer leads at that epoch, INVALID_UPDATE_VERSION when the
+    /// partition changed since, INELIGIBLE_REPLICA for a member that may
+    /// not join.
+    fn alter_partition(
+        &self,
+        request: AlterPartitionRequest,
+    ) -> BoxFuture<'_, Result<(), ClusterError>>;
+
+    /// ElectLeaders: a preferred or unclean election per partition, each
+    /// committed as its own `PartitionChange`; a partition's failure is its
+    /// result's code, never the call's `Err`. With all partitions asked
+    /// for, those that need no election are left out, as in Kafka.
+    fn elect_leaders(
+        &self,
+        request: ElectLeadersRequest,
+    ) -> BoxFuture<'_, Result<Vec<ElectionResult>, ClusterError>>;
+
+    /// AlterPartitionReassignments: each partition's move started (or
+    /// cancelled) as its own committed command; a partition's failure is
+    /// its result's code, never the call's `Err`.
+    fn alter_partition_reassignments(
+        &self,
+        topics: Vec<ReassignmentTopic>,
+    ) -> BoxFuture<'_, Result<Vec<ReassignmentResult>, ClusterError>>;
+
     // SASL/SCRAM credentials.
 
     /// Sets (`Some`) or deletes (`None`) `user`'s credential for
@@ -269,6 +373,12 @@ pub trait ClusterCoordinator: Send + Sync {
 
     /// The latest committed image; brokers answer Metadata from it.
     fn image(&self) -> Arc<MetadataImage>;
+
+    /// What tells this broker it stalled long enough to have been fenced
+    /// (see [`stall`]); none in process, where the coordinator stalls too.
+    fn stall_guard(&self) -> Option<Arc<stall::StallGuard>> {
+        None
+    }
 
     /// Wakes on every new image (the embedded stand-in for brokers pulling
     /// the metadata log).

@@ -61,7 +61,7 @@ fn err(key: &str, rv: &RawValue, reason: impl Into<String>) -> ConfigError {
 }
 
 /// Splits `host:port` (host may be `[v6]`, empty, or bare `::`).
-fn split_host_port(s: &str) -> Result<(String, u16), String> {
+pub(super) fn split_host_port(s: &str) -> Result<(String, u16), String> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (h, after) = rest
             .split_once(']')

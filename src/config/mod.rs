@@ -10,6 +10,8 @@ mod authorizer;
 mod broker_keys;
 mod connections;
 mod describe;
+mod inter_broker;
+mod kraft;
 mod listeners;
 mod properties;
 mod raw;
@@ -30,12 +32,15 @@ pub use connections::{ConnectionSettings, default_connection_limits, open_files_
 pub use describe::{
     ConfigSource, ConfigSynonym, ConfigType, DescribedConfig, describe_broker_configs,
 };
+pub use inter_broker::{InterBrokerLogin, InterBrokerSettings};
+pub use kraft::{ControllerListener, KraftSettings, ProcessRoles, parse_voters};
 pub use listeners::{ListenerSettings, default_advertised_host};
 pub use properties::{PropertiesError, Property, parse_properties};
 pub use raw::{RawConfig, RawValue, Source, is_known_key, parse_override};
 pub use sasl::{ListenerSasl, SaslSettings, Secret};
 pub use settings::{
-    BrokerSettings, CleanerSettings, GroupSettings, LogDefaults, LogFormat, TimestampType,
+    BrokerSettings, CleanerSettings, GroupSettings, LeaderRebalance, LogDefaults, LogFormat,
+    TimestampType,
 };
 pub use tls::{ClientAuth, Keystore, TLS_KEYS, TlsSettings, TlsVersion, Truststore};
 pub use topic::{

@@ -101,12 +101,20 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("gregor.max.partitions.per.topic", "10000"),
     ("gregor.max.partitions.per.broker", "4000"),
     ("offsets.topic.num.partitions", "50"),
+    ("offsets.topic.replication.factor", "3"),
+    ("offsets.commit.timeout.ms", "5000"),
     ("controlled.shutdown.enable", "true"),
+    ("replica.lag.time.max.ms", "30000"),
+    ("auto.leader.rebalance.enable", "true"),
+    ("leader.imbalance.check.interval.seconds", "300"),
+    ("leader.imbalance.per.broker.percentage", "10"),
+    ("eligible.leader.replicas.version", "0"),
 ];
 
 /// Keys that are used but have no default (their absence means something).
 const OPTIONAL: &[&str] = &[
     "node.id",
+    "inter.broker.listener.name",
     "broker.rack",
     "broker.id.from.pod.name",
     "log.dirs",
@@ -121,6 +129,12 @@ const OPTIONAL: &[&str] = &[
     "log.flush.interval.ms",
     "zookeeper.connect",
     "coordinator.connect",
+    // KRaft's shape (see kraft.rs).
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "controller.listener.names",
+    "gregor.quorum.snapshot.after.entries",
     "admin.port",
     // Defaults derived at validation (open-file limit, frame size).
     "max.connections",
@@ -136,6 +150,8 @@ const OPTIONAL: &[&str] = &[
     "authorizer.class.name",
     "super.users",
     "allow.everyone.if.no.acl.found",
+    // The client side of TLS between KRaft nodes (see tls.rs).
+    "ssl.endpoint.identification.algorithm",
 ];
 
 /// Kafka keys that real deployments set but that mean nothing for a single
@@ -147,20 +163,14 @@ const IGNORED: &[&str] = &[
     "socket.receive.buffer.bytes",
     "num.recovery.threads.per.data.dir",
     "num.replica.fetchers",
-    "offsets.topic.replication.factor",
-    "offsets.commit.timeout.ms",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
     "transactional.id.expiration.ms",
     "zookeeper.connection.timeout.ms",
     "zookeeper.session.timeout.ms",
-    "inter.broker.listener.name",
     "inter.broker.protocol.version",
     "security.inter.broker.protocol",
     "sasl.mechanism.inter.broker.protocol",
-    "controller.listener.names",
-    "controller.quorum.voters",
-    "process.roles",
     "cluster.id",
     "metadata.log.dir",
     "log.message.format.version",
@@ -171,9 +181,7 @@ const IGNORED: &[&str] = &[
     "log.flush.scheduler.interval.ms",
     "log.flush.offset.checkpoint.interval.ms",
     "compression.type",
-    "replica.lag.time.max.ms",
     "unclean.leader.election.enable",
-    "auto.leader.rebalance.enable",
     "broker.id.generation.enable",
     "reserved.broker.max.id",
     "queued.max.requests",
@@ -194,7 +202,6 @@ const IGNORED: &[&str] = &[
     "log.roll.jitter.hours",
     "log.roll.jitter.ms",
     // TLS keys of the JVM's SSL engine; rustls has no counterpart.
-    "ssl.endpoint.identification.algorithm",
     "ssl.keymanager.algorithm",
     "ssl.protocol",
     "ssl.secure.random.implementation",

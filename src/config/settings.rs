@@ -18,6 +18,13 @@ pub struct BrokerSettings {
     pub rack: Option<String>,
     /// `controlled.shutdown.enable`: tell the coordinator before stopping.
     pub controlled_shutdown: bool,
+    /// `replica.lag.time.max.ms`: how long an ISR member may go without
+    /// catching up with the leader before the leader drops it.
+    pub replica_lag_time_max: Duration,
+    /// `inter.broker.listener.name` (or `security.inter.broker.protocol`):
+    /// the listener followers fetch from and how they log in there; `None`
+    /// when this broker has no PLAINTEXT listener and names none.
+    pub inter_broker: Option<super::InterBrokerSettings>,
     pub listeners: Vec<ListenerSettings>,
     pub data_dir: PathBuf,
     pub num_partitions: i32,
@@ -36,7 +43,11 @@ pub struct BrokerSettings {
     pub fetch_max_bytes: usize,
     /// External coordinator address; `None` means the embedded one.
     pub coordinator: Option<String>,
-    /// `zookeeper.ssl.*`: TLS to the external coordinator.
+    /// `process.roles` and the keys that go with it (KRaft's shape); `None`
+    /// runs the single node or a broker of a `zookeeper.connect` quorum.
+    pub kraft: Option<super::KraftSettings>,
+    /// `zookeeper.ssl.*`: TLS to the external coordinator; in KRaft's shape,
+    /// the SSL controller listener's client side.
     pub coordinator_tls: Option<super::CoordinatorTlsSettings>,
     pub admin_listener: SocketAddr,
     pub log_format: LogFormat,
@@ -48,6 +59,12 @@ pub struct BrokerSettings {
     /// `gregor.max.partitions.per.topic` / `.per.broker`, enforced by the
     /// embedded coordinator (a separate coordinator has its own).
     pub partition_limits: super::PartitionLimits,
+    /// The controller's preferred-leader rebalance, when this node is a
+    /// KRaft controller (a separate coordinator reads its own keys).
+    pub leader_rebalance: LeaderRebalance,
+    /// `eligible.leader.replicas.version` (KIP-966) with the cluster-wide
+    /// `min.insync.replicas`, when this node is a KRaft controller.
+    pub eligible_leader_replicas: crate::cluster::metadata::EligibleLeaderReplicas,
     /// `authorizer.class.name` with `super.users` and
     /// `allow.everyone.if.no.acl.found`; `None` authorizes nothing (every
     /// request is allowed, and the ACL APIs answer SECURITY_DISABLED).
@@ -55,6 +72,30 @@ pub struct BrokerSettings {
     /// The values set explicitly (file, environment, flags) and where each
     /// came from: only for DescribeConfigs, which shows them as Kafka does.
     pub origins: RawConfig,
+}
+
+/// The controller's automatic preferred-leader rebalance: Kafka's
+/// `auto.leader.rebalance.enable`, `leader.imbalance.check.interval.seconds`
+/// and `leader.imbalance.per.broker.percentage`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaderRebalance {
+    pub enabled: bool,
+    /// How often the controller looks for imbalance.
+    pub check_interval: std::time::Duration,
+    /// The share (in %) of a broker's preferred partitions others may lead
+    /// before it gets them back.
+    pub imbalance_percentage: u32,
+}
+
+impl Default for LeaderRebalance {
+    /// Kafka's defaults: on, every 300 s, above 10 %.
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            check_interval: std::time::Duration::from_secs(300),
+            imbalance_percentage: 10,
+        }
+    }
 }
 
 /// Broker-wide log defaults; per-topic overrides produce another instance
@@ -150,6 +191,12 @@ pub struct GroupSettings {
     pub max_session_timeout: Duration,
     pub initial_rebalance_delay: Duration,
     pub offsets_retention: Duration,
+    /// `offsets.topic.replication.factor`: the offsets topic's replication
+    /// factor when FindCoordinator creates it.
+    pub offsets_topic_replication_factor: i16,
+    /// `offsets.commit.timeout.ms`: how long a commit (or a group's
+    /// metadata) waits for the offsets partition's in-sync replicas.
+    pub offsets_commit_timeout: Duration,
 }
 
 /// A value under validation: key, text and origin, so that every parse
@@ -342,6 +389,13 @@ impl RawConfig {
                 I32_MAX,
             )?),
             offsets_retention: ms(self.int("offsets.retention.minutes", 1, I32_MAX)? * 60_000),
+            offsets_topic_replication_factor: i16::try_from(self.int(
+                "offsets.topic.replication.factor",
+                1,
+                i64::from(i16::MAX),
+            )?)
+            .unwrap_or(3),
+            offsets_commit_timeout: ms(self.int("offsets.commit.timeout.ms", 1, I32_MAX)?),
         };
         if groups.min_session_timeout > groups.max_session_timeout {
             let rv = self.field_owned("group.min.session.timeout.ms")?;
@@ -353,7 +407,11 @@ impl RawConfig {
         let socket_request_max_bytes =
             usize::try_from(self.int("socket.request.max.bytes", 1, I32_MAX)?)
                 .unwrap_or(usize::MAX);
-        let listeners = resolve_listeners(self, default_host)?;
+        let kraft = super::kraft::resolve(self)?;
+        let listeners = match &kraft {
+            Some(kraft) => self.broker_listeners(kraft, default_host)?,
+            None => resolve_listeners(self, default_host)?,
+        };
         let sasl = self.sasl_settings(&listeners)?;
         Ok(BrokerSettings {
             broker_id: self.broker_id()?,
@@ -362,6 +420,8 @@ impl RawConfig {
                 .map(|rv| rv.value.trim().to_owned())
                 .filter(|rack| !rack.is_empty()),
             controlled_shutdown: self.boolean("controlled.shutdown.enable")?,
+            replica_lag_time_max: ms(self.int("replica.lag.time.max.ms", 1, i64::MAX)?),
+            inter_broker: super::inter_broker::resolve_inter_broker(self, &listeners, &sasl)?,
             listeners,
             sasl,
             data_dir: self.data_dir()?,
@@ -386,8 +446,15 @@ impl RawConfig {
                 .unwrap_or(usize::MAX),
             log,
             cleaner,
-            coordinator: self.coordinator(),
-            coordinator_tls: super::zookeeper_tls::resolve_coordinator_tls(self)?,
+            coordinator: match &kraft {
+                Some(kraft) => kraft.roles.broker.then(|| kraft.quorum_addresses()),
+                None => self.coordinator(),
+            },
+            coordinator_tls: match &kraft {
+                Some(kraft) => kraft.controller_client_tls.clone(),
+                None => super::zookeeper_tls::resolve_coordinator_tls(self)?,
+            },
+            kraft,
             admin_listener: self.admin_listener()?,
             log_format: self.log_format()?,
             groups,
@@ -406,6 +473,33 @@ impl RawConfig {
                     I32_MAX,
                 )?)
                 .unwrap_or(usize::MAX),
+            },
+            leader_rebalance: LeaderRebalance {
+                enabled: self.boolean("auto.leader.rebalance.enable")?,
+                check_interval: Duration::from_secs(
+                    u64::try_from(self.int(
+                        "leader.imbalance.check.interval.seconds",
+                        1,
+                        i64::from(u32::MAX),
+                    )?)
+                    .unwrap_or(300),
+                ),
+                imbalance_percentage: u32::try_from(self.int(
+                    "leader.imbalance.per.broker.percentage",
+                    0,
+                    100,
+                )?)
+                .unwrap_or(10),
+            },
+            eligible_leader_replicas: crate::cluster::metadata::EligibleLeaderReplicas {
+                version: i16::try_from(self.int(
+                    "eligible.leader.replicas.version",
+                    0,
+                    i64::from(crate::cluster::metadata::MAX_ELIGIBLE_LEADER_REPLICAS_VERSION),
+                )?)
+                .unwrap_or(0),
+                min_insync_replicas: i32::try_from(self.int("min.insync.replicas", 1, I32_MAX)?)
+                    .unwrap_or(1),
             },
             authorizer: self.authorizer()?,
             origins: self.explicit_only(),
@@ -534,6 +628,22 @@ impl RawConfig {
     /// coordinator quorum's members), comma separated, with any chroot
     /// stripped (the chroot follows the last server: gregor keeps no tree
     /// to root it in).
+    /// The Kafka listeners of a KRaft node: `listeners` without the
+    /// controller listener, which serves the quorum and is checked here.
+    fn broker_listeners(
+        &self,
+        kraft: &super::KraftSettings,
+        default_host: &dyn Fn() -> String,
+    ) -> Result<Vec<ListenerSettings>, ConfigError> {
+        let mut raw = self.clone();
+        super::kraft::default_controller_protocols(&mut raw);
+        // The controller listener's protocol and keys are checked by
+        // kraft::resolve; it serves the quorum, not Kafka clients.
+        let mut listeners = resolve_listeners(&raw, default_host)?;
+        listeners.retain(|l| !kraft.controller_listener_names.contains(&l.name));
+        Ok(listeners)
+    }
+
     fn coordinator(&self) -> Option<String> {
         if let Some(rv) = self.get("coordinator.connect")
             && !rv.value.trim().is_empty()

@@ -64,6 +64,8 @@ fn defaults_match_kafka() {
         Duration::from_millis(3000)
     );
     assert_eq!(s.groups.offsets_retention, Duration::from_secs(10080 * 60));
+    assert_eq!(s.groups.offsets_topic_replication_factor, 3);
+    assert_eq!(s.groups.offsets_commit_timeout, Duration::from_millis(5000));
     let log = &s.log;
     assert_eq!(log.retention, Some(hours(168)));
     assert_eq!(log.retention_bytes, None);
@@ -377,6 +379,9 @@ fn a_tls_listener_needs_a_certificate() {
 
 #[path = "sasl_tests.rs"]
 mod sasl_tests;
+
+#[path = "inter_broker_tests.rs"]
+mod inter_broker_tests;
 
 #[test]
 fn retention_precedence_and_unlimited() {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use super::ConfigError;
 use super::raw::{RawConfig, RawValue};
+use super::zookeeper_tls::CoordinatorTlsSettings;
 use crate::security::tls::PrincipalMappingRules;
 
 /// The bare `ssl.*` keys a listener reads; each may be prefixed by
@@ -31,11 +32,14 @@ pub const TLS_KEYS: &[&str] = &[
     "ssl.truststore.type",
 ];
 
-/// Whether `key` is `listener.name.<name>.ssl.*` for a key of [`TLS_KEYS`].
+/// Whether `key` is `listener.name.<name>.ssl.*` for a key of [`TLS_KEYS`]
+/// (or the client's [`ENDPOINT_IDENTIFICATION`]).
 pub fn is_listener_tls_key(key: &str) -> bool {
     key.strip_prefix("listener.name.")
         .and_then(|rest| rest.split_once('.'))
-        .is_some_and(|(name, key)| !name.is_empty() && TLS_KEYS.contains(&key))
+        .is_some_and(|(name, key)| {
+            !name.is_empty() && (TLS_KEYS.contains(&key) || key == ENDPOINT_IDENTIFICATION)
+        })
 }
 
 /// Where the broker's own certificate chain and private key come from.
@@ -126,6 +130,11 @@ impl Found<'_> {
         ConfigError::invalid(&self.key, &self.value.value, &self.value.from, reason)
     }
 
+    /// As [`Found::err`], with the value (a secret) masked.
+    fn secret_err(&self, reason: impl Into<String>) -> ConfigError {
+        ConfigError::invalid(&self.key, "********", &self.value.from, reason)
+    }
+
     fn text(&self) -> &str {
         self.value.value.trim()
     }
@@ -207,7 +216,8 @@ fn require_pem(found: Option<Found<'_>>, store: &str, location: &str) -> Result<
 /// Passwords protect JKS and PKCS12 stores; a PEM store has none, as in Kafka.
 fn refuse_password(found: Option<Found<'_>>, what: &str) -> Result<(), ConfigError> {
     match found {
-        Some(found) => Err(found.err(format!(
+        // The password itself stays out of the error (and so out of logs).
+        Some(found) => Err(found.secret_err(format!(
             "a PEM {what} has no password; remove this key (Kafka refuses it with PEM too)"
         ))),
         None => Ok(()),
@@ -215,6 +225,33 @@ fn refuse_password(found: Option<Found<'_>>, what: &str) -> Result<(), ConfigErr
 }
 
 fn keystore(keys: &ListenerKeys<'_>, listener: &str) -> Result<Keystore, ConfigError> {
+    if let Some(keystore) = optional_keystore(keys)? {
+        return Ok(keystore);
+    }
+    Err(listener_error(
+        keys.raw,
+        format!(
+            "listener {listener} uses TLS but has no certificate: set \
+             ssl.keystore.location (or listener.name.{}.ssl.keystore.location) to a \
+             PEM file with the key and the certificate chain (gregor security init \
+             writes one)",
+            listener.to_ascii_lowercase()
+        ),
+    ))
+}
+
+/// A missing key of a TLS listener, reported on the map that made it TLS.
+fn listener_error(raw: &RawConfig, reason: String) -> ConfigError {
+    let protocol = raw.get_or_default("listener.security.protocol.map");
+    let (value, from) = protocol.map_or((String::new(), super::Source::Default), |p| {
+        (p.value, p.from)
+    });
+    ConfigError::invalid("listener.security.protocol.map", &value, &from, reason)
+}
+
+/// The keystore, or `None` when no key names one (a TLS client may have
+/// no certificate of its own).
+fn optional_keystore(keys: &ListenerKeys<'_>) -> Result<Option<Keystore>, ConfigError> {
     require_pem(
         keys.get("ssl.keystore.type"),
         "ssl.keystore.type",
@@ -222,7 +259,7 @@ fn keystore(keys: &ListenerKeys<'_>, listener: &str) -> Result<Keystore, ConfigE
     )?;
     refuse_password(keys.get("ssl.keystore.password"), "keystore")?;
     if let Some(found) = keys.get("ssl.key.password") {
-        return Err(found.err(
+        return Err(found.secret_err(
             "encrypted private keys are not supported; decrypt the key \
              (openssl pkey -in key.pem -out plain.pem) and remove ssl.key.password",
         ));
@@ -231,11 +268,11 @@ fn keystore(keys: &ListenerKeys<'_>, listener: &str) -> Result<Keystore, ConfigE
     let chain = keys.get("ssl.keystore.certificate.chain");
     let key = keys.get("ssl.keystore.key");
     match (location, chain, key) {
-        (Some(location), None, None) => Ok(Keystore::File(PathBuf::from(location.text()))),
-        (None, Some(chain), Some(key)) => Ok(Keystore::Inline {
+        (Some(location), None, None) => Ok(Some(Keystore::File(PathBuf::from(location.text())))),
+        (None, Some(chain), Some(key)) => Ok(Some(Keystore::Inline {
             certificate_chain: chain.text().to_string(),
             key: key.text().to_string(),
-        }),
+        })),
         (Some(location), _, _) => Err(location.err(
             "set either ssl.keystore.location or ssl.keystore.certificate.chain with \
              ssl.keystore.key, not both",
@@ -244,26 +281,66 @@ fn keystore(keys: &ListenerKeys<'_>, listener: &str) -> Result<Keystore, ConfigE
             Err(found
                 .err("ssl.keystore.certificate.chain and ssl.keystore.key go together; set both"))
         }
-        (None, None, None) => {
-            let protocol = keys.raw.get_or_default("listener.security.protocol.map");
-            let (value, from) = protocol.map_or((String::new(), super::Source::Default), |p| {
-                (p.value, p.from)
-            });
-            Err(ConfigError::invalid(
-                "listener.security.protocol.map",
-                &value,
-                &from,
-                format!(
-                    "listener {listener} uses TLS but has no certificate: set \
-                     ssl.keystore.location (or listener.name.{}.ssl.keystore.location) to a \
-                     PEM file with the key and the certificate chain (gregor security init \
-                     writes one)",
-                    listener.to_ascii_lowercase()
-                ),
-            ))
-        }
+        (None, None, None) => Ok(None),
     }
 }
+
+/// The client side of TLS to the listener `listener` of other nodes (in
+/// KRaft's shape, the controller listener: raft between controllers and a
+/// broker's calls to them), from the same keys as the listener, as Kafka
+/// configures its controller and inter-broker clients: this node's
+/// keystore (optional) as its certificate, the truststore (required) for
+/// theirs, and `ssl.endpoint.identification.algorithm` (`https`, Kafka's
+/// default, checks the host name dialled; empty checks the chain only).
+pub(super) fn resolve_client_tls(
+    raw: &RawConfig,
+    listener: &str,
+) -> Result<CoordinatorTlsSettings, ConfigError> {
+    let keys = ListenerKeys::new(raw, listener);
+    let keystore = optional_keystore(&keys)?;
+    let Some(truststore) = truststore(&keys)? else {
+        return Err(listener_error(
+            raw,
+            format!(
+                "listener {listener} uses TLS between nodes, which needs a truststore: set \
+                 ssl.truststore.location (or listener.name.{}.ssl.truststore.location) to the \
+                 PEM file of the CA that signs the nodes' certificates",
+                listener.to_ascii_lowercase()
+            ),
+        ));
+    };
+    // Unlike the other keys, an empty value means something: no check.
+    let prefixed = format!("{}{ENDPOINT_IDENTIFICATION}", keys.prefix);
+    let algorithm = match raw.get(&prefixed) {
+        Some(value) => Some((prefixed, value)),
+        None => raw
+            .get(ENDPOINT_IDENTIFICATION)
+            .map(|value| (ENDPOINT_IDENTIFICATION.to_string(), value)),
+    };
+    let verify_hostname = match algorithm {
+        None => true,
+        Some((key, found)) => match found.value.trim().to_ascii_lowercase().as_str() {
+            "https" => true,
+            "" => false,
+            _ => {
+                return Err(ConfigError::invalid(
+                    &key,
+                    &found.value,
+                    &found.from,
+                    "expected https, or empty to check the certificate chain but not the host name",
+                ));
+            }
+        },
+    };
+    Ok(CoordinatorTlsSettings {
+        keystore,
+        truststore,
+        verify_hostname,
+    })
+}
+
+/// Read by TLS clients only ([`resolve_client_tls`]).
+pub const ENDPOINT_IDENTIFICATION: &str = "ssl.endpoint.identification.algorithm";
 
 fn truststore(keys: &ListenerKeys<'_>) -> Result<Option<Truststore>, ConfigError> {
     require_pem(
@@ -432,6 +509,10 @@ mod tests {
             "ssl.key.password=secret",
             "encrypted private keys are not supported",
         );
+        let e = validate(&format!("{TWO_LISTENERS}ssl.key.password=secret"))
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("secret"), "the password is not shown: {e}");
         refused(
             "ssl.keystore.password=secret",
             "a PEM keystore has no password",

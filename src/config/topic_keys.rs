@@ -190,7 +190,7 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         "The most random jitter subtracted from segment.ms."),
     key("segment.ms", long(1), &["log.roll.ms", "log.roll.hours"], "604800000", Applied,
         "The age at which a new segment is rolled."),
-    key("unclean.leader.election.enable", Check::Bool, &["unclean.leader.election.enable"], "false", Inert,
+    key("unclean.leader.election.enable", Check::Bool, &["unclean.leader.election.enable"], "false", Applied,
         "Whether a replica out of the ISR may become leader."),
 ];
 

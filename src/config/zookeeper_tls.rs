@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 use super::ConfigError;
 use super::raw::{RawConfig, RawValue};
+use super::tls::{Keystore, Truststore};
 
 /// Every `zookeeper.ssl.*` key read (the password keys only to refuse them).
 pub const ZOOKEEPER_TLS_KEYS: &[&str] = &[
@@ -29,15 +30,16 @@ pub const ZOOKEEPER_TLS_KEYS: &[&str] = &[
     "zookeeper.ssl.truststore.type",
 ];
 
-/// How to reach the coordinator over TLS.
+/// How to reach the coordinator (or, in KRaft's shape, the controllers)
+/// over TLS.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CoordinatorTlsSettings {
     /// The client certificate; `None` for a coordinator with
     /// `ssl.clientAuth=none`.
-    pub keystore: Option<PathBuf>,
-    /// `None`: the coordinator's certificate is checked against nothing we
-    /// know, so it is refused; a truststore is required.
-    pub truststore: PathBuf,
+    pub keystore: Option<Keystore>,
+    /// The CAs the coordinator's certificate must chain to: required, as
+    /// a certificate checked against nothing we know is refused.
+    pub truststore: Truststore,
     /// Whether the certificate must name the host dialled.
     pub verify_hostname: bool,
 }
@@ -125,8 +127,8 @@ pub fn resolve_coordinator_tls(
     };
     Ok(Some(CoordinatorTlsSettings {
         keystore: set(raw, "zookeeper.ssl.keystore.location")
-            .map(|found| PathBuf::from(found.value.trim())),
-        truststore: PathBuf::from(truststore.value.trim()),
+            .map(|found| Keystore::File(PathBuf::from(found.value.trim()))),
+        truststore: Truststore::File(PathBuf::from(truststore.value.trim())),
         verify_hostname,
     }))
 }
@@ -163,9 +165,12 @@ mod tests {
         let settings = resolve_coordinator_tls(&config).expect("ok").expect("on");
         assert_eq!(
             settings.keystore,
-            Some(PathBuf::from("/broker-keystore.pem"))
+            Some(Keystore::File(PathBuf::from("/broker-keystore.pem")))
         );
-        assert_eq!(settings.truststore, PathBuf::from("/ca.pem"));
+        assert_eq!(
+            settings.truststore,
+            Truststore::File(PathBuf::from("/ca.pem"))
+        );
         assert!(!settings.verify_hostname);
     }
 

@@ -2,10 +2,16 @@
 //! [`Group`], feeds it requests and clock ticks, and routes the effects to
 //! the requests waiting for them. Parked JoinGroup and SyncGroup requests
 //! are just oneshot senders held here until their group answers them.
+//!
+//! The task also follows the metadata images: for each `__consumer_offsets`
+//! partition this broker comes to lead it loads the partition (its groups'
+//! offsets and last metadata, see `loader`), and for each it stops leading
+//! it unloads them, answering the parked requests of their groups with
+//! NOT_COORDINATOR. A group's metadata effects ([`Effect::StoreGroup`]) are
+//! written to its partition here and their outcome fed back to the group.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,17 +19,23 @@ use kafka_protocol::error::ResponseError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
-use super::offsets::{OffsetStore, OffsetStoreError};
+use super::legacy::LegacyOffsets;
+use super::loader::{LoadOutcome, SharedLegacy};
+use super::log::{OffsetsLog, now_ms};
+use super::offsets::{OffsetStore, Ownership};
+use super::ownership::{GroupOwner, group_owner};
 use super::state::{
     Effect, Event, Group, GroupLimits, GroupState, JoinOutcome, JoinRequest, MemberRef, ReplyId,
     SyncOutcome, SyncRequest,
 };
+use crate::cluster::MetadataImage;
 use crate::config::GroupSettings;
-use crate::record_log::RecordLogError;
 
 /// How often offsets of empty groups are checked for expiry (Kafka's
 /// `offsets.retention.check.interval.ms` default).
 const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_secs(600);
+/// How soon a failed load of an offsets partition is tried again.
+const LOAD_RETRY_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A group as DescribeGroups reports it.
 #[derive(Debug, Clone)]
@@ -78,27 +90,35 @@ enum Command {
         groups: Vec<String>,
         reply: oneshot::Sender<Vec<Result<(), ResponseError>>>,
     },
+    /// A metadata image the hosted partitions now match.
+    Image(Arc<MetadataImage>),
 }
 
 /// The cloneable front of the coordinator task.
 pub struct GroupCoordinator {
     commands: mpsc::UnboundedSender<Command>,
     pub offsets: Arc<OffsetStore>,
+    broker_id: i32,
     /// The coordinator task and what stops it, for [`close`](Self::close).
     task: std::sync::Mutex<Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>>,
 }
 
 impl GroupCoordinator {
-    /// Opens the offset store under `data_dir` and starts the coordinator
-    /// task, which runs until `shutdown` turns true.
+    /// Starts the coordinator task, which runs until `shutdown` turns true.
+    /// It coordinates the groups of the offsets partitions `broker_id`
+    /// leads, reached through `log`; `legacy` is the old offsets file of
+    /// this data directory, still to be migrated.
     pub fn start(
-        data_dir: &Path,
         settings: GroupSettings,
+        broker_id: i32,
+        log: Arc<dyn OffsetsLog>,
+        legacy: Option<LegacyOffsets>,
         shutdown: watch::Receiver<bool>,
-    ) -> Result<GroupCoordinator, OffsetStoreError> {
-        let offsets = Arc::new(OffsetStore::open(&data_dir.join("__consumer_offsets"))?);
+    ) -> GroupCoordinator {
+        let offsets = Arc::new(OffsetStore::new(log, settings.offsets_commit_timeout));
         let (commands, receiver) = mpsc::unbounded_channel();
         let task = Task {
+            broker_id,
             groups: HashMap::new(),
             parked: HashMap::new(),
             next_reply: 0,
@@ -109,19 +129,57 @@ impl GroupCoordinator {
             },
             offsets: offsets.clone(),
             retention: settings.offsets_retention,
+            legacy: legacy.map(|legacy| Arc::new(Mutex::new(legacy))),
+            image: None,
             expiring: JoinSet::new(),
+            stores: JoinSet::new(),
+            loads: JoinSet::new(),
         };
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(task.run(receiver, shutdown, stopped));
-        Ok(GroupCoordinator {
+        GroupCoordinator {
             commands,
             offsets,
+            broker_id,
             task: std::sync::Mutex::new(Some((stop, task))),
-        })
+        }
     }
 
-    pub fn is_loaded(&self) -> bool {
-        self.offsets.is_loaded()
+    /// The partitions now match `image`: load the offsets partitions it
+    /// makes this broker lead, unload the others.
+    pub fn image_reconciled(&self, image: Arc<MetadataImage>) {
+        self.send(Command::Image(image));
+    }
+
+    /// Why this broker cannot serve `group` now (Kafka's
+    /// `validateGroupStatus`): another broker leads the group's offsets
+    /// partition, or none does, or the offsets topic does not exist yet
+    /// (NOT_COORDINATOR, so the client looks its coordinator up again); or
+    /// this broker leads it but is still loading it
+    /// (COORDINATOR_LOAD_IN_PROGRESS).
+    pub fn refusal(&self, image: &MetadataImage, group: &str) -> Option<ResponseError> {
+        match group_owner(image, group) {
+            GroupOwner::Broker(owner) if owner == self.broker_id => {
+                match self.offsets.ownership(group) {
+                    Ownership::Loaded => None,
+                    Ownership::Loading | Ownership::NotOwned => {
+                        Some(ResponseError::CoordinatorLoadInProgress)
+                    }
+                }
+            }
+            _ => Some(ResponseError::NotCoordinator),
+        }
+    }
+
+    /// Waits (at most `timeout`) until this broker, which leads `group`'s
+    /// offsets partition, has loaded it.
+    pub async fn until_loaded(&self, group: &str, timeout: Duration) {
+        self.offsets.until_loaded(group, timeout).await;
+    }
+
+    /// Whether an offsets partition led here is still loading.
+    pub fn any_loading(&self) -> bool {
+        self.offsets.any_loading()
     }
 
     pub async fn join(&self, group: &str, request: JoinRequest) -> JoinOutcome {
@@ -224,21 +282,15 @@ impl GroupCoordinator {
         for (group, removed) in groups.into_iter().zip(removed) {
             let error = match removed {
                 Err(error) => Some(error),
-                Ok(()) => {
-                    let tombstone = vec![super::Record::DeleteGroup {
-                        group: group.clone(),
-                    }];
-                    self.offsets.append(tombstone).await.err().map(store_error)
-                }
+                Ok(()) => self.offsets.delete_group(&group).await.err(),
             };
             results.push((group, error));
         }
         results
     }
 
-    /// Stops the coordinator task and waits for it (and any offset expiry
-    /// it started), then stops the offset store's writer after queued
-    /// commits.
+    /// Stops the coordinator task and waits for it; loads and writes it
+    /// started stop with it.
     pub async fn close(&self) {
         let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some((stop, task)) = task {
@@ -247,7 +299,6 @@ impl GroupCoordinator {
                 tracing::error!(%error, "group coordinator task failed");
             }
         }
-        self.offsets.close();
     }
 
     async fn event(&self, group: &str, event: impl FnOnce(ReplyId) -> Event) -> Option<Effect> {
@@ -266,32 +317,27 @@ impl GroupCoordinator {
     }
 }
 
-/// The wire error for a store failure, as Kafka maps a failed append to
-/// `__consumer_offsets` (`GroupMetadataManager.storeOffsets`): a storage
-/// error (`KAFKA_STORAGE_ERROR`) becomes NOT_COORDINATOR, a record too large
-/// to append INVALID_COMMIT_OFFSET_SIZE; a store that is not running is
-/// COORDINATOR_NOT_AVAILABLE, one still loading COORDINATOR_LOAD_IN_PROGRESS.
-/// All but the size error are retriable, so clients retry the commit.
-pub fn store_error(error: OffsetStoreError) -> ResponseError {
-    match error {
-        OffsetStoreError::Loading => ResponseError::CoordinatorLoadInProgress,
-        OffsetStoreError::WriteFailed(cause) => match *cause {
-            RecordLogError::UnframeableRecord { .. } => ResponseError::InvalidCommitOffsetSize,
-            _ => ResponseError::NotCoordinator,
-        },
-        _ => ResponseError::CoordinatorNotAvailable,
-    }
-}
+/// A group's metadata store that ended: (group, generation, error).
+type StoreOutcome = (String, i32, Option<ResponseError>);
 
 struct Task {
+    broker_id: i32,
     groups: HashMap<String, Group>,
     parked: HashMap<ReplyId, oneshot::Sender<Effect>>,
     next_reply: ReplyId,
     limits: GroupLimits,
     offsets: Arc<OffsetStore>,
     retention: Duration,
+    /// The old offsets file, while it still holds groups to migrate.
+    legacy: Option<SharedLegacy>,
+    /// The last metadata image: which offsets partitions this broker leads.
+    image: Option<Arc<MetadataImage>>,
     /// Offset expiry runs beside the task, which waits for it before it ends.
     expiring: JoinSet<()>,
+    /// Group metadata writes, whose outcome goes back to the group.
+    stores: JoinSet<StoreOutcome>,
+    /// Offsets partitions being loaded.
+    loads: JoinSet<LoadOutcome>,
 }
 
 impl Task {
@@ -301,18 +347,17 @@ impl Task {
         mut shutdown: watch::Receiver<bool>,
         mut stop: oneshot::Receiver<()>,
     ) {
-        if let Err(error) = self.offsets.wait_loaded().await {
-            // Requests then fail with COORDINATOR_NOT_AVAILABLE; the broker
-            // refuses to start on this error anyway.
-            tracing::error!(%error, "group coordinator not started");
-            return;
-        }
         let mut expiry = tokio::time::interval(EXPIRY_CHECK_INTERVAL);
         tokio::select! {
             () = self.serve(&mut commands, &mut shutdown, &mut expiry) => {}
             _ = &mut stop => {}
         }
-        while self.expiring.join_next().await.is_some() {}
+        // Writes still waiting for followers would wait in vain once the
+        // connections are drained: they stop here. Whatever reached the log
+        // is loaded by the next leader; nothing was applied in memory.
+        self.loads.shutdown().await;
+        self.stores.shutdown().await;
+        self.expiring.shutdown().await;
     }
 
     async fn serve(
@@ -321,6 +366,8 @@ impl Task {
         shutdown: &mut watch::Receiver<bool>,
         expiry: &mut tokio::time::Interval,
     ) {
+        let mut retry = tokio::time::interval(LOAD_RETRY_INTERVAL);
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.groups.values().filter_map(Group::deadline).min();
             let sleep = async {
@@ -336,7 +383,18 @@ impl Task {
                 },
                 _ = sleep => self.tick(),
                 _ = expiry.tick() => self.expire(),
+                _ = retry.tick() => self.sync_partitions(),
                 Some(_) = self.expiring.join_next(), if !self.expiring.is_empty() => {}
+                Some(stored) = self.stores.join_next(), if !self.stores.is_empty() => {
+                    if let Ok((group, generation_id, error)) = stored {
+                        self.stored(&group, generation_id, error);
+                    }
+                }
+                Some(loaded) = self.loads.join_next(), if !self.loads.is_empty() => {
+                    if let Ok(outcome) = loaded {
+                        self.loaded(outcome);
+                    }
+                }
                 _ = shutdown.changed() => return,
             }
         }
@@ -349,6 +407,10 @@ impl Task {
                 event,
                 reply,
             } => {
+                if self.offsets.ownership(&group) != Ownership::Loaded {
+                    let _ = reply.send(refused(&event, ResponseError::NotCoordinator));
+                    return;
+                }
                 self.next_reply += 1;
                 let id = self.next_reply;
                 self.parked.insert(id, reply);
@@ -359,7 +421,7 @@ impl Task {
                         Event::Heartbeat(id, member, generation)
                     }
                     Event::Leave(_, members) => Event::Leave(id, members),
-                    Event::Tick => Event::Tick,
+                    other => other,
                 };
                 let creates = matches!(event, Event::Join(..));
                 let effects = match self.groups.get_mut(&group) {
@@ -367,13 +429,13 @@ impl Task {
                     None if creates => {
                         let mut fresh = Group::new(&group, self.limits);
                         let effects = fresh.on_event(event, Instant::now());
-                        self.groups.insert(group, fresh);
+                        self.groups.insert(group.clone(), fresh);
                         effects
                     }
                     // Answered by a throwaway group: UNKNOWN_MEMBER_ID.
                     None => Group::new(&group, self.limits).on_event(event, Instant::now()),
                 };
-                self.deliver(effects);
+                self.deliver(&group, effects);
             }
             Command::ValidateCommit {
                 group,
@@ -381,6 +443,10 @@ impl Task {
                 generation_id,
                 reply,
             } => {
+                if self.offsets.ownership(&group) != Ownership::Loaded {
+                    let _ = reply.send(Err(ResponseError::NotCoordinator));
+                    return;
+                }
                 let result = match self.groups.get(&group) {
                     Some(existing) => existing.validate_commit(&member, generation_id),
                     None => Group::new(&group, self.limits).validate_commit(&member, generation_id),
@@ -426,6 +492,10 @@ impl Task {
                     })
                     .collect();
                 let _ = reply.send(results);
+            }
+            Command::Image(image) => {
+                self.image = Some(image);
+                self.sync_partitions();
             }
         }
     }
@@ -481,7 +551,7 @@ impl Task {
         for id in due {
             if let Some(group) = self.groups.get_mut(&id) {
                 let effects = group.on_event(Event::Tick, now);
-                self.deliver(effects);
+                self.deliver(&id, effects);
             }
         }
     }
@@ -496,29 +566,53 @@ impl Task {
             .map(|(id, _)| id.clone())
             .collect();
         let offsets = self.offsets.clone();
-        self.groups
-            .retain(|id, g| !g.is_empty() || offsets.has_group(id));
+        // A group with neither members nor offsets is dead: its metadata
+        // gets a tombstone, as Kafka's `cleanupGroupMetadata` writes.
+        let dead: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(id, g)| g.is_empty() && !offsets.has_group(id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &dead {
+            self.groups.remove(id);
+        }
         let retention = self.retention;
         self.expiring.spawn(async move {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-                .unwrap_or(0);
-            match offsets.expire(now, retention, &active).await {
+            match offsets.expire(now_ms(), retention, &active).await {
                 Ok(0) => {}
                 Ok(count) => tracing::info!(count, "expired committed offsets"),
-                Err(error) => tracing::warn!(%error, "could not expire committed offsets"),
+                Err(error) => {
+                    tracing::warn!(code = error.code(), "could not expire committed offsets")
+                }
+            }
+            for group in dead {
+                if let Err(error) = offsets.delete_group(&group).await {
+                    tracing::debug!(%group, code = error.code(), "could not write a dead group's tombstone");
+                }
             }
         });
     }
 
-    fn deliver(&mut self, effects: Vec<Effect>) {
+    fn deliver(&mut self, group: &str, effects: Vec<Effect>) {
         for effect in effects {
             let id = match &effect {
                 Effect::Join(id, _)
                 | Effect::Sync(id, _)
                 | Effect::Heartbeat(id, _)
                 | Effect::Leave(id, _, _) => *id,
+                Effect::StoreGroup(metadata) => {
+                    let mut metadata = metadata.clone();
+                    metadata.current_state_timestamp = now_ms();
+                    let offsets = self.offsets.clone();
+                    let group = group.to_string();
+                    self.stores.spawn(async move {
+                        let generation_id = metadata.generation_id;
+                        let error = offsets.store_group(&group, metadata).await.err();
+                        (group, generation_id, error)
+                    });
+                    continue;
+                }
             };
             if let Some(reply) = self.parked.remove(&id) {
                 let _ = reply.send(effect);
@@ -526,3 +620,32 @@ impl Task {
         }
     }
 }
+
+/// The answer to a request for a group this broker does not serve.
+fn refused(event: &Event, error: ResponseError) -> Effect {
+    match event {
+        Event::Join(id, request) => Effect::Join(
+            *id,
+            JoinOutcome {
+                error: Some(error),
+                generation_id: -1,
+                member_id: request.member_id.clone(),
+                ..JoinOutcome::default()
+            },
+        ),
+        Event::Sync(id, _) => Effect::Sync(
+            *id,
+            SyncOutcome {
+                error: Some(error),
+                ..SyncOutcome::default()
+            },
+        ),
+        Event::Heartbeat(id, ..) => Effect::Heartbeat(*id, Some(error)),
+        Event::Leave(id, _) => Effect::Leave(*id, Some(error), Vec::new()),
+        Event::Tick | Event::Stored { .. } => Effect::Heartbeat(0, Some(error)),
+    }
+}
+
+mod loading;
+#[cfg(test)]
+mod tests;

@@ -1,212 +1,194 @@
-//! The durable committed-offset store: Kafka's `__consumer_offsets`, kept
-//! as an append-only log under `<data_dir>/__consumer_offsets/`.
+//! Committed offsets, kept where Kafka keeps them: as records in the group's
+//! partition of `__consumer_offsets`, a compacted topic replicated like any
+//! other, with the offsets of the partitions this broker leads held in
+//! memory for OffsetFetch.
 //!
-//! The file is a [`RecordLog`] rather than v2 record batches: nobody
-//! fetches this log over the wire, and what it holds is a keyed map
-//! (group, topic, partition) → offset, so a record is just a key and value
-//! with a checksum. A payload is a kind byte followed by its fields (see
-//! [`Record`]). Recovery is the record log's: a torn tail is cut off; a
-//! damaged record with intact ones after it stops the load (and the broker's
-//! start) with the file and byte position, because replaying only the part
-//! before it would move committed offsets backwards without a word.
+//! A commit is one batch appended through the normal append path with
+//! `acks=all` ([`OffsetsLog::append`]); it is answered, and becomes visible
+//! to OffsetFetch, only once the partition's high watermark has passed it,
+//! or fails after `offsets.commit.timeout.ms` (REQUEST_TIMED_OUT), with the
+//! append's error mapped as Kafka's `GroupMetadataManager` maps it. A
+//! failed write changes nothing in memory.
 //!
-//! One writer thread owns the file, so no tokio worker blocks on it.
-//! Appends queue up while it is in `fsync`, and the next round writes all of
-//! them and syncs once (group commit); a caller is answered only after its
-//! records are durable, and readers see an offset only from then on. A
-//! failed write is cut back by the record log and changes nothing in
-//! memory. When the log holds far more records than live entries it is
-//! rewritten through [`RecordLog::rewrite`] (temporary file, `fsync`,
-//! rename).
+//! Each offsets partition is served only once loaded ([`OffsetStore::begin_load`]
+//! … [`OffsetStore::finish_load`]): until then its groups get
+//! COORDINATOR_LOAD_IN_PROGRESS, and after [`OffsetStore::unload`] (another
+//! broker leads it) NOT_COORDINATOR. A write that started under one load
+//! and ends after the partition was unloaded (or loaded again) is not
+//! applied: the next load reads it from the log.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use kafka_protocol::error::ResponseError;
 
-use crate::record_log::{FileWrapper, RecordLog, RecordLogError};
+use super::log::{GroupOffsets, OffsetsLog, apply_commits, encode_batch, now_ms};
+use super::ownership::offsets_partition;
+use super::records::{CommittedOffset, GroupMetadata, GroupRecord};
 
-const LOG_FILE: &str = "offsets.log";
-/// Rewrite the log once it holds this many records more than live ones
-/// and at least twice as many.
-const COMPACT_MIN_GARBAGE: usize = 10_000;
-
-const KIND_COMMIT: u8 = 1;
-const KIND_DELETE_OFFSET: u8 = 2;
-const KIND_DELETE_GROUP: u8 = 3;
-
-/// A committed offset, with what Kafka keeps alongside it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommittedOffset {
-    pub offset: i64,
-    pub leader_epoch: i32,
-    pub metadata: Option<String>,
-    /// Milliseconds since the epoch, when the commit was stored.
-    pub commit_timestamp: i64,
-}
-
-/// One change to the store, as logged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    Commit {
-        group: String,
-        topic: String,
-        partition: i32,
-        value: CommittedOffset,
-    },
-    /// An expired offset.
-    DeleteOffset {
-        group: String,
-        topic: String,
-        partition: i32,
-    },
-    /// DeleteGroups: every offset of the group goes.
-    DeleteGroup { group: String },
-}
-
-/// Cloneable: one failed group-commit round answers every caller in it.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum OffsetStoreError {
-    #[error("committed offsets are still being loaded")]
-    Loading,
-    #[error("cannot write committed offsets: {0}")]
-    WriteFailed(Arc<RecordLogError>),
-    #[error("cannot open {path}: {reason}")]
-    OpenFailed { path: PathBuf, reason: String },
-    #[error("cannot load committed offsets: {0}")]
-    LoadFailed(Arc<RecordLogError>),
-    #[error(
-        "cannot load committed offsets: {} holds an intact but undecodable record at byte {position}",
-        path.display()
-    )]
-    UndecodableRecord { path: PathBuf, position: u64 },
-    #[error("the offset store has stopped")]
-    Stopped,
-}
-
-/// Where the start-up load stands.
-#[derive(Debug, Clone)]
-enum LoadState {
-    Loading,
+/// Whether this broker serves a group's offsets now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
     Loaded,
-    Failed(OffsetStoreError),
+    Loading,
+    NotOwned,
 }
 
-type GroupOffsets = HashMap<(String, i32), CommittedOffset>;
-type Entries = HashMap<String, GroupOffsets>;
-
-struct Append {
-    records: Vec<Record>,
-    done: oneshot::Sender<Result<(), OffsetStoreError>>,
+/// One offsets partition this broker leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    pub leader_epoch: i32,
+    /// Tells this load from an earlier or later one of the same partition.
+    pub token: u64,
+    pub loaded: bool,
 }
 
-/// The cloneable front of the writer thread; reads are served from memory.
+#[derive(Default)]
+struct State {
+    /// Partitions of the offsets topic, which places groups.
+    partition_count: i32,
+    partitions: HashMap<i32, Load>,
+    groups: HashMap<String, GroupOffsets>,
+    next_token: u64,
+}
+
+/// The committed offsets of the groups this broker coordinates.
 pub struct OffsetStore {
-    entries: Arc<RwLock<Entries>>,
-    loaded: watch::Receiver<LoadState>,
-    writer: Mutex<Option<mpsc::UnboundedSender<Append>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    log: Arc<dyn OffsetsLog>,
+    commit_timeout: Duration,
+    state: RwLock<State>,
+    /// Bumped whenever a partition finishes loading.
+    loads_done: tokio::sync::watch::Sender<u64>,
 }
 
 impl OffsetStore {
-    /// Starts loading `dir` on the writer thread and returns at once; until
-    /// the load finishes, appends fail with [`OffsetStoreError::Loading`]
-    /// and [`OffsetStore::is_loaded`] is false. [`OffsetStore::wait_loaded`]
-    /// tells how the load ended.
-    pub fn open(dir: &Path) -> Result<OffsetStore, OffsetStoreError> {
-        Self::open_wrapped(dir, Arc::new(|file| Box::new(file)))
-    }
-
-    /// [`OffsetStore::open`], with the log writing through `wrapper`'s files
-    /// (the seam tests inject write failures through).
-    pub fn open_wrapped(dir: &Path, wrapper: FileWrapper) -> Result<OffsetStore, OffsetStoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| OffsetStoreError::OpenFailed {
-            path: dir.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        let entries = Arc::new(RwLock::new(Entries::new()));
-        let (loaded_tx, loaded) = watch::channel(LoadState::Loading);
-        let (writer, requests) = mpsc::unbounded_channel();
-        let writer_thread = Writer {
-            path: dir.join(LOG_FILE),
-            entries: entries.clone(),
-            wrapper,
-            log: None,
-            records_in_file: 0,
-        };
-        let thread = std::thread::Builder::new()
-            .name("offsets-writer".into())
-            .spawn(move || writer_thread.run(loaded_tx, requests))
-            .map_err(|e| OffsetStoreError::OpenFailed {
-                path: dir.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        Ok(OffsetStore {
-            entries,
-            loaded,
-            writer: Mutex::new(Some(writer)),
-            thread: Mutex::new(Some(thread)),
-        })
-    }
-
-    pub fn is_loaded(&self) -> bool {
-        matches!(*self.loaded.borrow(), LoadState::Loaded)
-    }
-
-    /// Resolves when the start-up load has finished, with why it failed if
-    /// it did (a corrupt log: the broker must not start on it).
-    pub async fn wait_loaded(&self) -> Result<(), OffsetStoreError> {
-        let mut loaded = self.loaded.clone();
-        let state = loaded
-            .wait_for(|l| !matches!(l, LoadState::Loading))
-            .await
-            .map(|state| state.clone());
-        match state {
-            Ok(LoadState::Loaded) => Ok(()),
-            Ok(LoadState::Failed(error)) => Err(error),
-            Ok(LoadState::Loading) | Err(_) => Err(OffsetStoreError::Stopped),
+    pub fn new(log: Arc<dyn OffsetsLog>, commit_timeout: Duration) -> Self {
+        OffsetStore {
+            log,
+            commit_timeout,
+            state: RwLock::new(State::default()),
+            loads_done: tokio::sync::watch::Sender::new(0),
         }
     }
 
-    /// Logs `records` and, once they are durable, applies them; a failed
-    /// write changes nothing that readers see.
-    pub async fn append(&self, records: Vec<Record>) -> Result<(), OffsetStoreError> {
-        match &*self.loaded.borrow() {
-            LoadState::Loaded => {}
-            LoadState::Loading => return Err(OffsetStoreError::Loading),
-            LoadState::Failed(error) => return Err(error.clone()),
+    pub fn log(&self) -> &Arc<dyn OffsetsLog> {
+        &self.log
+    }
+
+    /// The offsets topic has `count` partitions.
+    pub fn set_partition_count(&self, count: i32) {
+        self.write().partition_count = count;
+    }
+
+    /// The offsets partition of `group`.
+    pub fn partition_of(&self, group: &str) -> i32 {
+        offsets_partition(group, self.read().partition_count)
+    }
+
+    pub fn ownership(&self, group: &str) -> Ownership {
+        let state = self.read();
+        let partition = offsets_partition(group, state.partition_count);
+        match state.partitions.get(&partition) {
+            Some(load) if load.loaded => Ownership::Loaded,
+            Some(_) => Ownership::Loading,
+            None => Ownership::NotOwned,
         }
-        let (done, result) = oneshot::channel();
-        {
-            let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let writer = writer.as_ref().ok_or(OffsetStoreError::Stopped)?;
-            writer
-                .send(Append { records, done })
-                .map_err(|_| OffsetStoreError::Stopped)?;
+    }
+
+    /// Whether any partition is still loading (ListGroups waits for all).
+    pub fn any_loading(&self) -> bool {
+        self.read().partitions.values().any(|load| !load.loaded)
+    }
+
+    /// Every partition this broker leads or is loading.
+    pub fn loads(&self) -> HashMap<i32, Load> {
+        self.read().partitions.clone()
+    }
+
+    /// Whether `token` is still the load of `partition`.
+    pub fn is_current(&self, partition: i32, token: u64) -> bool {
+        self.read()
+            .partitions
+            .get(&partition)
+            .is_some_and(|load| load.token == token)
+    }
+
+    /// `partition` is led here at `leader_epoch`: its groups answer
+    /// COORDINATOR_LOAD_IN_PROGRESS until [`finish_load`](Self::finish_load).
+    /// Whatever was held of it is dropped. Returns the load's token.
+    pub fn begin_load(&self, partition: i32, leader_epoch: i32) -> u64 {
+        let mut state = self.write();
+        drop_partition(&mut state, partition);
+        state.next_token += 1;
+        let token = state.next_token;
+        state.partitions.insert(
+            partition,
+            Load {
+                leader_epoch,
+                token,
+                loaded: false,
+            },
+        );
+        token
+    }
+
+    /// The load `token` read `offsets`; false (and nothing kept) if the
+    /// partition was unloaded or loaded again meanwhile.
+    pub fn finish_load(
+        &self,
+        partition: i32,
+        token: u64,
+        offsets: HashMap<String, GroupOffsets>,
+    ) -> bool {
+        let mut state = self.write();
+        match state.partitions.get_mut(&partition) {
+            Some(load) if load.token == token => load.loaded = true,
+            _ => return false,
         }
-        result.await.map_err(|_| OffsetStoreError::Stopped)?
+        state.groups.extend(offsets);
+        drop(state);
+        self.loads_done.send_modify(|done| *done += 1);
+        true
+    }
+
+    /// Waits (at most `timeout`) until `group`'s partition is loaded here
+    /// (the caller knows this broker leads it: its load may not even have
+    /// begun); whether it is loaded.
+    pub async fn until_loaded(&self, group: &str, timeout: Duration) -> bool {
+        let mut done = self.loads_done.subscribe();
+        let wait = done.wait_for(|_| self.ownership(group) == Ownership::Loaded);
+        let _ = tokio::time::timeout(timeout, wait).await;
+        self.ownership(group) == Ownership::Loaded
+    }
+
+    /// This broker no longer leads `partition`: its groups' offsets go.
+    pub fn unload(&self, partition: i32) {
+        let mut state = self.write();
+        drop_partition(&mut state, partition);
+        state.partitions.remove(&partition);
     }
 
     /// The committed offset of one partition.
     pub fn offset(&self, group: &str, topic: &str, partition: i32) -> Option<CommittedOffset> {
         self.read()
+            .groups
             .get(group)?
-            .get(&(topic.to_string(), partition))
-            .cloned()
+            .get(&(topic.to_string(), partition))?
+            .value
+            .clone()
     }
 
     /// Every committed offset of `group`, sorted by topic and partition.
     pub fn group_offsets(&self, group: &str) -> Vec<(String, i32, CommittedOffset)> {
         let mut all: Vec<_> = self
             .read()
+            .groups
             .get(group)
             .map(|offsets| {
                 offsets
                     .iter()
-                    .map(|((t, p), v)| (t.clone(), *p, v.clone()))
+                    .filter_map(|((t, p), slot)| Some((t.clone(), *p, slot.value.clone()?)))
                     .collect()
             })
             .unwrap_or_default();
@@ -214,344 +196,199 @@ impl OffsetStore {
         all
     }
 
+    /// The groups with committed offsets.
     pub fn groups(&self) -> Vec<String> {
-        self.read().keys().cloned().collect()
+        self.read()
+            .groups
+            .iter()
+            .filter(|(_, offsets)| offsets.values().any(|slot| slot.value.is_some()))
+            .map(|(group, _)| group.clone())
+            .collect()
     }
 
     pub fn has_group(&self, group: &str) -> bool {
-        self.read().contains_key(group)
+        self.read()
+            .groups
+            .get(group)
+            .is_some_and(|offsets| offsets.values().any(|slot| slot.value.is_some()))
+    }
+
+    /// OffsetCommit: stores `offsets` of `group` and answers once the
+    /// offsets partition's in-sync replicas have them. Errors are Kafka's
+    /// answers to a commit ([`commit_error`]).
+    pub async fn commit(
+        &self,
+        group: &str,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<(), ResponseError> {
+        let records = offsets
+            .into_iter()
+            .map(|(topic, partition, value)| GroupRecord::OffsetCommit {
+                group: group.to_string(),
+                topic,
+                partition,
+                value: Some(value),
+            })
+            .collect();
+        self.write_records(self.partition_of(group), records)
+            .await
+            .map_err(commit_error)
+    }
+
+    /// Writes a group's metadata (a settled generation). Errors are Kafka's
+    /// answers to a failed group store ([`group_store_error`]).
+    pub async fn store_group(
+        &self,
+        group: &str,
+        metadata: GroupMetadata,
+    ) -> Result<(), ResponseError> {
+        let record = GroupRecord::GroupMetadata {
+            group: group.to_string(),
+            value: Some(metadata),
+        };
+        self.write_records(self.partition_of(group), vec![record])
+            .await
+            .map_err(group_store_error)
+    }
+
+    /// DeleteGroups, or a dead group's end: tombstones for the group's
+    /// metadata and every offset it has.
+    pub async fn delete_group(&self, group: &str) -> Result<(), ResponseError> {
+        let mut records: Vec<GroupRecord> = self
+            .group_offsets(group)
+            .into_iter()
+            .map(|(topic, partition, _)| GroupRecord::OffsetCommit {
+                group: group.to_string(),
+                topic,
+                partition,
+                value: None,
+            })
+            .collect();
+        records.push(GroupRecord::GroupMetadata {
+            group: group.to_string(),
+            value: None,
+        });
+        self.write_records(self.partition_of(group), records)
+            .await
+            .map_err(commit_error)
     }
 
     /// Deletes the offsets of groups not in `active` whose commit is older
     /// than `retention` (Kafka 2.1+: offsets of a group with members never
-    /// expire).
+    /// expire), with a tombstone each in their partition.
     pub async fn expire(
         &self,
         now_ms: i64,
         retention: Duration,
         active: &HashSet<String>,
-    ) -> Result<usize, OffsetStoreError> {
+    ) -> Result<usize, ResponseError> {
         let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-        let expired: Vec<Record> = self
-            .read()
-            .iter()
-            .filter(|(group, _)| !active.contains(*group))
-            .flat_map(|(group, offsets)| {
-                offsets
-                    .iter()
-                    .filter(|(_, v)| now_ms.saturating_sub(v.commit_timestamp) > retention_ms)
-                    .map(|((topic, partition), _)| Record::DeleteOffset {
-                        group: group.clone(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                    })
-            })
-            .collect();
-        let count = expired.len();
-        if count > 0 {
-            self.append(expired).await?;
-        }
-        Ok(count)
-    }
-
-    /// Stops the writer thread after the appends already queued.
-    pub fn close(&self) {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = thread.join();
-        }
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Entries> {
-        self.entries.read().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Drop for OffsetStore {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
-
-struct Writer {
-    path: PathBuf,
-    entries: Arc<RwLock<Entries>>,
-    wrapper: FileWrapper,
-    /// Set by a successful [`Writer::load`].
-    log: Option<RecordLog>,
-    records_in_file: usize,
-}
-
-impl Writer {
-    fn run(
-        mut self,
-        loaded: watch::Sender<LoadState>,
-        mut requests: mpsc::UnboundedReceiver<Append>,
-    ) {
-        if let Err(error) = self.load() {
-            tracing::error!(%error, "cannot load committed offsets");
-            let _ = loaded.send(LoadState::Failed(error));
-            return;
-        }
-        let _ = loaded.send(LoadState::Loaded);
-        while let Some(first) = requests.blocking_recv() {
-            let mut batch = vec![first];
-            while let Ok(next) = requests.try_recv() {
-                batch.push(next);
-            }
-            let records: Vec<Record> = batch.iter().flat_map(|a| a.records.clone()).collect();
-            match self.write(&records) {
-                Ok(()) => {
-                    apply_all(&mut self.write_entries(), records);
-                    for append in batch {
-                        let _ = append.done.send(Ok(()));
-                    }
-                    self.maybe_compact();
+        let mut by_partition: HashMap<i32, Vec<GroupRecord>> = HashMap::new();
+        {
+            let state = self.read();
+            for (group, offsets) in &state.groups {
+                if active.contains(group) {
+                    continue;
                 }
-                Err(error) => {
-                    tracing::error!(%error, "cannot write committed offsets");
-                    for append in batch {
-                        let _ = append.done.send(Err(error.clone()));
+                for ((topic, partition), slot) in offsets {
+                    let Some(value) = &slot.value else { continue };
+                    if now_ms.saturating_sub(value.commit_timestamp) > retention_ms {
+                        by_partition
+                            .entry(offsets_partition(group, state.partition_count))
+                            .or_default()
+                            .push(GroupRecord::OffsetCommit {
+                                group: group.clone(),
+                                topic: topic.clone(),
+                                partition: *partition,
+                                value: None,
+                            });
                     }
                 }
             }
         }
-    }
-
-    fn write_entries(&self) -> std::sync::RwLockWriteGuard<'_, Entries> {
-        self.entries.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Recovers the log, replays it into memory, and compacts it when it
-    /// holds superseded records.
-    fn load(&mut self) -> Result<(), OffsetStoreError> {
-        let recovered = RecordLog::open_wrapped(&self.path, self.wrapper.clone())
-            .map_err(|e| OffsetStoreError::LoadFailed(Arc::new(e)))?;
-        let records = recovered
-            .records
-            .iter()
-            .map(|stored| {
-                decode_payload(&stored.payload).ok_or_else(|| OffsetStoreError::UndecodableRecord {
-                    path: self.path.clone(),
-                    position: stored.position,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.records_in_file = records.len();
-        apply_all(&mut self.write_entries(), records);
-        self.log = Some(recovered.log);
-        if self.records_in_file > self.live_count()
-            && let Err(error) = self.compact()
-        {
-            // The log as recovered is intact; it just stays longer.
-            tracing::warn!(%error, "could not compact the committed-offsets log");
+        let mut expired = 0;
+        for (partition, records) in by_partition {
+            let count = records.len();
+            self.write_records(partition, records).await?;
+            expired += count;
         }
-        Ok(())
+        Ok(expired)
     }
 
-    fn write(&mut self, records: &[Record]) -> Result<(), OffsetStoreError> {
-        let payloads: Vec<Vec<u8>> = records.iter().map(encode_payload).collect();
-        let log = self.log.as_mut().ok_or(OffsetStoreError::Stopped)?;
-        log.append(&payloads)
-            .map_err(|e| OffsetStoreError::WriteFailed(Arc::new(e)))?;
-        self.records_in_file += records.len();
-        Ok(())
-    }
-
-    fn live_count(&self) -> usize {
-        self.entries
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .map(HashMap::len)
-            .sum()
-    }
-
-    fn maybe_compact(&mut self) {
-        let live = self.live_count();
-        if self.records_in_file >= live + COMPACT_MIN_GARBAGE
-            && self.records_in_file >= 2 * live
-            && let Err(error) = self.compact()
-        {
-            tracing::warn!(%error, "could not compact the committed-offsets log");
-        }
-    }
-
-    /// Rewrites the log with only the live entries.
-    fn compact(&mut self) -> Result<(), RecordLogError> {
-        let payloads: Vec<Vec<u8>> = self
-            .entries
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .flat_map(|(group, offsets)| {
-                offsets.iter().map(|((topic, partition), value)| {
-                    encode_payload(&Record::Commit {
-                        group: group.clone(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                        value: value.clone(),
-                    })
-                })
-            })
-            .collect();
-        let Some(log) = self.log.as_mut() else {
-            return Ok(());
+    /// Appends `records` to `partition` (loaded here) and, once committed,
+    /// applies them. Errors are the append path's, unmapped.
+    async fn write_records(
+        &self,
+        partition: i32,
+        records: Vec<GroupRecord>,
+    ) -> Result<(), ResponseError> {
+        let token = match self.read().partitions.get(&partition) {
+            Some(load) if load.loaded => load.token,
+            Some(_) => return Err(ResponseError::CoordinatorLoadInProgress),
+            None => return Err(ResponseError::NotLeaderOrFollower),
         };
-        log.rewrite(&payloads)?;
-        tracing::debug!(
-            before = self.records_in_file,
-            after = payloads.len(),
-            "compacted committed offsets"
-        );
-        self.records_in_file = payloads.len();
+        let batch = encode_batch(&records, now_ms());
+        let base_offset = self
+            .log
+            .append(partition, batch, self.commit_timeout)
+            .await?;
+        let mut state = self.write();
+        if state.partitions.get(&partition).map(|load| load.token) != Some(token) {
+            return Ok(());
+        }
+        apply_commits(&mut state.groups, records, base_offset);
         Ok(())
     }
-}
 
-fn apply_all(entries: &mut Entries, records: Vec<Record>) {
-    for record in records {
-        match record {
-            Record::Commit {
-                group,
-                topic,
-                partition,
-                value,
-            } => {
-                entries
-                    .entry(group)
-                    .or_default()
-                    .insert((topic, partition), value);
-            }
-            Record::DeleteOffset {
-                group,
-                topic,
-                partition,
-            } => {
-                if let Some(offsets) = entries.get_mut(&group) {
-                    offsets.remove(&(topic, partition));
-                    if offsets.is_empty() {
-                        entries.remove(&group);
-                    }
-                }
-            }
-            Record::DeleteGroup { group } => {
-                entries.remove(&group);
-            }
-        }
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// A record as the payload of one record-log frame.
-fn encode_payload(record: &Record) -> Vec<u8> {
-    let mut payload = Vec::new();
-    match record {
-        Record::Commit {
-            group,
-            topic,
-            partition,
-            value,
-        } => {
-            payload.push(KIND_COMMIT);
-            put_str(&mut payload, group);
-            put_str(&mut payload, topic);
-            payload.extend_from_slice(&partition.to_be_bytes());
-            payload.extend_from_slice(&value.offset.to_be_bytes());
-            payload.extend_from_slice(&value.leader_epoch.to_be_bytes());
-            payload.extend_from_slice(&value.commit_timestamp.to_be_bytes());
-            match &value.metadata {
-                None => payload.push(0),
-                Some(metadata) => {
-                    payload.push(1);
-                    put_str(&mut payload, metadata);
-                }
-            }
-        }
-        Record::DeleteOffset {
-            group,
-            topic,
-            partition,
-        } => {
-            payload.push(KIND_DELETE_OFFSET);
-            put_str(&mut payload, group);
-            put_str(&mut payload, topic);
-            payload.extend_from_slice(&partition.to_be_bytes());
-        }
-        Record::DeleteGroup { group } => {
-            payload.push(KIND_DELETE_GROUP);
-            put_str(&mut payload, group);
-        }
-    }
-    payload
+fn drop_partition(state: &mut State, partition: i32) {
+    let count = state.partition_count;
+    state
+        .groups
+        .retain(|group, _| offsets_partition(group, count) != partition);
 }
 
-fn put_str(out: &mut Vec<u8>, value: &str) {
-    let length = u32::try_from(value.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&length.to_be_bytes());
-    out.extend_from_slice(value.as_bytes());
-}
-
-struct Cursor<'a>(&'a [u8]);
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
+/// A failed commit's answer, as Kafka's `GroupMetadataManager.storeOffsets`
+/// maps the append's error: the partition missing or short of in-sync
+/// replicas is COORDINATOR_NOT_AVAILABLE, a lost leadership or a storage
+/// error NOT_COORDINATOR, a batch too large INVALID_COMMIT_OFFSET_SIZE;
+/// anything else (REQUEST_TIMED_OUT after `offsets.commit.timeout.ms`)
+/// as it is.
+pub fn commit_error(error: ResponseError) -> ResponseError {
+    match error {
+        ResponseError::UnknownTopicOrPartition
+        | ResponseError::NotEnoughReplicas
+        | ResponseError::NotEnoughReplicasAfterAppend => ResponseError::CoordinatorNotAvailable,
+        ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError => {
+            ResponseError::NotCoordinator
         }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
-    }
-    fn i32(&mut self) -> Option<i32> {
-        Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn i64(&mut self) -> Option<i64> {
-        Some(i64::from_be_bytes(self.take(8)?.try_into().ok()?))
-    }
-    fn str(&mut self) -> Option<String> {
-        let length = u32::from_be_bytes(self.take(4)?.try_into().ok()?);
-        String::from_utf8(self.take(length as usize)?.to_vec()).ok()
+        ResponseError::MessageTooLarge
+        | ResponseError::RecordListTooLarge
+        | ResponseError::InvalidFetchSize => ResponseError::InvalidCommitOffsetSize,
+        other => other,
     }
 }
 
-fn decode_payload(payload: &[u8]) -> Option<Record> {
-    let mut c = Cursor(payload);
-    let record = match c.u8()? {
-        KIND_COMMIT => {
-            let group = c.str()?;
-            let topic = c.str()?;
-            let partition = c.i32()?;
-            let offset = c.i64()?;
-            let leader_epoch = c.i32()?;
-            let commit_timestamp = c.i64()?;
-            let metadata = match c.u8()? {
-                0 => None,
-                _ => Some(c.str()?),
-            };
-            Record::Commit {
-                group,
-                topic,
-                partition,
-                value: CommittedOffset {
-                    offset,
-                    leader_epoch,
-                    metadata,
-                    commit_timestamp,
-                },
-            }
-        }
-        KIND_DELETE_OFFSET => Record::DeleteOffset {
-            group: c.str()?,
-            topic: c.str()?,
-            partition: c.i32()?,
-        },
-        KIND_DELETE_GROUP => Record::DeleteGroup { group: c.str()? },
-        _ => return None,
-    };
-    c.0.is_empty().then_some(record)
+/// A failed group-metadata store's answer (to the SyncGroup waiting for
+/// it), as Kafka's `GroupMetadataManager.storeGroup` maps it: as a commit,
+/// except that a timeout is REBALANCE_IN_PROGRESS (the members rejoin) and
+/// a record too large UNKNOWN_SERVER_ERROR.
+pub fn group_store_error(error: ResponseError) -> ResponseError {
+    match error {
+        ResponseError::RequestTimedOut => ResponseError::RebalanceInProgress,
+        ResponseError::MessageTooLarge
+        | ResponseError::RecordListTooLarge
+        | ResponseError::InvalidFetchSize => ResponseError::UnknownServerError,
+        other => commit_error(other),
+    }
 }
 
 #[cfg(test)]

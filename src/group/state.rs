@@ -41,6 +41,10 @@ pub struct Group {
     initial_delay: Option<(Instant, Instant)>,
     limits: GroupLimits,
     next_seq: u64,
+    /// The generation whose metadata (with the leader's assignment) is
+    /// being written to the offsets partition; the group stays in
+    /// CompletingRebalance, its SyncGroup answers parked, until it is.
+    storing: Option<i32>,
 }
 
 impl Group {
@@ -59,6 +63,7 @@ impl Group {
             initial_delay: None,
             limits,
             next_seq: 0,
+            storing: None,
         }
     }
 
@@ -122,6 +127,10 @@ impl Group {
             }
             Event::Leave(reply, members) => self.leave(reply, members, now, &mut effects),
             Event::Tick => self.tick(now, &mut effects),
+            Event::Stored {
+                generation_id,
+                error,
+            } => self.stored(generation_id, error, now, &mut effects),
         }
         effects
     }
@@ -397,6 +406,8 @@ impl Group {
     }
 
     fn prepare_rebalance(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        // A store still in flight is for a generation that will not be.
+        self.storing = None;
         if self.state == GroupState::CompletingRebalance {
             // Followers waiting for an assignment that will never come.
             for member in self.members.values_mut() {
@@ -468,6 +479,8 @@ impl Group {
             self.state = GroupState::Empty;
             self.protocol_name = None;
             self.leader = None;
+            // Kafka keeps the empty group's generation in the log too.
+            out.push(Effect::StoreGroup(self.metadata()));
             return;
         }
         self.state = GroupState::CompletingRebalance;
@@ -615,7 +628,7 @@ impl Group {
                 },
             ));
         }
-        if is_leader {
+        if is_leader && self.storing.is_none() {
             let assignments: HashMap<String, Bytes> = request.assignments.into_iter().collect();
             for member in self.members.values_mut() {
                 member.assignment = assignments
@@ -623,15 +636,10 @@ impl Group {
                     .cloned()
                     .unwrap_or_default();
             }
-            self.state = GroupState::Stable;
-            let parked: Vec<(ReplyId, Bytes)> = self
-                .members
-                .values_mut()
-                .filter_map(|m| Some((m.sync_reply.take()?, m.assignment.clone())))
-                .collect();
-            for (reply, assignment) in parked {
-                out.push(Effect::Sync(reply, self.sync_outcome(assignment)));
-            }
+            // Stable once the assignment is stored, as Kafka does: a new
+            // coordinator then knows this generation and its members.
+            self.storing = Some(self.generation_id);
+            out.push(Effect::StoreGroup(self.metadata()));
         }
     }
 
@@ -772,6 +780,8 @@ impl Group {
         }
     }
 }
+
+mod persist;
 
 fn fenced_sync() -> SyncOutcome {
     SyncOutcome {

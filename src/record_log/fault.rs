@@ -1,6 +1,6 @@
 //! A [`LogFile`] that fails on command, for tests of failure paths.
 
-use std::fs::File;
+use crate::fs::File;
 use std::io;
 use std::sync::{Arc, Mutex};
 

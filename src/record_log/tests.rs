@@ -5,6 +5,8 @@
 use super::fault::Faults;
 use super::frame::FRAME_HEADER_LEN;
 use super::*;
+// The tests prepare and inspect files on the real disk.
+use std::fs;
 
 fn payloads(recovered: &Recovered) -> Vec<&[u8]> {
     recovered.records.iter().map(|r| &r.payload[..]).collect()

@@ -34,6 +34,7 @@ struct RecordRef<'a> {
     after_timestamp: &'a [u8],
     offset_delta: i32,
     key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
     is_tombstone: bool,
 }
 
@@ -92,6 +93,32 @@ pub fn for_each_key(
         if let Some(key) = r.key {
             visit(key, header.base_offset + i64::from(r.offset_delta));
         }
+    });
+    scratch.records = records;
+    result
+}
+
+/// Calls `visit(key, value, offset)` for each record of a stored batch, in
+/// offset order (`None`: a null key or value). Control batches are skipped.
+/// What `visit` is lent lives in `scratch` and is reused for the next batch.
+pub fn for_each_record(
+    batch: &[u8],
+    header: &BatchHeader,
+    max_decompressed: usize,
+    scratch: &mut FilterScratch,
+    mut visit: impl FnMut(Option<&[u8]>, Option<&[u8]>, i64),
+) -> Result<(), RecordError> {
+    if header.is_control() {
+        return Ok(());
+    }
+    let records = std::mem::take(&mut scratch.records);
+    let records = load_records(batch, header, max_decompressed, records)?;
+    let result = each_record(&records, header, |r| {
+        visit(
+            r.key,
+            r.value,
+            header.base_offset + i64::from(r.offset_delta),
+        );
     });
     scratch.records = records;
     result
@@ -324,6 +351,7 @@ fn next_record<'a>(rest: &mut &'a [u8]) -> Result<RecordRef<'a>, &'static str> {
         after_timestamp,
         offset_delta,
         key,
+        value,
         is_tombstone: value.is_none(),
     })
 }
@@ -436,6 +464,26 @@ mod tests {
             })
             .unwrap();
             assert_eq!(seen, vec![(b"a".to_vec(), 10), (b"b".to_vec(), 11)]);
+        }
+    }
+
+    #[test]
+    fn keys_and_values_are_read_from_every_codec() {
+        for compression in ALL {
+            let b = batch(10, &[("a", Some("1")), ("b", None)], compression);
+            let h = BatchHeader::parse(&b).unwrap();
+            let mut seen = Vec::new();
+            for_each_record(&b, &h, 1 << 20, &mut FilterScratch::default(), |k, v, o| {
+                seen.push((k.map(<[u8]>::to_vec), v.map(<[u8]>::to_vec), o))
+            })
+            .unwrap();
+            assert_eq!(
+                seen,
+                vec![
+                    (Some(b"a".to_vec()), Some(b"1".to_vec()), 10),
+                    (Some(b"b".to_vec()), None, 11)
+                ]
+            );
         }
     }
 

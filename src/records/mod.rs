@@ -18,7 +18,7 @@ pub use batch::{
 };
 pub use filter::{
     DELETE_HORIZON_BIT, FilterOutcome, FilterScratch, Filtered, TombstoneRules, filter_batch,
-    for_each_key,
+    for_each_key, for_each_record,
 };
 pub use legacy::{down_convert, up_convert};
 pub use walk::{RecordInfo, Walked, find_by_timestamp, verify_records, walk_records};

@@ -1,16 +1,16 @@
 //! In-memory cache of the most recently appended batches, so consumers near the log end are
 //! served without touching the file. Holds `Bytes` clones of what clients sent (no copies);
-//! the offset each was given travels beside it as a [`LogChunk`].
+//! the offset and leader epoch each was given travel beside it as a [`LogChunk`].
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::LogChunk;
+use super::{BatchStamp, LogChunk};
 
 #[derive(Debug)]
 struct Cached {
-    base_offset: i64,
+    stamp: BatchStamp,
     last_offset: i64,
     bytes: Bytes,
 }
@@ -38,13 +38,13 @@ impl BatchCache {
     }
 
     /// Adds a batch that was just appended at the log end.
-    pub fn push(&mut self, base_offset: i64, last_offset: i64, bytes: Bytes) {
+    pub fn push(&mut self, stamp: BatchStamp, last_offset: i64, bytes: Bytes) {
         if self.capacity == 0 {
             return;
         }
         self.bytes += bytes.len();
         self.batches.push_back(Cached {
-            base_offset,
+            stamp,
             last_offset,
             bytes,
         });
@@ -73,13 +73,13 @@ impl BatchCache {
     pub fn covers(&self, offset: i64) -> bool {
         self.batches
             .front()
-            .is_some_and(|c| c.base_offset <= offset)
+            .is_some_and(|c| c.stamp.base_offset <= offset)
     }
 
     /// Whole batches from the one containing `offset` (same contract as the log's `read`),
     /// or `None` if the cache does not reach back to `offset`.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Option<Vec<LogChunk>> {
-        if self.batches.front()?.base_offset > offset {
+        if self.batches.front()?.stamp.base_offset > offset {
             return None;
         }
         let start = self.batches.partition_point(|c| c.last_offset < offset);
@@ -91,7 +91,7 @@ impl BatchCache {
             }
             total += c.bytes.len();
             out.push(LogChunk {
-                base_offset: Some(c.base_offset),
+                stamp: Some(c.stamp),
                 bytes: c.bytes.clone(),
             });
         }
@@ -103,12 +103,19 @@ impl BatchCache {
 mod tests {
     use super::*;
 
+    fn at(base_offset: i64) -> BatchStamp {
+        BatchStamp {
+            base_offset,
+            partition_leader_epoch: 0,
+        }
+    }
+
     #[test]
     fn evicts_oldest_beyond_capacity_and_serves_only_covered_offsets() {
         let mut c = BatchCache::new(10);
-        c.push(0, 1, Bytes::from_static(b"aaaa"));
-        c.push(2, 4, Bytes::from_static(b"bbbb"));
-        c.push(5, 5, Bytes::from_static(b"cccc"));
+        c.push(at(0), 1, Bytes::from_static(b"aaaa"));
+        c.push(at(2), 4, Bytes::from_static(b"bbbb"));
+        c.push(at(5), 5, Bytes::from_static(b"cccc"));
         assert!(c.read(1, 100).is_none());
         let got = c.read(3, 100).expect("covered");
         assert_eq!(got.len(), 2);
@@ -119,7 +126,7 @@ mod tests {
     #[test]
     fn zero_capacity_disables_cache() {
         let mut c = BatchCache::new(0);
-        c.push(0, 0, Bytes::from_static(b"x"));
+        c.push(at(0), 0, Bytes::from_static(b"x"));
         assert!(c.read(0, 10).is_none());
     }
 }

@@ -10,9 +10,10 @@ use bytes::Bytes;
 
 use super::batch::BatchHeader;
 use super::cache::BatchCache;
+use super::leader_epoch::LeaderEpochCache;
 use super::recovery::{self, CLEAN_SHUTDOWN_FILE, CLEANER_CHECKPOINT_FILE, RECOVERY_POINT_FILE};
 use super::segment::Segment;
-use super::{LogChunk, PendingBatch};
+use super::{BatchStamp, LogChunk, PendingBatch};
 use super::{StorageError, log_dir_io, segment_io};
 
 /// Per-partition log settings (Kafka topic configs). Defaults are Kafka's.
@@ -180,6 +181,13 @@ struct RollState {
 ///
 /// Not internally synchronized: appends need `&mut self`, reads take `&self` and use positioned
 /// reads, so a `RwLock` around it gives concurrent fetches.
+/// How an append's base offsets must follow the log end.
+#[derive(Debug, Clone, Copy)]
+enum Offsets {
+    Consecutive,
+    Increasing,
+}
+
 #[derive(Debug)]
 pub struct PartitionLog {
     pub(super) dir: PathBuf,
@@ -205,6 +213,10 @@ pub struct PartitionLog {
     pub(super) tombstone_deadline: Option<i64>,
     /// Closed or deleted: the cleaner must not swap segments any more.
     pub(super) retired: bool,
+    /// Where each leader epoch starts (see the `epochs` module).
+    pub(super) leader_epochs: LeaderEpochCache,
+    /// A save of `leader_epochs` failed: the recovery point waits for one.
+    pub(super) epochs_unsaved: bool,
 }
 
 impl PartitionLog {
@@ -237,7 +249,10 @@ impl PartitionLog {
                 .unwrap_or(0),
             tombstone_deadline: None,
             retired: false,
+            leader_epochs: LeaderEpochCache::default(),
+            epochs_unsaved: false,
         };
+        log.load_leader_epochs(&rec.replayed_epochs)?;
         if rec.was_unclean {
             log.recovery_point = -1;
             log.flush()?;
@@ -279,6 +294,16 @@ impl PartitionLog {
         self.closed.len() + 1
     }
 
+    /// The base offset of the segment appends go to: it changes when the log rolls.
+    pub fn active_segment_base(&self) -> i64 {
+        self.active.base_offset
+    }
+
+    /// The partition's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Appends batches whose base offsets already continue the log end consecutively. Every
     /// batch is validated before anything is written, so an error leaves the log unchanged.
     /// Batches going to the same segment are written with one positioned write; a batch never
@@ -286,17 +311,22 @@ impl PartitionLog {
     pub fn append(&mut self, batches: &[Bytes]) -> Result<Vec<AppendInfo>, StorageError> {
         let pending: Vec<PendingBatch> = batches
             .iter()
-            .map(|bytes| PendingBatch {
-                base_offset: BatchHeader::parse(bytes).map_or(-1, |h| h.base_offset),
-                bytes: bytes.clone(),
+            .map(|bytes| {
+                PendingBatch::verbatim(bytes.clone()).unwrap_or(PendingBatch {
+                    stamp: BatchStamp {
+                        base_offset: -1,
+                        partition_leader_epoch: -1,
+                    },
+                    bytes: bytes.clone(),
+                })
             })
             .collect();
         self.append_pending(&pending).map_err(|e| e.source)
     }
 
     /// [`append`](Self::append) for batches as clients sent them: each is written with its
-    /// `base_offset` in place of the one in its bytes (a vectored write, no copy), and the
-    /// cache keeps the client's bytes beside that offset.
+    /// stamp (base offset, partition leader epoch) in place of the fields in its bytes (a
+    /// vectored write, no copy), and the cache keeps the client's bytes beside that stamp.
     ///
     /// Validation failures leave the log unchanged. A write failure can leave the batches
     /// before it written (a call spanning a segment roll writes one run per segment): the
@@ -306,11 +336,29 @@ impl PartitionLog {
         &mut self,
         batches: &[PendingBatch],
     ) -> Result<Vec<AppendInfo>, AppendError> {
+        self.append_checked(batches, Offsets::Consecutive)
+    }
+
+    /// [`append_pending`](Self::append_pending) for a follower copying its
+    /// leader: offsets only have to go up, since a compacted leader's log
+    /// has gaps between batches.
+    pub fn append_replicated(
+        &mut self,
+        batches: &[PendingBatch],
+    ) -> Result<Vec<AppendInfo>, AppendError> {
+        self.append_checked(batches, Offsets::Increasing)
+    }
+
+    fn append_checked(
+        &mut self,
+        batches: &[PendingBatch],
+        offsets: Offsets,
+    ) -> Result<Vec<AppendInfo>, AppendError> {
         if batches.is_empty() {
             return Ok(Vec::new());
         }
         let headers = self
-            .validate_append(batches)
+            .validate_append(batches, offsets)
             .map_err(|source| AppendError { written: 0, source })?;
         let now = now_ms();
         let (written, failure) = self.write_runs(batches, &headers, now);
@@ -320,8 +368,7 @@ impl PartitionLog {
             .zip(&headers)
             .map(|(b, h)| {
                 records += h.record_count.max(0) as u64;
-                self.cache
-                    .push(h.base_offset, h.last_offset(), b.bytes.clone());
+                self.cache.push(b.stamp, h.last_offset(), b.bytes.clone());
                 AppendInfo {
                     base_offset: h.base_offset,
                     last_offset: h.last_offset(),
@@ -332,6 +379,11 @@ impl PartitionLog {
         if written > 0 {
             self.unflushed_records = self.unflushed_records.saturating_add(records);
             self.first_unflushed_ms.get_or_insert(now);
+            self.note_appended_epochs(
+                headers[..written]
+                    .iter()
+                    .map(|h| (h.partition_leader_epoch, h.base_offset)),
+            );
         }
         match failure {
             None => Ok(infos),
@@ -404,6 +456,11 @@ impl PartitionLog {
         self.synced_offset = self.synced_offset.max(up_to);
     }
 
+    /// Every offset below this is durable (its sync completed).
+    pub fn synced_offset(&self) -> i64 {
+        self.synced_offset
+    }
+
     /// A durable commit in place: take a ticket, sync it, note it.
     pub fn commit(&mut self) -> Result<(), StorageError> {
         let ticket = self.take_sync_ticket();
@@ -412,7 +469,11 @@ impl PartitionLog {
         Ok(())
     }
 
-    fn validate_append(&self, batches: &[PendingBatch]) -> Result<Vec<BatchHeader>, StorageError> {
+    fn validate_append(
+        &self,
+        batches: &[PendingBatch],
+        offsets: Offsets,
+    ) -> Result<Vec<BatchHeader>, StorageError> {
         let malformed = |reason: &str| StorageError::MalformedBatch {
             reason: reason.to_string(),
         };
@@ -421,12 +482,17 @@ impl PartitionLog {
         for b in batches {
             let mut h = BatchHeader::parse(&b.bytes)
                 .ok_or_else(|| malformed("shorter than a v2 header"))?;
-            h.base_offset = b.base_offset;
+            h.base_offset = b.stamp.base_offset;
+            h.partition_leader_epoch = b.stamp.partition_leader_epoch;
             h.check_structure().map_err(malformed)?;
             if h.total_len() != b.bytes.len() {
                 return Err(malformed("batch length field disagrees with buffer size"));
             }
-            if h.base_offset != expected {
+            let in_order = match offsets {
+                Offsets::Consecutive => h.base_offset == expected,
+                Offsets::Increasing => h.base_offset >= expected,
+            };
+            if !in_order {
                 return Err(StorageError::NonConsecutiveOffset {
                     expected,
                     found: h.base_offset,
@@ -511,7 +577,7 @@ impl PartitionLog {
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<Bytes>, StorageError> {
         let mut batches = Vec::new();
         for chunk in self.read_chunks(offset, max_bytes)? {
-            match chunk.base_offset {
+            match chunk.stamp {
                 Some(_) => batches.push(chunk.into_bytes()),
                 None => batches.extend(crate::records::whole_batches(chunk.bytes)),
             }
@@ -562,13 +628,7 @@ impl PartitionLog {
         for seg in self.segments().filter(|s| s.base_offset >= from) {
             if seg.next_offset > offset {
                 let span = seg.read_span(offset, max_bytes)?;
-                return Ok(span
-                    .map(|bytes| LogChunk {
-                        base_offset: None,
-                        bytes,
-                    })
-                    .into_iter()
-                    .collect());
+                return Ok(span.map(LogChunk::exact).into_iter().collect());
             }
         }
         Ok(Vec::new())
@@ -638,6 +698,7 @@ impl PartitionLog {
 
     fn checkpoint_recovery_point(&mut self) -> Result<(), StorageError> {
         if self.recovery_point != self.synced_offset {
+            self.save_owed_leader_epochs()?;
             // Not fsynced: a lost update only makes the next recovery scan more.
             recovery::write_checkpoint(&self.dir, RECOVERY_POINT_FILE, self.synced_offset, false)?;
             self.recovery_point = self.synced_offset;

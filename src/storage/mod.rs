@@ -13,6 +13,11 @@
 //! - `recovery-point`: decimal offset below which all data is known to be fsynced.
 //! - `log-start-offset`: decimal log start offset (survives retention and DeleteRecords).
 //! - `cleaner-offset-checkpoint`: decimal offset where the log cleaner's last clean ended.
+//! - `leader-epoch-checkpoint`: where each leader epoch starts, in Kafka's format (see the
+//!   `leader_epoch` module); rebuilt from the batches when missing or unusable.
+//! - `<offset>.snapshot`: producer state after the batches below `<offset>`, written at segment
+//!   roll and clean shutdown (see the `producer_snapshot` module); deleted with the segments
+//!   below it and when the log is cut back past it.
 //! - `<base>.log.cleaned`, `<base>.log.swap`: a compacted segment on its way in (see
 //!   the `cleaner` module); recovery deletes the first and finishes the second.
 //!
@@ -26,44 +31,105 @@
 mod batch;
 mod cache;
 mod cleaner;
+mod epochs;
 mod index;
+mod leader_epoch;
 mod log;
 mod page_cache;
+mod producer_snapshot;
 mod recovery;
 mod retention;
 mod segment;
 #[cfg(test)]
 mod tests;
+mod truncate;
 
 use std::path::PathBuf;
 
+#[cfg(test)]
+pub(crate) use batch::test_util;
 pub use batch::{BATCH_HEADER_LEN, BatchHeader, LOG_OVERHEAD, MAGIC_V2, crc_matches};
 pub use cleaner::{CleanError, CleanStats, Cleanable, Cleaner};
+pub use leader_epoch::{EpochEntry, LeaderEpochCache, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 pub use log::{AppendError, AppendInfo, LogConfig, PartitionLog, SyncTicket};
 pub use page_cache::cached_only;
+pub use producer_snapshot::{
+    ProducerSnapshot, SnapshotBatch, SnapshotError, SnapshotProducer, latest_valid_snapshot,
+    snapshot_path, write_snapshot,
+};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
+
+/// The header fields the log writes over a batch's own as it stores it:
+/// the base offset (bytes 0..8) and the partition leader epoch (bytes
+/// 12..16). Neither is covered by the batch's CRC-32C, which starts at the
+/// attributes (byte 21), so stamping them never touches the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchStamp {
+    pub base_offset: i64,
+    pub partition_leader_epoch: i32,
+}
+
+impl BatchStamp {
+    /// The first 16 bytes of `batch` once stamped: base offset, the batch's
+    /// own length field, partition leader epoch.
+    pub(crate) fn header(&self, batch: &[u8]) -> [u8; 16] {
+        let mut header = [0u8; 16];
+        header[..8].copy_from_slice(&self.base_offset.to_be_bytes());
+        header[8..12].copy_from_slice(&batch[8..12]);
+        header[12..].copy_from_slice(&self.partition_leader_epoch.to_be_bytes());
+        header
+    }
+}
 
 /// A batch on its way into the log: `bytes` as the client sent it, whose
-/// first eight bytes (the base offset) are replaced by `base_offset` when
-/// written. Appending never copies the batch to set its offset.
+/// base offset and partition leader epoch are replaced by `stamp`'s when
+/// written. Appending never copies the batch to stamp it.
 #[derive(Debug, Clone)]
 pub struct PendingBatch {
-    pub base_offset: i64,
+    pub stamp: BatchStamp,
     pub bytes: Bytes,
 }
 
-/// Bytes read from the log, ready to send once `base_offset` (if any) is
-/// written over the first eight: a batch the cache holds as the client sent
-/// it carries the offset it was given here; a span read from a segment file
-/// (one or more whole batches) is exact and carries `None`.
+impl PendingBatch {
+    /// A batch written exactly as it is (a follower copying its leader).
+    /// `None` when `bytes` is shorter than a v2 header.
+    pub fn verbatim(bytes: Bytes) -> Option<Self> {
+        let header = BatchHeader::parse(&bytes)?;
+        Some(PendingBatch {
+            stamp: BatchStamp {
+                base_offset: header.base_offset,
+                partition_leader_epoch: header.partition_leader_epoch,
+            },
+            bytes,
+        })
+    }
+}
+
+/// Bytes read from the log, ready to send once `stamp` (if any) is written
+/// over its fields: a batch the cache holds as the client sent it carries
+/// the offset and leader epoch it was given here; a span read from a
+/// segment file (one or more whole batches) is exact and carries `None`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogChunk {
-    pub base_offset: Option<i64>,
+    pub stamp: Option<BatchStamp>,
     pub bytes: Bytes,
 }
 
 impl LogChunk {
+    /// An exact span of whole batches.
+    pub fn exact(bytes: Bytes) -> Self {
+        LogChunk { stamp: None, bytes }
+    }
+
+    /// The base offset of the chunk's first batch.
+    pub fn base_offset(&self) -> Option<i64> {
+        match self.stamp {
+            Some(stamp) => Some(stamp.base_offset),
+            None => BatchHeader::parse(&self.bytes).map(|h| h.base_offset),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.bytes.len()
     }
@@ -74,18 +140,18 @@ impl LogChunk {
 
     /// Appends the exact bytes to `out`.
     pub fn write_to(&self, out: &mut BytesMut) {
-        match self.base_offset {
-            Some(offset) => {
-                out.put_i64(offset);
-                out.extend_from_slice(&self.bytes[8..]);
+        match self.stamp {
+            Some(stamp) => {
+                out.extend_from_slice(&stamp.header(&self.bytes));
+                out.extend_from_slice(&self.bytes[16..]);
             }
             None => out.extend_from_slice(&self.bytes),
         }
     }
 
-    /// The exact bytes; a copy only when the offset must be set.
+    /// The exact bytes; a copy only when the stamp must be written.
     pub fn into_bytes(self) -> Bytes {
-        match self.base_offset {
+        match self.stamp {
             None => self.bytes,
             Some(_) => {
                 let mut out = BytesMut::with_capacity(self.bytes.len());

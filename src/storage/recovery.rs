@@ -33,6 +33,10 @@ pub(super) struct Recovered {
     pub log_start: i64,
     /// Whether a crash was detected (callers flush so the recovered state becomes durable).
     pub was_unclean: bool,
+    /// (leader epoch, base offset) of each replayed batch that started a
+    /// newer epoch than the batches replayed before it: what the
+    /// leader-epoch checkpoint may not have recorded yet.
+    pub replayed_epochs: Vec<(i32, i64)>,
 }
 
 /// Reads a checkpoint. `None` if missing or unreadable as a number: callers fall back to the
@@ -55,11 +59,20 @@ pub(super) fn write_checkpoint(
     value: i64,
     durable: bool,
 ) -> Result<(), StorageError> {
+    write_checkpoint_text(dir, name, &format!("{value}\n"), durable)
+}
+
+/// [`write_checkpoint`] of any text.
+pub(super) fn write_checkpoint_text(
+    dir: &Path,
+    name: &str,
+    text: &str,
+    durable: bool,
+) -> Result<(), StorageError> {
     let tmp = dir.join(format!("{name}.tmp"));
     let path = dir.join(name);
     let mut f = std::fs::File::create(&tmp).map_err(log_dir_io(&tmp))?;
-    f.write_all(format!("{value}\n").as_bytes())
-        .map_err(log_dir_io(&tmp))?;
+    f.write_all(text.as_bytes()).map_err(log_dir_io(&tmp))?;
     if durable {
         f.sync_data().map_err(log_dir_io(&tmp))?;
     }
@@ -98,10 +111,16 @@ pub(super) fn recover(
     finish_swaps(dir)?;
     let bases = segment_bases(dir)?;
     let mut segments = BTreeMap::new();
+    let mut replayed_epochs = Vec::new();
     for (i, &base) in bases.iter().enumerate() {
         let is_last = i + 1 == bases.len();
         let verify = !clean && (is_last || bases[i + 1] > recovery_point);
-        let (seg, truncated) = load_segment(dir, base, verify, index_interval, now_ms)?;
+        let load = Load {
+            verify,
+            index_interval,
+            now_ms,
+        };
+        let (seg, truncated) = load_segment(dir, base, load, &mut replayed_epochs)?;
         segments.insert(base, seg);
         if truncated && !is_last {
             for &later in &bases[i + 1..] {
@@ -130,6 +149,7 @@ pub(super) fn recover(
         segments,
         log_start,
         was_unclean: !clean,
+        replayed_epochs,
     })
 }
 
@@ -215,14 +235,26 @@ fn remove_segment_files(dir: &Path, base: i64) -> Result<(), StorageError> {
     segment::remove_if_exists(&segment::time_index_path(dir, base))
 }
 
+/// How one segment is loaded.
+struct Load {
+    /// Scan every batch with its CRC (after a crash), not just the tail.
+    verify: bool,
+    index_interval: u64,
+    now_ms: i64,
+}
+
 /// Loads one segment. Returns whether its file had to be truncated.
 fn load_segment(
     dir: &Path,
     base: i64,
-    verify: bool,
-    index_interval: u64,
-    now_ms: i64,
+    load: Load,
+    epochs: &mut Vec<(i32, i64)>,
 ) -> Result<(Segment, bool), StorageError> {
+    let Load {
+        verify,
+        index_interval,
+        now_ms,
+    } = load;
     let path = segment::log_path(dir, base);
     let file = OpenOptions::new()
         .read(true)
@@ -237,12 +269,12 @@ fn load_segment(
         seeded = true;
     }
     let start = seg.size;
-    let mut fault = replay(&mut seg, file_size, verify, index_interval)?;
+    let mut fault = replay(&mut seg, file_size, verify, index_interval, epochs)?;
     if seeded && start > 0 && fault.is_some_and(|(pos, _)| pos == start) {
         // The index points somewhere that is not a batch boundary: distrust it and rebuild.
         tracing::warn!(path = %path.display(), "index inconsistent with segment; rebuilding");
         seg.reset();
-        fault = replay(&mut seg, file_size, verify, index_interval)?;
+        fault = replay(&mut seg, file_size, verify, index_interval, epochs)?;
     }
     if seg.first_batch_timestamp.is_none() && seg.size > 0 {
         seg.first_batch_timestamp = Some(seg.read_header(0)?.max_timestamp);
@@ -293,13 +325,15 @@ fn load_indexes(
     )))
 }
 
-/// Replays batches from `seg.size` to `file_size`, updating `seg`. Stops at the first batch that
-/// is torn or invalid and returns its position and why; `seg.size` is then the valid length.
+/// Replays batches from `seg.size` to `file_size`, updating `seg` and noting in `epochs` each
+/// batch that starts a newer leader epoch. Stops at the first batch that is torn or invalid
+/// and returns its position and why; `seg.size` is then the valid length.
 fn replay(
     seg: &mut Segment,
     file_size: u64,
     verify_crc: bool,
     index_interval: u64,
+    epochs: &mut Vec<(i32, i64)>,
 ) -> Result<Option<(u64, &'static str)>, StorageError> {
     let path = seg.log_path();
     let mut header = [0u8; super::BATCH_HEADER_LEN];
@@ -343,5 +377,9 @@ fn replay(
             }
         }
         seg.note_batch(pos, &h, index_interval);
+        let epoch = h.partition_leader_epoch;
+        if epoch >= 0 && epochs.last().is_none_or(|(last, _)| epoch > *last) {
+            epochs.push((epoch, h.base_offset));
+        }
     }
 }

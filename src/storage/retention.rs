@@ -1,6 +1,7 @@
 //! Retention: deleting whole old segments and moving the log start offset.
 
 use super::log::{PartitionLog, millis};
+use super::producer_snapshot::delete_snapshots;
 use super::recovery::{self, LOG_START_FILE};
 use super::segment::Segment;
 use super::{StorageError, log_dir_io};
@@ -42,6 +43,11 @@ impl PartitionLog {
             if first_base > self.log_start {
                 self.set_log_start(first_base)?;
             }
+            // Snapshots go with their segments; the one taken when the first
+            // remaining segment was rolled into is at or past its base.
+            if let Err(error) = delete_snapshots(&self.dir, |offset| offset < first_base) {
+                tracing::warn!(%error, "could not delete producer snapshots of deleted segments");
+            }
             tracing::info!(
                 dir = %self.dir.display(), deleted, log_start = self.log_start,
                 "deleted segments by retention"
@@ -76,6 +82,7 @@ impl PartitionLog {
         recovery::write_checkpoint(&self.dir, LOG_START_FILE, offset, true)?;
         self.log_start = offset;
         self.cache.evict_before(offset);
+        self.leader_epochs_from_start(offset);
         Ok(())
     }
 

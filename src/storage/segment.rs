@@ -159,17 +159,14 @@ impl Segment {
     }
 
     /// Writes batches at the end of the file with vectored positioned writes, each with its
-    /// `base_offset` in place of the eight bytes it starts with. On failure the file is cut
+    /// stamp (base offset, partition leader epoch) over its own. On failure the file is cut
     /// back so no partial batch stays behind the valid size.
     pub fn write_batches_at_end(&mut self, batches: &[PendingBatch]) -> Result<(), StorageError> {
-        let offsets: Vec<[u8; 8]> = batches
-            .iter()
-            .map(|b| b.base_offset.to_be_bytes())
-            .collect();
+        let headers: Vec<[u8; 16]> = batches.iter().map(|b| b.stamp.header(&b.bytes)).collect();
         let mut slices: Vec<&[u8]> = Vec::with_capacity(batches.len() * 2);
-        for (batch, offset) in batches.iter().zip(&offsets) {
-            slices.push(offset);
-            slices.push(&batch.bytes[8..]);
+        for (batch, header) in batches.iter().zip(&headers) {
+            slices.push(header);
+            slices.push(&batch.bytes[16..]);
         }
         if let Err(e) = pwrite_all_vectored(&self.file, &slices, self.size) {
             let _ = self.file.set_len(self.size);
@@ -223,7 +220,7 @@ impl Segment {
 
     /// Position and header of the batch containing `offset`, scanning forward from the
     /// nearest index entry. `None` if no batch of this segment contains it.
-    fn locate(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, StorageError> {
+    pub(super) fn locate(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, StorageError> {
         let mut pos = self.scan_start(self.offset_index.floor(self.rel(offset)))?;
         while pos < self.size {
             let h = self.read_header(pos)?;

@@ -671,7 +671,10 @@ fn failed_roll_mid_append_keeps_the_batches_before_it_and_the_log_usable() {
         .iter()
         .enumerate()
         .map(|(i, b)| super::PendingBatch {
-            base_offset: i as i64,
+            stamp: super::BatchStamp {
+                base_offset: i as i64,
+                partition_leader_epoch: 0,
+            },
             bytes: (*b).clone(),
         })
         .collect();
@@ -691,4 +694,217 @@ fn failed_roll_mid_append_keeps_the_batches_before_it_and_the_log_usable() {
         .map(|b| super::BatchHeader::parse(b).unwrap().base_offset)
         .collect();
     assert_eq!(offsets, vec![0, 1]);
+}
+
+#[test]
+fn truncate_to_cuts_at_a_batch_boundary_across_segments_and_appends_continue_there() {
+    let dir = tempdir();
+    let mut log = PartitionLog::open(dir.path(), config(1024, 0)).unwrap();
+    let batches = append_batches(&mut log, 30, 3, 1_000);
+    assert!(log.segment_count() > 3);
+    // Offset 31 is inside the batch at 30: that batch goes too.
+    log.truncate_to(31).unwrap();
+    assert_eq!(log.log_end_offset(), 30);
+    assert_eq!(read_all(&log), batches[..10].to_vec());
+    let more = append_batches(&mut log, 2, 3, 5_000);
+    assert_eq!(log.log_end_offset(), 36);
+    log.close().unwrap();
+
+    // Reopened, it is the cut log plus what came after, indexes and all.
+    let log = PartitionLog::open(dir.path(), config(1024, 0)).unwrap();
+    assert_eq!(read_all(&log), [&batches[..10], &more[..]].concat());
+    assert_eq!(log.read(33, 1).unwrap(), vec![more[1].clone()]);
+}
+
+#[test]
+fn truncate_to_the_log_start_empties_the_log() {
+    let dir = tempdir();
+    let mut log = PartitionLog::open(dir.path(), config(1024, 0)).unwrap();
+    append_batches(&mut log, 20, 2, 1_000);
+    log.truncate_to(0).unwrap();
+    assert_eq!(log.log_end_offset(), 0);
+    assert!(read_all(&log).is_empty());
+    append_batches(&mut log, 1, 2, 9_000);
+    assert_eq!(log.log_end_offset(), 2);
+}
+
+#[test]
+fn restart_at_empties_the_log_and_continues_at_the_offset_across_a_reopen() {
+    let dir = tempdir();
+    let mut log = PartitionLog::open(dir.path(), config(1024, 0)).unwrap();
+    append_batches(&mut log, 20, 2, 1_000);
+    log.restart_at(100).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 100));
+    assert!(read_all(&log).is_empty());
+    let more = append_batches(&mut log, 3, 2, 9_000);
+    log.close().unwrap();
+    let log = PartitionLog::open(dir.path(), config(1024, 0)).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 106));
+    assert_eq!(read_all(&log), more);
+}
+
+/// `batch` as the client sent it, to be stored at `base_offset` under `epoch`.
+fn stamped(batch: &Bytes, base_offset: i64, epoch: i32) -> super::PendingBatch {
+    super::PendingBatch {
+        stamp: super::BatchStamp {
+            base_offset,
+            partition_leader_epoch: epoch,
+        },
+        bytes: batch.clone(),
+    }
+}
+
+#[test]
+fn a_stamped_leader_epoch_is_stored_outside_the_crc_and_read_back_from_cache_and_file() {
+    let dir = tempdir();
+    let client = make_batch(0, 2, 50, 1_000);
+    assert_eq!(
+        super::BatchHeader::parse(&client)
+            .unwrap()
+            .partition_leader_epoch,
+        0
+    );
+    let mut log = PartitionLog::open(dir.path(), config(1 << 20, 1 << 20)).unwrap();
+    log.append_pending(&[stamped(&client, 0, 7), stamped(&client, 2, 9)])
+        .unwrap();
+    let check = |batches: Vec<Bytes>| {
+        let epochs: Vec<(i64, i32)> = batches
+            .iter()
+            .map(|b| {
+                assert!(super::crc_matches(b), "the stamp leaves the CRC valid");
+                let h = super::BatchHeader::parse(b).unwrap();
+                (h.base_offset, h.partition_leader_epoch)
+            })
+            .collect();
+        assert_eq!(epochs, vec![(0, 7), (2, 9)]);
+    };
+    assert!(log.reads_from_memory(0));
+    check(read_all(&log));
+    log.close().unwrap();
+    // Reopened: no cache, the segment file holds the stamped bytes.
+    let log = PartitionLog::open(dir.path(), config(1 << 20, 0)).unwrap();
+    check(read_all(&log));
+}
+
+fn epoch_pairs(log: &PartitionLog) -> Vec<(i32, i64)> {
+    log.leader_epochs()
+        .entries()
+        .iter()
+        .map(|e| (e.epoch, e.start_offset))
+        .collect()
+}
+
+/// Three epochs over small segments: 0 at 0, 3 at 4, 5 at 10 (end 14).
+fn log_with_epochs(dir: &Path) -> PartitionLog {
+    let mut log = PartitionLog::open(dir, config(400, 0)).unwrap();
+    for (epoch, batches) in [(0, 2), (3, 3), (5, 2)] {
+        for _ in 0..batches {
+            let end = log.log_end_offset();
+            let batch = make_batch(end, 2, 100, 1_000 + end);
+            log.append_pending(&[stamped(&batch, end, epoch)]).unwrap();
+        }
+    }
+    assert_eq!(log.log_end_offset(), 14);
+    log
+}
+
+fn checkpoint_text(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("leader-epoch-checkpoint")).unwrap()
+}
+
+#[test]
+fn appends_record_each_epoch_start_in_the_checkpoint_that_a_reopen_reads() {
+    let dir = tempdir();
+    let log = log_with_epochs(dir.path());
+    assert_eq!(epoch_pairs(&log), vec![(0, 0), (3, 4), (5, 10)]);
+    assert_eq!(checkpoint_text(dir.path()), "0\n3\n0 0\n3 4\n5 10\n");
+    assert_eq!(log.end_offset_for_epoch(3), (3, 10));
+    assert_eq!(log.end_offset_for_epoch(5), (5, 14));
+    log.close().unwrap();
+    let log = PartitionLog::open(dir.path(), config(400, 0)).unwrap();
+    assert_eq!(epoch_pairs(&log), vec![(0, 0), (3, 4), (5, 10)]);
+}
+
+#[test]
+fn a_missing_or_untrustworthy_checkpoint_is_rebuilt_from_the_batches() {
+    let dir = tempdir();
+    log_with_epochs(dir.path()).close().unwrap();
+    let path = dir.path().join("leader-epoch-checkpoint");
+    for hostile in [
+        None,
+        Some("0\n999999999999\n0 0\n"),
+        Some("0\n2\n0 0\n"),
+        Some("0\n3\n0 0\n5 4\n3 10\n"),
+        Some("junk"),
+    ] {
+        match hostile {
+            None => std::fs::remove_file(&path).unwrap(),
+            Some(text) => std::fs::write(&path, text).unwrap(),
+        }
+        let log = PartitionLog::open(dir.path(), config(400, 0)).unwrap();
+        assert_eq!(
+            epoch_pairs(&log),
+            vec![(0, 0), (3, 4), (5, 10)],
+            "after {hostile:?}"
+        );
+        assert_eq!(checkpoint_text(dir.path()), "0\n3\n0 0\n3 4\n5 10\n");
+        log.close().unwrap();
+    }
+}
+
+#[test]
+fn after_a_crash_the_replayed_batches_add_the_epochs_the_checkpoint_missed() {
+    let dir = tempdir();
+    let log = log_with_epochs(dir.path());
+    drop(log); // no clean shutdown marker: recovery replays what was not flushed
+    // A checkpoint from before epoch 5 began, and one naming an epoch
+    // beyond the recovered log end.
+    for stale in ["0\n2\n0 0\n3 4\n", "0\n4\n0 0\n3 4\n5 10\n7 20\n"] {
+        std::fs::write(dir.path().join("leader-epoch-checkpoint"), stale).unwrap();
+        std::fs::write(dir.path().join(RECOVERY_POINT_FILE), "0\n").unwrap();
+        let _ = std::fs::remove_file(dir.path().join(CLEAN_SHUTDOWN_FILE));
+        let log = PartitionLog::open(dir.path(), config(400, 0)).unwrap();
+        assert_eq!(
+            epoch_pairs(&log),
+            vec![(0, 0), (3, 4), (5, 10)],
+            "{stale:?}"
+        );
+        drop(log);
+    }
+}
+
+#[test]
+fn cutting_either_end_of_the_log_cuts_its_epochs() {
+    let dir = tempdir();
+    let mut log = log_with_epochs(dir.path());
+    log.truncate_to(10).unwrap();
+    assert_eq!(epoch_pairs(&log), vec![(0, 0), (3, 4)]);
+    assert_eq!(log.end_offset_for_epoch(3), (3, 10));
+    log.advance_log_start_offset(6).unwrap();
+    assert_eq!(epoch_pairs(&log), vec![(3, 6)]);
+    assert_eq!(log.leader_epochs().epoch_for_offset(7), Some(3));
+    log.close().unwrap();
+    let mut log = PartitionLog::open(dir.path(), config(400, 0)).unwrap();
+    assert_eq!(epoch_pairs(&log), vec![(3, 6)]);
+    log.restart_at(40).unwrap();
+    assert!(log.leader_epochs().is_empty());
+    assert_eq!(checkpoint_text(dir.path()), "0\n0\n");
+}
+
+#[test]
+fn a_new_leader_records_its_epoch_at_the_log_end_before_any_batch() {
+    let dir = tempdir();
+    let mut log = log_with_epochs(dir.path());
+    log.assign_leader_epoch(6).unwrap();
+    assert_eq!(log.latest_leader_epoch(), Some(6));
+    assert_eq!(log.end_offset_for_epoch(5), (5, 14));
+    log.assign_leader_epoch(6).unwrap();
+    assert_eq!(epoch_pairs(&log), vec![(0, 0), (3, 4), (5, 10), (6, 14)]);
+    // It lost leadership before writing: as a follower cut back to (or
+    // past) its log end, it forgets the epoch it never wrote under, so its
+    // fetches name epoch 5 again.
+    log.truncate_to(14).unwrap();
+    assert_eq!(epoch_pairs(&log), vec![(0, 0), (3, 4), (5, 10)]);
+    assert_eq!(log.log_end_offset(), 14);
+    assert_eq!(checkpoint_text(dir.path()), "0\n3\n0 0\n3 4\n5 10\n");
 }

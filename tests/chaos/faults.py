@@ -2,7 +2,10 @@
 
 Every fault is `inject(topology, node) -> heal`: injecting returns the
 function that undoes it, and the nemesis always calls it (at the end of the
-fault's hold time, or at shutdown). The schedule is Bufstream's: a quiet
+fault's hold time, or at shutdown). Role-targeted faults (`kill-leader`,
+`pause-quorum-leader`, ...) find their node when they begin, from the
+cluster's own answers (Metadata, `GET /v1/quorum`); `kill-all`, `pause-all`
+and `split` act on the whole topology. The schedule is Bufstream's: a quiet
 period, then one fault chosen at random on a node chosen at random, held for
 a while, healed; repeat. It is drawn up front from a seed and printed, so a
 run can be repeated.
@@ -77,6 +80,14 @@ def isolate_inbound(topology, node):
     return with_iptables(topology, node, iptables_rules(topology, node, ["INPUT"]))
 
 
+def isolate_clients(topology, node):
+    """Client↔node: the node drops everything to and from the clients (on the
+    host, behind the bridge's gateway) and still talks to the other nodes."""
+    gateway = topology.own(topology.gateway)
+    return with_iptables(topology, node, [["INPUT", "-s", gateway, "-j", "DROP"],
+                                          ["OUTPUT", "-d", gateway, "-j", "DROP"]])
+
+
 def loss(topology, node, probability=0.25):
     extra = ["-m", "statistic", "--mode", "random", "--probability", str(probability)]
     return with_iptables(topology, node, iptables_rules(topology, node, ["INPUT", "OUTPUT"], extra))
@@ -108,6 +119,85 @@ def disk_full(topology, node):
     return heal
 
 
+def kill_all(topology, node):
+    """kill -9 of every container at once, then all restart: coordinators
+    first (a quorum needs a majority back before brokers can register)."""
+    for each in topology.nodes:
+        each.kill()
+
+    def heal():
+        for each in sorted(topology.nodes, key=lambda n: not n.spec.coordinator_port):
+            each.start()
+    return heal
+
+
+def rolling_restart(topology, node):
+    """What an operator's upgrade does: each node in turn stopped with
+    SIGTERM (controlled shutdown) and started again, coordinators first,
+    the next one only once the last listens. Nothing is left to heal."""
+    for each in sorted(topology.nodes, key=lambda n: not n.spec.coordinator_port):
+        each.terminate()
+        each.start()
+    return lambda: None
+
+
+def pause_all(topology, node):
+    """Every container paused at once (a host-wide stall), then resumed."""
+    paused = []
+    try:
+        for each in topology.nodes:
+            each.pause()
+            paused.append(each)
+    except Exception:
+        for each in paused:
+            each.resume()
+        raise
+
+    def heal():
+        for each in paused:
+            each.resume()
+    return heal
+
+
+def split(topology, node):
+    """Majority/minority: `node`'s machine (its `host`: a coordinator and the
+    broker beside it) loses every packet to and from the other machines'
+    containers. Clients on the host still reach both sides, as clients in
+    either half of a real split would."""
+    minority = [n for n in topology.nodes if n.host == node.host]
+    majority = [n for n in topology.nodes if n.host != node.host]
+    if not majority:
+        raise ValueError("a split needs more than one machine")
+    heals = []
+    try:
+        for inside in minority:
+            rules = []
+            for outside in majority:
+                address = topology.own(outside.ip)
+                rules += [["INPUT", "-s", address, "-j", "DROP"], ["OUTPUT", "-d", address, "-j", "DROP"]]
+            heals.append(with_iptables(topology, inside, rules))
+    except Exception:
+        for heal in heals:
+            heal()
+        raise
+
+    def heal_all():
+        for heal in heals:
+            heal()
+    return heal_all
+
+
+# Faults aimed at a role: (fault applied to the node, role it finds).
+ROLE_FAULTS = {
+    "kill-leader": ("kill", "partition-leader"),
+    "kill-follower": ("kill", "follower"),
+    "kill-quorum-leader": ("kill", "quorum-leader"),
+    "pause-leader": ("pause", "partition-leader"),
+    "pause-follower": ("pause", "follower"),
+    "pause-quorum-leader": ("pause", "quorum-leader"),
+    "isolate-clients-leader": ("isolate-clients", "partition-leader"),
+}
+
 FAULTS = {
     "kill": kill,
     "terminate": terminate,
@@ -115,9 +205,14 @@ FAULTS = {
     "wipe": wipe,
     "isolate": isolate,
     "isolate-inbound": isolate_inbound,
+    "isolate-clients": isolate_clients,
     "loss": loss,
     "slow": slow,
     "disk-full": disk_full,
+    "kill-all": kill_all,
+    "pause-all": pause_all,
+    "rolling-restart": rolling_restart,
+    "split": split,
 }
 
 
@@ -132,16 +227,26 @@ class Step:
     hold: float    # seconds until it heals
 
 
-def draw_schedule(seed, faults, nodes, duration=None, count=None, quiet=(2.0, 6.0), hold=(1.0, 5.0)):
+def draw_schedule(seed, faults, nodes, duration=None, count=None, quiet=(2.0, 6.0), hold=(1.0, 5.0),
+                  in_order=False):
     """Quiet, fault, heal, repeated until `duration` seconds are used or
-    `count` faults are drawn (whichever is given; both: the first reached)."""
+    `count` faults are drawn (whichever is given; both: the first reached).
+    `in_order`: the faults in the order given, round and round, instead of
+    drawn (a smoke test that must see each one)."""
     if duration is None and count is None:
         raise ValueError("a schedule needs a duration or a count")
     rng = random.Random(seed)
     steps, t = [], 0.0
     while count is None or len(steps) < count:
         t += rng.uniform(*quiet)
-        step = Step(round(t, 2), rng.choice(faults), rng.choice(nodes), round(rng.uniform(*hold), 2))
+        fault, node = rng.choice(faults), rng.choice(nodes)
+        if in_order:
+            fault = faults[len(steps) % len(faults)]
+        if fault in ROLE_FAULTS:
+            node = f"@{ROLE_FAULTS[fault][1]}"  # found when the fault begins
+        elif fault in ("kill-all", "pause-all", "rolling-restart"):
+            node = "*"
+        step = Step(round(t, 2), fault, node, round(rng.uniform(*hold), 2))
         if duration is not None and step.at + step.hold > duration:
             break
         steps.append(step)
@@ -158,10 +263,13 @@ class Nemesis(threading.Thread):
     the history (process "nemesis": `fault` when it begins, `heal` once the
     node is whole again, e.g. a restarted broker listens)."""
 
-    def __init__(self, topology, steps, fault_log_path, history_path):
+    def __init__(self, topology, steps, fault_log_path, history_path, topic="chaos", partitions=1, seed=0):
         super().__init__(name="nemesis", daemon=True)
         self.topology = topology
         self.steps = steps
+        self.topic = topic
+        self.partitions = partitions
+        self.rng = random.Random(seed)
         self.fault_log = open(fault_log_path, "a", buffering=1)
         self.history = open(history_path, "a", buffering=1)
         self.stopping = threading.Event()
@@ -183,18 +291,33 @@ class Nemesis(threading.Thread):
         for step in self.steps:
             if self.stopping.wait(max(0.0, t0 + step.at - time.time())):
                 break
-            node = self.nodes[step.node]
-            start = self.log("fault", step)
+            fault, target = FAULTS.get(step.fault), {}
             try:
-                heal = FAULTS[step.fault](self.topology, node)
+                if step.fault in ROLE_FAULTS:
+                    base, role = ROLE_FAULTS[step.fault]
+                    fault = FAULTS[base]
+                    node = self.topology.resolve(role, self.rng, self.topic, self.partitions)
+                    target = {"target": node.name}
+                elif step.node == "*":  # the whole topology (kill-all, pause-all, ...)
+                    node = self.topology.nodes[0]
+                else:
+                    node = self.nodes[step.node]
+            except Exception as e:  # noqa: BLE001 - no such role now (e.g. no leader): skipped
+                self.errors.append(f"{step.fault}: finding its node: {e}")
+                self.log("fault", step, error=f"target not found: {e}")
+                self.log("heal", step, error=f"target not found: {e}")
+                continue
+            start = self.log("fault", step, **target)
+            try:
+                heal = fault(self.topology, node)
             except Exception as e:  # noqa: BLE001 - logged; the run goes on, unhealed nothing
-                self.errors.append(f"{step.fault} on {step.node}: {e}")
-                self.log("heal", step, error=f"inject failed: {e}")
+                self.errors.append(f"{step.fault} on {node.name}: {e}")
+                self.log("heal", step, error=f"inject failed: {e}", **target)
                 continue
             self.stopping.wait(step.hold)
             error = self.heal(heal, step)
-            end = self.log("heal", step, **({"error": error} if error else {}))
-            self.windows.append((step.fault, step.node, start, end, error))
+            end = self.log("heal", step, **target, **({"error": error} if error else {}))
+            self.windows.append((step.fault, target.get("target", step.node), start, end, error))
 
     def heal(self, heal, step, attempts=5):
         """Heals, retrying: a restart can fail while the port is still held."""

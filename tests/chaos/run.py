@@ -121,6 +121,11 @@ def needed_ends(ops):
 
 
 def run(args) -> int:
+    if args.idempotence and args.acks not in ("all", "-1"):
+        # Both clients refuse an idempotent producer without acks=all; a run
+        # whose producers never start would pass every check vacuously.
+        print(f"chaos: --acks {args.acks} needs --no-idempotence (idempotence requires acks=all)")
+        return 2
     run_dir = Path(args.out or ROOT / "target" / "chaos" / time.strftime(f"%Y%m%d-%H%M%S-{args.topology}-seed{args.seed}"))
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "histories").mkdir(exist_ok=True)
@@ -136,12 +141,14 @@ def run(args) -> int:
     fault_time = None if args.count else max(1.0, args.duration - args.tail)
     steps = faults.draw_schedule(args.seed, fault_names, [n.name for n in topo.nodes],
                                  duration=fault_time, count=args.count,
-                                 quiet=(args.quiet_min, args.quiet_max), hold=(args.hold_min, args.hold_max))
+                                 quiet=(args.quiet_min, args.quiet_max), hold=(args.hold_min, args.hold_max),
+                                 in_order=args.in_order)
     schedule = faults.format_schedule(steps)
     (run_dir / "schedule.txt").write_text(f"seed {args.seed}, faults {','.join(fault_names)}\n{schedule}\n")
     print(f"chaos: seed {args.seed}, {len(steps)} faults:\n{schedule}", flush=True)
 
-    meta = {"topology": args.topology, "nodes": None, "seed": args.seed, "faults": fault_names,
+    meta = {"topology": args.topology, "nodes_file": args.nodes, "nodes": None, "seed": args.seed,
+            "faults": fault_names,
             "duration_s": args.duration, "count": args.count, "partitions": args.partitions,
             "rate_per_producer": args.rate, "acks": args.acks, "idempotence": args.idempotence, "liveness_window_s": args.liveness,
             "broker_overrides": args.broker_override, "argv": sys.argv[1:]}
@@ -157,12 +164,16 @@ def run(args) -> int:
                      dict(c.split("=", 1) for c in args.topic_config))
         procs = start_clients(run_dir, bootstrap, args)
         time.sleep(args.warmup)
-        nemesis = faults.Nemesis(topo, steps, run_dir / "faults.jsonl", run_dir / "histories" / "nemesis.jsonl")
+        nemesis = faults.Nemesis(topo, steps, run_dir / "faults.jsonl", run_dir / "histories" / "nemesis.jsonl",
+                                 topic=args.topic, partitions=args.partitions, seed=args.seed)
         started = time.time()
         nemesis.start()
         nemesis.join()
         # The tail: faults over, clients still running, so liveness shows.
         time.sleep(max(args.tail, args.duration - (time.time() - started) if not args.count else args.tail))
+        # A client that exited on its own (a crash, a refused configuration)
+        # left a history that checks vacuously: a harness error, not a pass.
+        meta["clients_died"] = {name: p.returncode for name, p in procs if p.poll() is not None}
         stop_clients(procs)
         ops = merge_histories(run_dir)
         ends, covered = workload.final_read(bootstrap, args.topic, args.partitions, needed_ends(ops),
@@ -184,6 +195,10 @@ def run(args) -> int:
     print(f"chaos: {len(ops)} operations, {len(windows)} faults; "
           + ("every check passed" if not failed else f"FAILED: {', '.join(failed)}"), flush=True)
     print(f"chaos: report {run_dir / 'report.md'}", flush=True)
+    if meta.get("clients_died"):
+        print(f"chaos: harness error: clients exited during the run: {meta['clients_died']} "
+              f"(see {run_dir / 'histories'}/*.log)", flush=True)
+        return 2
     return 1 if failed else 0
 
 
@@ -199,7 +214,8 @@ def recheck(run_dir) -> int:
         if event["event"] == "fault":
             begun[ident] = event["time"]
         elif ident in begun:
-            windows.append((event["fault"], event["node"], begun.pop(ident), event["time"], event.get("error")))
+            windows.append((event["fault"], event.get("target", event["node"]), begun.pop(ident), event["time"],
+                            event.get("error")))
     ops = checker.load_history(run_dir / "history.jsonl")
     results = checker.check_all(ops, liveness_window_s=meta["liveness_window_s"],
                                 acks_all=str(meta.get("acks", "all")) in ("all", "-1"))
@@ -218,6 +234,8 @@ def parse(argv=None):
     ap.add_argument("--count", type=int, help="exactly this many faults (the duration follows)")
     ap.add_argument("--seed", type=int, default=int(time.time()) % 100000)
     ap.add_argument("--faults", help="comma-separated; default: all the topology can do")
+    ap.add_argument("--in-order", action="store_true",
+                    help="the faults in the order given, round and round, instead of drawn at random")
     ap.add_argument("--quiet-min", type=float, default=2.0)
     ap.add_argument("--quiet-max", type=float, default=6.0)
     ap.add_argument("--hold-min", type=float, default=1.0)

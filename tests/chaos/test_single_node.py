@@ -76,11 +76,15 @@ def corrupt(ops, how):
         last = target["records"][-1]
         target["records"].append([last[0] + 1, target["records"][3][1]])
     elif how == "reorder":
-        recs = target["records"]
-        recs[4][1], recs[5][1] = recs[5][1], recs[4][1]
-        # the acknowledgements say where they landed: swap those too
         acks = {op["value"]: op for op in ops if op.get("f") == "send" and op["type"] == "ok"}
-        a, b = acks[recs[4][1]], acks[recs[5][1]]
+        # two neighbours sent by one producer: swapped, its sends land out of order
+        # (neighbours from two producers may land either way round)
+        recs, i = next((poll["records"], i) for poll in final for i in range(len(poll["records"]) - 1)
+                       if poll["records"][i][1] in acks and poll["records"][i + 1][1] in acks
+                       and acks[poll["records"][i][1]]["process"] == acks[poll["records"][i + 1][1]]["process"])
+        recs[i][1], recs[i + 1][1] = recs[i + 1][1], recs[i][1]
+        # the acknowledgements say where they landed: swap those too
+        a, b = acks[recs[i][1]], acks[recs[i + 1][1]]
         a["offset"], b["offset"] = b["offset"], a["offset"]
     elif how == "list_offsets_back":
         probes = [op for op in ops if op.get("f") == "list_offsets" and op["type"] == "ok" and op["offset"] > 5]

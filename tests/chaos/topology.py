@@ -2,9 +2,12 @@
 project on a private subnet. Both give the nemesis the same verbs per node
 (kill, start, terminate, pause, resume); compose adds the network and disk.
 
-Nodes are a parameter: today one broker with the coordinator in-process;
-the three-node shapes (broker + voter combined, separate coordinators) are
-lists of `NodeSpec`s handed in by whoever runs them (`--nodes FILE.json`).
+Nodes are a parameter: one broker with the coordinator in-process by
+default; the three-node shapes are lists of `NodeSpec`s handed in by whoever
+runs them (`--nodes FILE.json`): nodes/zk-cluster.json is the tutorial's
+(three coordinators in a raft quorum, three brokers). For faults aimed at a
+role rather than a node, `ComposeTopology.resolve` finds the partition
+leader (Metadata), a follower and the quorum leader (`GET /v1/quorum`).
 """
 from __future__ import annotations
 
@@ -141,13 +144,21 @@ class ProcessTopology:
 
 @dataclass
 class NodeSpec:
-    """One container of a compose topology. `env` may use {ip}, {name} and
-    {data} (the data directory inside the container)."""
+    """One container of a compose topology. `env` and `command` may use
+    {ip}, {name}, {data} (the data directory inside the container) and any
+    node's name for its address ({zk1})."""
     name: str
     image: str = "gregor/broker:latest"
     env: dict = field(default_factory=dict)
     command: list | None = None
     kafka_port: int | None = 9092  # None: not a broker (a lone coordinator)
+    # A coordinator's client port (2181): restarts wait for it, and the
+    # quorum leader is asked for there.
+    coordinator_port: int | None = None
+    # The machine this container stands for: a majority/minority split cuts
+    # between machines, so a coordinator and the broker beside it (same
+    # `host`) stay on one side. Default: the node's own name.
+    host: str | None = None
     cpus: float = 0.5
     memory: str = "256m"
     disk_mb: int = 64
@@ -204,8 +215,19 @@ class ComposeNode:
     def remove_disk(self):
         run("umount", str(self.disk_dir), check=False)
 
+    @property
+    def host(self):
+        return self.spec.host or self.name
+
+    @property
+    def member_id(self):
+        """A coordinator's quorum id (its ZOO_MY_ID), else None."""
+        my_id = self.spec.env.get("ZOO_MY_ID")
+        return int(my_id) if my_id is not None else None
+
     def service(self):
-        fmt = {"ip": self.ip, "name": self.name, "data": f"{self.DISK_MOUNT}/data"}
+        fmt = {n.name: n.ip for n in self.topology.nodes}
+        fmt.update({"ip": self.ip, "name": self.name, "data": f"{self.DISK_MOUNT}/data"})
         svc = {
             "image": self.spec.image,
             "container_name": self.container,
@@ -237,8 +259,9 @@ class ComposeNode:
 
     def start(self, timeout=60):
         run("docker", "start", self.container)
-        if self.spec.kafka_port:
-            wait_for_port(self.ip, self.spec.kafka_port, timeout)
+        for port in (self.spec.kafka_port, self.spec.coordinator_port):
+            if port:
+                wait_for_port(self.ip, port, timeout)
 
     def pause(self):
         run("docker", "pause", self.container)
@@ -254,7 +277,10 @@ class ComposeTopology:
     on the host reach the containers' addresses directly over the bridge."""
 
     name = "compose"
-    faults = ("kill", "terminate", "pause", "wipe", "isolate", "isolate-inbound", "loss", "slow", "disk-full")
+    faults = ("kill", "terminate", "pause", "wipe", "isolate", "isolate-inbound", "loss", "slow", "disk-full",
+              "kill-leader", "kill-follower", "kill-quorum-leader", "kill-all", "pause-leader",
+              "pause-follower", "pause-quorum-leader", "pause-all", "split",
+              "isolate-clients", "isolate-clients-leader", "rolling-restart")
     default_faults = ("kill", "terminate", "pause", "isolate", "isolate-inbound", "loss", "slow", "disk-full")
 
     def __init__(self, run_dir, nodes=None, subnet="172.30.77.0/24", project=None):
@@ -292,8 +318,9 @@ class ComposeTopology:
             node.make_disk()
         self.compose("up", "-d")
         for node in self.nodes:
-            if node.spec.kafka_port:
-                wait_for_port(node.ip, node.spec.kafka_port, 60)
+            for port in (node.spec.kafka_port, node.spec.coordinator_port):
+                if port:
+                    wait_for_port(node.ip, port, 60)
 
     def down(self):
         for node in self.nodes:
@@ -306,7 +333,66 @@ class ComposeTopology:
 
     def describe(self):
         return [{"name": n.name, "container": n.container, "address": n.ip, "broker": bool(n.spec.kafka_port),
+                 "coordinator": bool(n.spec.coordinator_port), "host": n.host,
                  "cpus": n.spec.cpus, "memory": n.spec.memory, "disk_mb": n.spec.disk_mb} for n in self.nodes]
+
+    # ------------------------------------------------------------ roles
+
+    def brokers(self):
+        return [n for n in self.nodes if n.spec.kafka_port]
+
+    def coordinators(self):
+        return [n for n in self.nodes if n.spec.coordinator_port]
+
+    def partition_roles(self, topic, partition, timeout=10):
+        """(leader node, follower candidates) of `topic`'s `partition`, from
+        Metadata. Followers are the partition's other replicas; with
+        replication factor 1 there are none, so any other live broker."""
+        from confluent_kafka.admin import AdminClient
+
+        by_id = {}
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 3000})
+        md = admin.list_topics(topic, timeout=timeout)
+        for broker in md.brokers.values():
+            by_id[broker.id] = next((n for n in self.brokers() if n.ip == broker.host), None)
+        meta = md.topics[topic].partitions.get(partition)
+        if meta is None or meta.leader < 0 or by_id.get(meta.leader) is None:
+            raise LookupError(f"{topic}-{partition} has no leader now")
+        leader = by_id[meta.leader]
+        followers = [by_id[r] for r in meta.replicas if r != meta.leader and by_id.get(r)]
+        return leader, followers or [n for n in self.brokers() if n is not leader]
+
+    def quorum_leader(self, timeout=10):
+        """The coordinator that leads the quorum, asked of any member."""
+        import urllib.request
+
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for node in self.coordinators():
+                url = f"http://{self.own(node.ip)}:{node.spec.coordinator_port}/v1/quorum"
+                try:
+                    with urllib.request.urlopen(url, timeout=2) as response:
+                        leader = json.load(response).get("leader_id")
+                except (OSError, ValueError):
+                    continue
+                found = [n for n in self.coordinators() if n.member_id == leader]
+                if found:
+                    return found[0]
+            time.sleep(0.3)
+        raise LookupError("no coordinator names a quorum leader")
+
+    def resolve(self, role, rng, topic, partitions):
+        """The node a role-targeted fault hits: `partition-leader`,
+        `follower` (of a partition drawn with `rng`) or `quorum-leader`."""
+        partition = rng.randrange(partitions)
+        if role == "quorum-leader":
+            return self.quorum_leader()
+        leader, followers = self.partition_roles(topic, partition)
+        if role == "partition-leader":
+            return leader
+        if role == "follower":
+            return rng.choice(followers)
+        raise ValueError(f"unknown role {role!r}")
 
 
 def make_topology(name, run_dir, nodes_file=None, binary=None, broker_args=(), subnet="172.30.77.0/24"):

@@ -266,7 +266,10 @@ def final_read(bootstrap, topic, partitions, needed, history_path, timeout_s=60.
     from confluent_kafka import Consumer, TopicPartition
 
     log = HistoryWriter(history_path, "final")
-    deadline = time.time() + timeout_s
+    # Waiting for an end offset that never comes (an acks=1 run loses
+    # acknowledged writes) must not eat the time the other partitions need
+    # to be read: the wait has one deadline, each partition's read its own.
+    wait_deadline = time.time() + timeout_s
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "chaos-final",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     ends = {}
@@ -274,18 +277,18 @@ def final_read(bootstrap, topic, partitions, needed, history_path, timeout_s=60.
         for p in range(partitions):
             tp = TopicPartition(topic, p)
             end = -1
-            while time.time() < deadline:
+            while True:
                 try:
                     end = consumer.get_watermark_offsets(tp, timeout=5, cached=False)[1]
                 except Exception:  # noqa: BLE001 - not reachable yet
-                    time.sleep(0.5)
-                    continue
-                if end >= needed.get(p, 0):
+                    pass
+                if end >= needed.get(p, 0) or time.time() >= wait_deadline:
                     break
                 time.sleep(0.5)
             consumer.assign([TopicPartition(topic, p, 0)])
             got, records = 0, []
-            while got < end and time.time() < deadline:
+            read_deadline = time.time() + max(30.0, timeout_s / 2)
+            while got < end and time.time() < read_deadline:
                 for msg in consumer.consume(num_messages=1000, timeout=1.0):
                     if msg.error():
                         continue

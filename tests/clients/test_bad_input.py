@@ -7,7 +7,7 @@ import struct
 import subprocess
 import zlib
 
-from conftest import Broker, read_response, request, rss_kib
+from conftest import BIN, Broker, read_response, request, rss_kib
 from kafka import KafkaProducer
 
 
@@ -170,8 +170,8 @@ def record(header_count):
     return varint(len(body)) + body
 
 
-def produce_v2(correlation_id, topic, records):
-    body = struct.pack(">hi", 1, 5000)
+def produce_v2(correlation_id, topic, records, acks=1):
+    body = struct.pack(">hi", acks, 5000)
     body += struct.pack(">ih", 1, len(topic)) + topic
     body += struct.pack(">iii", 1, 0, len(records)) + records
     return request(0, 2, correlation_id, body)
@@ -244,3 +244,24 @@ def test_claimed_counts_cannot_kill_a_broker_under_an_address_space_limit(tmp_pa
         assert broker.proc.poll() is None
     finally:
         broker.stop(signal.SIGKILL)
+
+
+def test_acks0_produce_that_fails_closes_the_connection_as_kafka_does(broker):
+    """With acks=0 there is no response to carry an error, so Kafka closes
+    the connection and the producer refreshes its metadata; a produce that
+    succeeds leaves the connection open and unanswered."""
+    topic = b"acks-zero"
+    subprocess.run([str(BIN), "topics", "--create", "--topic", topic.decode(),
+                    "--bootstrap-server", broker.bootstrap], check=True, capture_output=True)
+    batch = v2_batch(record(0), 1)
+    s = connect(broker)
+    s.sendall(produce_v2(1, topic, batch, acks=0))
+    s.sendall(request(18, 0, 2))
+    # The only answer is ApiVersions': the produce got none.
+    correlation_id, error_code = struct.unpack(">ih", read_response(s)[:6])
+    assert (correlation_id, error_code) == (2, 0)
+    s.sendall(produce_v2(3, b"no-such-topic", batch, acks=0))
+    s.settimeout(10)
+    assert closed_by_broker(s)
+    s.close()
+    assert api_versions_round_trip(broker), "only that connection closed"

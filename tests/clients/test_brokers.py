@@ -5,6 +5,7 @@ consumer groups coordinated by the broker owning the group's
 `__consumer_offsets` partition; a killed broker's partitions offline until
 it returns with its data; controlled shutdown on SIGTERM."""
 import asyncio
+import shutil
 import signal
 import socket
 import struct
@@ -460,7 +461,9 @@ def test_the_same_id_from_another_data_dir_is_a_duplicate_registration(cluster):
     twin.log = open(twin.log_path, "ab")
     twin.proc = subprocess.Popen(twin.args(), env=twin.env, stdout=twin.log, stderr=twin.log)
     try:
-        assert twin.proc.wait(timeout=20) != 0
+        # It keeps asking for twice the 9 s lease (the old registration
+        # might be a dead broker's), then gives up.
+        assert twin.proc.wait(timeout=45) != 0
     finally:
         if twin.proc.poll() is None:
             twin.proc.kill()
@@ -472,3 +475,22 @@ def test_the_same_id_from_another_data_dir_is_a_duplicate_registration(cluster):
     cluster.brokers[1].restart()
     entry = broker_entry(cluster.coordinator.cluster(), 1)
     assert entry["epoch"] > epoch and entry["fenced"] is False
+
+
+def test_a_broker_killed_and_restarted_on_an_empty_disk_registers_once_its_old_lease_lapses(cluster):
+    # What a lost disk (or a new pod volume) looks like: the same id, a new
+    # directory, while the dead incarnation's lease still runs. Kafka's
+    # broker retries its registration; so does this one, instead of exiting.
+    epoch = broker_entry(cluster.coordinator.cluster(), 1)["epoch"]
+    broker = cluster.brokers[1]
+    broker.kill9()
+    shutil.rmtree(broker.data_dir)
+    broker.log = open(broker.log_path, "ab")
+    broker.proc = subprocess.Popen(broker.args(), env=broker.env, stdout=broker.log, stderr=broker.log)
+    entry = wait_until(lambda: (lambda e: e if e and e["epoch"] > epoch and e["fenced"] is False else None)(
+        broker_entry(cluster.coordinator.cluster(), 1)), timeout=40)
+    assert entry, broker.output()
+    assert broker.proc.poll() is None, broker.output()
+    assert "retrying" in broker.output()
+    create_topic(cluster.bootstrap(1), "after-empty-disk")
+    kafka_python_roundtrip(cluster.bootstrap(1), "after-empty-disk")

@@ -172,6 +172,11 @@ def test_pipelined_commits_and_fetches_answer_in_request_order(broker):
     for any answer: each fetch sees the commit sent just before it, so the
     committed offset never goes backwards."""
     create_and_fill(broker.bootstrap, "pipelined", 1)
+    # As in Kafka, a broker coordinates a group once FindCoordinator has
+    # created the offsets topic and its partition is loaded.
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "pipelined"})
+    assert consumer.committed([TopicPartition("pipelined", 0)], timeout=10)[0].offset < 0
+    consumer.close()
     pairs = 200
     frames = b"".join(
         offset_commit_v2(2 * i, "pipelined", "pipelined", 1000 + i)

@@ -115,18 +115,23 @@ def test_retention_deletes_old_segments_and_moves_earliest_offset(make_broker):
         producer.send("short", value=b"fresh", timestamp_ms=now).get(timeout=10)
     producer.close()
 
+    # Every segment holding only old records goes. The one holding the last
+    # old records may hold fresh ones too and stay: where it starts depends
+    # on when a retention pass rolled the expired active segment, and a
+    # 2048-byte segment holds at most 12 of these one-record batches.
+    lowest = 60 - 12
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap)
     tp = TopicPartition("short", 0)
-    deadline = time.time() + 10
+    deadline = time.time() + 60
     earliest = 0
     while time.time() < deadline:
         earliest = consumer.beginning_offsets([tp])[tp]
-        if earliest >= 60:
+        if earliest >= lowest:
             break
         time.sleep(0.3)
     assert consumer.end_offsets([tp])[tp] == 65
     consumer.close()
-    assert 50 <= earliest <= 60
+    assert lowest <= earliest <= 60
     assert len(list(Path(broker.data_dir, "short-0").glob("*.log"))) <= 3
 
 

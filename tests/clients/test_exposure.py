@@ -17,10 +17,19 @@ def warnings_in(text):
     return [line for line in text.splitlines() if WARNING in line]
 
 
+def warnings_of(server, timeout=5.0):
+    """The warning lines once one is logged: the port may open a moment
+    before the line is written."""
+    deadline = time.time() + timeout
+    while not warnings_in(server.output()) and time.time() < deadline:
+        time.sleep(0.05)
+    return warnings_in(server.output())
+
+
 def test_a_plaintext_listener_on_all_interfaces_is_named_in_one_warning(make_broker):
     port = free_port()
     exposed = make_broker(listeners=f"PLAINTEXT://0.0.0.0:{port}", port=port)
-    lines = warnings_in(exposed.output())
+    lines = warnings_of(exposed)
     assert len(lines) == 1, exposed.output()
     assert f"port {port}" in lines[0] and "PLAINTEXT" in lines[0]
 
@@ -31,7 +40,7 @@ def test_a_plaintext_listener_on_all_interfaces_is_named_in_one_warning(make_bro
 def test_the_coordinator_port_open_to_all_is_named_in_one_warning(tmp_path):
     coordinator = Coordinator(tmp_path / "coordinator").start()
     try:
-        lines = warnings_in(coordinator.output())
+        lines = warnings_of(coordinator)
         assert len(lines) == 1, coordinator.output()
         assert f"port {coordinator.port}" in lines[0] and "coordinator" in lines[0]
     finally:

@@ -156,9 +156,14 @@ def test_members_agree_on_one_leader_and_one_cluster_id(ensemble):
     status, refusal = register(follower, 7)
     assert status == 421 and refusal["error_code"] == 41
     assert refusal["leader_id"] == first.my_id and refusal["leader_address"] == first.address
-    for member in members:
-        marker = json.loads((member.data_dir / "__cluster_metadata" / "meta.json").read_text())
-        assert marker == {"cluster_id": cluster["cluster_id"], "node_id": member.my_id}
+    expected = {m.my_id: {"cluster_id": cluster["cluster_id"], "node_id": m.my_id} for m in members}
+
+    def marker(member):
+        # Written once the member has applied the cluster id.
+        path = member.data_dir / "__cluster_metadata" / "meta.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    wait_until(lambda: all(marker(m) == expected[m.my_id] for m in members))
 
 
 def test_kill9_leader_then_a_new_leader_commits_and_every_member_has_all_state(ensemble):
@@ -267,6 +272,9 @@ def test_members_speak_raft_over_mutual_tls(tmp_path):
 
     tls = tmp_path / "tls"
     subprocess.run([str(BIN), "security", "init", str(tls)], check=True, capture_output=True)
+    # The generated fragment's super users must let the members in.
+    super_users = next(line for line in (tls / "coordinator.properties").read_text().splitlines(True)
+                       if line.startswith("super.users="))
     ports = {n: (free_port(), free_port(), free_port()) for n in (1, 2, 3)}
     members = []
     try:
@@ -279,7 +287,7 @@ def test_members_speak_raft_over_mutual_tls(tmp_path):
                 + f"ssl.keyStore.type=PEM\nssl.keyStore.location={tls}/coordinator-keystore.pem\n"
                 + f"ssl.trustStore.type=PEM\nssl.trustStore.location={tls}/ca.pem\n"
                 + "ssl.clientAuth=need\n"
-                + "super.users=User:CN=broker,O=gregor;User:CN=coordinator,O=gregor\n"
+                + super_users
             )
             members.append(member.start())
         context = ssl.create_default_context(cafile=str(tls / "ca.pem"))

@@ -260,7 +260,7 @@ def test_wrong_password_and_unknown_user_fail_cleanly(sasl_broker, mechanism, ca
     with caplog.at_level(logging.ERROR, logger="kafka"):
         with pytest.raises(Exception):
             KafkaProducer(**kp_config(sasl_broker, mechanism, "alice", "wrong"),
-                          bootstrap_timeout_ms=3000)
+                          bootstrap_timeout_ms=10000)
     assert "Authentication failed" in caplog.text, caplog.text
     # The broker keeps serving a good client.
     assert kcat_round_trip(sasl_broker, mechanism, topic_name()) == [b"from kcat"]

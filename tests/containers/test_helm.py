@@ -148,6 +148,106 @@ def test_cluster_values_give_each_broker_its_external_address():
     assert "node-a.example.com:31090" in notes
 
 
+def env_of_container(container):
+    return {e["name"]: e for e in container["env"]}
+
+
+def test_cluster_values_render_a_three_member_quorum_and_three_brokers():
+    """replicaCount=3, coordinator.replicas=3: the coordinator StatefulSet
+    names every member in ZOO_SERVERS (pod N is server.N+1, by its stable
+    DNS name; each pod takes its myid from POD_NAME), the headless Service
+    carries the raft peer port, and the brokers list every member."""
+    objects, manifests = render(cluster_values())
+    coordinators = named(objects, "StatefulSet", "demo-gregor-coordinator")
+    assert coordinators["spec"]["replicas"] == 3
+    assert coordinators["spec"]["serviceName"] == "demo-gregor-coordinator-headless"
+    [container] = coordinators["spec"]["template"]["spec"]["containers"]
+    env = env_of_container(container)
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert "ZOO_MY_ID" not in env  # derived from POD_NAME: one pod template for all
+    hosts = [f"demo-gregor-coordinator-{i}.demo-gregor-coordinator-headless.kafka.svc.cluster.local"
+             for i in range(3)]
+    assert env["ZOO_SERVERS"]["value"].split(" ") == [
+        f"server.{i + 1}={host}:2888:3888;2181" for i, host in enumerate(hosts)]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"client": 2181, "peer": 2888}
+    headless = named(objects, "Service", "demo-gregor-coordinator-headless")
+    assert headless["spec"]["publishNotReadyAddresses"] is True
+    assert {p["name"]: p["port"] for p in headless["spec"]["ports"]} == {"client": 2181, "peer": 2888}
+    # Clients of the coordinator never get the raft port.
+    client_service = named(objects, "Service", "demo-gregor-coordinator")
+    assert [p["name"] for p in client_service["spec"]["ports"]] == ["client"]
+
+    brokers = named(objects, "StatefulSet", "demo-gregor-broker")
+    assert brokers["spec"]["replicas"] == 3
+    [broker] = brokers["spec"]["template"]["spec"]["containers"]
+    connect = env_of_container(broker)["KAFKA_ZOOKEEPER_CONNECT"]["value"]
+    assert connect.split(",") == [f"{host}:2181" for host in hosts]
+    config = named(objects, "ConfigMap", "demo-gregor-broker")["data"]
+    racks = [properties(config[f"demo-gregor-broker-{i}.properties"])["broker.rack"] for i in range(3)]
+    assert racks == ["rack1", "rack2", "rack3"]
+    budgets = {p["metadata"]["name"]: p["spec"] for p in by_kind(objects, "PodDisruptionBudget")}
+    assert budgets["demo-gregor-coordinator"]["maxUnavailable"] == 1
+    notes = next(text for path, text in manifests.items() if path.endswith("NOTES.txt"))
+    assert "3 broker(s), 3 coordinator(s)" in notes
+
+
+@pytest.mark.parametrize("values,brokers", [
+    (None, 1),
+    ({"replicaCount": 5}, 5),
+    ({"broker": {"replicas": 2}}, 2),  # the older name still works
+], ids=["default", "replicaCount", "broker.replicas"])
+def test_replica_count_is_the_number_of_brokers(values, brokers):
+    objects, _ = render(values)
+    assert named(objects, "StatefulSet", "demo-gregor-broker")["spec"]["replicas"] == brokers
+
+
+def test_a_single_coordinator_renders_as_before_without_a_quorum():
+    objects, _ = render(None)
+    _, coordinator = container_of(objects, "demo-gregor-coordinator")
+    env = env_of_container(coordinator)
+    assert "ZOO_SERVERS" not in env and "ZOO_MY_ID" not in env
+    assert [p["name"] for p in coordinator["ports"]] == ["client"]
+    headless = named(objects, "Service", "demo-gregor-coordinator-headless")
+    assert [p["name"] for p in headless["spec"]["ports"]] == ["client"]
+    _, broker = container_of(objects, "demo-gregor-broker")
+    assert broker["args"] == ["gregor", "broker", "/etc/gregor/server.properties"]
+
+
+def test_racks_alone_give_each_broker_its_own_file_round_robin():
+    objects, _ = render({"replicaCount": 3, "broker": {"racks": ["zone-a", "zone-b"]}})
+    _, broker = container_of(objects, "demo-gregor-broker")
+    assert broker["args"] == ["gregor", "broker", "/etc/gregor/$(POD_NAME).properties"]
+    # Without external access the advertised listener stays the pod's DNS name.
+    assert "$(POD_NAME)" in env_of_container(broker)["KAFKA_ADVERTISED_LISTENERS"]["value"]
+    config = named(objects, "ConfigMap", "demo-gregor-broker")["data"]
+    racks = [properties(config[f"demo-gregor-broker-{i}.properties"]) for i in range(3)]
+    assert [r["broker.rack"] for r in racks] == ["zone-a", "zone-b", "zone-a"]
+    assert not [r for r in racks if "advertised.listeners" in r]
+
+
+def test_a_five_member_quorum():
+    objects, _ = render({"coordinator": {"replicas": 5}})
+    _, coordinator = container_of(objects, "demo-gregor-coordinator")
+    servers = env_of_container(coordinator)["ZOO_SERVERS"]["value"].split(" ")
+    assert [s.split("=")[0] for s in servers] == [f"server.{n}" for n in range(1, 6)]
+    _, broker = container_of(objects, "demo-gregor-broker")
+    assert len(env_of_container(broker)["KAFKA_ZOOKEEPER_CONNECT"]["value"].split(",")) == 5
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"coordinator": {"replicas": 2}}, "odd quorum"),
+    ({"coordinator": {"replicas": 4}}, "odd quorum"),
+    ({"coordinator": {"replicas": 3, "podDisruptionBudget": {"maxUnavailable": 2}}}, "majority"),
+    ({"coordinator": {"replicas": 3, "tls": {"enabled": True}}, "tls": {"existingSecret": "t"}},
+     "not supported yet"),
+    ({"replicaCount": 0}, "at least one broker"),
+], ids=["two-coordinators", "four-coordinators", "budget-over-a-minority", "tls-quorum", "no-brokers"])
+def test_unsound_cluster_shapes_are_refused(values, message):
+    with pytest.raises(Exception, match=message):
+        render(values)
+
+
 @pytest.mark.parametrize("values,budgets", [
     (None, set()),
     (cluster_values(), {"demo-gregor-broker", "demo-gregor-coordinator"}),
@@ -435,3 +535,133 @@ def test_the_secure_values_run_on_the_binary(tmp_path):
         for proc in procs:
             proc.terminate()
             proc.wait(timeout=15)
+
+
+def test_the_rendered_quorum_runs_on_the_binary(tmp_path):
+    """ci/cluster-values.yaml as rendered drives three real coordinators
+    (ZOO_SERVERS and POD_NAME exactly as the pods get them, only the pod DNS
+    names and ports mapped to loopback) and three brokers (their env and
+    per-pod files): the members elect a leader from the ids they took from
+    their pod names, and confluent-kafka produces to and consumes from a
+    topic spread over the three brokers."""
+    import json
+    import os
+    import subprocess
+    import time
+    import urllib.request
+
+    from conftest import ROOT, free_port
+    kafka = pytest.importorskip("confluent_kafka")
+    admin = pytest.importorskip("confluent_kafka.admin")
+    binary = Path(os.environ.get("GREGOR_BIN", ROOT / "target" / "debug" / "gregor"))
+    if not binary.exists():
+        pytest.skip(f"{binary} not built")
+    objects, _ = render(cluster_values())
+    _, coordinator = container_of(objects, "demo-gregor-coordinator")
+    rendered = env_of_container(coordinator)["ZOO_SERVERS"]["value"]
+    # Pod N's DNS name and ports -> loopback ports of its own.
+    members = []
+    for i in range(3):
+        host = f"demo-gregor-coordinator-{i}.demo-gregor-coordinator-headless.kafka.svc.cluster.local"
+        members.append({"host": host, "client": free_port(), "peer": free_port(), "election": free_port()})
+    servers = rendered
+    for member in members:
+        servers = servers.replace(f"{member['host']}:2888:3888;2181",
+                                  f"127.0.0.1:{member['peer']}:{member['election']};{member['client']}")
+    assert "svc.cluster.local" not in servers and len(servers.split(" ")) == 3
+
+    def plain_env(container, **extra):
+        env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+        return {"PATH": os.environ["PATH"], **env, **extra}
+
+    procs = []
+    logs = []
+
+    def start(name, args, env):
+        log = tmp_path / f"{name}.log"
+        logs.append(log)
+        procs.append(subprocess.Popen([binary, *args], env=env, stdout=log.open("w"),
+                                      stderr=subprocess.STDOUT))
+
+    def dump():
+        return "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for log in logs)
+
+    try:
+        for i, member in enumerate(members):
+            env = plain_env(coordinator, ZOO_SERVERS=servers, POD_NAME=f"demo-gregor-coordinator-{i}",
+                            GREGOR_COORDINATOR_DATA_DIR=str(tmp_path / f"coordinator-{i}"))
+            del env["GREGOR_COORDINATOR_PORT"]  # the member's line says its client port
+            start(f"coordinator-{i}", ["coordinator"], env)
+        deadline = time.monotonic() + 60
+        quorum = None
+        while time.monotonic() < deadline:
+            try:
+                url = f"http://127.0.0.1:{members[0]['client']}/v1/quorum"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    quorum = json.load(response)
+                if quorum.get("leader_id"):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.3)
+        assert quorum and quorum.get("leader_id"), dump()
+        # Pod 0 is member 1: the ids came from the pod names.
+        assert quorum["member_id"] == 1
+        assert sorted(v["id"] for v in quorum["voters"]) == [1, 2, 3]
+
+        _, broker = container_of(objects, "demo-gregor-broker")
+        config = named(objects, "ConfigMap", "demo-gregor-broker")["data"]
+        connect = ",".join(f"127.0.0.1:{m['client']}" for m in members)
+        bootstrap = []
+        for i in range(3):
+            port, external, admin_port = free_port(), free_port(), free_port()
+            props = config[f"demo-gregor-broker-{i}.properties"]
+            props = "\n".join(line for line in props.splitlines()
+                              if not line.startswith(("advertised.listeners", "log.dirs", "admin.listener")))
+            props += (f"\nlog.dirs={tmp_path / f'broker-{i}'}\nadmin.listener=127.0.0.1:{admin_port}\n"
+                      f"advertised.listeners=INTERNAL://127.0.0.1:{port},EXTERNAL://127.0.0.1:{external}\n")
+            (tmp_path / f"broker-{i}.properties").write_text(props)
+            env = plain_env(broker, POD_NAME=f"demo-gregor-broker-{i}", POD_NAMESPACE="kafka",
+                            KAFKA_ZOOKEEPER_CONNECT=connect,
+                            KAFKA_LISTENERS=f"INTERNAL://127.0.0.1:{port},EXTERNAL://127.0.0.1:{external}")
+            start(f"broker-{i}", ["broker", tmp_path / f"broker-{i}.properties"], env)
+            bootstrap.append(f"127.0.0.1:{port}")
+        client = admin.AdminClient({"bootstrap.servers": bootstrap[0]})
+        deadline = time.monotonic() + 60
+        while len(client.list_topics(timeout=10).brokers) < 3:
+            assert time.monotonic() < deadline, dump()
+            time.sleep(0.5)
+        assert sorted(client.list_topics(timeout=10).brokers) == [0, 1, 2]
+        client.create_topics([admin.NewTopic("spread", 6, 1)])["spread"].result(timeout=30)
+        deadline = time.monotonic() + 30
+        while True:
+            partitions = client.list_topics("spread", timeout=10).topics["spread"].partitions
+            leaders = {p.leader for p in partitions.values()}
+            if len(partitions) == 6 and -1 not in leaders:
+                break
+            assert time.monotonic() < deadline, dump()
+            time.sleep(0.3)
+        assert leaders == {0, 1, 2}
+        producer = kafka.Producer({"bootstrap.servers": bootstrap[1], "acks": "all"})
+        for p in range(6):
+            producer.produce("spread", value=f"value-{p}".encode(), partition=p)
+        assert producer.flush(30) == 0
+        consumer = kafka.Consumer({"bootstrap.servers": bootstrap[2], "group.id": "helm-e2e",
+                                   "auto.offset.reset": "earliest"})
+        consumer.subscribe(["spread"])
+        seen = set()
+        deadline = time.monotonic() + 60
+        while len(seen) < 6 and time.monotonic() < deadline:
+            message = consumer.poll(1)
+            if message is not None and not message.error():
+                seen.add(message.value().decode())
+        consumer.close()
+        assert seen == {f"value-{p}" for p in range(6)}, dump()
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()

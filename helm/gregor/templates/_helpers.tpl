@@ -53,14 +53,67 @@ app.kubernetes.io/instance: {{ .ctx.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
+{{/* The broker count: replicaCount, or broker.replicas (its older name). */}}
+{{- define "gregor.broker.replicas" -}}
+{{- $older := .Values.broker.replicas -}}
+{{- $count := ternary .Values.replicaCount $older (kindIs "invalid" $older) -}}
+{{- if lt (int $count) 1 -}}
+{{- fail (printf "replicaCount: %v; at least one broker" $count) -}}
+{{- end -}}
+{{- int $count -}}
+{{- end -}}
+
+{{/* The coordinator count, 1 or an odd quorum size. */}}
+{{- define "gregor.coordinator.replicas" -}}
+{{- $count := int .Values.coordinator.replicas -}}
+{{- if or (lt $count 1) (eq (mod $count 2) 0) -}}
+{{- fail (printf "coordinator.replicas: %d; use 1, or an odd quorum of 3 or 5 (an even one survives no more losses than the odd one below it)" $count) -}}
+{{- end -}}
+{{- if gt $count 1 -}}
+{{- if .Values.coordinator.tls.enabled -}}
+{{- fail "coordinator.tls.enabled with coordinator.replicas > 1: not supported yet (a member's server.N client port would be both its plaintext port, which the kubelet probes, and its TLS port)" -}}
+{{- end -}}
+{{- $budget := .Values.coordinator.podDisruptionBudget.maxUnavailable -}}
+{{- if and (not (kindIs "string" $budget)) (gt (int $budget) (div (sub $count 1) 2)) -}}
+{{- fail (printf "coordinator.podDisruptionBudget.maxUnavailable: %d would let a drain take the majority of %d coordinators" (int $budget) $count) -}}
+{{- end -}}
+{{- end -}}
+{{- $count -}}
+{{- end -}}
+
+{{/* The coordinator port clients use: the TLS one with coordinator.tls. */}}
+{{- define "gregor.coordinator.clientPort" -}}
+{{- int (ternary .Values.coordinator.tls.port .Values.coordinator.port .Values.coordinator.tls.enabled) -}}
+{{- end -}}
+
+{{/* ZOO_SERVERS: server.N+1 is pod N, by its stable DNS name
+(ZooKeeper's ids start at 1; the coordinator takes its own from POD_NAME). */}}
+{{- define "gregor.coordinator.servers" -}}
+{{- $name := include "gregor.coordinator.fullname" . -}}
+{{- $headless := include "gregor.coordinator.headless" . -}}
+{{- $port := include "gregor.coordinator.clientPort" . -}}
+{{- $servers := list -}}
+{{- range $i := until (int (include "gregor.coordinator.replicas" .)) -}}
+{{- $host := printf "%s-%d.%s.%s.svc.%s" $name $i $headless $.Release.Namespace $.Values.clusterDomain -}}
+{{- $servers = append $servers (printf "server.%d=%s:%d:%d;%s" (add1 $i) $host (int $.Values.coordinator.peerPort) (int $.Values.coordinator.electionPort) $port) -}}
+{{- end -}}
+{{- join " " $servers -}}
+{{- end -}}
+
+{{/* "true" when each broker gets its own properties file (an external
+address or a rack of its own). */}}
+{{- define "gregor.broker.perPodConfig" -}}
+{{- if or .Values.external.enabled .Values.broker.racks }}true{{ end -}}
+{{- end -}}
+
 {{/* zookeeper.connect: every coordinator pod by its stable DNS name. */}}
 {{- define "gregor.coordinator.connect" -}}
 {{- $name := include "gregor.coordinator.fullname" . -}}
 {{- $headless := include "gregor.coordinator.headless" . -}}
 {{- $servers := list -}}
-{{- $port := ternary .Values.coordinator.tls.port .Values.coordinator.port .Values.coordinator.tls.enabled -}}
-{{- range $i := until (int .Values.coordinator.replicas) -}}
-{{- $servers = append $servers (printf "%s-%d.%s.%s.svc.%s:%d" $name $i $headless $.Release.Namespace $.Values.clusterDomain (int $port)) -}}
+{{- $port := include "gregor.coordinator.clientPort" . -}}
+{{- range $i := until (int (include "gregor.coordinator.replicas" .)) -}}
+{{- $servers = append $servers (printf "%s-%d.%s.%s.svc.%s:%s" $name $i $headless $.Release.Namespace $.Values.clusterDomain $port) -}}
 {{- end -}}
 {{- join "," $servers -}}
 {{- end -}}
@@ -80,6 +133,10 @@ admin.listener=0.0.0.0:{{ .Values.broker.adminPort }}
 {{- else }}
 {{ $key }}={{ $value }}
 {{- end }}
+{{- end }}
+{{- if not (hasKey .Values.broker.config "offsets.topic.replication.factor") }}
+{{- /* Kafka's default 3, but no more than there are brokers: with fewer, groups would wait for brokers that never come. */}}
+offsets.topic.replication.factor={{ min 3 (int (include "gregor.broker.replicas" .)) }}
 {{- end }}
 {{- end -}}
 

@@ -2,6 +2,21 @@
 //! byte limits, parked up to `max_wait_ms` until `min_bytes` are available.
 //! Batches go out as stored; only clients too old to read v2 batches
 //! (Fetch v0–v3) get them converted.
+//!
+//! Consumers (`replica_id` -1) read up to the high watermark. A follower
+//! (`replica_id` = its broker id, with ClusterAction on the cluster, as
+//! Kafka asks) reads up to the log end, and its fetch offset tells the
+//! leader how far its log reaches, which may move the high watermark.
+//! `current_leader_epoch` older than the partition's is answered
+//! FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH, as in KIP-320.
+//!
+//! A fetch naming its `last_fetched_epoch` (v12+: followers) is checked
+//! against the leader-epoch cache first, as Kafka's leader does (KIP-595):
+//! where that epoch ends here before the fetch offset, or only an older one
+//! is known, the logs diverge, and the partition is answered with
+//! `diverging_epoch` {epoch, end offset} and no records; the follower cuts
+//! its log there and fetches again. Such a fetch offset is not taken as
+//! the follower's log end.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,7 +26,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 
 use super::since;
@@ -19,7 +36,8 @@ use crate::broker::BrokerContext;
 use crate::broker::access::Access;
 use crate::broker::blocking::off_the_workers;
 use crate::broker::partition::Partition;
-use crate::records::{down_convert, whole_batches};
+use crate::records::{BatchHeader, down_convert, whole_batches};
+use crate::replication::fetch_check::{Divergence, divergence, leader_epoch_refusal};
 use crate::security::acl::AclOperation as Operation;
 use crate::storage;
 use crate::storage::{LogChunk, StorageError, concat_chunks};
@@ -28,10 +46,14 @@ struct Wanted {
     topic: TopicName,
     partition_index: i32,
     fetch_offset: i64,
+    /// -1: not named (consumers, Fetch before v12).
+    last_fetched_epoch: i32,
     partition_max_bytes: usize,
     /// The partition if this broker leads it and Read on the topic is
     /// allowed, else the partition's error.
     partition: Result<Arc<Partition>, ResponseError>,
+    /// Whether the fetching log agrees with this one so far.
+    divergence: Divergence,
 }
 
 /// Needs Read on each topic.
@@ -43,6 +65,12 @@ pub async fn handle(
 ) -> FetchResponse {
     let image = ctx.coordinator.image();
     let image = &*image;
+    let follower = (request.replica_id.0 >= 0).then_some(request.replica_id.0);
+    let replica_refused = follower.is_some() && !access.allows_cluster(Operation::ClusterAction);
+    if let Some(replica) = follower.filter(|_| replica_refused) {
+        ctx.replicas
+            .refused_replica_fetch(replica, access.principal());
+    }
     let wanted: Arc<Vec<Wanted>> = request
         .topics
         .iter()
@@ -52,16 +80,46 @@ pub async fn handle(
                 topic: topic.topic.clone(),
                 partition_index: p.partition,
                 fetch_offset: p.fetch_offset,
+                last_fetched_epoch: p.last_fetched_epoch,
                 partition_max_bytes: p.partition_max_bytes.max(0) as usize,
-                partition: if refused {
+                divergence: Divergence::InStep,
+                partition: if replica_refused {
+                    Err(ResponseError::ClusterAuthorizationFailed)
+                } else if refused {
                     Err(ResponseError::TopicAuthorizationFailed)
                 } else {
-                    ctx.partitions.led(image, &topic.topic.0, p.partition)
+                    ctx.partitions
+                        .led(image, &topic.topic.0, p.partition)
+                        .and_then(|partition| {
+                            let current = image
+                                .partition(&topic.topic.0, p.partition)
+                                .map_or(-1, |state| state.leader_epoch);
+                            match leader_epoch_refusal(p.current_leader_epoch, current) {
+                                Some(error) => Err(error),
+                                None => Ok(partition),
+                            }
+                        })
                 },
             })
         })
+        .map(|mut wanted| {
+            if let Ok(partition) = &wanted.partition
+                && wanted.last_fetched_epoch >= 0
+            {
+                wanted.divergence = divergence(
+                    wanted.last_fetched_epoch,
+                    wanted.fetch_offset,
+                    partition.end_offset_for_epoch(wanted.last_fetched_epoch),
+                    partition.log_start_offset(),
+                );
+            }
+            wanted
+        })
         .collect::<Vec<_>>()
         .into();
+    if let Some(replica) = follower {
+        record_follower_fetch(ctx, image, replica, &wanted);
+    }
     // Fetch v0–v2 had no response-wide limit of their own: the broker's
     // `fetch.max.bytes` bounds every version, as in Kafka.
     let requested = if version >= 3 {
@@ -74,6 +132,7 @@ pub async fn handle(
         max_bytes: requested.min(ctx.settings.fetch_max_bytes),
         version,
         max_decompressed: ctx.settings.message_max_decompressed_bytes,
+        follower: follower.is_some(),
     };
     let min_bytes = request.min_bytes.max(0) as usize;
     let deadline =
@@ -118,6 +177,41 @@ struct Reader {
     max_bytes: usize,
     version: i16,
     max_decompressed: usize,
+    /// A follower reads up to the log end, a consumer to the high watermark.
+    follower: bool,
+}
+
+/// A follower's fetch offsets are how far its log reaches: the leader's
+/// replication state takes them in, which may move the high watermark
+/// (waking `acks=all` produces and consumers) or grow the ISR.
+fn record_follower_fetch(
+    ctx: &BrokerContext,
+    image: &crate::cluster::MetadataImage,
+    replica: i32,
+    wanted: &[Wanted],
+) {
+    let now = crate::broker::partition::now_ms();
+    for w in wanted {
+        let Ok(partition) = &w.partition else {
+            continue;
+        };
+        if w.divergence != Divergence::InStep {
+            continue;
+        }
+        let outcome = partition.replication.follower_fetched(
+            replica,
+            w.fetch_offset,
+            partition.log_end_offset(),
+            now,
+        );
+        if outcome.high_watermark_moved {
+            partition.appended().notify_waiters();
+        }
+        if let Some(alter) = outcome.alter {
+            ctx.replicas
+                .alter_isr(&w.topic.0, partition.clone(), alter, image);
+        }
+    }
 }
 
 impl Reader {
@@ -153,6 +247,7 @@ fn read_all(reader: &Reader) -> (FetchResponse, usize, bool) {
         max_bytes,
         version,
         max_decompressed,
+        follower,
     } = reader;
     let (max_bytes, version) = (*max_bytes, *version);
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
@@ -164,6 +259,11 @@ fn read_all(reader: &Reader) -> (FetchResponse, usize, bool) {
             Err(error) => {
                 has_error = true;
                 error_data(w.partition_index, *error)
+            }
+            Ok(partition) if w.divergence != Divergence::InStep => {
+                // Answered at once: the follower has to cut its log first.
+                has_error = true;
+                diverging_data(w, partition, version)
             }
             Ok(partition) => {
                 // The first batch of the response is always whole, even past
@@ -177,6 +277,7 @@ fn read_all(reader: &Reader) -> (FetchResponse, usize, bool) {
                     offset: w.fetch_offset,
                     limit,
                     first: total == 0,
+                    up_to: (!follower).then(|| partition.high_watermark()),
                 };
                 match read_partition(partition, at, version, *max_decompressed) {
                     Ok(records) => {
@@ -236,6 +337,8 @@ struct Position {
     limit: usize,
     /// The response's first data: at least one whole batch, past the limit.
     first: bool,
+    /// The high watermark, for a consumer: no batch at or past it.
+    up_to: Option<i64>,
 }
 
 fn read_partition(
@@ -248,11 +351,21 @@ fn read_partition(
         offset,
         limit,
         first,
+        up_to,
     } = at;
     if limit == 0 && !first {
         return Ok(Bytes::new());
     }
-    let chunks = partition
+    // Between the high watermark and the log end a consumer waits: nothing
+    // there is committed yet, but the offset is not out of range either.
+    if let Some(high_watermark) = up_to
+        && offset >= high_watermark
+        && offset <= partition.log_end_offset()
+        && offset >= partition.log_start_offset()
+    {
+        return Ok(Bytes::new());
+    }
+    let mut chunks = partition
         .read_chunks(offset, limit)
         .map_err(|error| match error {
             StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
@@ -261,6 +374,11 @@ fn read_partition(
                 ResponseError::KafkaStorageError
             }
         })?;
+    if let Some(high_watermark) = up_to
+        && high_watermark < partition.log_end_offset()
+    {
+        chunks = below(chunks, high_watermark);
+    }
     if version < 4 {
         // Old clients need legacy message sets: convert batch by batch.
         let batches: Vec<Bytes> = chunks
@@ -281,14 +399,46 @@ fn read_partition(
     // A later partition must not overshoot the response limit.
     let batches = within_limit(whole_batches(records), limit, false);
     Ok(concat_chunks(
-        batches
-            .into_iter()
-            .map(|bytes| LogChunk {
-                base_offset: None,
-                bytes,
-            })
-            .collect(),
+        batches.into_iter().map(LogChunk::exact).collect(),
     ))
+}
+
+/// The batches of `chunks` that end below `high_watermark`. Only fetches
+/// with uncommitted data behind them pay for the walk over batch headers.
+fn below(chunks: Vec<LogChunk>, high_watermark: i64) -> Vec<LogChunk> {
+    let mut kept = Vec::with_capacity(chunks.len());
+    for chunk in chunks {
+        match chunk.stamp {
+            Some(stamp) => {
+                if stamp.base_offset >= high_watermark {
+                    break;
+                }
+                kept.push(chunk);
+            }
+            None => {
+                // A span of whole batches read from a segment file.
+                let mut length = 0;
+                let mut reached = false;
+                while let Some(header) = BatchHeader::parse(&chunk.bytes[length..]) {
+                    if header.base_offset >= high_watermark {
+                        reached = true;
+                        break;
+                    }
+                    if length + header.total_len() > chunk.bytes.len() {
+                        break;
+                    }
+                    length += header.total_len();
+                }
+                if length > 0 {
+                    kept.push(LogChunk::exact(chunk.bytes.slice(..length)));
+                }
+                if reached {
+                    break;
+                }
+            }
+        }
+    }
+    kept
 }
 
 /// The leading batches that fit in `limit` (at least one when `first`).
@@ -305,10 +455,64 @@ fn within_limit(batches: Vec<Bytes>, limit: usize, first: bool) -> Vec<Bytes> {
         .collect()
 }
 
+/// A partition whose fetcher's log diverges from this one (or cannot be
+/// placed in it): no records, and where to cut.
+fn diverging_data(w: &Wanted, partition: &Partition, version: i16) -> PartitionData {
+    let data = match w.divergence {
+        Divergence::Diverging { epoch, end_offset } => PartitionData::default()
+            .with_partition_index(w.partition_index)
+            .with_diverging_epoch(
+                EpochEndOffset::default()
+                    .with_epoch(epoch)
+                    .with_end_offset(end_offset),
+            )
+            .with_records(Some(Bytes::new())),
+        _ => error_data(w.partition_index, ResponseError::OffsetOutOfRange),
+    };
+    data.with_high_watermark(partition.high_watermark())
+        .with_last_stable_offset(since(version, 4, partition.high_watermark(), -1))
+        .with_log_start_offset(since(version, 5, partition.log_start_offset(), -1))
+}
+
 fn error_data(index: i32, error: ResponseError) -> PartitionData {
     PartitionData::default()
         .with_partition_index(index)
         .with_error_code(error.code())
         .with_high_watermark(-1)
         .with_records(Some(Bytes::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+
+    /// A two-record batch whose base offset is `offset`.
+    fn batch_at(offset: i64) -> Bytes {
+        let mut batch = BytesMut::from(&crate::records::v2_batch(&["a", "b"])[..]);
+        batch[..8].copy_from_slice(&offset.to_be_bytes());
+        batch.freeze()
+    }
+
+    #[test]
+    fn a_consumer_read_stops_before_the_first_batch_at_the_high_watermark() {
+        let one = batch_at(0).len();
+        let span = Bytes::from([batch_at(0), batch_at(2), batch_at(4)].concat());
+        let cached = LogChunk {
+            stamp: Some(storage::BatchStamp {
+                base_offset: 6,
+                partition_leader_epoch: 0,
+            }),
+            bytes: batch_at(0),
+        };
+        let chunks = vec![LogChunk::exact(span.clone()), cached.clone()];
+        assert_eq!(
+            below(chunks.clone(), 4),
+            vec![LogChunk::exact(span.slice(..2 * one))]
+        );
+        assert_eq!(below(chunks.clone(), 6).len(), 1);
+        assert_eq!(below(chunks.clone(), 8), chunks);
+        assert!(below(chunks, 0).is_empty());
+    }
 }

@@ -28,14 +28,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::find_coordinator::owns;
 use super::{since, str_bytes, topic_name};
 use crate::broker::BrokerContext;
 use crate::broker::access::Access;
 use crate::broker::partition::now_ms;
-use crate::group::{
-    CommittedOffset, GroupState, JoinRequest, MemberRef, Record, SyncRequest, store_error,
-};
+use crate::group::{CommittedOffset, GroupState, JoinRequest, MemberRef, SyncRequest};
 use crate::security::acl::{AclOperation as Operation, ResourceType};
 
 /// Kafka's `offset.metadata.max.bytes` default.
@@ -59,17 +56,11 @@ fn group_name(group: &GroupId) -> String {
     group.0.to_string()
 }
 
-fn loading(ctx: &BrokerContext) -> Option<ResponseError> {
-    (!ctx.groups.is_loaded()).then_some(ResponseError::CoordinatorLoadInProgress)
-}
-
-/// Why this broker cannot serve `group` now: its offsets are still
-/// loading, or it is not the group's coordinator (NOT_COORDINATOR, so the
-/// client looks the coordinator up again).
+/// Why this broker cannot serve `group` now: it is not the group's
+/// coordinator (NOT_COORDINATOR, so the client looks the coordinator up
+/// again), or its offsets partition is still loading.
 fn refusal(ctx: &BrokerContext, group: &str) -> Option<ResponseError> {
-    loading(ctx).or_else(|| {
-        (!owns(ctx, &ctx.coordinator.image(), group)).then_some(ResponseError::NotCoordinator)
-    })
+    ctx.groups.refusal(&ctx.coordinator.image(), group)
 }
 
 /// Join, Sync, Heartbeat and Leave need Read on the group.
@@ -318,17 +309,16 @@ pub async fn offset_commit(
             {
                 Some(ResponseError::OffsetMetadataTooLarge)
             } else {
-                records.push(Record::Commit {
-                    group: group.clone(),
-                    topic: name.clone(),
-                    partition: p.partition_index,
-                    value: CommittedOffset {
+                records.push((
+                    name.clone(),
+                    p.partition_index,
+                    CommittedOffset {
                         offset: p.committed_offset,
                         leader_epoch: p.committed_leader_epoch,
                         metadata: p.committed_metadata.map(|m| m.to_string()),
                         commit_timestamp: now,
                     },
-                });
+                ));
                 None
             };
             results.push((p.partition_index, error));
@@ -338,12 +328,7 @@ pub async fn offset_commit(
     let write_error = if records.is_empty() {
         None
     } else {
-        ctx.groups
-            .offsets
-            .append(records)
-            .await
-            .err()
-            .map(store_error)
+        ctx.groups.offsets.commit(&group, records).await.err()
     };
     let topics = answers
         .into_iter()
@@ -525,26 +510,12 @@ pub async fn describe(
     request: DescribeGroupsRequest,
     version: i16,
 ) -> DescribeGroupsResponse {
-    if let Some(error) = loading(ctx) {
-        let groups = request
-            .groups
-            .into_iter()
-            .map(|g| {
-                DescribedGroup::default()
-                    .with_group_id(g)
-                    .with_error_code(error.code())
-            })
-            .collect();
-        return DescribeGroupsResponse::default().with_groups(groups);
-    }
     let (names, denied): (Vec<String>, Vec<String>) = request
         .groups
         .iter()
         .map(group_name)
         .partition(|g| access.allows_group(Operation::Describe, g));
-    let image = ctx.coordinator.image();
-    let (names, elsewhere): (Vec<String>, Vec<String>) =
-        names.into_iter().partition(|g| owns(ctx, &image, g));
+    let (names, elsewhere) = served_here(ctx, names);
     let mut groups: Vec<DescribedGroup> = ctx
         .groups
         .describe(names)
@@ -588,12 +559,30 @@ pub async fn describe(
             .with_group_id(GroupId(str_bytes(&g)))
             .with_error_code(ResponseError::GroupAuthorizationFailed.code())
     }));
-    groups.extend(elsewhere.into_iter().map(|g| {
+    groups.extend(elsewhere.into_iter().map(|(g, error)| {
         DescribedGroup::default()
             .with_group_id(GroupId(str_bytes(&g)))
-            .with_error_code(ResponseError::NotCoordinator.code())
+            .with_error_code(error.code())
     }));
     DescribeGroupsResponse::default().with_groups(groups)
+}
+
+/// `groups` split into those this broker serves now and the others, each
+/// with why not (NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS).
+fn served_here(
+    ctx: &BrokerContext,
+    groups: Vec<String>,
+) -> (Vec<String>, Vec<(String, ResponseError)>) {
+    let image = ctx.coordinator.image();
+    let mut served = Vec::new();
+    let mut refused = Vec::new();
+    for group in groups {
+        match ctx.groups.refusal(&image, &group) {
+            None => served.push(group),
+            Some(error) => refused.push((group, error)),
+        }
+    }
+    (served, refused)
 }
 
 /// Lists the groups the caller may Describe (all of them with Describe on
@@ -604,8 +593,9 @@ pub async fn list(
     request: ListGroupsRequest,
     version: i16,
 ) -> ListGroupsResponse {
-    if let Some(error) = loading(ctx) {
-        return ListGroupsResponse::default().with_error_code(error.code());
+    if ctx.groups.any_loading() {
+        return ListGroupsResponse::default()
+            .with_error_code(ResponseError::CoordinatorLoadInProgress.code());
     }
     let states: Vec<String> = request
         .states_filter
@@ -646,18 +636,9 @@ pub async fn delete(
         .iter()
         .map(group_name)
         .partition(|g| access.allows_group(Operation::Delete, g));
-    let image = ctx.coordinator.image();
-    let (names, elsewhere): (Vec<String>, Vec<String>) =
-        names.into_iter().partition(|g| owns(ctx, &image, g));
-    let mut results: Vec<(String, Option<ResponseError>)> = match loading(ctx) {
-        Some(error) => names.into_iter().map(|n| (n, Some(error))).collect(),
-        None => ctx.groups.delete(names).await,
-    };
-    results.extend(
-        elsewhere
-            .into_iter()
-            .map(|g| (g, Some(ResponseError::NotCoordinator))),
-    );
+    let (names, elsewhere) = served_here(ctx, names);
+    let mut results: Vec<(String, Option<ResponseError>)> = ctx.groups.delete(names).await;
+    results.extend(elsewhere.into_iter().map(|(g, error)| (g, Some(error))));
     results.extend(
         denied
             .into_iter()

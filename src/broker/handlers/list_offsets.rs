@@ -1,5 +1,10 @@
-//! ListOffsets: earliest (-2), latest (-1) or the first offset at or after a
-//! timestamp, per partition.
+//! ListOffsets: earliest (-2), latest (-1: the high watermark) or the first
+//! offset at or after a timestamp (below the high watermark), per
+//! partition. `current_leader_epoch` is checked as Fetch checks it. From v4
+//! the answer names the leader epoch of the offset, as Kafka's does: the
+//! partition's current epoch for latest, else the epoch that wrote the
+//! offset (-1 when unknown), which consumers keep with their position to
+//! validate it after a leader change (KIP-320).
 
 use std::sync::Arc;
 
@@ -14,6 +19,7 @@ use crate::broker::BrokerContext;
 use crate::broker::access::Access;
 use crate::broker::partition::Partition;
 use crate::records::{BatchHeader, find_by_timestamp};
+use crate::replication::fetch_check::leader_epoch_refusal;
 use crate::security::acl::AclOperation as Operation;
 
 const LATEST: i64 = -1;
@@ -40,14 +46,26 @@ pub fn handle(
                 .map(|p| {
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let result = match ctx.partitions.led(&image, &topic.name.0, p.partition_index)
-                    {
+                    let current_epoch = image
+                        .partition(&topic.name.0, p.partition_index)
+                        .map_or(-1, |state| state.leader_epoch);
+                    let stale = leader_epoch_refusal(p.current_leader_epoch, current_epoch);
+                    let led = ctx.partitions.led(&image, &topic.name.0, p.partition_index);
+                    let result = match (led, stale) {
                         _ if allowed.is_err() => Err(ResponseError::TopicAuthorizationFailed),
-                        Err(error) => Err(error),
-                        Ok(partition) => lookup(&partition, p.timestamp, max_decompressed),
+                        (Err(error), _) | (Ok(_), Some(error)) => Err(error),
+                        (Ok(partition), None) => lookup(&partition, p.timestamp, max_decompressed)
+                            .map(|found| {
+                                let epoch = match (p.timestamp, found.0) {
+                                    (LATEST, _) => current_epoch,
+                                    (_, offset) if offset < 0 => -1,
+                                    (_, offset) => partition.epoch_for_offset(offset).unwrap_or(-1),
+                                };
+                                (found, epoch)
+                            }),
                     };
                     match result {
-                        Ok((offset, _)) if version == 0 => {
+                        Ok(((offset, _), _)) if version == 0 => {
                             let offsets = if offset >= 0 {
                                 vec![offset]
                             } else {
@@ -55,10 +73,10 @@ pub fn handle(
                             };
                             response.with_old_style_offsets(offsets)
                         }
-                        Ok((offset, timestamp)) => response
+                        Ok(((offset, timestamp), epoch)) => response
                             .with_offset(offset)
                             .with_timestamp(timestamp)
-                            .with_leader_epoch(since(version, 4, 0, -1)),
+                            .with_leader_epoch(since(version, 4, epoch, -1)),
                         Err(error) => response.with_error_code(error.code()),
                     }
                 })
@@ -82,6 +100,14 @@ fn lookup(
         LATEST => Ok((partition.high_watermark(), -1)),
         EARLIEST => Ok((partition.log_start_offset(), -1)),
         timestamp if timestamp >= 0 => by_timestamp(partition, timestamp, max_decompressed)
+            // As Kafka: a record not yet committed is not found by time either.
+            .map(|found| {
+                if found.0 >= partition.high_watermark() {
+                    (-1, -1)
+                } else {
+                    found
+                }
+            })
             .map_err(|error| {
                 tracing::error!(%error, "timestamp lookup failed");
                 ResponseError::KafkaStorageError

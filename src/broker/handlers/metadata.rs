@@ -13,11 +13,12 @@ use kafka_protocol::messages::{
     BrokerId, DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse,
 };
 
+use super::find_coordinator::ensure_offsets_topic;
 use super::{since, str_bytes, topic_name};
 use crate::broker::BrokerContext;
 use crate::broker::access::Access;
 use crate::cluster::{CreateTopicRequest, MetadataImage, TopicState, validate_topic_name};
-use crate::group::ownership::is_internal_topic;
+use crate::group::ownership::{OFFSETS_TOPIC, is_internal_topic};
 use crate::security::acl::{AclOperation as Operation, CLUSTER_NAME, ResourceType};
 
 /// Lists only the topics the caller may Describe; a named topic it may not
@@ -56,7 +57,13 @@ pub async fn handle(
             if image.topic(name).is_some() {
                 continue;
             }
-            if validate_topic_name(name).is_err() {
+            if name == OFFSETS_TOPIC {
+                // Kafka creates its internal topic as FindCoordinator does,
+                // whatever the auto-creation settings.
+                if let Err(error) = ensure_offsets_topic(ctx).await {
+                    errors.push((name.clone(), error));
+                }
+            } else if validate_topic_name(name).is_err() {
                 errors.push((name.clone(), ResponseError::InvalidTopicException));
             } else if !allow_auto_create {
                 errors.push((name.clone(), ResponseError::UnknownTopicOrPartition));

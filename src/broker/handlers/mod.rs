@@ -5,13 +5,17 @@
 pub mod acls;
 pub mod configs;
 pub mod delete_records;
+pub mod describe_topic_partitions;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod producer_id;
+pub mod reassignments;
 pub mod scram_credentials;
 pub mod topics;
 

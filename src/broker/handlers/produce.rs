@@ -1,5 +1,11 @@
 //! Produce: validate each partition's record set by its batch headers, queue
 //! it on the partition's writer, and answer once every partition is done.
+//!
+//! With `acks=all` on a partition with followers, "done" is when the high
+//! watermark passes the request's last batch (the followers' fetches move
+//! it and wake the waiting produce), or REQUEST_TIMED_OUT after the
+//! request's `timeout_ms`. A single-replica partition's high watermark is
+//! its log end, so it answers as soon as its write is done, as before.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,9 +21,12 @@ use super::configs::produce_refusal;
 use super::{since, str_bytes};
 use crate::broker::BrokerContext;
 use crate::broker::access::Access;
+use crate::broker::acks::await_high_watermark;
 use crate::broker::blocking::off_the_workers;
-use crate::broker::partition::{Appended, refusal};
+use crate::broker::partition::{Appended, Partition, refusal};
 use crate::cluster::MetadataImage;
+use crate::config::ProduceLimits;
+use crate::group::ownership::is_internal_topic;
 use crate::records::{
     BatchHeader, RecordError, Walked, first_magic, split_batches, up_convert, verify_records,
     walk_records,
@@ -26,8 +35,16 @@ use crate::security::acl::{AclOperation as Operation, ResourceType};
 
 type Queued = oneshot::Receiver<Result<Appended, ResponseError>>;
 
+/// An `acks=all` produce waiting for a partition's followers.
+struct AwaitingFollowers {
+    partition: Arc<Partition>,
+    /// The topic's `min.insync.replicas`.
+    min_insync_replicas: usize,
+}
+
 enum PartitionOutcome {
-    Queued(Queued),
+    /// With the partition when the answer waits for its followers.
+    Queued(Queued, Option<AwaitingFollowers>),
     Failed(ResponseError, Option<String>),
     /// Refused for some of its records (KIP-467): each as (index in its
     /// batch, why).
@@ -66,6 +83,8 @@ pub fn enqueue(
 ) -> impl Future<Output = ProduceResponse> + Send + use<> {
     let mut topics = Vec::with_capacity(request.topic_data.len());
     let acks = request.acks;
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let image = ctx.coordinator.image();
     let transaction_refused = request
         .transactional_id
@@ -99,8 +118,11 @@ pub fn enqueue(
             let mut partition_responses = Vec::with_capacity(partitions.len());
             for (index, outcome) in partitions {
                 let result = match outcome {
-                    PartitionOutcome::Queued(done) => match done.await {
-                        Ok(Ok(appended)) => Ok(appended),
+                    PartitionOutcome::Queued(done, waits) => match done.await {
+                        Ok(Ok(appended)) => match waits {
+                            Some(waiting) => committed(&waiting, appended, deadline).await,
+                            None => Ok(appended),
+                        },
                         Ok(Err(error)) => Err(Failure::of(error, None)),
                         Err(_) => Err(Failure::of(ResponseError::NotLeaderOrFollower, None)),
                     },
@@ -132,6 +154,14 @@ fn queue_partition(
     version: i16,
     acks: i16,
 ) -> PartitionOutcome {
+    // Only the group coordinator writes there (Kafka's ReplicaManager
+    // refuses clients the same way), so its loader reads only its records.
+    if is_internal_topic(topic) {
+        return PartitionOutcome::Failed(
+            ResponseError::InvalidTopicException,
+            Some(format!("Cannot append to internal topic {topic}")),
+        );
+    }
     let partition = match ctx.partitions.led(image, topic, index) {
         Ok(partition) => partition,
         Err(error) => return PartitionOutcome::Failed(error, None),
@@ -183,13 +213,45 @@ fn queue_partition(
         Ok((batches, decompress_cap)) => {
             ctx.metrics
                 .records_in(batches.iter().map(|(h, _)| h.record_count as u64).sum());
-            PartitionOutcome::Queued(partition.append(batches, decompress_cap))
+            let waits = (acks == -1 && partition.replication.waits_for_followers()).then(|| {
+                let configs = image
+                    .topic(topic)
+                    .map(|t| t.configs.clone())
+                    .unwrap_or_default();
+                let limits = ProduceLimits::of_topic(&ctx.settings.log, &configs);
+                AwaitingFollowers {
+                    partition: partition.clone(),
+                    min_insync_replicas: usize::try_from(limits.min_insync_replicas).unwrap_or(1),
+                }
+            });
+            let leader_epoch = image
+                .partition(topic, index)
+                .map_or(-1, |state| state.leader_epoch);
+            let queued = partition.append(batches, decompress_cap, leader_epoch);
+            PartitionOutcome::Queued(queued, waits)
         }
         Err(error) => {
             tracing::debug!(%topic, partition = index, %error, "refused produce");
             PartitionOutcome::Failed(refusal(&error), Some(error.to_string()))
         }
     }
+}
+
+/// Waits until the followers have `appended` (see [`await_high_watermark`]).
+async fn committed(
+    waiting: &AwaitingFollowers,
+    appended: Appended,
+    deadline: tokio::time::Instant,
+) -> Result<Appended, Failure> {
+    await_high_watermark(
+        &waiting.partition,
+        appended.end_offset,
+        waiting.min_insync_replicas,
+        deadline,
+    )
+    .await
+    .map(|()| appended)
+    .map_err(|error| Failure::of(error, None))
 }
 
 /// The records without a key, each by its index within its batch (Kafka's

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::cluster::command_log::METADATA_DIR;
-use crate::cluster::{Listener, SecurityProtocol};
+use crate::cluster::{AlterPartitionRequest, Listener, ReplicaAssignment, SecurityProtocol};
 
 const NODE: i32 = 1;
 
@@ -287,4 +287,168 @@ async fn cancelled_proposal_does_not_wedge_the_coordinator() {
         reopened.image().topic("orders").map(|t| t.partitions.len()),
         Some(2)
     );
+}
+
+#[tokio::test]
+async fn alter_partition_takes_the_leaders_isr_change_and_refuses_stale_epochs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let coordinator = started(dir.path()).await;
+    coordinator
+        .register_broker(registration(2))
+        .await
+        .expect("register");
+    let mut request = topic("replicated", 1, 2);
+    request.partitions = -1;
+    request.replication_factor = -1;
+    request.assignments = vec![ReplicaAssignment {
+        partition_index: 0,
+        broker_ids: vec![NODE, 2],
+    }];
+    let created = coordinator.create_topic(request).await.expect("created");
+    let change = |broker_id, leader_epoch, partition_epoch, isr: &[i32]| AlterPartitionRequest {
+        broker_id,
+        topic_id: created.id,
+        partition: 0,
+        leader_epoch,
+        partition_epoch,
+        isr: isr.to_vec(),
+    };
+    let code = |result: Result<(), ClusterError>| result.err().map(|e| e.code());
+
+    // Only the leader, at its current epoch, may change the ISR.
+    assert_eq!(
+        code(coordinator.alter_partition(change(2, 0, 0, &[2])).await),
+        Some(KafkaCode::FENCED_LEADER_EPOCH)
+    );
+    assert_eq!(
+        code(
+            coordinator
+                .alter_partition(change(NODE, 3, 0, &[NODE]))
+                .await
+        ),
+        Some(KafkaCode::FENCED_LEADER_EPOCH)
+    );
+    coordinator
+        .alter_partition(change(NODE, 0, 0, &[NODE]))
+        .await
+        .expect("shrunk");
+    let state = coordinator.image().partition("replicated", 0).cloned();
+    let state = state.expect("partition");
+    assert_eq!((state.isr, state.partition_epoch), (vec![NODE], 1));
+    // A change decided before that one is stale.
+    assert_eq!(
+        code(
+            coordinator
+                .alter_partition(change(NODE, 0, 0, &[NODE, 2]))
+                .await
+        ),
+        Some(KafkaCode::INVALID_UPDATE_VERSION)
+    );
+    coordinator
+        .alter_partition(change(NODE, 0, 1, &[NODE, 2]))
+        .await
+        .expect("grown");
+    let state = coordinator.image().partition("replicated", 0).cloned();
+    assert_eq!(state.expect("partition").isr, vec![NODE, 2]);
+}
+
+#[tokio::test]
+async fn elect_leaders_moves_leadership_back_and_lists_only_what_it_elected_when_asked_for_all() {
+    use crate::cluster::{ElectLeadersRequest, ElectionTopic, ElectionType, PartitionElection};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let coordinator = started(dir.path()).await;
+    coordinator
+        .register_broker(registration(2))
+        .await
+        .expect("register");
+    let mut request = topic("t", 2, 2);
+    request.assignments = vec![
+        ReplicaAssignment {
+            partition_index: 0,
+            broker_ids: vec![NODE, 2],
+        },
+        ReplicaAssignment {
+            partition_index: 1,
+            broker_ids: vec![2, NODE],
+        },
+    ];
+    let created = coordinator.create_topic(request).await.expect("create");
+    let broker_epoch = coordinator.image().broker(NODE).expect("registered").epoch;
+    for command in [
+        Command::FenceBroker {
+            broker_id: NODE,
+            broker_epoch,
+        },
+        Command::UnfenceBroker {
+            broker_id: NODE,
+            broker_epoch,
+        },
+    ] {
+        coordinator.propose(command).await.expect("accepted");
+    }
+    let moved = coordinator
+        .image()
+        .partition("t", 0)
+        .expect("exists")
+        .clone();
+    assert_eq!((moved.leader, moved.isr.clone()), (2, vec![2]));
+    // Out of the ISR: the preferred replica may not lead yet.
+    let one = |partitions: Vec<i32>| ElectLeadersRequest {
+        election_type: ElectionType::Preferred,
+        topic_partitions: Some(vec![ElectionTopic {
+            topic: "t".into(),
+            partitions,
+        }]),
+    };
+    let results = coordinator.elect_leaders(one(vec![0])).await.expect("ran");
+    assert_eq!(
+        results[0].partitions[0].error_code,
+        KafkaCode::PREFERRED_LEADER_NOT_AVAILABLE
+    );
+    coordinator
+        .propose(Command::PartitionChange {
+            topic_id: created.id,
+            partition: 0,
+            expected_partition_epoch: moved.partition_epoch,
+            leader: None,
+            isr: Some(vec![2, NODE]),
+        })
+        .await
+        .expect("rejoined");
+    let all = ElectLeadersRequest {
+        election_type: ElectionType::Preferred,
+        topic_partitions: None,
+    };
+    let results = coordinator.elect_leaders(all).await.expect("ran");
+    assert_eq!(results.len(), 1);
+    assert_eq!(
+        results[0].partitions,
+        vec![PartitionElection {
+            partition: 0,
+            error_code: KafkaCode::NONE,
+            error_message: None,
+        }]
+    );
+    let back = coordinator
+        .image()
+        .partition("t", 0)
+        .expect("exists")
+        .clone();
+    assert_eq!(back.leader, NODE);
+    assert_eq!(back.leader_epoch, moved.leader_epoch + 1);
+    let again = coordinator
+        .elect_leaders(one(vec![0, 1, 5]))
+        .await
+        .expect("ran");
+    let codes: Vec<KafkaCode> = again[0].partitions.iter().map(|p| p.error_code).collect();
+    assert_eq!(
+        codes,
+        vec![
+            KafkaCode::ELECTION_NOT_NEEDED,
+            KafkaCode::ELECTION_NOT_NEEDED,
+            KafkaCode::UNKNOWN_TOPIC_OR_PARTITION
+        ]
+    );
+    assert_eq!(coordinator.rebalance_leaders(10).await.expect("ran"), 0);
 }

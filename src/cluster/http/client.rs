@@ -22,19 +22,16 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::client_tls::CoordinatorTls;
+pub(crate) use super::exchange::{CallError, HttpClient};
 use super::lease::HEARTBEAT_INTERVAL;
 use super::members::Members;
 use super::wire::AlterScramCredentialRequest;
@@ -42,10 +39,11 @@ use super::wire::{
     AclBindingsRequest, AllocateProducerIdsRequest, AllocateProducerIdsResponse,
     AlterConfigsRequest, BrokerHeartbeatRequest, BrokerHeartbeatResponse,
     BrokerRegistrationRequest, BrokerRegistrationResponse, CreatableTopic, CreatePartitionsRequest,
-    CreateTopicResponse, DeleteTopicResponse, ErrorBody, MetadataLogResponse, WriteResponse,
+    CreateTopicResponse, DeleteTopicResponse, MetadataLogResponse, WriteResponse,
 };
 use crate::cluster::policy::PRODUCER_ID_BLOCK_SIZE;
 use crate::cluster::remote_image::RemoteImage;
+use crate::cluster::stall::{self, StallGuard};
 use crate::cluster::{
     BoxFuture, BrokerRegistration, ClusterCoordinator, ClusterError, CreateTopicRequest, KafkaCode,
     MetadataImage, TopicSummary,
@@ -55,8 +53,6 @@ use crate::task::OwnedTask;
 
 /// How long one long poll waits for new entries.
 const LONG_POLL: Duration = Duration::from_secs(10);
-/// Added to a request's own wait before the client gives up on it.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// Wait before pulling again from a quorum member behind this broker.
 const BEHIND_DELAY: Duration = Duration::from_millis(200);
@@ -64,160 +60,9 @@ const BEHIND_DELAY: Duration = Duration::from_millis(200);
 const FENCED_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(100);
 /// How long a write waits for the local image to catch up with it.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest response accepted (a snapshot of a big cluster).
-const MAX_RESPONSE_BYTES: usize = 256 << 20;
 /// Kafka's REQUEST_TIMED_OUT: what clients get for a write while the
 /// coordinator is unreachable; they retry it.
 const REQUEST_TIMED_OUT: KafkaCode = KafkaCode(7);
-
-/// A failed call to the coordinator.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum CallError {
-    /// No answer: refused, reset, timed out. Worth retrying.
-    #[error("{reason}")]
-    Unreachable { reason: String },
-    /// An answer carrying a Kafka error, or one that could not be read.
-    #[error(transparent)]
-    Refused(#[from] ClusterError),
-}
-
-/// Sends JSON requests to one coordinator address, a connection each.
-#[derive(Clone, Debug)]
-pub(crate) struct HttpClient {
-    address: String,
-    /// `zookeeper.ssl.*`: TLS to the coordinator's `secureClientPort`.
-    tls: Option<CoordinatorTls>,
-}
-
-impl HttpClient {
-    pub(crate) fn new(address: String, tls: Option<CoordinatorTls>) -> Self {
-        Self { address, tls }
-    }
-
-    pub(crate) fn address(&self) -> &str {
-        &self.address
-    }
-
-    pub(crate) async fn call<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&impl Serialize>,
-        wait: Duration,
-    ) -> Result<T, CallError> {
-        self.call_within(method, path, body, wait + REQUEST_TIMEOUT)
-            .await
-    }
-
-    /// [`HttpClient::call`] that gives up after `timeout` in all.
-    pub(crate) async fn call_within<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&impl Serialize>,
-        timeout: Duration,
-    ) -> Result<T, CallError> {
-        let body = match body {
-            Some(body) => serde_json::to_vec(body).map_err(|e| refused(format!("encode: {e}")))?,
-            None => Vec::new(),
-        };
-        let (status, bytes) = tokio::time::timeout(timeout, self.exchange(method, path, body))
-            .await
-            .map_err(|_| CallError::Unreachable {
-                reason: "no answer in time".to_owned(),
-            })??;
-        if status.is_success() {
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| refused(format!("unreadable answer to {path}: {e}")));
-        }
-        let error: ErrorBody = serde_json::from_slice(&bytes)
-            .map_err(|_| refused(format!("HTTP {status} from {path}")))?;
-        Err(match error.into_result() {
-            Err(error) => CallError::Refused(error),
-            Ok(()) => refused(format!("HTTP {status} from {path}")),
-        })
-    }
-
-    async fn exchange(
-        &self,
-        method: Method,
-        path: &str,
-        body: Vec<u8>,
-    ) -> Result<(StatusCode, Bytes), CallError> {
-        let stream = TcpStream::connect(&self.address)
-            .await
-            .map_err(|e| unreachable(&e))?;
-        let _ = stream.set_nodelay(true);
-        match &self.tls {
-            None => self.send(stream, method, path, body).await,
-            Some(tls) => {
-                let stream = tls.connect(&self.address, stream).await.map_err(|e| {
-                    CallError::Unreachable {
-                        reason: format!("TLS handshake failed: {e}"),
-                    }
-                })?;
-                self.send(stream, method, path, body).await
-            }
-        }
-    }
-
-    async fn send<S>(
-        &self,
-        stream: S,
-        method: Method,
-        path: &str,
-        body: Vec<u8>,
-    ) -> Result<(StatusCode, Bytes), CallError>
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| CallError::Unreachable {
-                reason: e.to_string(),
-            })?;
-        // Owned: an early return (a lost peer) stops it too.
-        let _connection = OwnedTask::spawn(connection);
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(hyper::header::HOST, self.address.as_str())
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| refused(format!("bad request {path}: {e}")))?;
-        let lost = |e: &dyn std::fmt::Display| CallError::Unreachable {
-            reason: e.to_string(),
-        };
-        let response = sender.send_request(request).await.map_err(|e| lost(&e))?;
-        let status = response.status();
-        let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-            .collect()
-            .await
-            .map_err(|e| lost(&e))?
-            .to_bytes();
-        Ok((status, bytes))
-    }
-}
-
-fn refused(message: String) -> CallError {
-    CallError::Refused(ClusterError::Rejected {
-        code: KafkaCode::UNKNOWN_SERVER_ERROR,
-        message,
-    })
-}
-
-/// "connection refused" rather than "Connection refused (os error 111)".
-fn unreachable(error: &std::io::Error) -> CallError {
-    use std::io::ErrorKind;
-    let reason = match error.kind() {
-        ErrorKind::ConnectionRefused => "connection refused".to_owned(),
-        ErrorKind::ConnectionReset => "connection reset".to_owned(),
-        ErrorKind::TimedOut => "timed out".to_owned(),
-        ErrorKind::HostUnreachable => "host unreachable".to_owned(),
-        _ => error.to_string(),
-    };
-    CallError::Unreachable { reason }
-}
 
 /// This broker's current registration.
 #[derive(Clone, Debug)]
@@ -232,6 +77,7 @@ struct Shared {
     images: watch::Sender<Arc<MetadataImage>>,
     session: StdMutex<Option<Session>>,
     shutdown: watch::Receiver<bool>,
+    stall: Arc<StallGuard>,
 }
 
 /// The coordinator over HTTP; see the module docs.
@@ -239,6 +85,7 @@ pub struct RemoteCoordinator {
     shared: Arc<Shared>,
     /// The loops below stop with this handle (and on shutdown).
     _pulling: OwnedTask<()>,
+    _ticking: OwnedTask<()>,
     heartbeating: StdMutex<Option<OwnedTask<()>>>,
 }
 
@@ -262,9 +109,11 @@ impl RemoteCoordinator {
             images,
             session: StdMutex::new(None),
             shutdown,
+            stall: Arc::new(StallGuard::new(Instant::now())),
         });
         Self {
             _pulling: OwnedTask::spawn(pull_log(Arc::clone(&shared))),
+            _ticking: OwnedTask::spawn(tick(Arc::clone(&shared))),
             shared,
             heartbeating: StdMutex::new(None),
         }
@@ -398,6 +247,12 @@ async fn register_until_answered(
         rack: registration.rack.clone(),
         directory_id: registration.directory_id,
     };
+    // A broker restarted on an empty disk (a lost disk, a new pod volume)
+    // comes back with a new directory id while its old lease may still run:
+    // like Kafka's BrokerLifecycleManager it keeps asking until the lease
+    // lapses, and gives up (a second live broker with this id) after twice
+    // the session timeout.
+    let duplicate_deadline = tokio::time::Instant::now() + 2 * super::lease::SESSION_TIMEOUT;
     loop {
         let answer = shared
             .members
@@ -412,6 +267,20 @@ async fn register_until_answered(
             Ok(answer) => {
                 answer.error.into_result()?;
                 return Ok(answer.broker_epoch);
+            }
+            // A broker restarted on an empty disk while its old lease runs.
+            Err(CallError::Refused(ClusterError::Rejected { code, message }))
+                if code == KafkaCode::DUPLICATE_BROKER_REGISTRATION
+                    && tokio::time::Instant::now() < duplicate_deadline =>
+            {
+                tracing::warn!(
+                    "registration refused ({message}); retrying in {}s while the previous \
+                     registration's lease may still run",
+                    RETRY_DELAY.as_secs()
+                );
+                if sleep_or_shutdown(shared, RETRY_DELAY).await {
+                    return Err(gone());
+                }
             }
             // A quorum between leaders: wait for the next one.
             Err(CallError::Refused(
@@ -509,18 +378,24 @@ async fn pull_log(shared: Arc<Shared>) {
     }
 }
 
+/// Proves to the stall guard that this process runs.
+async fn tick(shared: Arc<Shared>) {
+    loop {
+        shared.stall.tick(Instant::now());
+        if sleep_or_shutdown(&shared, stall::TICK_INTERVAL).await {
+            return;
+        }
+    }
+}
+
 /// The heartbeat loop (see the module docs).
 async fn heartbeat(shared: Arc<Shared>) {
     let mut fenced = true;
     loop {
-        let delay = if fenced {
-            FENCED_HEARTBEAT_INTERVAL
-        } else {
-            HEARTBEAT_INTERVAL
-        };
         let Some(session) = shared.session.lock().ok().and_then(|s| s.clone()) else {
             return;
         };
+        let sent = Instant::now();
         let answer = send_heartbeat(
             &shared,
             session.registration.broker_id,
@@ -530,6 +405,9 @@ async fn heartbeat(shared: Arc<Shared>) {
         .await;
         match answer {
             Ok(answer) => {
+                shared
+                    .stall
+                    .heartbeat_answered(sent, answer.metadata_offset);
                 if answer.is_fenced != fenced {
                     tracing::info!(
                         broker_epoch = session.broker_epoch,
@@ -564,6 +442,12 @@ async fn heartbeat(shared: Arc<Shared>) {
             // The pull loop already says when the coordinator is unreachable.
             Err(error) => tracing::debug!(%error, "heartbeat failed"),
         }
+        // Fenced, or back from a stall: being allowed to lead waits on it.
+        let delay = if fenced || shared.stall.is_suspect(Instant::now()) {
+            FENCED_HEARTBEAT_INTERVAL
+        } else {
+            HEARTBEAT_INTERVAL
+        };
         if sleep_or_shutdown(&shared, delay).await {
             return;
         }
@@ -752,6 +636,56 @@ impl ClusterCoordinator for RemoteCoordinator {
         })
     }
 
+    fn alter_partition(
+        &self,
+        request: crate::cluster::AlterPartitionRequest,
+    ) -> BoxFuture<'_, Result<(), ClusterError>> {
+        Box::pin(async move {
+            self.write(
+                Method::POST,
+                "/v1/partitions/alter",
+                Some(&request),
+                |r: &WriteResponse| r.metadata_offset,
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn elect_leaders(
+        &self,
+        request: crate::cluster::ElectLeadersRequest,
+    ) -> BoxFuture<'_, Result<Vec<crate::cluster::ElectionResult>, ClusterError>> {
+        Box::pin(async move {
+            let answer: super::wire::ElectLeadersResponse = self
+                .write(
+                    Method::POST,
+                    "/v1/partitions/elect",
+                    Some(&request),
+                    |r: &super::wire::ElectLeadersResponse| r.metadata_offset,
+                )
+                .await?;
+            Ok(answer.results)
+        })
+    }
+
+    fn alter_partition_reassignments(
+        &self,
+        topics: Vec<crate::cluster::ReassignmentTopic>,
+    ) -> BoxFuture<'_, Result<Vec<crate::cluster::ReassignmentResult>, ClusterError>> {
+        Box::pin(async move {
+            let answer: super::wire::ReassignPartitionsResponse = self
+                .write(
+                    Method::POST,
+                    "/v1/partitions/reassign",
+                    Some(&super::wire::ReassignPartitionsRequest { topics }),
+                    |r: &super::wire::ReassignPartitionsResponse| r.metadata_offset,
+                )
+                .await?;
+            Ok(answer.results)
+        })
+    }
+
     fn alter_scram_credential(
         &self,
         user: &str,
@@ -791,6 +725,10 @@ impl ClusterCoordinator for RemoteCoordinator {
 
     fn image(&self) -> Arc<MetadataImage> {
         Arc::clone(&self.shared.images.borrow())
+    }
+
+    fn stall_guard(&self) -> Option<Arc<StallGuard>> {
+        Some(Arc::clone(&self.shared.stall))
     }
 
     fn watch(&self) -> watch::Receiver<Arc<MetadataImage>> {

@@ -2,7 +2,9 @@
 //! ([`super::RemoteCoordinator`]) and the tools' `--zookeeper` path: the
 //! client certificate from `zookeeper.ssl.keystore.location`, the CAs from
 //! `zookeeper.ssl.truststore.location`, and the host name check unless
-//! `zookeeper.ssl.endpoint.identification.algorithm` is empty.
+//! `zookeeper.ssl.endpoint.identification.algorithm` is empty. In KRaft's
+//! shape the same client carries raft RPCs and a broker's calls to an SSL
+//! controller listener, with that listener's `ssl.*` keys.
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::config::{CoordinatorTlsSettings, Keystore, Truststore};
+use crate::config::CoordinatorTlsSettings;
 use crate::security::tls::{ChainOnlyVerifier, TlsError, keystore, trusted_roots};
 
 /// The cloneable TLS client side of coordinator connections.
@@ -33,7 +35,7 @@ impl CoordinatorTls {
     /// off the async workers).
     pub fn new(settings: &CoordinatorTlsSettings) -> Result<Self, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let (roots, source) = trusted_roots(&Truststore::File(settings.truststore.clone()))?;
+        let (roots, source) = trusted_roots(&settings.truststore)?;
         let verifier =
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .build()
@@ -52,8 +54,8 @@ impl CoordinatorTls {
                 .with_custom_certificate_verifier(ChainOnlyVerifier::new(verifier))
         };
         let config = match &settings.keystore {
-            Some(path) => {
-                let (chain, key) = keystore(&Keystore::File(path.clone()))?;
+            Some(store) => {
+                let (chain, key) = keystore(store)?;
                 builder
                     .with_client_auth_cert(chain, key)
                     .map_err(|e| TlsError::KeyMismatch(e.to_string()))?
@@ -63,6 +65,18 @@ impl CoordinatorTls {
         Ok(CoordinatorTls {
             connector: TlsConnector::from(Arc::new(config)),
         })
+    }
+
+    /// A connector set up elsewhere: the tools' `--command-config` keys
+    /// (`security.protocol=SSL` and Kafka's client `ssl.*`).
+    pub fn from_connector(connector: TlsConnector) -> Self {
+        CoordinatorTls { connector }
+    }
+
+    /// The connector itself, for the Kafka-protocol client (a follower's
+    /// connection to the leader's inter-broker listener).
+    pub fn connector(&self) -> TlsConnector {
+        self.connector.clone()
     }
 
     /// The handshake on `stream`, to the host of `address` (`host:port`).

@@ -182,6 +182,7 @@ pub fn decide_heartbeat(
             is_caught_up: false,
             is_fenced: true,
             should_shut_down: false,
+            metadata_offset: 0,
         },
         command: None,
     };
@@ -230,6 +231,7 @@ pub fn decide_heartbeat(
                 is_caught_up,
                 is_fenced: broker.fenced || done,
                 should_shut_down: done,
+                metadata_offset: 0,
             },
             command,
         };
@@ -258,6 +260,7 @@ pub fn decide_heartbeat(
             is_caught_up,
             is_fenced,
             should_shut_down: false,
+            metadata_offset: 0,
         },
         command,
     }

@@ -15,8 +15,9 @@ use serde::de::DeserializeOwned;
 
 use super::client::{CallError, HttpClient};
 use super::client_tls::CoordinatorTls;
-use super::wire::QuorumView;
+use super::wire::{AddVoterRequest, QuorumView, WriteResponse};
 use crate::cluster::ClusterError;
+use crate::cluster::raft::MembershipChange;
 
 /// How long to wait before asking again while the quorum has no leader.
 const NO_LEADER_DELAY: Duration = Duration::from_millis(250);
@@ -167,4 +168,47 @@ pub async fn quorum_view(
         .call(Method::GET, "/v1/quorum", None::<&()>, Duration::ZERO)
         .await;
     Ok(from_leader.unwrap_or(view))
+}
+
+/// How long an `add-controller` may take: the new controller catches up as
+/// a learner (up to 30 s) before the voters change.
+const VOTER_CHANGE_WAIT: Duration = Duration::from_secs(40);
+
+/// `add-controller` / `remove-controller`, sent to the quorum's leader
+/// through any of `addresses` (comma separated).
+pub async fn change_voters(
+    addresses: &str,
+    tls: Option<CoordinatorTls>,
+    change: &MembershipChange,
+) -> Result<(), ClusterError> {
+    let members = Members::new(addresses, tls);
+    let answer: Result<WriteResponse, CallError> = match change {
+        MembershipChange::Add { member_id, member } => {
+            let request = AddVoterRequest {
+                id: *member_id,
+                address: member.client_address.clone(),
+            };
+            members
+                .call(
+                    Method::POST,
+                    "/v1/quorum/voters",
+                    Some(&request),
+                    VOTER_CHANGE_WAIT,
+                )
+                .await
+        }
+        MembershipChange::Remove { member_id } => {
+            let path = format!("/v1/quorum/voters/{member_id}");
+            members
+                .call(Method::DELETE, &path, None::<&()>, VOTER_CHANGE_WAIT)
+                .await
+        }
+    };
+    match answer {
+        Ok(_) => Ok(()),
+        Err(CallError::Refused(error)) => Err(error),
+        Err(CallError::Unreachable { reason }) => Err(ClusterError::QuorumUnavailable {
+            reason: format!("no controller at {addresses} answered: {reason}"),
+        }),
+    }
 }

@@ -8,6 +8,8 @@
 //! - [`lease`]: heartbeats and fencing, as a pure decision;
 //! - [`settings`]: `coordinator.properties` / `zookeeper.properties`;
 //! - [`ensemble`]: ZooKeeper's `server.N` / `myid` keys for a quorum;
+//! - `exchange`: one JSON request to one address, on keep-alive
+//!   connections;
 //! - `members`: the members a client tries, following the leader;
 //! - [`access`]: mutual TLS peers and what each route needs to be
 //!   authorized for.
@@ -28,6 +30,7 @@ pub mod access;
 pub mod client;
 pub mod client_tls;
 pub mod ensemble;
+mod exchange;
 pub mod lease;
 mod members;
 pub mod server;
@@ -36,7 +39,7 @@ pub mod wire;
 
 pub use client::RemoteCoordinator;
 pub use client_tls::CoordinatorTls;
-pub use members::quorum_view;
+pub use members::{change_voters, quorum_view};
 pub use server::{CoordinatorError, Listeners, run, run_on, run_on_listeners};
 pub use settings::{CoordinatorArgs, CoordinatorSettings};
 

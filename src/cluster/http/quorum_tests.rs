@@ -65,6 +65,8 @@ async fn start_ensemble() -> Vec<Member> {
             node_id: 0,
             request_timeout: Duration::from_secs(30),
             partition_limits: PartitionLimits::default(),
+            leader_rebalance: Default::default(),
+            eligible_leader_replicas: Default::default(),
             ensemble: Some(EnsembleSettings {
                 my_id,
                 servers: servers.clone(),
@@ -203,6 +205,56 @@ async fn a_quorum_fails_over_and_keeps_every_committed_command() {
         assert!(image.topic("before").is_some() && image.topic("after").is_some());
         assert!(image.broker(0).is_some());
         assert_eq!(image.cluster_id, broker.image().cluster_id);
+    }
+    for member in members {
+        member.stop.send_replace(true);
+        let _ = member.server.await;
+    }
+}
+
+fn refused_code(result: Result<(), ClusterError>) -> KafkaCode {
+    match result {
+        Err(error) => error.code(),
+        Ok(()) => panic!("the voter change was accepted"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voters_change_one_at_a_time_and_a_removed_id_never_returns() {
+    use crate::cluster::raft::{Member as RaftMember, MembershipChange};
+    let members = start_ensemble().await;
+    let all: Vec<&Member> = members.iter().collect();
+    leader(&all).await;
+    let addresses: Vec<&str> = members.iter().map(|m| m.address.as_str()).collect();
+    let addresses = addresses.join(",");
+    let add = |member_id| MembershipChange::Add {
+        member_id,
+        member: RaftMember {
+            peer_address: "127.0.0.1:1".to_owned(),
+            client_address: "127.0.0.1:1".to_owned(),
+        },
+    };
+    let remove = |member_id| MembershipChange::Remove { member_id };
+    assert_eq!(
+        refused_code(super::change_voters(&addresses, None, &add(2)).await),
+        KafkaCode::DUPLICATE_VOTER
+    );
+    assert_eq!(
+        refused_code(super::change_voters(&addresses, None, &remove(9)).await),
+        KafkaCode::VOTER_NOT_FOUND
+    );
+    super::change_voters(&addresses, None, &remove(3))
+        .await
+        .expect("remove voter 3");
+    let live: Vec<&Member> = members.iter().filter(|m| m.my_id != 3).collect();
+    let now = leader(&live).await;
+    let view: QuorumView = get(&members[(now - 1) as usize].address, "/v1/quorum")
+        .await
+        .expect("quorum view");
+    assert_eq!(view.voters.iter().map(|v| v.id).collect::<Vec<_>>(), [1, 2]);
+    match super::change_voters(&addresses, None, &add(3)).await {
+        Err(error) => assert!(error.to_string().contains("never reused"), "{error}"),
+        Ok(()) => panic!("a removed id was accepted again"),
     }
     for member in members {
         member.stop.send_replace(true);

@@ -34,6 +34,7 @@ use super::wire::{
 };
 use crate::accept::Acceptor;
 use crate::cluster::embedded::LogRead;
+use crate::cluster::metadata::{ELIGIBLE_LEADER_REPLICAS_VERSION, EligibleLeaderReplicas};
 use crate::cluster::policy::check_producer_id_count;
 use crate::cluster::{
     ApplyOutcome, ClusterCoordinator, ClusterError, Command, CreateTopicRequest,
@@ -43,6 +44,7 @@ use crate::security::KafkaPrincipal;
 use crate::security::tls::{TlsAcceptorHandle, TlsError, reload_on_change};
 
 mod quorum;
+mod rebalance;
 mod routes;
 
 /// Most entries one log pull returns.
@@ -189,6 +191,8 @@ pub async fn run_on_listeners(
         tls,
         settings.max_client_connections,
         quorum,
+        settings.leader_rebalance,
+        settings.eligible_leader_replicas,
     )
     .await;
     if let Some(node) = service.metadata.quorum() {
@@ -241,6 +245,8 @@ async fn serve(
     tls: Option<(TlsAcceptorHandle, crate::security::tls::TlsReloader)>,
     max_connections: Option<usize>,
     quorum: impl std::future::Future<Output = ()> + Send + 'static,
+    leader_rebalance: crate::config::LeaderRebalance,
+    eligible_leader_replicas: EligibleLeaderReplicas,
 ) {
     let image = service.metadata.image();
     tracing::info!(
@@ -256,6 +262,14 @@ async fn serve(
     let mut tasks = JoinSet::new();
     tasks.spawn(expire_leases(Arc::clone(&service)));
     tasks.spawn(quorum);
+    tasks.spawn(rebalance::rebalance_leaders(
+        Arc::clone(&service),
+        leader_rebalance,
+    ));
+    tasks.spawn(finalize_eligible_leader_replicas(
+        Arc::clone(&service),
+        eligible_leader_replicas,
+    ));
     let tls = tls.map(|(handle, reloader)| {
         tasks.spawn(reload_on_change(vec![reloader], service.shutdown.clone()));
         handle
@@ -370,6 +384,33 @@ where
     let _ = connection.await;
 }
 
+/// Makes the log's `eligible.leader.replicas.version` the configured one:
+/// the quorum leader proposes it whenever they differ (at the first start,
+/// and after the setting changed), as Kafka's controller writes a feature
+/// level record.
+async fn finalize_eligible_leader_replicas(service: Arc<Service>, wanted: EligibleLeaderReplicas) {
+    let mut tick = tokio::time::interval(LEASE_CHECK_INTERVAL);
+    loop {
+        tick.tick().await;
+        if quorum::require_leader(&service).is_err()
+            || service.metadata.image().eligible_leader_replicas == wanted
+        {
+            continue;
+        }
+        let command = Command::SetEligibleLeaderReplicas { setting: wanted };
+        match service.metadata.propose(command).await {
+            Ok(_) => tracing::info!(
+                version = wanted.version,
+                min_insync_replicas = wanted.min_insync_replicas,
+                "finalized {ELIGIBLE_LEADER_REPLICAS_VERSION}"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "{ELIGIBLE_LEADER_REPLICAS_VERSION} not finalized");
+            }
+        }
+    }
+}
+
 /// Proposes `FenceBroker` for every broker whose lease ran out.
 async fn expire_leases(service: Arc<Service>) {
     let mut tick = tokio::time::interval(LEASE_CHECK_INTERVAL);
@@ -480,7 +521,7 @@ impl Service {
         req: BrokerHeartbeatRequest,
     ) -> Result<HttpResponse, Failure> {
         self.check_owner(peer, req.broker_id)?;
-        let decision = decide_heartbeat(&self.metadata.image(), &req);
+        let mut decision = decide_heartbeat(&self.metadata.image(), &req);
         if decision.response.error.error_code != KafkaCode::NONE.0 {
             return Err(Failure(decision.response.error));
         }
@@ -506,6 +547,7 @@ impl Service {
                 }
             );
         }
+        decision.response.metadata_offset = self.metadata.image().last_applied;
         json(&decision.response)
     }
 
@@ -587,6 +629,41 @@ impl Service {
     async fn delete_acls(&self, req: AclBindingsRequest) -> Result<HttpResponse, Failure> {
         self.metadata.delete_acls(req.bindings).await?;
         self.written()
+    }
+
+    async fn alter_partition(
+        &self,
+        req: crate::cluster::AlterPartitionRequest,
+    ) -> Result<HttpResponse, Failure> {
+        self.metadata.alter_partition(req).await?;
+        self.written()
+    }
+
+    async fn elect_leaders(
+        &self,
+        req: crate::cluster::ElectLeadersRequest,
+    ) -> Result<HttpResponse, Failure> {
+        let results = self.metadata.elect_leaders(req).await?;
+        json(&super::wire::ElectLeadersResponse {
+            error: ErrorBody::none(),
+            results,
+            metadata_offset: self.metadata_offset(),
+        })
+    }
+
+    async fn reassign_partitions(
+        &self,
+        req: super::wire::ReassignPartitionsRequest,
+    ) -> Result<HttpResponse, Failure> {
+        let results = self
+            .metadata
+            .alter_partition_reassignments(req.topics)
+            .await?;
+        json(&super::wire::ReassignPartitionsResponse {
+            error: ErrorBody::none(),
+            results,
+            metadata_offset: self.metadata_offset(),
+        })
     }
 
     async fn allocate_producer_ids(

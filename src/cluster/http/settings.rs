@@ -28,9 +28,18 @@
 //!   CreatePartitions that would go past them are refused with
 //!   POLICY_VIOLATION (see [`PartitionLimits`]);
 //! - `server.N=host:peerPort:electionPort[;clientPort]` with `dataDir/myid`
-//!   (or `ZOO_MY_ID`, and `ZOO_SERVERS` for the lines): a coordinator
+//!   (or `ZOO_MY_ID`, or a StatefulSet pod's ordinal + 1 from `POD_NAME`,
+//!   and `ZOO_SERVERS` for the lines): a coordinator
 //!   quorum, see [`super::ensemble`]; `gregor.quorum.snapshot.after.entries`
-//!   (default 5000) is how many raft entries go between snapshots.
+//!   (default 5000) is how many raft entries go between snapshots;
+//! - `auto.leader.rebalance.enable` (default true),
+//!   `leader.imbalance.check.interval.seconds` (300) and
+//!   `leader.imbalance.per.broker.percentage` (10): the controller's
+//!   preferred-leader rebalance, as Kafka's;
+//! - `eligible.leader.replicas.version` (default 0, off, as Kafka 4.0) and
+//!   `min.insync.replicas` (default 1): KIP-966's eligible leader replicas
+//!   and the cluster-wide min ISR they are measured against; the quorum
+//!   leader writes them into the log (Kafka's feature level record).
 //!
 //! Sources, later ones winning: built-in defaults, the properties file,
 //! environment variables `GREGOR_COORDINATOR_<KEY>` (the key upper-cased,
@@ -45,9 +54,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::ensemble::{self, EnsembleSettings, MYID_FILE, SERVER_PREFIX, zoo_servers};
+use crate::cluster::metadata::{EligibleLeaderReplicas, MAX_ELIGIBLE_LEADER_REPLICAS_VERSION};
+use crate::config::LeaderRebalance;
 use crate::config::{
-    AUTHORIZER_CLASS_NAMES, ClientAuth, ConfigError, Keystore, PartitionLimits, RawConfig,
-    RawValue, Source, TlsSettings, TlsVersion, Truststore, parse_override,
+    AUTHORIZER_CLASS_NAMES, ClientAuth, ConfigError, CoordinatorTlsSettings, Keystore,
+    PartitionLimits, RawConfig, RawValue, Source, TlsSettings, TlsVersion, Truststore,
+    parse_override,
 };
 use crate::security::KafkaPrincipal;
 use crate::security::acl::Authorizer;
@@ -75,6 +87,11 @@ const KEYS: &[(&str, &str)] = &[
     ("super.users", ""),
     ("allow.everyone.if.no.acl.found", "false"),
     ("gregor.quorum.snapshot.after.entries", "5000"),
+    ("auto.leader.rebalance.enable", "true"),
+    ("leader.imbalance.check.interval.seconds", "300"),
+    ("leader.imbalance.per.broker.percentage", "10"),
+    ("eligible.leader.replicas.version", "0"),
+    ("min.insync.replicas", "1"),
 ];
 
 /// Other spellings, mapped to the key in [`KEYS`] they mean.
@@ -134,6 +151,10 @@ pub struct CoordinatorSettings {
     /// tools on the cluster's network; tests shorten it.
     pub request_timeout: Duration,
     pub partition_limits: PartitionLimits,
+    pub leader_rebalance: LeaderRebalance,
+    /// `eligible.leader.replicas.version` and the cluster-wide
+    /// `min.insync.replicas` the quorum leader finalizes in the log.
+    pub eligible_leader_replicas: EligibleLeaderReplicas,
     /// `server.N` lines: this coordinator is one member of a quorum.
     pub ensemble: Option<EnsembleSettings>,
 }
@@ -143,6 +164,12 @@ pub struct CoordinatorSettings {
 pub struct SecureListen {
     pub listen: SocketAddr,
     pub tls: TlsSettings,
+    /// How a quorum member dials its peers. `None`: with its own keystore
+    /// and truststore, checking the chain but not the host name (the
+    /// addresses of `server.N` lines need not be the names in the
+    /// certificates). A KRaft controller passes its controller listener's
+    /// client side, with `ssl.endpoint.identification.algorithm`.
+    pub peer_client: Option<CoordinatorTlsSettings>,
 }
 
 /// Who may write through the coordinator.
@@ -187,6 +214,7 @@ impl CoordinatorArgs {
             merge(&mut raw, RawConfig::from_file(path)?);
         }
         let mut from_env = RawConfig::new();
+        let mut pod_ordinal = None;
         for (name, value) in env {
             if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
                 from_env.set(env_key(rest), value.clone(), Source::Env(name.clone()));
@@ -195,8 +223,19 @@ impl CoordinatorArgs {
             match name.as_str() {
                 "ZOO_MY_ID" => from_env.set(MYID_FILE, value.clone(), Source::Env(name.clone())),
                 "ZOO_SERVERS" => from_env.merge(zoo_servers(value, name)),
+                "POD_NAME" => pod_ordinal = statefulset_ordinal(value),
                 _ => {}
             }
+        }
+        // A StatefulSet pod `name-N` is member N + 1 (myid starts at 1, as
+        // ZooKeeper's charts number their pods) unless myid is given: a
+        // scratch image has no shell to write ZOO_MY_ID from the ordinal.
+        if let Some(ordinal) = pod_ordinal
+            && raw.get(MYID_FILE).is_none()
+            && from_env.get(MYID_FILE).is_none()
+        {
+            let my_id = (ordinal + 1).to_string();
+            from_env.set(MYID_FILE, my_id, Source::Env("POD_NAME".to_owned()));
         }
         merge(&mut raw, from_env);
         let mut flags = Vec::new();
@@ -213,6 +252,15 @@ impl CoordinatorArgs {
         warn_unknown(&raw);
         validate(&raw)
     }
+}
+
+/// The ordinal of a StatefulSet pod's name (`gregor-coordinator-2` is 2).
+fn statefulset_ordinal(pod_name: &str) -> Option<u64> {
+    let (_, ordinal) = pod_name.rsplit_once('-')?;
+    ordinal
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n < u64::from(u32::MAX))
 }
 
 /// `DATA_DIR` → `data.dir`; `MAXCLIENTCNXNS` → the key it spells.
@@ -325,6 +373,7 @@ fn validate(raw: &RawConfig) -> Result<CoordinatorSettings, ConfigError> {
         Some(port) => Some(SecureListen {
             listen: SocketAddr::new(ip, port),
             tls: tls_settings(raw)?,
+            peer_client: None,
         }),
         None => None,
     };
@@ -352,6 +401,53 @@ fn validate(raw: &RawConfig) -> Result<CoordinatorSettings, ConfigError> {
         node_id: i32::try_from(int(raw, "node.id", 0, i64::from(i32::MAX))?).unwrap_or(0),
         request_timeout: REQUEST_TIMEOUT,
         partition_limits,
+        leader_rebalance: leader_rebalance(raw)?,
+        eligible_leader_replicas: EligibleLeaderReplicas {
+            version: i16::try_from(int(
+                raw,
+                "eligible.leader.replicas.version",
+                0,
+                i64::from(MAX_ELIGIBLE_LEADER_REPLICAS_VERSION),
+            )?)
+            .unwrap_or(0),
+            min_insync_replicas: i32::try_from(int(
+                raw,
+                "min.insync.replicas",
+                1,
+                i64::from(i32::MAX),
+            )?)
+            .unwrap_or(1),
+        },
+    })
+}
+
+/// `auto.leader.rebalance.enable`, `leader.imbalance.check.interval.seconds`
+/// (at least 1) and `leader.imbalance.per.broker.percentage` (0-100).
+fn leader_rebalance(raw: &RawConfig) -> Result<LeaderRebalance, ConfigError> {
+    let enable = value(raw, "auto.leader.rebalance.enable");
+    let enabled = match enable.value.trim().to_ascii_lowercase().as_str() {
+        "true" => true,
+        "false" => false,
+        _ => {
+            return Err(ConfigError::invalid(
+                "auto.leader.rebalance.enable",
+                &enable.value,
+                &enable.from,
+                "expected true or false",
+            ));
+        }
+    };
+    let seconds = int(
+        raw,
+        "leader.imbalance.check.interval.seconds",
+        1,
+        i64::from(u32::MAX),
+    )?;
+    let percentage = int(raw, "leader.imbalance.per.broker.percentage", 0, 100)?;
+    Ok(LeaderRebalance {
+        enabled,
+        check_interval: Duration::from_secs(u64::try_from(seconds).unwrap_or(1)),
+        imbalance_percentage: u32::try_from(percentage).unwrap_or(10),
     })
 }
 
@@ -554,6 +650,37 @@ mod tests {
     }
 
     #[test]
+    fn a_statefulset_pod_is_member_ordinal_plus_one_unless_zoo_my_id_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = CoordinatorArgs {
+            data_dir: Some(dir.path().display().to_string()),
+            ..CoordinatorArgs::default()
+        };
+        let servers = (
+            "ZOO_SERVERS",
+            "server.1=c-0:2888:3888;2181 server.2=c-1:2888:3888;2181",
+        );
+        let my_id = |env: &[(&str, &str)]| load(args.clone(), env).unwrap().ensemble.unwrap().my_id;
+        assert_eq!(
+            my_id(&[("POD_NAME", "demo-gregor-coordinator-1"), servers]),
+            2
+        );
+        assert_eq!(
+            my_id(&[("POD_NAME", "demo-gregor-coordinator-0"), servers]),
+            1
+        );
+        let explicit = [
+            ("POD_NAME", "demo-gregor-coordinator-0"),
+            ("ZOO_MY_ID", "2"),
+            servers,
+        ];
+        assert_eq!(my_id(&explicit), 2);
+        // Without server lines a pod is today's single coordinator.
+        let single = load(args, &[("POD_NAME", "demo-gregor-coordinator-0")]).unwrap();
+        assert!(single.ensemble.is_none());
+    }
+
+    #[test]
     fn defaults_match_zookeeper_properties() {
         let settings = load(CoordinatorArgs::default(), &[]).expect("defaults");
         assert_eq!(settings.data_dir, PathBuf::from("/tmp/gregor-coordinator"));
@@ -561,6 +688,41 @@ mod tests {
         assert_eq!(settings.secure, None);
         assert!(!settings.authorization.enabled);
         assert_eq!(settings.max_client_connections, None);
+        assert_eq!(settings.leader_rebalance, LeaderRebalance::default());
+    }
+
+    #[test]
+    fn the_leader_rebalance_keys_are_kafkas_and_checked() {
+        let args = |overrides: &[&str]| CoordinatorArgs {
+            overrides: overrides.iter().map(|o| (*o).to_owned()).collect(),
+            ..CoordinatorArgs::default()
+        };
+        let settings = load(
+            args(&[
+                "auto.leader.rebalance.enable=false",
+                "leader.imbalance.check.interval.seconds=2",
+                "leader.imbalance.per.broker.percentage=25",
+            ]),
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(
+            settings.leader_rebalance,
+            LeaderRebalance {
+                enabled: false,
+                check_interval: Duration::from_secs(2),
+                imbalance_percentage: 25,
+            }
+        );
+        for bad in [
+            "auto.leader.rebalance.enable=yes",
+            "leader.imbalance.check.interval.seconds=0",
+            "leader.imbalance.per.broker.percentage=101",
+        ] {
+            let error = load(args(&[bad]), &[]).expect_err(bad).to_string();
+            let key = bad.split('=').next().unwrap_or_default();
+            assert!(error.contains(key), "{error}");
+        }
     }
 
     #[test]

@@ -42,6 +42,8 @@ async fn start_coordinator_with(request_timeout: Duration) -> Running {
         node_id: 0,
         request_timeout,
         partition_limits: PartitionLimits::default(),
+        leader_rebalance: Default::default(),
+        eligible_leader_replicas: Default::default(),
         ensemble: None,
     };
     let (stop, shutdown) = watch::channel(false);
@@ -216,6 +218,8 @@ async fn registration_waits_for_a_coordinator_that_is_not_up_yet() {
         node_id: 0,
         request_timeout: Duration::from_secs(30),
         partition_limits: PartitionLimits::default(),
+        leader_rebalance: Default::default(),
+        eligible_leader_replicas: Default::default(),
         ensemble: None,
     };
     let (_stop_server, server_shutdown) = watch::channel(false);

@@ -25,8 +25,8 @@ use crate::security::KafkaPrincipal;
 
 fn client_tls(certs: &Path, keystore: &str) -> CoordinatorTls {
     CoordinatorTls::new(&CoordinatorTlsSettings {
-        keystore: Some(certs.join(keystore)),
-        truststore: certs.join("ca.pem"),
+        keystore: Some(Keystore::File(certs.join(keystore))),
+        truststore: Truststore::File(certs.join("ca.pem")),
         verify_hostname: true,
     })
     .expect("client TLS")
@@ -49,6 +49,7 @@ async fn start(dir: &Path, certs: &Path) -> (String, watch::Sender<bool>) {
                 enabled_protocols: vec![TlsVersion::Tls12, TlsVersion::Tls13],
                 cipher_suites: Vec::new(),
             },
+            peer_client: None,
         }),
         authorization: AccessSettings {
             enabled: true,
@@ -59,6 +60,8 @@ async fn start(dir: &Path, certs: &Path) -> (String, watch::Sender<bool>) {
         node_id: 0,
         request_timeout: Duration::from_secs(30),
         partition_limits: PartitionLimits::default(),
+        leader_rebalance: Default::default(),
+        eligible_leader_replicas: Default::default(),
         ensemble: None,
     };
     let (stop, shutdown) = watch::channel(false);

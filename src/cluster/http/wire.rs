@@ -126,6 +126,10 @@ pub struct BrokerHeartbeatResponse {
     pub is_caught_up: bool,
     pub is_fenced: bool,
     pub should_shut_down: bool,
+    /// The coordinator's metadata log offset when it answered: a broker
+    /// back from a stall leads again once its image has reached it.
+    #[serde(default)]
+    pub metadata_offset: u64,
 }
 
 /// `POST /v1/topics` (a CreateTopics `CreatableTopic`).
@@ -184,6 +188,33 @@ pub struct CreatePartitionsRequest {
 pub struct WriteResponse {
     #[serde(flatten)]
     pub error: ErrorBody,
+    pub metadata_offset: u64,
+}
+
+/// The answer to `POST /v1/partitions/elect` (ElectLeaders): each
+/// partition's own result, and where the last change committed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElectLeadersResponse {
+    #[serde(flatten)]
+    pub error: ErrorBody,
+    pub results: Vec<crate::cluster::ElectionResult>,
+    pub metadata_offset: u64,
+}
+
+/// `POST /v1/partitions/reassign` (AlterPartitionReassignments): the
+/// partitions to move, or whose move to cancel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReassignPartitionsRequest {
+    pub topics: Vec<crate::cluster::ReassignmentTopic>,
+}
+
+/// The answer to `POST /v1/partitions/reassign`: each partition's own
+/// result, and where the last change committed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReassignPartitionsResponse {
+    #[serde(flatten)]
+    pub error: ErrorBody,
+    pub results: Vec<crate::cluster::ReassignmentResult>,
     pub metadata_offset: u64,
 }
 
@@ -314,6 +345,21 @@ pub struct QuorumView {
     /// the index it applied.
     pub high_watermark: Option<u64>,
     pub voters: Vec<VoterView>,
+    /// Kafka's observers: the live brokers that are not voters (they read
+    /// the metadata log without voting).
+    #[serde(default)]
+    pub observers: Vec<u64>,
+}
+
+/// `POST /v1/quorum/voters`: Kafka's AddRaftVoter, as `add-controller`
+/// sends it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddVoterRequest {
+    /// The new controller's `node.id`.
+    pub id: u64,
+    /// `host:port` of its controller listener, which carries raft RPCs and
+    /// the coordinator API alike.
+    pub address: String,
 }
 
 /// One voter of [`QuorumView`].
@@ -362,6 +408,11 @@ pub struct PartitionView {
     pub leader_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// Eligible leader replicas (KIP-966); empty with the feature off.
+    #[serde(default)]
+    pub elr: Vec<i32>,
+    #[serde(default)]
+    pub last_known_elr: Vec<i32>,
 }
 
 impl ClusterView {
@@ -394,6 +445,8 @@ impl ClusterView {
                             leader_epoch: p.leader_epoch,
                             replicas: p.replicas.clone(),
                             isr: p.isr.clone(),
+                            elr: p.elr.clone(),
+                            last_known_elr: p.last_known_elr.clone(),
                         })
                         .collect(),
                 })

@@ -1,38 +1,121 @@
-//! Who leads each partition as brokers come and go.
+//! Who leads each partition as brokers come and go: the controller's
+//! leader election, as KRaft's `PartitionChangeBuilder` does it.
 //!
 //! The invariant: a broker that is fenced, shutting down or gone leads
-//! nothing. Fencing, a controlled shutdown, a new registration (a restart
-//! starts fenced) and unregistering take leadership from the broker; its
-//! partitions go offline (leader -1) because no other replica holds their
-//! data until replication lands. Unfencing gives a broker back the offline
-//! partitions it is the preferred (first) replica of: without replication
-//! that is the only replica that ever led, so the only one with the data.
+//! nothing and leaves every ISR it is in but the last place of one (the
+//! last ISR member is the only replica known to hold everything
+//! committed, so it stays named until it returns). Fencing, a controlled
+//! shutdown, a new registration (a restart starts fenced) and
+//! unregistering take leadership from the broker: the next available ISR
+//! member in replica order leads, or, with no such member, the partition
+//! goes offline (leader -1) — unless the topic sets
+//! `unclean.leader.election.enable=true`, when any available replica may
+//! lead (with an ISR of itself, accepting the loss Kafka warns about).
+//! Unfencing gives a broker the leaderless partitions whose ISR holds it.
 //!
-//! Every change bumps `leader_epoch` and `partition_epoch`, as a
-//! `PartitionChange` would, so a broker that saw the old leadership can
-//! tell it is stale.
+//! Every leader change bumps `leader_epoch` and `partition_epoch`, an ISR
+//! change `partition_epoch`, as a `PartitionChange` would, so a broker
+//! that saw the old state can tell it is stale.
 
-use super::{BrokerState, MetadataImage};
+use std::collections::BTreeMap;
+
+use super::eligible::ElrRules;
+use super::{BrokerState, Command, KafkaCode, MetadataImage, PartitionState, Rejection};
+use crate::cluster::AlterPartitionRequest;
+
+/// The topic config that allows electing a replica outside the ISR.
+const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
+
+fn unclean_election(configs: &BTreeMap<String, String>) -> bool {
+    configs
+        .get(UNCLEAN_LEADER_ELECTION)
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"))
+}
 
 impl MetadataImage {
-    /// Takes leadership of every partition `broker_id` leads; returns
+    /// The `PartitionChange` an AlterPartition asks for, or its refusal:
+    /// only the partition's current leader at its current leader epoch may
+    /// change the ISR (FENCED_LEADER_EPOCH otherwise). The partition epoch
+    /// is the command's own check, when it applies: a leader change always
+    /// bumps it, so a leadership lost after this decision is caught there.
+    pub fn alter_partition(&self, request: &AlterPartitionRequest) -> Result<Command, Rejection> {
+        let state = self.topic_by_id(request.topic_id).and_then(|topic| {
+            topic
+                .partitions
+                .get(usize::try_from(request.partition).ok()?)
+        });
+        let Some(state) = state else {
+            return Err(Rejection::new(
+                KafkaCode::UNKNOWN_TOPIC_OR_PARTITION,
+                format!(
+                    "no partition {} of topic id {}",
+                    request.partition, request.topic_id
+                ),
+            ));
+        };
+        if state.leader != request.broker_id || state.leader_epoch != request.leader_epoch {
+            return Err(Rejection::new(
+                KafkaCode::FENCED_LEADER_EPOCH,
+                format!(
+                    "broker {} at leader epoch {} does not lead (leader {} at epoch {})",
+                    request.broker_id, request.leader_epoch, state.leader, state.leader_epoch
+                ),
+            ));
+        }
+        Ok(Command::PartitionChange {
+            topic_id: request.topic_id,
+            partition: request.partition,
+            expected_partition_epoch: request.partition_epoch,
+            leader: None,
+            isr: Some(request.isr.clone()),
+        })
+    }
+
+    /// Takes leadership and ISR membership from `broker_id`; returns
     /// whether any partition changed.
     pub(super) fn take_leadership(&mut self, broker_id: i32) -> bool {
+        let brokers = &self.brokers;
+        let available =
+            |id: &i32| *id != broker_id && brokers.get(id).is_some_and(BrokerState::is_available);
+        let elr_rules: Vec<ElrRules> = self.topics.values().map(|t| self.elr_rules(t)).collect();
         let mut changed = false;
-        for partition in self.topics.values_mut().flat_map(|t| &mut t.partitions) {
-            if partition.leader == broker_id {
-                partition.leader = -1;
-                partition.leader_epoch += 1;
-                partition.partition_epoch += 1;
-                changed = true;
+        for (topic, elr) in self.topics.values_mut().zip(elr_rules) {
+            let unclean = unclean_election(&topic.configs);
+            for partition in &mut topic.partitions {
+                let leads = partition.leader == broker_id;
+                let in_isr = partition.isr.contains(&broker_id);
+                if elr.enabled {
+                    // With ELR the ISR may empty: its last member moves to
+                    // the ELR, which remembers it holds everything.
+                    if !leads && !in_isr {
+                        continue;
+                    }
+                    let old_isr = partition.isr.clone();
+                    partition.isr.retain(|id| *id != broker_id);
+                    elr.track(partition, &old_isr);
+                    if leads {
+                        elect(partition, &available, unclean, true);
+                        partition.leader_epoch += 1;
+                    }
+                    partition.partition_epoch += 1;
+                    changed = true;
+                } else if leads {
+                    elect_without(partition, broker_id, &available, unclean);
+                    changed = true;
+                } else if partition.leader != -1 && partition.isr.len() > 1 && in_isr {
+                    partition.isr.retain(|id| *id != broker_id);
+                    partition.partition_epoch += 1;
+                    changed = true;
+                }
             }
         }
         changed
     }
 
-    /// Gives `broker_id`, if it is available, the leaderless partitions it
-    /// is the preferred replica of (and still in the ISR of); returns
-    /// whether any partition changed.
+    /// Gives `broker_id`, if it is available, the leaderless partitions
+    /// whose ISR holds it, or with ELR on whose ELR holds it while the ISR
+    /// is empty (or, with unclean election, any it is a replica of);
+    /// returns whether any partition changed.
     pub(super) fn restore_leadership(&mut self, broker_id: i32) -> bool {
         if !self
             .brokers
@@ -42,18 +125,92 @@ impl MetadataImage {
             return false;
         }
         let mut changed = false;
-        for partition in self.topics.values_mut().flat_map(|t| &mut t.partitions) {
-            if partition.leader == -1
-                && partition.replicas.first() == Some(&broker_id)
-                && partition.isr.contains(&broker_id)
-            {
-                partition.leader = broker_id;
+        for topic in self.topics.values_mut() {
+            let unclean = unclean_election(&topic.configs);
+            for partition in &mut topic.partitions {
+                if partition.leader != -1 || !partition.replicas.contains(&broker_id) {
+                    continue;
+                }
+                if partition.isr.contains(&broker_id) {
+                    partition.leader = broker_id;
+                } else if partition.isr.is_empty() && partition.elr.contains(&broker_id) {
+                    partition.leader = broker_id;
+                    ElrRules::elected_from_elr(partition, broker_id);
+                } else if unclean {
+                    partition.leader = broker_id;
+                    partition.isr = vec![broker_id];
+                    ElrRules::forget(partition);
+                } else {
+                    continue;
+                }
                 partition.leader_epoch += 1;
                 partition.partition_epoch += 1;
                 changed = true;
             }
         }
         changed
+    }
+}
+
+/// Elects a new leader for `partition`, whose leader `leaving` is going
+/// (ELR off: the last ISR member stays named while nobody leads).
+fn elect_without(
+    partition: &mut PartitionState,
+    leaving: i32,
+    available: &impl Fn(&i32) -> bool,
+    unclean: bool,
+) {
+    let keeps_isr = partition
+        .replicas
+        .iter()
+        .any(|id| partition.isr.contains(id) && available(id));
+    if keeps_isr {
+        partition.isr.retain(|id| *id != leaving);
+    }
+    elect(partition, available, unclean, false);
+    partition.leader_epoch += 1;
+    partition.partition_epoch += 1;
+}
+
+/// Kafka's order of election: the first available ISR member in replica
+/// order; with the ISR empty, the first available ELR member (clean, it
+/// alone becomes the ISR); with `unclean`, any available replica (the ISR
+/// becomes it alone and the ELR is forgotten); else no leader (-1).
+fn elect(
+    partition: &mut PartitionState,
+    available: &impl Fn(&i32) -> bool,
+    unclean: bool,
+    elr_enabled: bool,
+) {
+    let replicas = partition.replicas.clone();
+    if let Some(leader) = replicas
+        .iter()
+        .copied()
+        .find(|id| partition.isr.contains(id) && available(id))
+    {
+        partition.leader = leader;
+        return;
+    }
+    if elr_enabled
+        && partition.isr.is_empty()
+        && let Some(leader) = replicas
+            .iter()
+            .copied()
+            .find(|id| partition.elr.contains(id) && available(id))
+    {
+        partition.leader = leader;
+        ElrRules::elected_from_elr(partition, leader);
+        return;
+    }
+    match replicas.iter().copied().find(available).filter(|_| unclean) {
+        Some(leader) => {
+            partition.leader = leader;
+            partition.isr = vec![leader];
+            ElrRules::forget(partition);
+        }
+        // The ISR (ELR off) or the ELR keeps naming the replicas that hold
+        // everything committed; one of them leads again when it returns.
+        None => partition.leader = -1,
     }
 }
 
@@ -123,20 +280,36 @@ mod tests {
         image.broker(id).expect("registered").epoch
     }
 
+    fn isrs(image: &MetadataImage) -> Vec<Vec<i32>> {
+        image.topics["t"]
+            .partitions
+            .iter()
+            .map(|p| p.isr.clone())
+            .collect()
+    }
+
+    fn fence(image: &mut MetadataImage, id: i32) -> ApplyOutcome {
+        let broker_epoch = epoch(image, id);
+        next(
+            image,
+            Command::FenceBroker {
+                broker_id: id,
+                broker_epoch,
+            },
+        )
+    }
+
     #[test]
-    fn a_fenced_broker_leads_nothing_until_it_is_unfenced() {
+    fn a_fenced_leader_is_replaced_by_the_next_isr_member() {
         let mut image = image();
+        assert_eq!(fence(&mut image, 2), ApplyOutcome::Applied);
+        assert_eq!(leaders(&image), vec![(1, 0), (1, 1), (1, 1)]);
+        // The fenced broker leaves every ISR; each change bumps the epoch.
+        assert_eq!(isrs(&image), vec![vec![1], vec![1], vec![1]]);
+        assert_eq!(image.topics["t"].partitions[0].partition_epoch, 1);
+        assert_eq!(fence(&mut image, 2), ApplyOutcome::Unchanged);
+        // Unfenced, it leads nothing until the leader lets it back in.
         let broker_epoch = epoch(&image, 2);
-        let fence = Command::FenceBroker {
-            broker_id: 2,
-            broker_epoch,
-        };
-        assert_eq!(next(&mut image, fence.clone()), ApplyOutcome::Applied);
-        assert_eq!(leaders(&image), vec![(1, 0), (-1, 1), (-1, 1)]);
-        assert_eq!(image.topics["t"].partitions[1].partition_epoch, 1);
-        // Broker 1 is in their ISR but, without replication, has none of
-        // their data: it does not take over.
-        assert_eq!(next(&mut image, fence), ApplyOutcome::Unchanged);
         next(
             &mut image,
             Command::UnfenceBroker {
@@ -144,7 +317,61 @@ mod tests {
                 broker_epoch,
             },
         );
-        assert_eq!(leaders(&image), vec![(1, 0), (2, 2), (2, 2)]);
+        assert_eq!(leaders(&image), vec![(1, 0), (1, 1), (1, 1)]);
+    }
+
+    #[test]
+    fn no_leader_outside_the_isr_until_its_last_member_returns() {
+        let mut image = image();
+        fence(&mut image, 2);
+        // Broker 1 is now the last ISR member: fenced, nobody may lead.
+        fence(&mut image, 1);
+        assert_eq!(leaders(&image), vec![(-1, 1), (-1, 2), (-1, 2)]);
+        assert_eq!(isrs(&image), vec![vec![1], vec![1], vec![1]]);
+        // Broker 2 returns first: it has not got everything, it waits.
+        let broker_epoch = epoch(&image, 2);
+        next(
+            &mut image,
+            Command::UnfenceBroker {
+                broker_id: 2,
+                broker_epoch,
+            },
+        );
+        assert_eq!(leaders(&image), vec![(-1, 1), (-1, 2), (-1, 2)]);
+        let broker_epoch = epoch(&image, 1);
+        next(
+            &mut image,
+            Command::UnfenceBroker {
+                broker_id: 1,
+                broker_epoch,
+            },
+        );
+        assert_eq!(leaders(&image), vec![(1, 2), (1, 3), (1, 3)]);
+    }
+
+    #[test]
+    fn unclean_election_lets_an_out_of_sync_replica_lead() {
+        let mut image = image();
+        next(
+            &mut image,
+            Command::AlterConfigs {
+                resource: crate::cluster::metadata::ConfigResource::Topic("t".into()),
+                set: BTreeMap::from([("unclean.leader.election.enable".into(), "true".into())]),
+                delete: Vec::new(),
+            },
+        );
+        fence(&mut image, 2);
+        fence(&mut image, 1);
+        let broker_epoch = epoch(&image, 2);
+        next(
+            &mut image,
+            Command::UnfenceBroker {
+                broker_id: 2,
+                broker_epoch,
+            },
+        );
+        assert_eq!(leaders(&image), vec![(2, 2), (2, 3), (2, 3)]);
+        assert_eq!(isrs(&image), vec![vec![2], vec![2], vec![2]]);
     }
 
     #[test]
@@ -158,7 +385,7 @@ mod tests {
                 broker_epoch,
             },
         );
-        assert_eq!(leaders(&image), vec![(-1, 1), (2, 0), (2, 0)]);
+        assert_eq!(leaders(&image), vec![(2, 1), (2, 0), (2, 0)]);
         next(
             &mut image,
             Command::RegisterBroker {
@@ -168,9 +395,9 @@ mod tests {
                 rack: None,
             },
         );
-        assert_eq!(leaders(&image), vec![(-1, 1), (-1, 1), (-1, 1)]);
-        // The restarted broker 2 leads again once unfenced; broker 1, still
-        // shutting down, does not.
+        assert_eq!(leaders(&image), vec![(-1, 2), (-1, 1), (-1, 1)]);
+        // The restarted broker 2, the last ISR member, leads again once
+        // unfenced; broker 1, still shutting down, does not.
         let broker_epoch = epoch(&image, 2);
         next(
             &mut image,
@@ -179,7 +406,7 @@ mod tests {
                 broker_epoch,
             },
         );
-        assert_eq!(leaders(&image), vec![(-1, 1), (2, 2), (2, 2)]);
+        assert_eq!(leaders(&image), vec![(2, 3), (2, 2), (2, 2)]);
     }
 
     #[test]
@@ -204,6 +431,6 @@ mod tests {
             );
         }
         assert_eq!(first, second);
-        assert_eq!(leaders(&first), vec![(1, 2), (2, 0), (2, 0)]);
+        assert_eq!(leaders(&first), vec![(2, 1), (2, 0), (2, 0)]);
     }
 }

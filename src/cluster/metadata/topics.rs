@@ -10,11 +10,15 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
+use super::eligible::{ElrRules, clear_elr};
 use super::{
     ApplyOutcome, BrokerState, ConfigResource, MetadataImage, PartitionState, TopicState,
     validate_topic_name,
 };
 use crate::cluster::code::{KafkaCode, Rejection, rejected};
+
+/// Changing it clears the topic's ELR, as Kafka's `ClearElrRecord` does.
+const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 
 impl MetadataImage {
     pub(super) fn create_topic(
@@ -187,6 +191,13 @@ impl MetadataImage {
             configs.remove(key);
         }
         let changed = *configs != before;
+        let min_isr_changed = configs.get(MIN_INSYNC_REPLICAS) != before.get(MIN_INSYNC_REPLICAS);
+        if min_isr_changed
+            && let ConfigResource::Topic(name) = resource
+            && let Some(topic) = self.topics.get_mut(name)
+        {
+            clear_elr(topic);
+        }
         if let ConfigResource::Broker(id) = resource
             && self.broker_configs.get(id).is_some_and(BTreeMap::is_empty)
         {
@@ -207,6 +218,9 @@ impl MetadataImage {
         leader: Option<i32>,
         isr: Option<&[i32]>,
     ) -> Result<ApplyOutcome, Rejection> {
+        let elr = self
+            .topic_by_id(topic_id)
+            .map(|topic| self.elr_rules(topic));
         let brokers = &self.brokers;
         let state = self
             .topic_names_by_id
@@ -264,12 +278,27 @@ impl MetadataImage {
         if !leader_changed && new_isr == state.isr {
             return Ok(ApplyOutcome::Unchanged);
         }
+        let old_isr = std::mem::replace(&mut state.isr, new_isr);
         if leader_changed {
             state.leader = new_leader;
             state.leader_epoch += 1;
+            if new_leader != -1 && !old_isr.contains(&new_leader) {
+                // From the ELR: a clean election; from outside both: unclean.
+                if state.elr.contains(&new_leader) {
+                    state.elr.retain(|id| *id != new_leader);
+                } else {
+                    ElrRules::forget(state);
+                }
+            }
         }
-        state.isr = new_isr;
+        if let Some(elr) = elr {
+            elr.track(state, &old_isr);
+        }
         state.partition_epoch += 1;
+        // The ISR change that brings the last adding replica in sync
+        // finishes a reassignment, in the same change (KRaft's
+        // PartitionChangeBuilder does it on AlterPartition too).
+        super::reassignment::complete_if_caught_up(state, &is_available);
         Ok(ApplyOutcome::Applied)
     }
 }
@@ -298,5 +327,9 @@ fn new_partition(replicas: &[i32]) -> PartitionState {
         leader: replicas.first().copied().unwrap_or(-1),
         leader_epoch: 0,
         partition_epoch: 0,
+        adding_replicas: Vec::new(),
+        removing_replicas: Vec::new(),
+        elr: Vec::new(),
+        last_known_elr: Vec::new(),
     }
 }

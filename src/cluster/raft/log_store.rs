@@ -29,6 +29,7 @@ use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageI
 use serde::{Deserialize, Serialize};
 
 use super::{MemberId, TypeConfig};
+use crate::fs;
 use crate::record_log::RecordLog;
 
 const LOG_FILE: &str = "raft.log";
@@ -87,6 +88,19 @@ impl LogStore {
         })
     }
 
+    /// The id of every entry held, oldest first (the simulation's checker
+    /// reads the logs through it).
+    #[cfg(test)]
+    pub(crate) fn log_ids(&self) -> Vec<LogId<MemberId>> {
+        self.entries().by_index.values().map(|e| e.log_id).collect()
+    }
+
+    /// The entry at `index`, if held.
+    #[cfg(test)]
+    pub(crate) fn entry(&self, index: u64) -> Option<Entry<TypeConfig>> {
+        self.entries().by_index.get(&index).cloned()
+    }
+
     fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
         // A panic while holding it leaves only in-memory maps, each updated
         // by one call; the data in them is still consistent.
@@ -99,7 +113,7 @@ impl LogStore {
         write: impl FnOnce(&mut RecordLog) -> Result<T, String> + Send + 'static,
     ) -> Result<T, String> {
         let file = Arc::clone(&self.file);
-        tokio::task::spawn_blocking(move || {
+        fs::blocking(move || {
             let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
             write(&mut file)
         })
@@ -180,7 +194,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote<MemberId>) -> StoreResult<()> {
         let bytes = serde_json::to_vec(vote).map_err(|e| StorageIOError::write_vote(&e))?;
         let path = self.vote_path.clone();
-        tokio::task::spawn_blocking(move || RecordLog::create(&path, &[bytes]))
+        fs::blocking(move || RecordLog::create(&path, &[bytes]))
             .await
             .map_err(|e| StorageIOError::write_vote(&e))?
             .map_err(|e| StorageIOError::write_vote(&e))?;
@@ -189,7 +203,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn read_vote(&mut self) -> StoreResult<Option<Vote<MemberId>>> {
         let path = self.vote_path.clone();
-        let read = tokio::task::spawn_blocking(move || read_vote_file(&path))
+        let read = fs::blocking(move || read_vote_file(&path))
             .await
             .map_err(|e| StorageIOError::read_vote(&e))?;
         read.map_err(|e| StorageIOError::read_vote(&std::io::Error::other(e)).into())
@@ -255,7 +269,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
 /// The vote in `path`, `None` when no vote was ever saved.
 fn read_vote_file(path: &Path) -> Result<Option<Vote<MemberId>>, String> {
-    if !path.exists() {
+    if !fs::exists(path) {
         return Ok(None);
     }
     let recovered = RecordLog::open(path).map_err(|e| e.to_string())?;

@@ -9,7 +9,10 @@
 //! - [`state_machine`]: today's [`MetadataImage`](super::MetadataImage)
 //!   and its deterministic `apply`, with snapshots of the image for log
 //!   compaction;
-//! - [`network`]: raft RPCs over the coordinator's HTTP stack.
+//! - [`network`]: raft RPCs over the coordinator's HTTP stack;
+//! - [`runtime`]: tokio, with seeded election timeouts in tests;
+//! - `simulation` (tests): the members on turmoil's simulated network and
+//!   disk under a seeded nemesis, with a checker of raft's guarantees.
 //!
 //! The image keeps counting *commands*: `last_applied` is the index of the
 //! last applied [`Command`], not a raft log index, so blank and membership
@@ -19,6 +22,7 @@
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod runtime;
 pub mod state_machine;
 
 use std::fmt;
@@ -29,7 +33,10 @@ use serde::{Deserialize, Serialize};
 use super::metadata::{ApplyOutcome, Command, Rejection};
 
 pub use log_store::LogStore;
-pub use node::{QuorumError, QuorumStatus, RaftNode, RaftSettings, RaftStartError, VoterProgress};
+pub use node::{
+    MembershipChange, QuorumError, QuorumStatus, RaftNode, RaftSettings, RaftStartError,
+    VoterProgress,
+};
 pub use state_machine::{StateMachine, StateMachineHandle};
 
 /// A raft member's id: ZooKeeper's `myid`, the `N` of `server.N`.
@@ -63,6 +70,9 @@ pub enum Proposal {
     ClusterId { cluster_id: String },
     /// A metadata command, applied as the next command index.
     Command { command: Command },
+    /// The controller `member_id` is being removed from the voters; its id
+    /// is never accepted again. Committed before the membership change.
+    VoterRemoved { member_id: MemberId },
 }
 
 impl fmt::Display for Proposal {
@@ -70,6 +80,7 @@ impl fmt::Display for Proposal {
         match self {
             Self::ClusterId { cluster_id } => write!(f, "cluster id {cluster_id}"),
             Self::Command { command } => write!(f, "{command:?}"),
+            Self::VoterRemoved { member_id } => write!(f, "voter {member_id} removed"),
         }
     }
 }
@@ -94,11 +105,13 @@ openraft::declare_raft_types!(
         Node = Member,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
-        AsyncRuntime = openraft::TokioRuntime,
+        AsyncRuntime = runtime::RaftRuntime,
 );
 
 /// The raft handle of one member.
 pub type Raft = openraft::Raft<TypeConfig>;
 
+#[cfg(test)]
+mod simulation;
 #[cfg(test)]
 mod tests;

@@ -2,12 +2,16 @@
 //! the peer port) and the same client, with mutual TLS when the
 //! coordinator has TLS configured.
 //!
+//! The wire is behind [`RaftTransport`], so the deterministic simulation can
+//! carry the same calls over its simulated network.
+//!
 //! Routes: `POST /v1/raft/append`, `POST /v1/raft/vote`,
 //! `POST /v1/raft/snapshot` (openraft's chunked snapshot transfer). The
 //! body is openraft's request as JSON; the answer (HTTP 200) is
 //! `Result<response, RaftError>` as JSON, so a remote refusal and a lost
 //! peer stay apart.
 
+use std::future::Future;
 use std::time::Duration;
 
 use hyper::Method;
@@ -24,7 +28,8 @@ use serde::de::DeserializeOwned;
 
 use super::{Member, MemberId, Raft, TypeConfig};
 use crate::cluster::http::CoordinatorTls;
-use crate::cluster::http::client::{CallError, HttpClient};
+pub(crate) use crate::cluster::http::client::CallError;
+use crate::cluster::http::client::HttpClient;
 
 /// The raft RPCs, by the last segment of their route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,7 +50,7 @@ impl RaftRpc {
         }
     }
 
-    fn path(self) -> &'static str {
+    pub(crate) fn path(self) -> &'static str {
         match self {
             Self::Append => "/v1/raft/append",
             Self::Vote => "/v1/raft/vote",
@@ -87,39 +92,101 @@ pub async fn serve(raft: &Raft, rpc: RaftRpc, body: &[u8]) -> Result<Vec<u8>, Ba
     answer.map_err(|e| bad(format!("cannot encode the answer: {e}")))
 }
 
-/// Makes a [`PeerClient`] per peer; TLS when the coordinator has it.
+/// Carries a raft RPC to a peer and brings its answer back: the seam
+/// between openraft's calls ([`PeerClient`]) and the wire. Production is
+/// [`HttpTransport`]; the deterministic simulation plugs in turmoil's
+/// simulated network, so its partitions, losses and delays hit the same
+/// client code.
+pub(crate) trait RaftTransport: Clone + Send + Sync + 'static {
+    /// How one peer is reached.
+    type Peer: Send + Sync + 'static;
+
+    fn peer(&self, member: &Member) -> Self::Peer;
+
+    /// Sends `request` (JSON) to `peer` and decodes its answer, within
+    /// `timeout`.
+    fn call<Req, Resp>(
+        peer: &Self::Peer,
+        rpc: RaftRpc,
+        request: &Req,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Resp, CallError>> + Send
+    where
+        Req: Serialize + Sync,
+        Resp: DeserializeOwned;
+}
+
+/// Raft RPCs as HTTP POSTs to the peer listener; TLS when the coordinator
+/// has it.
 #[derive(Clone)]
-pub struct HttpNetwork {
+pub(crate) struct HttpTransport {
     tls: Option<CoordinatorTls>,
 }
 
-impl HttpNetwork {
-    pub fn new(tls: Option<CoordinatorTls>) -> Self {
-        Self { tls }
+impl RaftTransport for HttpTransport {
+    type Peer = HttpClient;
+
+    fn peer(&self, member: &Member) -> HttpClient {
+        HttpClient::new(member.peer_address.clone(), self.tls.clone())
+    }
+
+    async fn call<Req, Resp>(
+        peer: &HttpClient,
+        rpc: RaftRpc,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, CallError>
+    where
+        Req: Serialize + Sync,
+        Resp: DeserializeOwned,
+    {
+        peer.call_within(Method::POST, rpc.path(), Some(request), timeout)
+            .await
     }
 }
 
-impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
-    type Network = PeerClient;
+/// Makes a [`PeerClient`] per peer over transport `T`.
+#[derive(Clone)]
+pub(crate) struct PeerNetwork<T> {
+    transport: T,
+}
 
-    async fn new_client(&mut self, target: MemberId, node: &Member) -> PeerClient {
+impl<T: RaftTransport> PeerNetwork<T> {
+    pub fn over(transport: T) -> Self {
+        Self { transport }
+    }
+}
+
+/// The production network: HTTP between the members.
+pub(crate) type HttpNetwork = PeerNetwork<HttpTransport>;
+
+impl HttpNetwork {
+    pub fn new(tls: Option<CoordinatorTls>) -> Self {
+        Self::over(HttpTransport { tls })
+    }
+}
+
+impl<T: RaftTransport> RaftNetworkFactory<TypeConfig> for PeerNetwork<T> {
+    type Network = PeerClient<T>;
+
+    async fn new_client(&mut self, target: MemberId, node: &Member) -> PeerClient<T> {
         PeerClient {
             target,
-            http: HttpClient::new(node.peer_address.clone(), self.tls.clone()),
+            peer: self.transport.peer(node),
         }
     }
 }
 
 /// Sends raft RPCs to one peer.
-pub struct PeerClient {
+pub(crate) struct PeerClient<T: RaftTransport> {
     target: MemberId,
-    http: HttpClient,
+    peer: T::Peer,
 }
 
 type RpcResult<T, E = openraft::error::Infallible> =
     Result<T, RPCError<MemberId, Member, RaftError<MemberId, E>>>;
 
-impl PeerClient {
+impl<T: RaftTransport> PeerClient<T> {
     async fn call<Req, Resp, E>(
         &self,
         rpc: RaftRpc,
@@ -127,15 +194,13 @@ impl PeerClient {
         option: &RPCOption,
     ) -> RpcResult<Resp, E>
     where
-        Req: Serialize,
+        Req: Serialize + Sync,
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
         let timeout = option.hard_ttl().max(MIN_RPC_TIMEOUT);
-        let answer: Result<Result<Resp, RaftError<MemberId, E>>, CallError> = self
-            .http
-            .call_within(Method::POST, rpc.path(), Some(request), timeout)
-            .await;
+        let answer: Result<Result<Resp, RaftError<MemberId, E>>, CallError> =
+            T::call(&self.peer, rpc, request, timeout).await;
         match answer {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(refused)) => Err(RPCError::RemoteError(RemoteError::new(
@@ -154,7 +219,7 @@ impl PeerClient {
 /// interval, which is too short for a TLS handshake on a loaded machine.
 const MIN_RPC_TIMEOUT: Duration = Duration::from_millis(500);
 
-impl RaftNetwork<TypeConfig> for PeerClient {
+impl<T: RaftTransport> RaftNetwork<TypeConfig> for PeerClient<T> {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,

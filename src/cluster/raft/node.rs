@@ -7,15 +7,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
+use openraft::network::RaftNetworkFactory;
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
-use openraft::{Config, ServerState, SnapshotPolicy};
+use openraft::{ChangeMembers, Config, ServerState, SnapshotPolicy};
 use tokio::sync::watch;
 
 use super::network::{BadRaftRequest, HttpNetwork, RaftRpc};
 use super::{
     Applied, LogStore, Member, MemberId, Proposal, Raft, StateMachine, StateMachineHandle,
+    TypeConfig,
 };
 use crate::cluster::http::CoordinatorTls;
+use crate::fs;
 use crate::task::OwnedTask;
 
 /// The quorum as this member runs it.
@@ -90,7 +93,22 @@ pub enum QuorumError {
     /// The member stopped, or the quorum could not be reached.
     #[error("quorum unavailable: {0}")]
     Unavailable(String),
+    /// openraft refused a voter change (e.g. another one is in progress).
+    #[error("voter change refused: {0}")]
+    MembershipRefused(String),
 }
+
+/// A change of the voters; the quorum takes one at a time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// Kafka's add-controller: the member catches up as a learner first.
+    Add { member_id: MemberId, member: Member },
+    /// Kafka's remove-controller.
+    Remove { member_id: MemberId },
+}
+
+/// How long a new voter gets to catch up as a learner before it votes.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One voter's replication as the leader sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,9 +185,30 @@ impl LeadershipWatch {
 /// caller hears REQUEST_TIMED_OUT, as from Kafka's controller; a write may
 /// still commit afterwards, which a retry then finds (e.g. the topic exists).
 const QUORUM_TIMEOUT: Duration = Duration::from_secs(10);
+/// How fresh a quorum's acknowledgement of the leader must be for a turn
+/// to skip the read-index round.
+const RECENT_QUORUM_ACK: Duration = Duration::from_millis(500);
 
 fn timed_out(what: &str) -> QuorumError {
     QuorumError::Unavailable(format!("{what} within {QUORUM_TIMEOUT:?}"))
+}
+
+/// Opens the raft log and the state machine in `dir`, created if missing.
+pub(crate) async fn open_stores(dir: &Path) -> Result<(LogStore, StateMachine), RaftStartError> {
+    let storage_failed = |reason: String| RaftStartError::Storage {
+        dir: dir.to_owned(),
+        reason,
+    };
+    let owned_dir = dir.to_owned();
+    fs::blocking(move || {
+        fs::create_dir_all(&owned_dir).map_err(|e| e.to_string())?;
+        let log_store = LogStore::open(&owned_dir).map_err(|e| e.to_string())?;
+        let machine = StateMachine::open(&owned_dir).map_err(|e| e.to_string())?;
+        Ok::<_, String>((log_store, machine))
+    })
+    .await
+    .map_err(|e| storage_failed(e.to_string()))?
+    .map_err(storage_failed)
 }
 
 /// A running member.
@@ -192,21 +231,24 @@ impl RaftNode {
         settings: &RaftSettings,
         tls: Option<CoordinatorTls>,
     ) -> Result<Self, RaftStartError> {
+        let (log_store, machine) = open_stores(dir).await?;
+        Self::start_on(dir, log_store, machine, settings, HttpNetwork::new(tls)).await
+    }
+
+    /// [`RaftNode::start`] on opened stores and a given network: the seam
+    /// the deterministic simulation starts members through.
+    pub(crate) async fn start_on<N: RaftNetworkFactory<TypeConfig>>(
+        dir: &Path,
+        mut log_store: LogStore,
+        mut machine: StateMachine,
+        settings: &RaftSettings,
+        network: N,
+    ) -> Result<Self, RaftStartError> {
         let config = Arc::new(settings.openraft_config()?);
         let storage_failed = |reason: String| RaftStartError::Storage {
             dir: dir.to_owned(),
             reason,
         };
-        let owned_dir = dir.to_owned();
-        let (mut log_store, mut machine) = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&owned_dir).map_err(|e| e.to_string())?;
-            let log_store = LogStore::open(&owned_dir).map_err(|e| e.to_string())?;
-            let machine = StateMachine::open(&owned_dir).map_err(|e| e.to_string())?;
-            Ok::<_, String>((log_store, machine))
-        })
-        .await
-        .map_err(|e| storage_failed(e.to_string()))?
-        .map_err(storage_failed)?;
         let log_state = log_store
             .get_log_state()
             .await
@@ -220,17 +262,14 @@ impl RaftNode {
             .await
             .map_err(|e| storage_failed(e.to_string()))?;
         let empty = log_state.last_log_id.is_none() && vote.is_none() && applied.is_none();
+        // A member that is not among the configured voters joins a running
+        // quorum (add-controller) and never initializes one.
+        let founding = settings.voters.contains_key(&settings.member_id);
         let handle = machine.handle();
-        let raft = Raft::new(
-            settings.member_id,
-            config,
-            HttpNetwork::new(tls),
-            log_store,
-            machine,
-        )
-        .await
-        .map_err(|e| RaftStartError::Raft(e.to_string()))?;
-        let initializing = empty.then(|| {
+        let raft = Raft::new(settings.member_id, config, network, log_store, machine)
+            .await
+            .map_err(|e| RaftStartError::Raft(e.to_string()))?;
+        let initializing = (empty && founding).then(|| {
             // Every member with an empty store initializes with the same
             // voters, but not all at once: each initialization starts an
             // election, and in openraft's default mode a same-term
@@ -330,6 +369,26 @@ impl RaftNode {
         self.raft.metrics().borrow().state == ServerState::Leader
     }
 
+    /// The term this member leads in, if it leads and a quorum acknowledged
+    /// it within the last [`RECENT_QUORUM_ACK`] (heartbeats go every
+    /// 150 ms). A leader cut off from its quorum is not leading here, so its
+    /// callers take the read-index round, which fails fast, instead of
+    /// waiting out a write that cannot commit.
+    pub fn leading_term(&self) -> Option<u64> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let recent = metrics
+            .millis_since_quorum_ack
+            .is_some_and(|ms| ms <= RECENT_QUORUM_ACK.as_millis() as u64);
+        (metrics.state == ServerState::Leader && recent).then_some(metrics.current_term)
+    }
+
+    /// openraft's view of this member (the simulation's checker reads it).
+    #[cfg(test)]
+    pub(crate) fn metrics(&self) -> openraft::RaftMetrics<MemberId, Member> {
+        self.raft.metrics().borrow().clone()
+    }
+
     /// Follows this member's leadership.
     pub fn leadership(&self) -> LeadershipWatch {
         LeadershipWatch {
@@ -361,6 +420,62 @@ impl RaftNode {
             last_log_index: metrics.last_log_index,
             is_leader: metrics.state == ServerState::Leader,
             voters,
+        }
+    }
+
+    /// The voters now, with their addresses.
+    pub fn voters(&self) -> BTreeMap<MemberId, Member> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        membership
+            .voter_ids()
+            .map(|id| (id, membership.get_node(&id).cloned().unwrap_or_default()))
+            .collect()
+    }
+
+    /// Adds or removes one voter (this member must lead). Adding waits for
+    /// the new member to catch up as a learner, so it does not hold back
+    /// commits once it votes; openraft's joint consensus does the rest.
+    pub async fn change_voters(&self, change: MembershipChange) -> Result<(), QuorumError> {
+        let (members, deadline) = match change {
+            MembershipChange::Add { member_id, member } => {
+                let learned = tokio::time::timeout(
+                    CATCH_UP_TIMEOUT,
+                    self.raft.add_learner(member_id, member, true),
+                )
+                .await
+                .map_err(|_| timed_out("the new controller did not catch up"))?;
+                self.write_error(learned.map(|_| ()))?;
+                (
+                    ChangeMembers::AddVoterIds([member_id].into()),
+                    QUORUM_TIMEOUT,
+                )
+            }
+            MembershipChange::Remove { member_id } => (
+                ChangeMembers::RemoveVoters([member_id].into()),
+                QUORUM_TIMEOUT,
+            ),
+        };
+        let changed = tokio::time::timeout(deadline, self.raft.change_membership(members, false))
+            .await
+            .map_err(|_| timed_out("the voter change was not committed"))?;
+        self.write_error(changed.map(|_| ()))
+    }
+
+    fn write_error(
+        &self,
+        result: Result<(), RaftError<MemberId, ClientWriteError<MemberId, Member>>>,
+    ) -> Result<(), QuorumError> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                Err(self.not_leader(forward.leader_id, forward.leader_node))
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(refused))) => {
+                Err(QuorumError::MembershipRefused(refused.to_string()))
+            }
+            Err(error) => Err(QuorumError::Unavailable(error.to_string())),
         }
     }
 

@@ -33,6 +33,7 @@ use super::{Applied, Member, MemberId, Proposal, TypeConfig};
 use crate::cluster::command_log::LogEntry;
 use crate::cluster::embedded::{LOG_TAIL_ENTRIES, LogRead, read_tail};
 use crate::cluster::metadata::MetadataImage;
+use crate::fs;
 use crate::record_log::RecordLog;
 
 const SNAPSHOT_FILE: &str = "snapshot";
@@ -147,7 +148,7 @@ impl StateMachine {
             .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
         let path = self.shared.snapshot_path.clone();
         let records = [meta_bytes, data.clone()];
-        tokio::task::spawn_blocking(move || RecordLog::create(&path, &records))
+        fs::blocking(move || RecordLog::create(&path, &records))
             .await
             .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?
             .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
@@ -172,7 +173,7 @@ fn decode_image(meta: &SnapshotMeta<MemberId, Member>, data: &[u8]) -> StoreResu
 type StoredSnapshot = (SnapshotMeta<MemberId, Member>, Vec<u8>);
 
 fn read_snapshot_file(path: &Path) -> StoreResult<Option<StoredSnapshot>> {
-    if !path.exists() {
+    if !fs::exists(path) {
         return Ok(None);
     }
     let recovered = RecordLog::open(path).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
@@ -202,6 +203,12 @@ fn apply_entry(machine: &mut Machine, entry: Entry<TypeConfig>) -> Applied {
             if machine.image.cluster_id.is_empty() {
                 Arc::make_mut(&mut machine.image).cluster_id = cluster_id;
             }
+            Applied::NotACommand
+        }
+        EntryPayload::Normal(Proposal::VoterRemoved { member_id }) => {
+            Arc::make_mut(&mut machine.image)
+                .removed_controllers
+                .insert(member_id);
             Applied::NotACommand
         }
         EntryPayload::Normal(Proposal::Command { command }) => {

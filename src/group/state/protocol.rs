@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 
+use crate::group::records::GroupMetadata;
+
 /// Identifies the request a parked reply belongs to; chosen by the shell.
 pub type ReplyId = u64;
 
@@ -81,6 +83,13 @@ pub enum Event {
     Leave(ReplyId, Vec<MemberRef>),
     /// Time passed: expire sessions, end rebalances that waited too long.
     Tick,
+    /// The group's metadata of `generation_id` (a [`Effect::StoreGroup`])
+    /// is on the offsets partition's in-sync replicas, or failed to get
+    /// there with `error`.
+    Stored {
+        generation_id: i32,
+        error: Option<ResponseError>,
+    },
 }
 
 /// A member as the leader sees it in its JoinGroup response.
@@ -122,6 +131,11 @@ pub enum Effect {
         Option<ResponseError>,
         Vec<(String, Option<String>, Option<ResponseError>)>,
     ),
+    /// Write the group's metadata to its offsets partition, then feed back
+    /// [`Event::Stored`]. Kafka stores it when the leader's assignment
+    /// arrives (the SyncGroup answers wait for it) and when a rebalance
+    /// leaves the group empty.
+    StoreGroup(GroupMetadata),
 }
 
 #[derive(Debug, Clone)]

@@ -7,15 +7,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::routes::{Failure, HttpResponse, invalid, json};
 use super::{CoordinatorError, Service};
+use crate::cluster::bootstrap;
 use crate::cluster::command_log::{METADATA_DIR, agree_marker};
 use crate::cluster::http::CoordinatorTls;
 use crate::cluster::http::ensemble::EnsembleSettings;
 use crate::cluster::http::settings::CoordinatorSettings;
-use crate::cluster::http::wire::{QuorumView, VoterView};
-use crate::cluster::raft::RaftNode;
+use crate::cluster::http::wire::{AddVoterRequest, QuorumView, VoterView, WriteResponse};
+use crate::cluster::raft::{Member, MemberId, MembershipChange, RaftNode};
 use crate::cluster::{ClusterCoordinator, ClusterError, EmbeddedCoordinator, QuorumLeader};
-use crate::config::{CoordinatorTlsSettings, Keystore, Truststore};
+use crate::config::CoordinatorTlsSettings;
 
 /// The raft member's files, under the metadata directory.
 const RAFT_DIR: &str = "raft";
@@ -48,7 +50,28 @@ pub(super) async fn open_metadata(
         .listen
         .or(settings.secure.as_ref().map(|s| s.listen))
         .map_or(2181, |a| a.port());
-    let raft_settings = ensemble.raft_settings(client_port);
+    let mut raft_settings = ensemble.raft_settings(client_port);
+    let read_dir = data_dir.clone();
+    let formatted = tokio::task::spawn_blocking(move || bootstrap::read(&read_dir))
+        .await
+        .map_err(|e| dir_failed(e.to_string()))??;
+    if let Some(formatted) = &formatted
+        && raft_settings.voters.is_empty()
+    {
+        // A dynamic quorum's initial voters (`format --standalone` or
+        // `--initial-controllers`), one port each for raft and clients.
+        raft_settings.voters = formatted
+            .initial_voters
+            .iter()
+            .map(|(id, address)| {
+                let member = Member {
+                    peer_address: address.clone(),
+                    client_address: address.clone(),
+                };
+                (*id, member)
+            })
+            .collect();
+    }
     let raft_dir = data_dir.join(METADATA_DIR).join(RAFT_DIR);
     let node = RaftNode::start(&raft_dir, &raft_settings, tls)
         .await
@@ -58,7 +81,8 @@ pub(super) async fn open_metadata(
         voters = raft_settings.voters.len(),
         "coordinator quorum member started"
     );
-    let metadata = EmbeddedCoordinator::with_quorum(node);
+    let metadata = EmbeddedCoordinator::with_quorum(node)
+        .with_formatted_cluster_id(formatted.map(|f| f.cluster_id));
     check_marker(&data_dir, member_id, &metadata).await?;
     Ok(metadata.with_partition_limits(settings.partition_limits))
 }
@@ -68,32 +92,32 @@ fn member_node_id(ensemble: &EnsembleSettings) -> i32 {
     i32::try_from(ensemble.my_id).unwrap_or(i32::MAX)
 }
 
-/// Raft RPCs to peers go through TLS when the coordinator has it: this
-/// coordinator's certificate as the client certificate, its truststore for
-/// the peers'. Peers are dialled by the addresses in `server.N` lines,
+/// Raft RPCs to peers go through TLS when the coordinator has it: as
+/// [`SecureListen::peer_client`] says, else with this coordinator's
+/// certificate as the client certificate and its truststore for the
+/// peers'. Peers are then dialled by the addresses in `server.N` lines,
 /// which need not be the names in their certificates, so the chain is
 /// checked, not the host name.
+///
+/// [`SecureListen::peer_client`]: crate::cluster::http::settings::SecureListen::peer_client
 fn peer_tls(settings: &CoordinatorSettings) -> Result<Option<CoordinatorTls>, CoordinatorError> {
     let Some(secure) = &settings.secure else {
         return Ok(None);
     };
-    let unsupported = || {
-        CoordinatorError::DataDir {
-        path: settings.data_dir.clone(),
-        reason: "a coordinator quorum with TLS needs ssl.keyStore.location and ssl.trustStore.location files".to_owned(),
-    }
+    let client = match &secure.peer_client {
+        Some(client) => client.clone(),
+        None => CoordinatorTlsSettings {
+            keystore: Some(secure.tls.keystore.clone()),
+            truststore: secure.tls.truststore.clone().ok_or_else(|| {
+                CoordinatorError::DataDir {
+                    path: settings.data_dir.clone(),
+                    reason: "a coordinator quorum with TLS needs ssl.trustStore.location: the CA that signs the members' certificates".to_owned(),
+                }
+            })?,
+            verify_hostname: false,
+        },
     };
-    let (Keystore::File(keystore), Some(Truststore::File(truststore))) =
-        (&secure.tls.keystore, &secure.tls.truststore)
-    else {
-        return Err(unsupported());
-    };
-    let tls = CoordinatorTls::new(&CoordinatorTlsSettings {
-        keystore: Some(keystore.clone()),
-        truststore: truststore.clone(),
-        verify_hostname: false,
-    })?;
-    Ok(Some(tls))
+    Ok(Some(CoordinatorTls::new(&client)?))
 }
 
 /// Refuses a `meta.json` that names another cluster than the quorum's;
@@ -166,7 +190,7 @@ pub(super) async fn follow_leadership(service: Arc<Service>, data_dir: PathBuf, 
 pub(super) fn view(service: &Service) -> Option<QuorumView> {
     let status = service.metadata.quorum()?.status();
     let high_watermark = status.applied_index;
-    let voters = status
+    let voters: Vec<VoterView> = status
         .voters
         .into_iter()
         .map(|voter| VoterView {
@@ -180,8 +204,22 @@ pub(super) fn view(service: &Service) -> Option<QuorumView> {
             },
         })
         .collect();
+    let image = service.metadata.image();
+    let observers = image
+        .brokers()
+        .filter(|broker| !broker.fenced)
+        .filter_map(|broker| u64::try_from(broker.id).ok())
+        // A KRaft node (one port for raft and clients) is broker and voter
+        // at once; a ZooKeeper-shaped member's id is no broker's.
+        .filter(|id| {
+            !voters
+                .iter()
+                .any(|v| v.id == *id && v.peer_address == v.client_address)
+        })
+        .collect();
     Some(QuorumView {
-        cluster_id: service.metadata.image().cluster_id.clone(),
+        observers,
+        cluster_id: image.cluster_id.clone(),
         member_id: status.member_id,
         leader_id: status.leader_id,
         leader_epoch: status.term,
@@ -204,5 +242,44 @@ pub(super) fn require_leader(service: &Service) -> Result<(), ClusterError> {
             id,
             client_address: member.client_address,
         }),
+    })
+}
+
+/// `POST /v1/quorum/voters` (`add-controller`): on the leader.
+pub(super) async fn add_voter(
+    service: &Service,
+    req: AddVoterRequest,
+) -> Result<HttpResponse, Failure> {
+    crate::config::parse_voters(&crate::config::RawValue {
+        value: format!("{}@{}", req.id, req.address),
+        from: crate::config::Source::Flag,
+    })
+    .map_err(|e| invalid(e.to_string()))?;
+    let member = Member {
+        peer_address: req.address.clone(),
+        client_address: req.address,
+    };
+    let change = MembershipChange::Add {
+        member_id: req.id,
+        member,
+    };
+    service.metadata.change_voters(change).await?;
+    voters_changed(service)
+}
+
+/// `DELETE /v1/quorum/voters/{id}` (`remove-controller`): on the leader.
+pub(super) async fn remove_voter(
+    service: &Service,
+    member_id: MemberId,
+) -> Result<HttpResponse, Failure> {
+    let change = MembershipChange::Remove { member_id };
+    service.metadata.change_voters(change).await?;
+    voters_changed(service)
+}
+
+fn voters_changed(service: &Service) -> Result<HttpResponse, Failure> {
+    json(&WriteResponse {
+        error: crate::cluster::http::wire::ErrorBody::none(),
+        metadata_offset: service.metadata.image().last_applied,
     })
 }

@@ -103,6 +103,18 @@ async fn route(
             Some(view) => json(&view),
             None => Err(invalid("this coordinator is not a quorum member")),
         },
+        // Kafka's AddRaftVoter and RemoveRaftVoter need Alter on the cluster.
+        (&Method::POST, ["v1", "quorum", "voters"]) => {
+            service.check(peer, &[(Alter, Resource::Cluster)])?;
+            quorum::add_voter(service, body(service, request).await?).await
+        }
+        (&Method::DELETE, ["v1", "quorum", "voters", id]) => {
+            service.check(peer, &[(Alter, Resource::Cluster)])?;
+            let id = id
+                .parse()
+                .map_err(|_| invalid(format!("'{id}' is not a controller id")))?;
+            quorum::remove_voter(service, id).await
+        }
         // Raft RPCs from the other members, as brokers are authorized.
         (&Method::POST, ["v1", "raft", rpc]) => {
             service.check(peer, &cluster_action)?;
@@ -173,6 +185,23 @@ async fn route(
         (&Method::POST, ["v1", "acls", "delete"]) => {
             service.check(peer, &[(Alter, Resource::Cluster)])?;
             service.delete_acls(body(service, request).await?).await
+        }
+        // Kafka's ElectLeaders needs Alter on the cluster.
+        (&Method::POST, ["v1", "partitions", "elect"]) => {
+            service.check(peer, &[(Alter, Resource::Cluster)])?;
+            service.elect_leaders(body(service, request).await?).await
+        }
+        // Kafka's AlterPartitionReassignments needs Alter on the cluster.
+        (&Method::POST, ["v1", "partitions", "reassign"]) => {
+            service.check(peer, &[(Alter, Resource::Cluster)])?;
+            service
+                .reassign_partitions(body(service, request).await?)
+                .await
+        }
+        // Kafka's AlterPartition needs ClusterAction, as inter-broker APIs do.
+        (&Method::POST, ["v1", "partitions", "alter"]) => {
+            service.check(peer, &cluster_action)?;
+            service.alter_partition(body(service, request).await?).await
         }
         (&Method::POST, ["v1", "producer-ids"]) => {
             service.check(peer, &cluster_action)?;

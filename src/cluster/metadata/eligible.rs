@@ -1,0 +1,479 @@
+//! Eligible leader replicas (KIP-966 part 1), as Kafka 4.0's controller
+//! keeps them behind the `eligible.leader.replicas.version` feature.
+//!
+//! With ELR on, the high watermark only advances while the ISR has at least
+//! `min.insync.replicas` members (the broker's side, see
+//! [`MetadataImage::strict_min_insync_replicas`]). So when the ISR shrinks
+//! below that size, the replicas that leave it still hold everything up to
+//! the high watermark: they become the partition's ELR, and one of them may
+//! lead again (a clean election) once the ISR is empty, where without ELR
+//! the partition would wait for its last ISR member or lose data to an
+//! unclean election. The ISR may then be empty: a fenced last member moves
+//! to the ELR instead of staying named in the ISR.
+//!
+//! `last_known_elr` keeps the replicas that were once ISR or ELR members
+//! while the ISR is under min ISR, for an operator's unclean recovery.
+//! Both lists are cleared when the ISR is back at min ISR, on an unclean
+//! election, when the topic's `min.insync.replicas` changes and when the
+//! feature is turned off.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ApplyOutcome, KafkaCode, MetadataImage, PartitionState, Rejection, TopicState};
+use crate::cluster::code::rejected;
+
+/// The feature's name, as `kafka-features.sh` and ApiVersions spell it.
+pub const ELIGIBLE_LEADER_REPLICAS_VERSION: &str = "eligible.leader.replicas.version";
+
+/// The highest `eligible.leader.replicas.version` gregor knows.
+pub const MAX_ELIGIBLE_LEADER_REPLICAS_VERSION: i16 = 1;
+
+/// The topic config the ELR rules measure the ISR against.
+const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
+
+/// The finalized `eligible.leader.replicas.version`, with the cluster-wide
+/// `min.insync.replicas` that applies to topics without their own (Kafka
+/// writes the cluster-level config when the feature is enabled, so every
+/// controller and broker measures against the same number).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EligibleLeaderReplicas {
+    /// 0: off (Kafka 4.0's default), 1: on.
+    pub version: i16,
+    pub min_insync_replicas: i32,
+}
+
+impl Default for EligibleLeaderReplicas {
+    /// Off, with Kafka's default `min.insync.replicas` of 1.
+    fn default() -> Self {
+        Self {
+            version: 0,
+            min_insync_replicas: 1,
+        }
+    }
+}
+
+impl EligibleLeaderReplicas {
+    pub fn enabled(&self) -> bool {
+        self.version >= 1
+    }
+
+    /// The `min.insync.replicas` of a topic: its own, else the cluster's.
+    fn min_insync_replicas(&self, topic: &TopicState) -> usize {
+        let own = topic
+            .configs
+            .get(MIN_INSYNC_REPLICAS)
+            .and_then(|v| v.trim().parse::<i32>().ok());
+        usize::try_from(own.unwrap_or(self.min_insync_replicas).max(1)).unwrap_or(1)
+    }
+}
+
+/// The ELR rules one partition change follows, fixed per topic.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ElrRules {
+    pub enabled: bool,
+    pub min_insync_replicas: usize,
+}
+
+impl ElrRules {
+    /// After the ISR changed from `old_isr`: below min ISR, the members that
+    /// left join the ELR (the ELR keeps those still out of the ISR) and the
+    /// last known ELR gathers whoever is neither; at min ISR, both empty.
+    pub fn track(&self, partition: &mut PartitionState, old_isr: &[i32]) {
+        if !self.enabled {
+            return;
+        }
+        if partition.isr.len() >= self.min_insync_replicas {
+            partition.elr.clear();
+            partition.last_known_elr.clear();
+            return;
+        }
+        let mut candidates = partition.elr.clone();
+        push_missing(&mut candidates, old_isr);
+        let elr: Vec<i32> = candidates
+            .iter()
+            .copied()
+            .filter(|id| !partition.isr.contains(id))
+            .collect();
+        push_missing(&mut candidates, &partition.last_known_elr);
+        partition.last_known_elr = candidates
+            .into_iter()
+            .filter(|id| !partition.isr.contains(id) && !elr.contains(id))
+            .collect();
+        partition.elr = elr;
+    }
+
+    /// `leader` was elected from the ELR: it alone is the ISR now.
+    pub fn elected_from_elr(partition: &mut PartitionState, leader: i32) {
+        partition.isr = vec![leader];
+        partition.elr.retain(|id| *id != leader);
+    }
+
+    /// An unclean election: what the ELR promised no longer holds.
+    pub fn forget(partition: &mut PartitionState) {
+        partition.elr.clear();
+        partition.last_known_elr.clear();
+    }
+}
+
+/// Appends the ids of `more` not in `list` yet, keeping `list`'s order.
+fn push_missing(list: &mut Vec<i32>, more: &[i32]) {
+    for id in more {
+        if !list.contains(id) {
+            list.push(*id);
+        }
+    }
+}
+
+impl MetadataImage {
+    /// The ELR rules for partitions of `topic`.
+    pub(super) fn elr_rules(&self, topic: &TopicState) -> ElrRules {
+        ElrRules {
+            enabled: self.eligible_leader_replicas.enabled(),
+            min_insync_replicas: self.eligible_leader_replicas.min_insync_replicas(topic),
+        }
+    }
+
+    /// With ELR on, the ISR size under which a leader of `topic` must not
+    /// advance its high watermark (Kafka 4.0's strict min ISR, what makes
+    /// ELR members safe leaders); `None` with ELR off.
+    pub fn strict_min_insync_replicas(&self, topic: &str) -> Option<usize> {
+        let topic = self.topics.get(topic)?;
+        self.eligible_leader_replicas
+            .enabled()
+            .then(|| self.eligible_leader_replicas.min_insync_replicas(topic))
+    }
+
+    /// Finalizes `eligible.leader.replicas.version` at `version`; turning it
+    /// off clears every partition's ELR and last known ELR.
+    pub(super) fn set_eligible_leader_replicas(
+        &mut self,
+        setting: EligibleLeaderReplicas,
+    ) -> Result<ApplyOutcome, Rejection> {
+        if !(0..=MAX_ELIGIBLE_LEADER_REPLICAS_VERSION).contains(&setting.version) {
+            return rejected(
+                KafkaCode::INVALID_UPDATE_VERSION,
+                format!(
+                    "{ELIGIBLE_LEADER_REPLICAS_VERSION} {} is not in 0..={MAX_ELIGIBLE_LEADER_REPLICAS_VERSION}",
+                    setting.version
+                ),
+            );
+        }
+        if setting.min_insync_replicas < 1 {
+            return rejected(
+                KafkaCode::INVALID_CONFIG,
+                format!(
+                    "min.insync.replicas must be at least 1, got {}",
+                    setting.min_insync_replicas
+                ),
+            );
+        }
+        if self.eligible_leader_replicas == setting {
+            return Ok(ApplyOutcome::Unchanged);
+        }
+        if !setting.enabled() {
+            for topic in self.topics.values_mut() {
+                clear_elr(topic);
+            }
+        }
+        self.eligible_leader_replicas = setting;
+        Ok(ApplyOutcome::Applied)
+    }
+}
+
+/// Kafka's `ClearElrRecord` for one topic: its min ISR changed, so what the
+/// ELR was measured against no longer holds. Bumps the partition epoch of
+/// each partition that had any.
+pub(super) fn clear_elr(topic: &mut TopicState) {
+    for partition in &mut topic.partitions {
+        if !partition.elr.is_empty() || !partition.last_known_elr.is_empty() {
+            ElrRules::forget(partition);
+            partition.partition_epoch += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use uuid::Uuid;
+
+    use super::EligibleLeaderReplicas;
+    use crate::cluster::metadata::{Command, ConfigResource, MetadataImage, PartitionState};
+
+    const TOPIC_ID: Uuid = Uuid::from_u128(7);
+
+    fn next(image: &mut MetadataImage, command: Command) {
+        let index = image.last_applied + 1;
+        image.apply(index, &command).expect("accepted");
+    }
+
+    fn epoch(image: &MetadataImage, id: i32) -> i64 {
+        image.broker(id).expect("registered").epoch
+    }
+
+    fn fence(image: &mut MetadataImage, id: i32) {
+        let broker_epoch = epoch(image, id);
+        next(
+            image,
+            Command::FenceBroker {
+                broker_id: id,
+                broker_epoch,
+            },
+        );
+    }
+
+    fn unfence(image: &mut MetadataImage, id: i32) {
+        let broker_epoch = epoch(image, id);
+        next(
+            image,
+            Command::UnfenceBroker {
+                broker_id: id,
+                broker_epoch,
+            },
+        );
+    }
+
+    fn elr_version(image: &mut MetadataImage, version: i16) {
+        next(
+            image,
+            Command::SetEligibleLeaderReplicas {
+                setting: EligibleLeaderReplicas {
+                    version,
+                    min_insync_replicas: 2,
+                },
+            },
+        );
+    }
+
+    /// Brokers 1-3 live; topic `t` with one partition on [1, 2, 3] (leader
+    /// 1); ELR at `version` with a cluster-wide min ISR of 2.
+    fn image(version: i16, topic_configs: &[(&str, &str)]) -> MetadataImage {
+        let mut image = MetadataImage::new("elr-test-000000000000A");
+        for id in 1..=3 {
+            next(
+                &mut image,
+                Command::RegisterBroker {
+                    broker_id: id,
+                    incarnation_id: Uuid::from_u128(id as u128),
+                    listeners: Vec::new(),
+                    rack: None,
+                },
+            );
+            unfence(&mut image, id);
+        }
+        elr_version(&mut image, version);
+        next(
+            &mut image,
+            Command::CreateTopic {
+                name: "t".into(),
+                topic_id: TOPIC_ID,
+                configs: topic_configs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                assignments: vec![vec![1, 2, 3]],
+            },
+        );
+        image
+    }
+
+    fn state(image: &MetadataImage) -> &PartitionState {
+        image.partition("t", 0).expect("exists")
+    }
+
+    /// (leader, isr, elr, last known elr)
+    fn lists(image: &MetadataImage) -> (i32, Vec<i32>, Vec<i32>, Vec<i32>) {
+        let s = state(image);
+        (
+            s.leader,
+            s.isr.clone(),
+            s.elr.clone(),
+            s.last_known_elr.clone(),
+        )
+    }
+
+    #[test]
+    fn replicas_leaving_an_isr_under_min_isr_become_eligible_and_the_isr_may_empty() {
+        let mut image = image(1, &[]);
+        fence(&mut image, 2);
+        // At min ISR (2 of 2) nothing is eligible: the high watermark moved
+        // with both members.
+        assert_eq!(lists(&image), (1, vec![1, 3], vec![], vec![]));
+        fence(&mut image, 3);
+        assert_eq!(lists(&image), (1, vec![1], vec![3], vec![]));
+        let epochs = (state(&image).leader_epoch, state(&image).partition_epoch);
+        fence(&mut image, 1);
+        // The last member leaves the ISR too: it is eligible, not named.
+        assert_eq!(lists(&image), (-1, vec![], vec![3, 1], vec![]));
+        assert_eq!(
+            (state(&image).leader_epoch, state(&image).partition_epoch),
+            (epochs.0 + 1, epochs.1 + 1)
+        );
+    }
+
+    #[test]
+    fn an_eligible_replica_leads_cleanly_when_it_returns_first() {
+        let mut image = image(1, &[]);
+        for id in [2, 3, 1] {
+            fence(&mut image, id);
+        }
+        // Broker 2 left while the ISR was at min: it may have missed
+        // committed records, so it does not lead.
+        unfence(&mut image, 2);
+        assert_eq!(lists(&image), (-1, vec![], vec![3, 1], vec![]));
+        unfence(&mut image, 3);
+        assert_eq!(lists(&image), (3, vec![3], vec![1], vec![]));
+        // Once the ISR is back at min ISR the ELR is cleared.
+        let partition_epoch = state(&image).partition_epoch;
+        next(
+            &mut image,
+            Command::PartitionChange {
+                topic_id: TOPIC_ID,
+                partition: 0,
+                expected_partition_epoch: partition_epoch,
+                leader: None,
+                isr: Some(vec![3, 2]),
+            },
+        );
+        assert_eq!(lists(&image), (3, vec![3, 2], vec![], vec![]));
+    }
+
+    #[test]
+    fn a_leader_shrinking_the_isr_below_min_isr_fills_the_elr() {
+        let mut image = image(1, &[("min.insync.replicas", "3")]);
+        next(
+            &mut image,
+            Command::PartitionChange {
+                topic_id: TOPIC_ID,
+                partition: 0,
+                expected_partition_epoch: 0,
+                leader: None,
+                isr: Some(vec![1]),
+            },
+        );
+        // The topic's own min ISR (3) counts, not the cluster's (2).
+        assert_eq!(lists(&image), (1, vec![1], vec![2, 3], vec![]));
+        // A replica back in the ISR leaves the ELR; still under min ISR, the
+        // one that left before stays eligible.
+        next(
+            &mut image,
+            Command::PartitionChange {
+                topic_id: TOPIC_ID,
+                partition: 0,
+                expected_partition_epoch: 1,
+                leader: None,
+                isr: Some(vec![1, 2]),
+            },
+        );
+        assert_eq!(lists(&image), (1, vec![1, 2], vec![3], vec![]));
+    }
+
+    #[test]
+    fn without_the_feature_the_last_isr_member_stays_named_and_alone_may_lead() {
+        let mut image = image(0, &[]);
+        for id in [2, 3, 1] {
+            fence(&mut image, id);
+        }
+        assert_eq!(lists(&image), (-1, vec![1], vec![], vec![]));
+        unfence(&mut image, 3);
+        assert_eq!(lists(&image), (-1, vec![1], vec![], vec![]));
+    }
+
+    #[test]
+    fn an_unclean_election_happens_only_with_no_eligible_replica_and_forgets_the_elr() {
+        let mut image = image(1, &[("unclean.leader.election.enable", "true")]);
+        fence(&mut image, 2);
+        fence(&mut image, 3);
+        // Broker 2 returns but is in neither the ISR nor the ELR.
+        unfence(&mut image, 2);
+        assert_eq!(lists(&image), (1, vec![1], vec![3], vec![]));
+        fence(&mut image, 1);
+        // ELR members 3 and 1 are fenced: 2 leads uncleanly, alone.
+        assert_eq!(lists(&image), (2, vec![2], vec![], vec![]));
+    }
+
+    #[test]
+    fn changing_the_min_isr_or_turning_the_feature_off_clears_the_elr() {
+        let mut image = image(1, &[]);
+        fence(&mut image, 2);
+        fence(&mut image, 3);
+        assert_eq!(lists(&image), (1, vec![1], vec![3], vec![]));
+        let before = state(&image).partition_epoch;
+        next(
+            &mut image,
+            Command::AlterConfigs {
+                resource: ConfigResource::Topic("t".into()),
+                set: BTreeMap::from([("min.insync.replicas".into(), "3".into())]),
+                delete: Vec::new(),
+            },
+        );
+        assert_eq!(lists(&image), (1, vec![1], vec![], vec![]));
+        assert_eq!(state(&image).partition_epoch, before + 1);
+        unfence(&mut image, 2);
+        for isr in [vec![1, 2], vec![1]] {
+            let partition_epoch = state(&image).partition_epoch;
+            next(
+                &mut image,
+                Command::PartitionChange {
+                    topic_id: TOPIC_ID,
+                    partition: 0,
+                    expected_partition_epoch: partition_epoch,
+                    leader: None,
+                    isr: Some(isr),
+                },
+            );
+        }
+        assert_eq!(lists(&image), (1, vec![1], vec![2], vec![]));
+        elr_version(&mut image, 0);
+        assert_eq!(lists(&image), (1, vec![1], vec![], vec![]));
+        assert_eq!(image.strict_min_insync_replicas("t"), None);
+    }
+
+    #[test]
+    fn the_last_known_elr_keeps_replicas_that_left_the_elr() {
+        let mut image = image(1, &[("min.insync.replicas", "3")]);
+        fence(&mut image, 3);
+        assert_eq!(lists(&image), (1, vec![1, 2], vec![3], vec![]));
+        // 3 comes back and rejoins; 2 leaves: 3 was never out under min
+        // ISR again, 2 is eligible.
+        unfence(&mut image, 3);
+        let partition_epoch = state(&image).partition_epoch;
+        next(
+            &mut image,
+            Command::PartitionChange {
+                topic_id: TOPIC_ID,
+                partition: 0,
+                expected_partition_epoch: partition_epoch,
+                leader: None,
+                isr: Some(vec![1, 3]),
+            },
+        );
+        assert_eq!(lists(&image), (1, vec![1, 3], vec![2], vec![]));
+        assert_eq!(image.strict_min_insync_replicas("t"), Some(3));
+    }
+
+    #[test]
+    fn an_out_of_range_version_or_min_isr_is_refused() {
+        let mut image = image(0, &[]);
+        for setting in [
+            EligibleLeaderReplicas {
+                version: 2,
+                min_insync_replicas: 1,
+            },
+            EligibleLeaderReplicas {
+                version: 1,
+                min_insync_replicas: 0,
+            },
+        ] {
+            let index = image.last_applied + 1;
+            let before = image.clone();
+            assert!(
+                image
+                    .apply(index, &Command::SetEligibleLeaderReplicas { setting })
+                    .is_err()
+            );
+            assert_eq!(image, before);
+        }
+    }
+}
