@@ -306,10 +306,24 @@ pub fn dispatch(
 }
 
 /// Whether any partition of a Produce response carries an error.
+/// Whether an acks=0 Produce failed; logged, as Kafka does, since the
+/// closed connection is all its producer learns.
 fn produce_failed(response: &ProduceResponse) -> bool {
-    response
-        .responses
-        .iter()
-        .flat_map(|topic| &topic.partition_responses)
-        .any(|partition| partition.error_code != 0)
+    let mut failed = false;
+    for topic in &response.responses {
+        for partition in topic
+            .partition_responses
+            .iter()
+            .filter(|p| p.error_code != 0)
+        {
+            failed = true;
+            tracing::info!(
+                topic = %topic.name.0,
+                partition = partition.index,
+                error = ?ResponseError::try_from_code(partition.error_code),
+                "closing the connection of an acks=0 producer whose records were refused"
+            );
+        }
+    }
+    failed
 }

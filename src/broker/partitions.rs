@@ -228,6 +228,29 @@ impl Partitions {
         *applied = Some(image.last_applied);
     }
 
+    /// Opens the partitions `image` has this broker lead that it has not
+    /// opened yet. The image a request reads can be newer than the last
+    /// reconcile, and a client told that this broker leads a partition
+    /// writes there next: answered NOT_LEADER_OR_FOLLOWER, an acks=0
+    /// producer would have its connection closed and its records dropped.
+    pub async fn open_led(self: &Arc<Self>, image: &Arc<MetadataImage>) {
+        let missing = {
+            let hosted = self.read();
+            image.topics().any(|topic| {
+                topic.partitions.iter().enumerate().any(|(index, state)| {
+                    state.leader == self.broker_id
+                        && !hosted.contains_key(&TopicPartition {
+                            topic: topic.name.clone(),
+                            partition: index as i32,
+                        })
+                })
+            })
+        };
+        if missing {
+            self.reconcile_off_workers(image.clone()).await;
+        }
+    }
+
     /// [`reconcile`](Self::reconcile) on the blocking pool.
     pub async fn reconcile_off_workers(self: &Arc<Self>, image: Arc<MetadataImage>) {
         let partitions = self.clone();
@@ -311,6 +334,29 @@ mod tests {
             partitions.led(&image, "missing", 0).err(),
             Some(ResponseError::UnknownTopicOrPartition)
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_led_partition_newer_than_the_last_reconcile_is_opened_on_demand() {
+        let dir = tempfile::tempdir().unwrap();
+        let defaults = crate::config::RawConfig::new()
+            .validate_with(&|| "h".to_string())
+            .unwrap()
+            .log;
+        let partitions = Arc::new(Partitions::new(0, dir.path(), defaults));
+        let older = crate::properties::image_with_live_broker();
+        partitions
+            .reconcile_off_workers(Arc::new(older.clone()))
+            .await;
+        let mut newer = older;
+        create(&mut newer, 3, "fresh");
+        let newer = Arc::new(newer);
+        assert_eq!(
+            partitions.led(&newer, "fresh", 0).err(),
+            Some(ResponseError::NotLeaderOrFollower)
+        );
+        partitions.open_led(&newer).await;
+        assert!(partitions.led(&newer, "fresh", 0).is_ok());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]

@@ -265,3 +265,4 @@ def test_acks0_produce_that_fails_closes_the_connection_as_kafka_does(broker):
     assert closed_by_broker(s)
     s.close()
     assert api_versions_round_trip(broker), "only that connection closed"
+    assert "acks=0 producer whose records were refused topic=no-such-topic" in broker.output()

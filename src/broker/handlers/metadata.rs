@@ -78,6 +78,8 @@ pub async fn handle(
     }
 
     let image = ctx.coordinator.image();
+    // Advertise leadership only of partitions already open here.
+    ctx.partitions.open_led(&image).await;
     let mut topics: Vec<MetadataResponseTopic> = match &requested {
         None => image
             .topics()
