@@ -16,9 +16,11 @@ acknowledged message is there exactly once at the offset it was
 acknowledged at, in the order each producer sent it, nothing read
 vanished, and no group's committed offset went backwards. One client per
 fault in rotation, all of them through the rolling restart."""
+import json
 import signal
 import socket
 import struct
+import subprocess
 import sys
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafka.record.default_records import DefaultRecordBatchBuilder
 from kafka.record.memory_records import MemoryRecords
 
-from conftest import read_response, request
+from conftest import BIN, read_response, request
 from failover_clients import NOT_IDEMPOTENT, History, Workload
 from test_brokers import Cluster
 from test_coordinator import wait_until
@@ -333,9 +335,10 @@ def produce_v3_answer(response):
     return error, base_offset
 
 
-def fetch_v4(partition, offset):
+def fetch_v4(partition, offset, max_wait_ms=0):
     name = TOPIC.encode()
-    body = struct.pack(">iiiib", -1, 0, 0, 1 << 20, 0)  # replica, max wait, min bytes, max bytes, isolation
+    # replica, max wait, min bytes, max bytes, isolation
+    body = struct.pack(">iiiib", -1, max_wait_ms, 1 if max_wait_ms else 0, 1 << 20, 0)
     body += struct.pack(">ih", 1, len(name)) + name
     body += struct.pack(">iqi", 1, partition, offset) + struct.pack(">i", 1 << 20)
     return request(1, 4, 2, body)
@@ -423,3 +426,28 @@ def test_a_paused_leader_steps_down_serves_nothing_stale_and_truncates_with_kcat
     progress(history)
     finish(cluster, history, workload)
     wait_until(lambda: len({log_bytes(cluster, b, 0) for b in range(3)}) == 1, timeout=30)
+
+
+def test_a_fetch_held_at_a_leader_that_moves_is_answered_not_leader(cluster, tmp_path):
+    """Kafka's delayed fetch completes when its broker stops leading the
+    partition: the consumer learns of the move at once, instead of an empty
+    answer from the old leader when its wait runs out."""
+    leader = leader_of(cluster, 0)
+    other = next(b for b in ASSIGNMENT[0] if b != leader)
+    old = cluster.brokers[leader]
+    with socket.create_connection(("127.0.0.1", old.port), timeout=60) as held:
+        # At the log end with min bytes 1: held for up to 30 s.
+        held.sendall(fetch_v4(0, end_offset(cluster, 0), max_wait_ms=30_000))
+        plan = tmp_path / "move.json"
+        plan.write_text(json.dumps({"version": 1, "partitions": [
+            {"topic": TOPIC, "partition": 0, "replicas": [other] + [b for b in ASSIGNMENT[0] if b != other]}]}))
+        tool = [str(BIN), "--bootstrap-server", bootstrap(cluster)]
+        moved = subprocess.run([tool[0], "reassign-partitions", *tool[1:], "--execute",
+                                "--reassignment-json-file", str(plan)], capture_output=True, text=True, timeout=60)
+        assert moved.returncode == 0, moved.stdout + moved.stderr
+        elected = subprocess.run([tool[0], "leader-election", *tool[1:], "--election-type", "PREFERRED",
+                                  "--topic", TOPIC, "--partition", "0"], capture_output=True, text=True, timeout=60)
+        assert elected.returncode == 0, elected.stdout + elected.stderr
+        wait_until(lambda: leader_of(cluster, 0) == other, timeout=20)
+        error, _, records = fetch_v4_answer(read_response(held))
+    assert (error, records) == (NOT_LEADER_OR_FOLLOWER, [])

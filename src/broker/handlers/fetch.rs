@@ -54,6 +54,11 @@ struct Wanted {
     partition: Result<Arc<Partition>, ResponseError>,
     /// Whether the fetching log agrees with this one so far.
     divergence: Divergence,
+    /// The epoch the fetch names (-1: none) and the partition's when the
+    /// fetch came: a fetch held while leadership moves is answered as one
+    /// that came after the move.
+    current_leader_epoch: i32,
+    leader_epoch: i32,
 }
 
 /// Needs Read on each topic.
@@ -83,6 +88,10 @@ pub async fn handle(
                 last_fetched_epoch: p.last_fetched_epoch,
                 partition_max_bytes: p.partition_max_bytes.max(0) as usize,
                 divergence: Divergence::InStep,
+                current_leader_epoch: p.current_leader_epoch,
+                leader_epoch: image
+                    .partition(&topic.topic.0, p.partition)
+                    .map_or(-1, |state| state.leader_epoch),
                 partition: if replica_refused {
                     Err(ResponseError::ClusterAuthorizationFailed)
                 } else if refused {
@@ -127,7 +136,9 @@ pub async fn handle(
     } else {
         usize::MAX
     };
-    let reader = Reader {
+    let mut images = ctx.coordinator.watch();
+    images.borrow_and_update();
+    let mut reader = Reader {
         wanted: wanted.clone(),
         max_bytes: requested.min(ctx.settings.fetch_max_bytes),
         version,
@@ -162,12 +173,63 @@ pub async fn handle(
             }
             Poll::Pending
         });
-        if tokio::time::timeout_at(deadline, any_append).await.is_err() {
+        let woken = tokio::time::timeout_at(deadline, async {
+            tokio::select! {
+                () = any_append => {}
+                // A moved leader answers now, not with stale data later.
+                Ok(()) = images.changed() => {
+                    let image = images.borrow_and_update().clone();
+                    if let Some(moved) = moved_on(ctx, &image, &reader.wanted) {
+                        reader.wanted = moved;
+                    }
+                }
+            }
+        });
+        if woken.await.is_err() {
             let (response, bytes, _) = reader.read();
             ctx.metrics.bytes_fetched(bytes);
             return response;
         }
     }
+}
+
+/// The wanted partitions again if `image` moved any of them on since the
+/// fetch came: NOT_LEADER_OR_FOLLOWER where this broker no longer leads,
+/// FENCED_LEADER_EPOCH where it leads under a newer epoch than the one the
+/// fetch named (Kafka's delayed fetch completes on both). None: nothing
+/// moved.
+fn moved_on(
+    ctx: &BrokerContext,
+    image: &crate::cluster::MetadataImage,
+    wanted: &[Wanted],
+) -> Option<Arc<Vec<Wanted>>> {
+    let refusal = |w: &Wanted| {
+        w.partition.as_ref().ok()?;
+        let topic = &w.topic.0;
+        if ctx.partitions.led(image, topic, w.partition_index).is_err() {
+            return Some(ResponseError::NotLeaderOrFollower);
+        }
+        let epoch = image
+            .partition(topic, w.partition_index)
+            .map_or(-1, |state| state.leader_epoch);
+        (epoch != w.leader_epoch && w.current_leader_epoch >= 0)
+            .then_some(ResponseError::FencedLeaderEpoch)
+    };
+    if !wanted.iter().any(|w| refusal(w).is_some()) {
+        return None;
+    }
+    let moved = wanted
+        .iter()
+        .map(|w| Wanted {
+            topic: w.topic.clone(),
+            partition: match refusal(w) {
+                Some(error) => Err(error),
+                None => w.partition.clone(),
+            },
+            ..*w
+        })
+        .collect();
+    Some(Arc::new(moved))
 }
 
 /// One fetch request's reads, repeated while it waits for data.
