@@ -190,8 +190,16 @@ pub async fn heartbeat(
     request: HeartbeatRequest,
 ) -> HeartbeatResponse {
     let group = group_name(&request.group_id);
-    let refused = refusal(ctx, &group).or(access.group(Operation::Read, &group).err());
+    let refused = access
+        .group(Operation::Read, &group)
+        .err()
+        .or_else(|| refusal(ctx, &group));
     let error = match refused {
+        // Kafka answers a heartbeat blindly while the group loads: its
+        // members keep their places, and clients that do not expect this
+        // error from a heartbeat (aiokafka's heartbeat task dies on it)
+        // carry on until the group is there.
+        Some(ResponseError::CoordinatorLoadInProgress) => None,
         Some(error) => Some(error),
         None => {
             let member = MemberRef {
