@@ -12,6 +12,7 @@ run can be repeated.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -187,6 +188,50 @@ def split(topology, node):
     return heal_all
 
 
+def move_partition(topology, topic, partition, rng, settle=90.0):
+    """A partition's membership changes under load: one of its replicas,
+    drawn (the leader too), is moved off it with kafka-reassign-partitions.sh
+    (to a broker that holds no copy if there is one, else the partition just
+    loses that replica), and healing moves it back. The broker left behind
+    deletes its copy; moved back, it copies the log again from the leader.
+    Each move is waited for until `--verify` says it completed."""
+    _, replicas, by_id = topology.partition_replicas(topic, partition)
+    leaving = rng.choice(replicas)
+    spare = [b for b in sorted(by_id) if b not in replicas]
+    target = [r for r in replicas if r != leaving] + spare[:1]
+    if not target:
+        raise LookupError(f"{topic}-{partition} has nowhere to move to")
+    reassign(topology, topic, partition, target, settle)
+
+    def heal():
+        reassign(topology, topic, partition, replicas, settle)
+    return heal
+
+
+def reassign(topology, topic, partition, replicas, settle):
+    plan = topology.run_dir / f"reassign-{topic}-{partition}-{'-'.join(map(str, replicas))}.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": topic, "partition": partition, "replicas": replicas}]}))
+    started = topology.tool("reassign-partitions", "--execute", "--reassignment-json-file", str(plan),
+                            check=False)
+    if started.returncode != 0:
+        raise RuntimeError(f"reassignment to {replicas} refused: {started.stdout}{started.stderr}")
+    deadline = time.time() + settle
+    while time.time() < deadline:
+        verified = topology.tool("reassign-partitions", "--verify", "--reassignment-json-file", str(plan),
+                                 check=False)
+        if "is completed." in verified.stdout:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{topic}-{partition}: the move to {replicas} did not complete in {settle} s")
+
+
+# Faults on a partition of the workload's topic (drawn when they begin):
+# `fault(topology, topic, partition, rng) -> heal`.
+PARTITION_FAULTS = {
+    "move-partition": move_partition,
+}
+
 # Faults aimed at a role: (fault applied to the node, role it finds).
 ROLE_FAULTS = {
     "kill-leader": ("kill", "partition-leader"),
@@ -244,6 +289,8 @@ def draw_schedule(seed, faults, nodes, duration=None, count=None, quiet=(2.0, 6.
             fault = faults[len(steps) % len(faults)]
         if fault in ROLE_FAULTS:
             node = f"@{ROLE_FAULTS[fault][1]}"  # found when the fault begins
+        elif fault in PARTITION_FAULTS:
+            node = "@partition"
         elif fault in ("kill-all", "pause-all", "rolling-restart"):
             node = "*"
         step = Step(round(t, 2), fault, node, round(rng.uniform(*hold), 2))
@@ -293,7 +340,13 @@ class Nemesis(threading.Thread):
                 break
             fault, target = FAULTS.get(step.fault), {}
             try:
-                if step.fault in ROLE_FAULTS:
+                if step.fault in PARTITION_FAULTS:
+                    partition = self.rng.randrange(self.partitions)
+                    fault = functools.partial(PARTITION_FAULTS[step.fault], topic=self.topic,
+                                              partition=partition, rng=self.rng)
+                    node = None
+                    target = {"target": f"{self.topic}-{partition}"}
+                elif step.fault in ROLE_FAULTS:
                     base, role = ROLE_FAULTS[step.fault]
                     fault = FAULTS[base]
                     node = self.topology.resolve(role, self.rng, self.topic, self.partitions)
@@ -309,9 +362,9 @@ class Nemesis(threading.Thread):
                 continue
             start = self.log("fault", step, **target)
             try:
-                heal = fault(self.topology, node)
+                heal = fault(self.topology) if node is None else fault(self.topology, node)
             except Exception as e:  # noqa: BLE001 - logged; the run goes on, unhealed nothing
-                self.errors.append(f"{step.fault} on {node.name}: {e}")
+                self.errors.append(f"{step.fault} on {target.get('target') or node.name}: {e}")
                 self.log("heal", step, error=f"inject failed: {e}", **target)
                 continue
             self.stopping.wait(step.hold)

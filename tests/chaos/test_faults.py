@@ -2,6 +2,8 @@
 majority/minority split, against a fake topology that records what it was
 asked to do."""
 import ipaddress
+import json
+import random
 import sys
 from pathlib import Path
 
@@ -136,3 +138,53 @@ def test_a_rolling_restart_takes_one_node_at_a_time_coordinators_first(tmp_path)
     faults.rolling_restart(topology, topology.nodes[0])()
     order = ["zk1", "zk2", "zk3", "broker1", "broker2", "broker3"]
     assert events == [(verb, name) for name in order for verb in ("stop", "start")]
+
+
+def fake_reassignments(topology, replicas, brokers=(1, 2, 3)):
+    """A cluster whose partition 0 has `replicas`: the moves asked of
+    kafka-reassign-partitions.sh are recorded and complete at once."""
+    moves = []
+    topology.partition_replicas = lambda topic, partition: (replicas[0], list(replicas),
+                                                            {b: object() for b in brokers})
+
+    class Done:
+        returncode, stdout, stderr = 0, "Reassignment of partition chaos-0 is completed.\n", ""
+
+    def tool(name, *args, check=True, timeout=60):
+        if "--execute" in args:
+            plan = json.loads(Path(args[args.index("--reassignment-json-file") + 1]).read_text())
+            moves.append(plan["partitions"][0]["replicas"])
+        return Done()
+    topology.tool = tool
+    return moves
+
+
+def test_a_partition_move_drops_one_replica_and_healing_restores_the_set(tmp_path):
+    topology = zk_cluster(tmp_path)
+    moves = fake_reassignments(topology, [2, 3, 1])
+    rng = random.Random(5)
+    heal = faults.move_partition(topology, "chaos", 0, rng)
+    assert len(moves) == 1 and len(moves[0]) == 2 and set(moves[0]) < {1, 2, 3}
+    heal()
+    assert moves[1] == [2, 3, 1]
+
+
+def test_a_single_replica_moves_to_a_broker_without_a_copy(tmp_path):
+    topology = zk_cluster(tmp_path)
+    moves = fake_reassignments(topology, [2])
+    heal = faults.move_partition(topology, "chaos", 0, random.Random(1))
+    assert moves == [[1]]
+    heal()
+    assert moves == [[1], [2]]
+
+
+def test_the_nemesis_aims_a_partition_fault_at_a_partition_of_the_topic(tmp_path):
+    topology = zk_cluster(tmp_path)
+    moves = fake_reassignments(topology, [1, 2, 3])
+    step = faults.Step(0.0, "move-partition", "@partition", 0.01)
+    nemesis = faults.Nemesis(topology, [step], tmp_path / "faults.jsonl", tmp_path / "nemesis.jsonl",
+                             topic="chaos", partitions=1)
+    nemesis.run()
+    assert not nemesis.errors
+    assert nemesis.windows[0][:2] == ("move-partition", "chaos-0")
+    assert len(moves) == 2 and moves[1] == [1, 2, 3]

@@ -280,7 +280,7 @@ class ComposeTopology:
     faults = ("kill", "terminate", "pause", "wipe", "isolate", "isolate-inbound", "loss", "slow", "disk-full",
               "kill-leader", "kill-follower", "kill-quorum-leader", "kill-all", "pause-leader",
               "pause-follower", "pause-quorum-leader", "pause-all", "split",
-              "isolate-clients", "isolate-clients-leader", "rolling-restart")
+              "isolate-clients", "isolate-clients-leader", "rolling-restart", "move-partition")
     default_faults = ("kill", "terminate", "pause", "isolate", "isolate-inbound", "loss", "slow", "disk-full")
 
     def __init__(self, run_dir, nodes=None, subnet="172.30.77.0/24", project=None):
@@ -344,23 +344,36 @@ class ComposeTopology:
     def coordinators(self):
         return [n for n in self.nodes if n.spec.coordinator_port]
 
+    def partition_replicas(self, topic, partition, timeout=10):
+        """(leader id, replica ids, broker id -> node) of `topic`'s
+        `partition`, from Metadata."""
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 3000})
+        md = admin.list_topics(topic, timeout=timeout)
+        by_id = {broker.id: next((n for n in self.brokers() if n.ip == broker.host), None)
+                 for broker in md.brokers.values()}
+        meta = md.topics[topic].partitions.get(partition)
+        if meta is None:
+            raise LookupError(f"{topic}-{partition} is not in the metadata")
+        return meta.leader, list(meta.replicas), by_id
+
     def partition_roles(self, topic, partition, timeout=10):
         """(leader node, follower candidates) of `topic`'s `partition`, from
         Metadata. Followers are the partition's other replicas; with
         replication factor 1 there are none, so any other live broker."""
-        from confluent_kafka.admin import AdminClient
-
-        by_id = {}
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 3000})
-        md = admin.list_topics(topic, timeout=timeout)
-        for broker in md.brokers.values():
-            by_id[broker.id] = next((n for n in self.brokers() if n.ip == broker.host), None)
-        meta = md.topics[topic].partitions.get(partition)
-        if meta is None or meta.leader < 0 or by_id.get(meta.leader) is None:
+        leader_id, replicas, by_id = self.partition_replicas(topic, partition, timeout)
+        if leader_id < 0 or by_id.get(leader_id) is None:
             raise LookupError(f"{topic}-{partition} has no leader now")
-        leader = by_id[meta.leader]
-        followers = [by_id[r] for r in meta.replicas if r != meta.leader and by_id.get(r)]
+        leader = by_id[leader_id]
+        followers = [by_id[r] for r in replicas if r != leader_id and by_id.get(r)]
         return leader, followers or [n for n in self.brokers() if n is not leader]
+
+    def tool(self, name, *args, timeout=60, check=True):
+        """One of gregor's Kafka tools (`reassign-partitions`, ...), run on
+        the host against the cluster's brokers."""
+        return run(str(default_binary()), name, "--bootstrap-server", self.bootstrap, *args,
+                   timeout=timeout, check=check)
 
     def quorum_leader(self, timeout=10):
         """The coordinator that leads the quorum, asked of any member."""
