@@ -23,7 +23,10 @@
 #   (the node is found when the fault begins), kill-all (every node, then
 #   coordinators restart first), pause-all, rolling-restart, split (one
 #   machine from the others) and isolate-clients[-leader] (a node cut from
-#   the clients only).
+#   the clients only); and membership changes: move-partition (a replica
+#   moved off a partition with kafka-reassign-partitions.sh and back) and
+#   replace-voter (a quorum voter removed, a spare controller added; with
+#   tests/chaos/nodes/kraft-cluster.json, which has two spares).
 # Exit status: 0 every check passed, 1 an anomaly, 2 a harness error.
 # `python tests/chaos/run.py --help` lists every option.
 set -euo pipefail

@@ -226,6 +226,41 @@ def reassign(topology, topic, partition, replicas, settle):
     raise TimeoutError(f"{topic}-{partition}: the move to {replicas} did not complete in {settle} s")
 
 
+def replace_voter(topology, rng):
+    """The quorum's membership changes under load: a voter, drawn (the
+    quorum leader too), is removed with `kafka-metadata-quorum.sh
+    remove-controller`, and the quorum runs on the others for the hold;
+    healing adds a spare controller (one started with only
+    `controller.quorum.bootstrap.servers`, waiting to be added) with
+    `add-controller`, and stops the removed one for good: a removed id is
+    never reused, so its machine is the one replaced. Skipped once no spare
+    is left."""
+    voters = topology.quorum_voters()
+    by_id = {n.member_id: n for n in topology.coordinators()}
+    spares = [n for n in topology.coordinators() if n.member_id not in voters]
+    if not spares:
+        raise LookupError("no spare controller left to add")
+    leaving = by_id[rng.choice(voters)]
+    via = next(by_id[v] for v in voters if v != leaving.member_id)
+    topology.quorum_tool(via, "remove-controller", "--controller-id", str(leaving.member_id))
+    spare = spares[0]
+
+    def heal():
+        # Idempotent: the nemesis retries a heal that raised.
+        if spare.member_id not in topology.quorum_voters():
+            topology.quorum_tool(via, "add-controller", "--controller-id", str(spare.member_id),
+                                 "--controller-address", f"{spare.ip}:{spare.spec.coordinator_port}")
+        if leaving in topology.nodes:
+            leaving.kill()
+            topology.retire(leaving)
+    return heal
+
+
+# Faults on the quorum as a whole: `fault(topology, rng) -> heal`.
+QUORUM_FAULTS = {
+    "replace-voter": replace_voter,
+}
+
 # Faults on a partition of the workload's topic (drawn when they begin):
 # `fault(topology, topic, partition, rng) -> heal`.
 PARTITION_FAULTS = {
@@ -291,6 +326,8 @@ def draw_schedule(seed, faults, nodes, duration=None, count=None, quiet=(2.0, 6.
             node = f"@{ROLE_FAULTS[fault][1]}"  # found when the fault begins
         elif fault in PARTITION_FAULTS:
             node = "@partition"
+        elif fault in QUORUM_FAULTS:
+            node = "@quorum"
         elif fault in ("kill-all", "pause-all", "rolling-restart"):
             node = "*"
         step = Step(round(t, 2), fault, node, round(rng.uniform(*hold), 2))
@@ -346,6 +383,10 @@ class Nemesis(threading.Thread):
                                               partition=partition, rng=self.rng)
                     node = None
                     target = {"target": f"{self.topic}-{partition}"}
+                elif step.fault in QUORUM_FAULTS:
+                    fault = functools.partial(QUORUM_FAULTS[step.fault], rng=self.rng)
+                    node = None
+                    target = {"target": "quorum"}
                 elif step.fault in ROLE_FAULTS:
                     base, role = ROLE_FAULTS[step.fault]
                     fault = FAULTS[base]
@@ -355,6 +396,8 @@ class Nemesis(threading.Thread):
                     node = self.topology.nodes[0]
                 else:
                     node = self.nodes[step.node]
+                    if node not in self.topology.nodes:
+                        raise LookupError(f"{node.name} was retired from the topology")
             except Exception as e:  # noqa: BLE001 - no such role now (e.g. no leader): skipped
                 self.errors.append(f"{step.fault}: finding its node: {e}")
                 self.log("fault", step, error=f"target not found: {e}")

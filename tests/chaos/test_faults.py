@@ -188,3 +188,40 @@ def test_the_nemesis_aims_a_partition_fault_at_a_partition_of_the_topic(tmp_path
     assert not nemesis.errors
     assert nemesis.windows[0][:2] == ("move-partition", "chaos-0")
     assert len(moves) == 2 and moves[1] == [1, 2, 3]
+
+
+def kraft_cluster(tmp_path):
+    topology = ComposeTopology(tmp_path, nodes=load_node_specs(HERE / "nodes" / "kraft-cluster.json"))
+    topology.nodes = [FakeNode(n) for n in topology.nodes]
+    for node in topology.nodes:
+        node.member_id = node.real.member_id
+    return topology
+
+
+def test_replacing_a_voter_removes_one_adds_a_spare_and_retires_the_removed(tmp_path):
+    topology = kraft_cluster(tmp_path)
+    voters, calls = [1, 2, 3], []
+    topology.quorum_voters = lambda: list(voters)
+
+    def quorum_tool(via, command, *args):
+        calls.append((via.name, command, args))
+        member = int(args[1])
+        voters.remove(member) if command == "remove-controller" else voters.append(member)
+    topology.quorum_tool = quorum_tool
+    heal = faults.replace_voter(topology, random.Random(3))
+    (via, command, (_, removed)), = calls
+    assert command == "remove-controller" and int(removed) in (1, 2, 3) and via != f"c{removed}"
+    heal()
+    heal()  # a retried heal changes nothing twice
+    spare = next(n for n in topology.nodes if n.name == "c4")
+    assert calls[1][1:] == ("add-controller", ("--controller-id", "4", "--controller-address", f"{spare.ip}:9093"))
+    assert len(calls) == 2 and sorted(voters) == sorted({1, 2, 3, 4} - {int(removed)})
+    assert [n.name for n in topology.retired] == [f"c{removed}"] and topology.retired[0].calls == ["kill"]
+    # the next replacement takes the other spare; then there is none
+    faults.replace_voter(topology, random.Random(1))()
+    assert 5 in voters and len(topology.retired) == 2
+    try:
+        faults.replace_voter(topology, random.Random(1))
+        raise AssertionError("replaced a voter with no spare left")
+    except LookupError as e:
+        assert "no spare" in str(e)

@@ -221,8 +221,11 @@ class ComposeNode:
 
     @property
     def member_id(self):
-        """A coordinator's quorum id (its ZOO_MY_ID), else None."""
-        my_id = self.spec.env.get("ZOO_MY_ID")
+        """A coordinator's quorum id (its ZOO_MY_ID, or a KRaft
+        controller's KAFKA_NODE_ID), else None."""
+        if not self.spec.coordinator_port:
+            return None
+        my_id = self.spec.env.get("ZOO_MY_ID", self.spec.env.get("KAFKA_NODE_ID"))
         return int(my_id) if my_id is not None else None
 
     def service(self):
@@ -280,7 +283,8 @@ class ComposeTopology:
     faults = ("kill", "terminate", "pause", "wipe", "isolate", "isolate-inbound", "loss", "slow", "disk-full",
               "kill-leader", "kill-follower", "kill-quorum-leader", "kill-all", "pause-leader",
               "pause-follower", "pause-quorum-leader", "pause-all", "split",
-              "isolate-clients", "isolate-clients-leader", "rolling-restart", "move-partition")
+              "isolate-clients", "isolate-clients-leader", "rolling-restart", "move-partition",
+              "replace-voter")
     default_faults = ("kill", "terminate", "pause", "isolate", "isolate-inbound", "loss", "slow", "disk-full")
 
     def __init__(self, run_dir, nodes=None, subnet="172.30.77.0/24", project=None):
@@ -290,6 +294,9 @@ class ComposeTopology:
         hosts = list(self.subnet.hosts())
         self.gateway = str(hosts[0])
         self.nodes = [ComposeNode(self, spec, str(hosts[10 + i])) for i, spec in enumerate(nodes or single_broker())]
+        # Controllers removed from the quorum for good (`replace-voter`):
+        # stopped, and out of every fault's reach.
+        self.retired = []
         self.compose_file = self.run_dir / "compose.json"
 
     @property
@@ -328,8 +335,13 @@ class ComposeTopology:
         logs = self.compose("logs", "--no-color", check=False).stdout
         (self.run_dir / "containers.log").write_text(logs)
         self.compose("down", "-v", "-t", "5", check=False)
-        for node in self.nodes:
+        for node in self.nodes + self.retired:
             node.remove_disk()
+
+    def retire(self, node):
+        """Takes a stopped node out of the topology for the rest of the run."""
+        self.nodes.remove(node)
+        self.retired.append(node)
 
     def describe(self):
         return [{"name": n.name, "container": n.container, "address": n.ip, "broker": bool(n.spec.kafka_port),
@@ -393,6 +405,21 @@ class ComposeTopology:
                     return found[0]
             time.sleep(0.3)
         raise LookupError("no coordinator names a quorum leader")
+
+    def quorum_voters(self, timeout=10):
+        """The quorum's voter ids, as its leader reports them."""
+        import urllib.request
+
+        leader = self.quorum_leader(timeout)
+        url = f"http://{self.own(leader.ip)}:{leader.spec.coordinator_port}/v1/quorum"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return sorted(v["id"] for v in json.load(response)["voters"])
+
+    def quorum_tool(self, via, *args, timeout=120, check=True):
+        """kafka-metadata-quorum.sh, run on the host against `via`'s
+        controller port."""
+        return run(str(default_binary()), "metadata-quorum", "--bootstrap-controller",
+                   f"{self.own(via.ip)}:{via.spec.coordinator_port}", *args, timeout=timeout, check=check)
 
     def resolve(self, role, rng, topic, partitions):
         """The node a role-targeted fault hits: `partition-leader`,
