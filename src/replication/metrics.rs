@@ -1,7 +1,10 @@
 //! Replication's Prometheus lines for `/metrics`: Kafka's
 //! `UnderReplicatedPartitions`, `IsrShrinksPerSec` / `IsrExpandsPerSec`
-//! (as counters), replica fetches refused for want of ClusterAction, and
-//! each hosted partition's high watermark.
+//! (as counters), replica fetches refused for want of ClusterAction, each
+//! hosted partition's high watermark, and replica lag: on a leader, how far
+//! each follower's log is behind; on a follower, how far its log is behind
+//! the leader's high watermark (Kafka's `ConsumerLag`) and the most of any
+//! partition (`MaxLag`).
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -91,5 +94,39 @@ pub fn render(
             p.high_watermark()
         );
     }
+    let _ = writeln!(out, "# TYPE gregor_replica_lag_messages gauge");
+    for p in partitions {
+        for (replica, lag) in p.replication.follower_lags() {
+            let _ = writeln!(
+                out,
+                "gregor_replica_lag_messages{{topic=\"{}\",partition=\"{}\",replica=\"{replica}\"}} {lag}",
+                p.topic, p.index
+            );
+        }
+    }
+    let _ = writeln!(out, "# TYPE gregor_replica_fetcher_lag gauge");
+    let mut max_lag = 0;
+    for p in partitions {
+        let follows = image
+            .partition(&p.topic, p.index)
+            .is_some_and(|state| state.leader != broker_id);
+        let Some(lag) = p
+            .replication
+            .fetcher_lag(p.log_end_offset())
+            .filter(|_| follows)
+        else {
+            continue;
+        };
+        max_lag = max_lag.max(lag);
+        let _ = writeln!(
+            out,
+            "gregor_replica_fetcher_lag{{topic=\"{}\",partition=\"{}\"}} {lag}",
+            p.topic, p.index
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# TYPE gregor_replica_fetcher_max_lag gauge\ngregor_replica_fetcher_max_lag {max_lag}"
+    );
     out
 }

@@ -87,6 +87,9 @@ pub struct Replication {
     /// the followers' fetches.
     tracking: AtomicBool,
     leader: Mutex<Option<PartitionReplicaState>>,
+    /// The high watermark the followed leader last answered with (-1:
+    /// none since this broker began following): the replica's lag.
+    leader_high_watermark: AtomicI64,
 }
 
 /// What a follower's fetch changed on the leader.
@@ -106,6 +109,7 @@ impl Replication {
             truncated_for_epoch: AtomicI32::new(-1),
             tracking: AtomicBool::new(false),
             leader: Mutex::new(None),
+            leader_high_watermark: AtomicI64::new(-1),
         }
     }
 
@@ -175,6 +179,22 @@ impl Replication {
     /// The ISR's size while leading with followers.
     pub fn isr_len(&self) -> Option<usize> {
         self.lock().as_ref().map(|state| state.isr().len())
+    }
+
+    /// While leading with followers: how many offsets each follower's log
+    /// is behind the leader's.
+    pub fn follower_lags(&self) -> Vec<(BrokerId, i64)> {
+        self.lock()
+            .as_ref()
+            .map_or_else(Vec::new, PartitionReplicaState::follower_lags)
+    }
+
+    /// While following: how many offsets this replica's log is behind the
+    /// high watermark the leader last answered with (Kafka's fetcher
+    /// `ConsumerLag`); none before the first answer.
+    pub fn fetcher_lag(&self, log_end_offset: i64) -> Option<i64> {
+        let leader = self.leader_high_watermark.load(Ordering::Acquire);
+        (leader >= 0).then(|| (leader - log_end_offset).max(0))
     }
 
     /// The leader epoch while leading with followers.
@@ -278,12 +298,15 @@ impl Replication {
     /// This broker follows (or the partition has no leader).
     pub fn follow(&self) {
         *self.lock() = None;
+        self.leader_high_watermark.store(-1, Ordering::Release);
         self.tracking.store(false, Ordering::Release);
     }
 
     /// A follower learns the high watermark from the leader's answers; it
     /// can be no higher than what the follower's own log holds.
     pub fn follower_high_watermark(&self, leader_high_watermark: i64, log_end_offset: i64) {
+        self.leader_high_watermark
+            .store(leader_high_watermark, Ordering::Release);
         let high_watermark = leader_high_watermark.min(log_end_offset);
         self.high_watermark
             .fetch_max(high_watermark, Ordering::AcqRel);

@@ -194,6 +194,15 @@ impl PartitionReplicaState {
             && self.pending_isr.as_deref() == Some(isr)
     }
 
+    /// How many offsets each follower's log is behind this leader's log
+    /// end (all of it until its first fetch under this epoch).
+    pub fn follower_lags(&self) -> Vec<(BrokerId, i64)> {
+        self.followers
+            .iter()
+            .map(|f| (f.id, (self.log_end_offset - f.log_end_offset.max(0)).max(0)))
+            .collect()
+    }
+
     /// A follower's log end offset as last reported (-1: not yet).
     pub fn follower_log_end_offset(&self, replica: BrokerId) -> Option<i64> {
         self.followers
@@ -454,6 +463,16 @@ mod tests {
             state.on_event(Event::Leadership(at_min), 3),
             vec![Effect::HighWatermark(10)]
         );
+    }
+
+    #[test]
+    fn follower_lag_is_how_far_each_log_is_behind_the_leaders_end() {
+        let mut state = leader(&[1, 2, 3], 10);
+        // Before its first fetch a follower lacks everything.
+        assert_eq!(state.follower_lags(), vec![(2, 10), (3, 10)]);
+        state.on_event(fetched(2, 10, 10), 1);
+        state.on_event(fetched(3, 4, 10), 1);
+        assert_eq!(state.follower_lags(), vec![(2, 0), (3, 6)]);
     }
 
     #[test]

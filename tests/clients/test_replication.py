@@ -73,6 +73,15 @@ def metrics(cluster, broker_id):
             if "{" not in name}
 
 
+def labelled(cluster, broker_id, name):
+    """The broker's samples of metric `name`, labels -> value."""
+    url = f"http://127.0.0.1:{cluster.brokers[broker_id].admin_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        lines = response.read().decode().splitlines()
+    return {line[len(name) + 1:line.index("}")]: float(line.rsplit(" ", 1)[1])
+            for line in lines if line.startswith(name + "{")}
+
+
 def confluent_produce(bootstrap, values_by_partition, idempotent=True, acks="all"):
     """Produces; returns partition -> [(offset, value)] acknowledged."""
     acknowledged = {}
@@ -147,6 +156,10 @@ def test_a_killed_follower_leaves_the_isr_and_rejoins_when_back(replicated):
     shrunk = metrics(replicated, leader)
     assert shrunk["gregor_isr_shrinks_total"] >= 1
     assert shrunk["gregor_under_replicated_partitions"] >= 1
+    # The leader sees how far the dead follower's log is behind: at least
+    # the 50 records it never fetched.
+    behind = f'topic="{TOPIC}",partition="0",replica="{follower}"'
+    assert labelled(replicated, leader, "gregor_replica_lag_messages")[behind] >= 50
 
     replicated.brokers[follower].start()
     wait_until(lambda: sorted(partitions(replicated, leader)[0].isrs) == [0, 1, 2], timeout=30)
@@ -158,6 +171,11 @@ def test_a_killed_follower_leaves_the_isr_and_rejoins_when_back(replicated):
     wait_until(lambda: len({log_bytes(replicated, b, 0) for b in range(3)}) == 1, timeout=20)
     got = consume_all(replicated.bootstrap(leader), {0: 70})
     assert [v for _, v in got[0]] == [v for _, v in acknowledged[0] + acknowledged_after[0]]
+    # Caught up: no lag on either side.
+    wait_until(lambda: labelled(replicated, leader, "gregor_replica_lag_messages")[behind] == 0, timeout=10)
+    wait_until(lambda: labelled(replicated, follower, "gregor_replica_fetcher_lag")[f'topic="{TOPIC}",partition="0"']
+               == 0, timeout=10)
+    assert metrics(replicated, follower)["gregor_replica_fetcher_max_lag"] == 0
 
 
 def test_killing_the_leader_elects_one_from_the_isr_and_loses_nothing_acknowledged(replicated):
