@@ -308,6 +308,34 @@ def test_members_speak_raft_over_mutual_tls(tmp_path):
             member.stop(signal.SIGKILL)
 
 
+def test_a_broker_started_while_the_quorum_restarts_waits_for_a_majority(ensemble, tmp_path):
+    """After a whole-cluster crash the old leader comes back first and, by
+    its persisted vote, leads a quorum it cannot confirm yet: it answers a
+    registration REQUEST_TIMED_OUT. A broker started then keeps asking, as
+    Kafka's does; it used to exit (found by the chaos harness's kill-all)."""
+    members = ensemble.members()
+    first = wait_until(lambda: leader(members))
+    for member in members:
+        member.kill9()
+    first.start()
+    broker = Broker(tmp_path / "early-broker",
+                    extra=["--override", f"zookeeper.connect={','.join(m.address for m in members)}"])
+    broker.log = open(broker.log_path, "ab")
+    broker.proc = subprocess.Popen(broker.args(), env=broker.env, stdout=broker.log, stderr=broker.log)
+    try:
+        time.sleep(4)
+        assert broker.proc.poll() is None, broker.output()
+        for member in members:
+            if member is not first:
+                member.start()
+        wait_until(lambda: "registered; waiting to be unfenced" in broker.output(), timeout=30)
+        create_topic(f"127.0.0.1:{broker.port}", "after-the-crash")
+        produce(f"127.0.0.1:{broker.port}", "after-the-crash", [b"one"])
+        assert consume(f"127.0.0.1:{broker.port}", "after-the-crash", 1) == [b"one"]
+    finally:
+        broker.stop(signal.SIGKILL)
+
+
 def test_the_whole_quorum_restarts_with_every_committed_command(ensemble):
     members = ensemble.members(snapshot_after_entries=10)
     first = wait_until(lambda: leader(members))

@@ -282,10 +282,19 @@ async fn register_until_answered(
                     return Err(gone());
                 }
             }
-            // A quorum between leaders: wait for the next one.
+            // A quorum between leaders: wait for the next one. A member
+            // that leads by its persisted vote but cannot reach a majority
+            // yet (the whole quorum restarting) answers REQUEST_TIMED_OUT;
+            // Kafka's broker keeps asking through that too.
             Err(CallError::Refused(
                 error @ (ClusterError::NotController { .. }
                 | ClusterError::QuorumUnavailable { .. }),
+            ))
+            | Err(CallError::Refused(
+                error @ ClusterError::Rejected {
+                    code: KafkaCode::REQUEST_TIMED_OUT,
+                    ..
+                },
             )) => {
                 tracing::warn!(%error, "coordinator quorum has no leader yet; retrying in {}s", RETRY_DELAY.as_secs());
                 if sleep_or_shutdown(shared, RETRY_DELAY).await {
