@@ -52,7 +52,8 @@ echo "== benchmark tool (built for its smoke test)"
 (cd bench && cargo build --release)
 
 echo "== real clients against the real binary"
-"$VENV/bin/python" -m pytest -q tests/clients "$@"
+# --durations: the slowest tests are named in every log, to keep the run short.
+"$VENV/bin/python" -m pytest -q --durations=15 tests/clients "$@"
 
 containers=0
 if [ "${SKIP_CONTAINERS:-0}" != 1 ] && docker info >/dev/null 2>&1; then
@@ -63,11 +64,11 @@ if [ "${SKIP_CONTAINERS:-0}" != 1 ] && docker info >/dev/null 2>&1; then
 fi
 
 echo "== chaos: the checker's unit tests, the single-node kill -9 loop and, as root with Docker and the images, the three-node smoke and the acks=1 control run (about 2 + 4 minutes)"
-"$VENV/bin/python" -m pytest -q tests/chaos
+"$VENV/bin/python" -m pytest -q --durations=5 tests/chaos
 
 if [ "$containers" = 1 ]; then
   echo "== containers"
-  GREGOR_IMAGES_PREBUILT=1 "$VENV/bin/python" -m pytest -q tests/containers
+  GREGOR_IMAGES_PREBUILT=1 "$VENV/bin/python" -m pytest -q --durations=10 tests/containers
 else
   echo "== containers skipped (no Docker engine, or SKIP_CONTAINERS=1)"
 fi
