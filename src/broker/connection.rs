@@ -206,6 +206,7 @@ async fn serve_halves<R, W>(
             _ = shutdown.changed() => break None,
         }
     };
+    let refused = matches!(closing, Some(Closing::Authentication(_)));
     match closing {
         // Closing idle connections is routine, as in Kafka.
         Some(reason @ (Closing::Idle(_) | Closing::Authentication(_))) => {
@@ -225,7 +226,21 @@ async fn serve_halves<R, W>(
     // the responses owed are written.
     drop(reader);
     let _ = writer_task.await;
+    if refused {
+        // The client learns why from the last response: read what it still
+        // sends until it closes (briefly), since closing a socket with
+        // unread bytes sends a reset that can destroy that response before
+        // the client reads it (kafka-python then saw only a disconnect).
+        let mut sink = [0u8; 4096];
+        let drain =
+            async { while matches!(socket_reader.read(&mut sink).await, Ok(n) if n > 0) {} };
+        let _ = tokio::time::timeout(AUTH_FAILURE_LINGER, drain).await;
+    }
 }
+
+/// How long a connection refused for its credentials is read from (and
+/// the bytes dropped) after its answer, so the answer is not reset away.
+const AUTH_FAILURE_LINGER: Duration = Duration::from_millis(500);
 
 /// The read side of a connection and what it owes to limits.
 struct Reader {
@@ -453,7 +468,8 @@ async fn write_responses<W: AsyncWrite + Unpin>(
         }
         activity.touch();
         if close {
-            return;
+            // FIN after the last answer, so the client reads it before EOF.
+            break;
         }
     }
     let _ = writer.shutdown().await;
