@@ -301,6 +301,17 @@ mod tests {
     use super::*;
     use crate::cluster::metadata::Command;
 
+    /// An empty data directory and the partitions `broker_id` hosts there.
+    fn hosting(broker_id: i32) -> (tempfile::TempDir, Arc<Partitions>) {
+        let dir = tempfile::tempdir().unwrap();
+        let defaults = crate::config::RawConfig::new()
+            .validate_with(&|| "h".to_string())
+            .unwrap()
+            .log;
+        let partitions = Arc::new(Partitions::new(broker_id, dir.path(), defaults));
+        (dir, partitions)
+    }
+
     fn create(image: &mut MetadataImage, index: u64, name: &str) {
         let cmd = Command::CreateTopic {
             name: name.into(),
@@ -313,12 +324,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn only_partitions_this_broker_is_a_replica_of_are_opened() {
-        let dir = tempfile::tempdir().unwrap();
-        let defaults = crate::config::RawConfig::new()
-            .validate_with(&|| "h".to_string())
-            .unwrap()
-            .log;
-        let partitions = Arc::new(Partitions::new(7, dir.path(), defaults));
+        let (dir, partitions) = hosting(7);
         let mut image = crate::properties::image_with_live_broker();
         create(&mut image, 3, "elsewhere");
         partitions
@@ -338,12 +344,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn a_led_partition_newer_than_the_last_reconcile_is_opened_on_demand() {
-        let dir = tempfile::tempdir().unwrap();
-        let defaults = crate::config::RawConfig::new()
-            .validate_with(&|| "h".to_string())
-            .unwrap()
-            .log;
-        let partitions = Arc::new(Partitions::new(0, dir.path(), defaults));
+        let (_dir, partitions) = hosting(0);
         let older = crate::properties::image_with_live_broker();
         partitions
             .reconcile_off_workers(Arc::new(older.clone()))
@@ -361,12 +362,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn an_older_image_never_undoes_a_newer_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let defaults = crate::config::RawConfig::new()
-            .validate_with(&|| "h".to_string())
-            .unwrap()
-            .log;
-        let partitions = Arc::new(Partitions::new(0, dir.path(), defaults));
+        let (dir, partitions) = hosting(0);
         let older = crate::properties::image_with_live_broker();
         let mut newer = older.clone();
         create(&mut newer, 3, "fresh");
