@@ -34,7 +34,7 @@ const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
 /// The newest version of each API whose fields this client fills in.
 const CLIENT_MAX_VERSIONS: &[(ApiKey, i16)] = &[
     (ApiKey::Produce, 9),
-    (ApiKey::Fetch, 12),
+    (ApiKey::Fetch, 15),
     (ApiKey::ListOffsets, 7),
     (ApiKey::Metadata, 12),
     (ApiKey::ApiVersions, 3),
@@ -467,6 +467,8 @@ pub struct PartitionInfo {
 #[derive(Debug, Clone)]
 pub struct TopicInfo {
     pub name: String,
+    /// Nil from a broker too old to say (Metadata before v10).
+    pub id: uuid::Uuid,
     pub error_code: i16,
     pub is_internal: bool,
     pub partitions: Vec<PartitionInfo>,
@@ -575,6 +577,7 @@ impl Client {
                 partitions.sort_by_key(|p| p.partition);
                 TopicInfo {
                     name: t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default(),
+                    id: t.topic_id,
                     error_code: t.error_code,
                     is_internal: t.is_internal,
                     partitions,

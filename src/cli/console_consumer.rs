@@ -392,6 +392,7 @@ impl Consumer {
                         .with_topics(vec![
                             FetchTopic::default()
                                 .with_topic(name.clone())
+                                .with_topic_id(topic.id)
                                 .with_partitions(
                                     partitions
                                         .iter()

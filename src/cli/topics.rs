@@ -650,6 +650,7 @@ async fn alter_configs(
             client,
             &[TopicInfo {
                 name: topic.to_string(),
+                id: uuid::Uuid::nil(),
                 error_code: 0,
                 is_internal: false,
                 partitions: Vec::new(),

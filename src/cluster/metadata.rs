@@ -167,6 +167,11 @@ pub enum Command {
         expected_partition_epoch: i32,
         leader: Option<i32>,
         isr: Option<Vec<i32>>,
+        /// `isr[i]`'s broker epoch as the asking leader knew it (-1: not
+        /// known): a member registered anew since is refused when the
+        /// change applies (KIP-903). Empty in changes the controller makes.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        isr_broker_epochs: Vec<i64>,
     },
     /// AlterPartitionReassignments (KIP-455) for one partition: start
     /// moving it to `target_replicas` (preferred leader first), or, with
@@ -507,12 +512,14 @@ impl MetadataImage {
                 expected_partition_epoch,
                 leader,
                 isr,
+                isr_broker_epochs,
             } => self.change_partition(
                 *topic_id,
                 *partition,
                 *expected_partition_epoch,
                 *leader,
                 isr.as_deref(),
+                isr_broker_epochs,
             ),
             Command::AlterPartitionReassignment {
                 topic_id,

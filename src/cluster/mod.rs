@@ -112,7 +112,9 @@ pub struct ReplicaAssignment {
 
 /// AlterPartition (KIP-497): a partition leader asks for a new ISR. Both
 /// epochs must be the partition's current ones, so a change decided on a
-/// stale view (an older leader, or an ISR changed since) is refused.
+/// stale view (an older leader, or an ISR changed since) is refused; and
+/// each member's broker epoch, where known, its current registration's
+/// (KIP-903), so a late copy cannot add a replica that restarted since.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AlterPartitionRequest {
     /// The leader asking.
@@ -122,6 +124,20 @@ pub struct AlterPartitionRequest {
     pub leader_epoch: i32,
     pub partition_epoch: i32,
     pub isr: Vec<i32>,
+    /// `isr[i]`'s broker epoch as the leader knows it; -1, or missing (a
+    /// leader of an older gregor), when not known.
+    #[serde(default)]
+    pub broker_epochs: Vec<i64>,
+}
+
+impl AlterPartitionRequest {
+    /// Each ISR member with its broker epoch (-1: not known).
+    pub fn members(&self) -> impl Iterator<Item = (i32, i64)> + '_ {
+        self.isr
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (*id, self.broker_epochs.get(i).copied().unwrap_or(-1)))
+    }
 }
 
 /// ElectLeaders (KIP-460): which partitions to elect a leader for, and how.

@@ -10,7 +10,7 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, api_versions_respons
 /// (api key, min version, max version)
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 0, 9),
-    (ApiKey::Fetch, 0, 12),
+    (ApiKey::Fetch, 0, 15),
     (ApiKey::ListOffsets, 0, 6),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 4),

@@ -5,9 +5,22 @@
 //! FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH (KIP-320). A fetch
 //! naming its `last_fetched_epoch` (v12+: followers) is checked against the
 //! leader-epoch cache (KIP-595): where that epoch ends here before the
-//! fetch offset, or only an older one is known, the logs diverge.
+//! fetch offset, or only an older one is known, the logs diverge. A
+//! follower may join the ISR only while the image has it registered under
+//! the broker epoch its fetch stated (KIP-903).
 
 use kafka_protocol::error::ResponseError;
+
+use crate::cluster::MetadataImage;
+
+/// Whether `replica`, fetching at `broker_epoch` (-1: a follower too old
+/// to say), may join an ISR as `image` sees it: registered under that
+/// epoch, not fenced, not shutting down (Kafka's `isReplicaIsrEligible`).
+pub fn isr_eligible(image: &MetadataImage, replica: i32, broker_epoch: i64) -> bool {
+    image.broker(replica).is_some_and(|registered| {
+        registered.is_available() && (broker_epoch < 0 || broker_epoch == registered.epoch)
+    })
+}
 
 /// How a fetch's `last_fetched_epoch` and offset compare with this log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

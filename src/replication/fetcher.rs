@@ -22,10 +22,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{BrokerId as WireBrokerId, FetchRequest, TopicName};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use kafka_protocol::messages::{ApiKey, BrokerId as WireBrokerId, FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use super::follower::{
     self, FetchPosition, FetchedPartition, FollowerLog, FollowerStep, answer_is_current,
@@ -49,6 +50,7 @@ const BACKOFF: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct Followed {
     pub leader_epoch: i32,
+    pub topic_id: Uuid,
     pub partition: Arc<Partition>,
 }
 
@@ -155,7 +157,13 @@ async fn fetch_until_error(config: &mut FetcherConfig, connection: &mut Connecti
                 return Stop::Reconnect("a follower's log could not be truncated".into());
             }
         }
-        let request = fetch_request(config.local, &followed);
+        let version = connection.version(ApiKey::Fetch).unwrap_or(0);
+        let broker_epoch = config
+            .coordinator
+            .image()
+            .broker(config.local)
+            .map_or(-1, |b| b.epoch);
+        let request = fetch_request(config.local, broker_epoch, &followed, version);
         let positions: HashMap<(String, i32), FetchPosition> = request
             .topics
             .iter()
@@ -187,13 +195,21 @@ async fn fetch_until_error(config: &mut FetcherConfig, connection: &mut Connecti
             .collect();
         let mut any_error = false;
         for topic in &response.responses {
+            // From v13 the answer names topics by id only.
+            let name = if version >= 13 {
+                followed
+                    .iter()
+                    .find(|f| f.topic_id == topic.topic_id)
+                    .map_or("", |f| f.partition.topic.as_str())
+            } else {
+                topic.topic.0.as_str()
+            };
             for data in &topic.partitions {
-                let Some(followed) = by_name.get(&(topic.topic.0.as_str(), data.partition_index))
-                else {
+                let Some(followed) = by_name.get(&(name, data.partition_index)) else {
                     continue;
                 };
                 let Some(sent) = positions
-                    .get(&(topic.topic.0.to_string(), data.partition_index))
+                    .get(&(name.to_string(), data.partition_index))
                     .copied()
                 else {
                     continue;
@@ -442,7 +458,15 @@ fn move_log_end(
     }
 }
 
-fn fetch_request(local: BrokerId, followed: &[Followed]) -> FetchRequest {
+/// The fetch for every followed partition, at the negotiated `version`:
+/// from v13 topics go by id, from v15 the replica states its broker epoch
+/// (KIP-903) so the leader can name it in ISR changes.
+fn fetch_request(
+    local: BrokerId,
+    broker_epoch: i64,
+    followed: &[Followed],
+    version: i16,
+) -> FetchRequest {
     let mut topics: Vec<FetchTopic> = Vec::new();
     for f in followed {
         let partition = FetchPartition::default()
@@ -460,17 +484,26 @@ fn fetch_request(local: BrokerId, followed: &[Followed]) -> FetchRequest {
             None => topics.push(
                 FetchTopic::default()
                     .with_topic(TopicName(StrBytes::from_string(f.partition.topic.clone())))
+                    .with_topic_id(f.topic_id)
                     .with_partitions(vec![partition]),
             ),
         }
     }
-    FetchRequest::default()
-        .with_replica_id(WireBrokerId(local))
+    let request = FetchRequest::default()
         .with_max_wait_ms(FETCH_WAIT_MAX_MS)
         .with_min_bytes(1)
         .with_max_bytes(RESPONSE_MAX_BYTES)
         .with_isolation_level(0)
         .with_session_id(0)
         .with_session_epoch(-1)
-        .with_topics(topics)
+        .with_topics(topics);
+    if version >= 15 {
+        request.with_replica_state(
+            ReplicaState::default()
+                .with_replica_id(WireBrokerId(local))
+                .with_replica_epoch(broker_epoch),
+        )
+    } else {
+        request.with_replica_id(WireBrokerId(local))
+    }
 }

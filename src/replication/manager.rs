@@ -238,8 +238,10 @@ impl ReplicaManager {
                 partition.appended().notify_waiters();
             }
             if leader >= 0 {
+                let topic_id = image.topic(&partition.topic).map_or(Uuid::nil(), |t| t.id);
                 followed.entry(leader).or_default().push(Followed {
                     leader_epoch,
+                    topic_id,
                     partition,
                 });
             }
@@ -299,21 +301,24 @@ impl ReplicaManager {
     }
 }
 
-/// How long an AlterPartition may take before the leader gives up on it.
+/// How long an AlterPartition may take before the leader sends it again.
 const ALTER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The pause before sending an unanswered AlterPartition again.
+const ALTER_RETRY_BACKOFF: Duration = Duration::from_millis(500);
 
-/// One AlterPartition round trip. A change refused for good (or never
-/// answered, see [`AlterSettlement::Unanswered`]) is no longer in flight
-/// afterwards and may be decided again on fresher state. An accepted one
-/// stays in flight until the image with its partition epoch reaches the
-/// leader's state: clearing it at the answer would let the high watermark
-/// follow the old, smaller ISR while the controller already counts the new
-/// member in (and may make it leader: a reassignment completes in the very
-/// change that adds the last new replica), so a record could be committed
-/// without it. Found both by the reassignment tests and by the replication
+/// One ISR change's AlterPartition, sent until it is answered or no longer
+/// in flight. A change refused for good is no longer in flight afterwards
+/// and may be decided again on fresher state. An accepted one stays in
+/// flight until the image with its partition epoch reaches the leader's
+/// state: clearing it at the answer would let the high watermark follow
+/// the old, smaller ISR while the controller already counts the new member
+/// in (and may make it leader: a reassignment completes in the very change
+/// that adds the last new replica), so a record could be committed without
+/// it. Found both by the reassignment tests and by the replication
 /// simulation (seed 1009). A refusal saying the partition moved on
 /// (INVALID_UPDATE_VERSION, FENCED_LEADER_EPOCH) leaves it in flight too,
-/// for the newer image to settle, as Kafka's `Partition` does.
+/// for the newer image to settle, as Kafka's `Partition` does; and an
+/// unanswered one is sent again (see [`AlterSettlement::Unanswered`]).
 async fn send_alter(
     coordinator: Arc<dyn ClusterCoordinator>,
     broker_id: BrokerId,
@@ -336,43 +341,58 @@ async fn send_alter(
         leader_epoch: alter.leader_epoch,
         partition_epoch: alter.partition_epoch,
         isr: alter.isr.clone(),
+        broker_epochs: alter.broker_epochs.clone(),
     };
-    let outcome =
-        match tokio::time::timeout(ALTER_TIMEOUT, coordinator.alter_partition(request)).await {
+    loop {
+        let sent =
+            tokio::time::timeout(ALTER_TIMEOUT, coordinator.alter_partition(request.clone()));
+        let outcome = match sent.await {
             Ok(Ok(())) => {
                 isr_changes.note(before, alter.isr.len());
                 tracing::info!(
                     topic = %partition.topic, partition = partition.index, isr = ?alter.isr,
-                    "ISR changed"
+                    broker_epochs = ?alter.broker_epochs, "ISR changed"
                 );
                 Ok(())
             }
             Ok(Err(ClusterError::Rejected { code, message })) => {
                 tracing::info!(
                     topic = %partition.topic, partition = partition.index, isr = ?alter.isr,
-                    %code, %message, "ISR change refused"
+                    broker_epochs = ?alter.broker_epochs, %code, %message, "ISR change refused"
                 );
                 Err(Some(code))
             }
             Ok(Err(error)) => {
                 tracing::warn!(
                     topic = %partition.topic, partition = partition.index, isr = ?alter.isr,
-                    %error, "ISR change not answered"
+                    %error, "ISR change not answered; sending it again"
                 );
                 Err(None)
             }
             Err(_) => {
                 tracing::warn!(
                     topic = %partition.topic, partition = partition.index, isr = ?alter.isr,
-                    "ISR change not answered in time"
+                    "ISR change not answered in time; sending it again"
                 );
                 Err(None)
             }
         };
-    // Only this change: a later one may be in flight by now.
-    if AlterSettlement::of(outcome) != AlterSettlement::AwaitImage
-        && partition.replication.alter_in_flight(&alter)
-    {
-        partition.replication.alter_failed(now_ms());
+        match AlterSettlement::of(outcome) {
+            AlterSettlement::AwaitImage => return,
+            // Only this change: a later one may be in flight by now.
+            AlterSettlement::Withdraw => {
+                if partition.replication.alter_in_flight(&alter) {
+                    partition.replication.alter_failed(now_ms());
+                }
+                return;
+            }
+            AlterSettlement::Unanswered => {
+                tokio::time::sleep(ALTER_RETRY_BACKOFF).await;
+                // An image settled it meanwhile, or leadership moved on.
+                if !partition.replication.alter_in_flight(&alter) {
+                    return;
+                }
+            }
+        }
     }
 }

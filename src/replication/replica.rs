@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 
-use super::state::{BrokerId, Effect, Event, Leadership, PartitionReplicaState};
+use super::state::{BrokerId, Effect, Event, FollowerFetch, Leadership, PartitionReplicaState};
 
 /// An ISR change for the controller (Kafka's AlterPartition).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,8 @@ pub struct AlterIsr {
     pub leader_epoch: i32,
     pub partition_epoch: i32,
     pub isr: Vec<BrokerId>,
+    /// Each member's broker epoch, as in [`Effect::AlterIsr`].
+    pub broker_epochs: Vec<i64>,
 }
 
 /// What a leader does once an AlterPartition round trip ends (Kafka's
@@ -44,14 +46,14 @@ pub enum AlterSettlement {
     /// OPERATION_NOT_ATTEMPTED, ...): the change is withdrawn and may be
     /// decided again.
     Withdraw,
-    /// No answer: the controller may or may not have applied it. Kafka
-    /// sends it again, and its controller refuses a late copy that adds a
-    /// replica restarted since by broker epoch (KIP-903, KAFKA-14139).
-    /// gregor's AlterPartition carries no broker epochs yet, and sent again
-    /// such a copy added a replica that had lost records (simulation seeds
-    /// 4026, 2290, 2421): until it does, the change is withdrawn, which
-    /// leaves seed 2503 open (the change was applied, its answer lost, and
-    /// the leader committed alone what the new member lacked).
+    /// No answer: the controller may or may not have applied it, so the
+    /// change stays in flight and is sent again, as Kafka's AlterPartition
+    /// manager does. Withdrawing it instead let a leader commit alone what
+    /// a member the controller had added lacked (simulation seed 2503).
+    /// Sending again is safe because each member carries its broker epoch:
+    /// a late copy adding a replica that restarted since, with less, is
+    /// refused (INELIGIBLE_REPLICA; KIP-903, KAFKA-14139; seeds 4026, 2290
+    /// and 2421 caught that before broker epochs).
     Unanswered,
 }
 
@@ -215,11 +217,10 @@ impl Replication {
         self.apply(event, now_ms).0
     }
 
-    /// A follower fetched from `fetch_offset`.
+    /// A follower fetched.
     pub fn follower_fetched(
         &self,
-        replica: BrokerId,
-        fetch_offset: i64,
+        fetch: FollowerFetch,
         leader_log_end_offset: i64,
         now_ms: i64,
     ) -> FetchOutcome {
@@ -227,8 +228,7 @@ impl Replication {
             return FetchOutcome::default();
         }
         let event = Event::FollowerFetched {
-            replica,
-            fetch_offset,
+            fetch,
             leader_log_end_offset,
         };
         let (high_watermark_moved, alter) = self.apply(event, now_ms);
@@ -334,11 +334,13 @@ impl Replication {
                     leader_epoch,
                     partition_epoch,
                     isr,
+                    broker_epochs,
                 } => {
                     alter = Some(AlterIsr {
                         leader_epoch,
                         partition_epoch,
                         isr,
+                        broker_epochs,
                     })
                 }
             }

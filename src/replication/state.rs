@@ -11,8 +11,12 @@
 //!   leader's log end as of that fetch, or as of its previous fetch (so a
 //!   follower fetching steadily under load is never taken for lagging);
 //! - an ISR member not caught up for `replica.lag.time.max.ms` leaves, a
-//!   replica whose fetch offset reaches the high watermark joins; one
-//!   change is in flight at a time.
+//!   replica whose fetch offset reaches the high watermark joins if the
+//!   image lets it (registered under the broker epoch it fetched with, not
+//!   fenced, not shutting down); one change is in flight at a time;
+//! - every change names each member's broker epoch as its fetches last
+//!   stated it (KIP-903), so the controller can refuse a change that adds
+//!   a replica restarted since, with less in its log (KAFKA-14139).
 //!
 //! No clock, no I/O: [`PartitionReplicaState::on_event`] takes the time and
 //! returns [`Effect`]s for the shell to carry out.
@@ -83,8 +87,7 @@ pub enum Event {
     /// A follower fetched from `fetch_offset`: everything before it is in
     /// its log.
     FollowerFetched {
-        replica: BrokerId,
-        fetch_offset: i64,
+        fetch: FollowerFetch,
         leader_log_end_offset: i64,
     },
     /// The controller refused (or never answered) the ISR change in flight.
@@ -93,16 +96,32 @@ pub enum Event {
     Tick,
 }
 
+/// One follower's fetch of the partition, as the leader's shell saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerFetch {
+    pub replica: BrokerId,
+    /// The broker epoch the fetch stated (Fetch v15 `ReplicaState`); -1
+    /// from an older follower.
+    pub broker_epoch: i64,
+    /// Whether the image lets the replica join the ISR: registered under
+    /// that broker epoch, not fenced, not shutting down (Kafka's
+    /// `isReplicaIsrEligible`).
+    pub isr_eligible: bool,
+    pub fetch_offset: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// The high watermark moved up to this offset.
     HighWatermark(i64),
     /// Ask the controller for this ISR (AlterPartition), expecting the
-    /// partition at `partition_epoch`.
+    /// partition at `partition_epoch`; `broker_epochs[i]` is `isr[i]`'s
+    /// (-1: not known, and for the leader itself).
     AlterIsr {
         leader_epoch: i32,
         partition_epoch: i32,
         isr: Vec<BrokerId>,
+        broker_epochs: Vec<i64>,
     },
 }
 
@@ -111,6 +130,8 @@ struct Follower {
     id: BrokerId,
     /// -1 until its first fetch under this leader epoch.
     log_end_offset: i64,
+    /// As its last fetch stated it (-1: not known).
+    broker_epoch: i64,
     last_caught_up_ms: i64,
     last_fetch_ms: i64,
     last_fetch_leader_log_end_offset: i64,
@@ -152,6 +173,7 @@ impl PartitionReplicaState {
             .map(|&id| Follower {
                 id,
                 log_end_offset: -1,
+                broker_epoch: -1,
                 last_caught_up_ms: now_ms,
                 last_fetch_ms: now_ms,
                 last_fetch_leader_log_end_offset: -1,
@@ -219,13 +241,14 @@ impl PartitionReplicaState {
                 self.log_end_offset = self.log_end_offset.max(log_end_offset);
             }
             Event::FollowerFetched {
-                replica,
-                fetch_offset,
+                fetch,
                 leader_log_end_offset,
             } => {
                 self.log_end_offset = self.log_end_offset.max(leader_log_end_offset);
-                self.on_follower_fetch(replica, fetch_offset, now_ms);
-                if let Some(alter) = self.maybe_expand(replica) {
+                self.on_follower_fetch(fetch, now_ms);
+                if fetch.isr_eligible
+                    && let Some(alter) = self.maybe_expand(fetch.replica)
+                {
                     effects.push(alter);
                 }
             }
@@ -264,6 +287,7 @@ impl PartitionReplicaState {
                 self.followers.push(Follower {
                     id: *id,
                     log_end_offset: -1,
+                    broker_epoch: -1,
                     last_caught_up_ms: now_ms,
                     last_fetch_ms: now_ms,
                     last_fetch_leader_log_end_offset: -1,
@@ -273,11 +297,18 @@ impl PartitionReplicaState {
         self.leadership = leadership;
     }
 
-    fn on_follower_fetch(&mut self, replica: BrokerId, fetch_offset: i64, now_ms: i64) {
+    fn on_follower_fetch(&mut self, fetch: FollowerFetch, now_ms: i64) {
+        let FollowerFetch {
+            replica,
+            broker_epoch,
+            fetch_offset,
+            ..
+        } = fetch;
         let leader_log_end = self.log_end_offset;
         let Some(follower) = self.followers.iter_mut().find(|f| f.id == replica) else {
             return;
         };
+        follower.broker_epoch = broker_epoch;
         if fetch_offset >= leader_log_end {
             follower.last_caught_up_ms = now_ms;
         } else if fetch_offset >= follower.last_fetch_leader_log_end_offset
@@ -330,10 +361,20 @@ impl PartitionReplicaState {
 
     fn propose(&mut self, isr: Vec<BrokerId>) -> Effect {
         self.pending_isr = Some(isr.clone());
+        let broker_epochs = isr
+            .iter()
+            .map(|id| {
+                self.followers
+                    .iter()
+                    .find(|f| f.id == *id)
+                    .map_or(-1, |f| f.broker_epoch)
+            })
+            .collect();
         Effect::AlterIsr {
             leader_epoch: self.leadership.leader_epoch,
             partition_epoch: self.leadership.partition_epoch,
             isr,
+            broker_epochs,
         }
     }
 
@@ -438,10 +479,15 @@ mod tests {
         PartitionReplicaState::become_leader(1, leadership(isr), log_end_offset, 0, LAG_MS, 0)
     }
 
+    /// Follower `replica` (broker epoch `100 + replica`, eligible) fetched.
     fn fetched(replica: BrokerId, fetch_offset: i64, leader_end: i64) -> Event {
         Event::FollowerFetched {
-            replica,
-            fetch_offset,
+            fetch: FollowerFetch {
+                replica,
+                broker_epoch: 100 + i64::from(replica),
+                isr_eligible: true,
+                fetch_offset,
+            },
             leader_log_end_offset: leader_end,
         }
     }
@@ -529,6 +575,7 @@ mod tests {
                 leader_epoch: 3,
                 partition_epoch: 7,
                 isr: vec![1, 2],
+                broker_epochs: vec![-1, 102],
             }]
         );
         // One change in flight at a time.
@@ -568,6 +615,7 @@ mod tests {
                 leader_epoch: 3,
                 partition_epoch: 7,
                 isr: vec![1, 2, 3],
+                broker_epochs: vec![-1, 102, 103],
             }]
         );
         // The image with the new ISR settles the change.
@@ -588,6 +636,22 @@ mod tests {
             state.on_event(fetched(3, 20, 20), 2)[..],
             [Effect::AlterIsr { .. }]
         ));
+    }
+
+    #[test]
+    fn a_replica_the_image_finds_ineligible_does_not_join() {
+        let mut state = leader(&[1, 2], 20);
+        state.on_event(fetched(2, 20, 20), 1);
+        let Event::FollowerFetched { mut fetch, .. } = fetched(3, 20, 20) else {
+            unreachable!()
+        };
+        fetch.isr_eligible = false;
+        let event = Event::FollowerFetched {
+            fetch,
+            leader_log_end_offset: 20,
+        };
+        assert_eq!(state.on_event(event, 2), vec![]);
+        assert!(!state.on_event(fetched(3, 20, 20), 3).is_empty());
     }
 
     #[test]

@@ -5,6 +5,7 @@ and grows when it is back, and the controller elects the new leader from
 the ISR when the leader is killed, losing nothing acknowledged; the old
 leader, restarted, cuts what it had that was never committed (where its
 log diverges from the new leader's) and catches up."""
+import re
 import signal
 import threading
 import time
@@ -166,6 +167,15 @@ def test_a_killed_follower_leaves_the_isr_and_rejoins_when_back(replicated):
     wait_until(lambda: metrics(replicated, leader)["gregor_under_replicated_partitions"] == 0,
                timeout=30)
     assert metrics(replicated, leader)["gregor_isr_expands_total"] >= 1
+    # The follower stated its broker epoch in its fetches (Fetch v15,
+    # KIP-903), and the expansion named it to the controller.
+    expansions = [line for line in replicated.brokers[leader].output().splitlines()
+                  if "ISR changed" in line and "isr=[" in line]
+    stated = [re.search(r"isr=\[([^\]]*)\] broker_epochs=\[([^\]]*)\]", line) for line in expansions]
+    assert any(follower in [int(i) for i in m.group(1).split(", ")]
+               and all(int(e) >= 0 for i, e in zip(m.group(1).split(", "), m.group(2).split(", "))
+                       if int(i) == follower)
+               for m in stated if m), expansions[-3:]
     acknowledged_after = confluent_produce(replicated.bootstrap(leader),
                                            {0: [f"after-{i}".encode() for i in range(20)]})
     wait_until(lambda: len({log_bytes(replicated, b, 0) for b in range(3)}) == 1, timeout=20)

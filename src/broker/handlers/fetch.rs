@@ -5,8 +5,11 @@
 //!
 //! Consumers (`replica_id` -1) read up to the high watermark. A follower
 //! (`replica_id` = its broker id, with ClusterAction on the cluster, as
-//! Kafka asks) reads up to the log end, and its fetch offset tells the
-//! leader how far its log reaches, which may move the high watermark.
+//! Kafka asks; from v15 `replica_state`, with its broker epoch) reads up
+//! to the log end, and its fetch offset tells the leader how far its log
+//! reaches, which may move the high watermark. From v13 topics are named
+//! by id (KIP-516): an id this broker does not know is answered
+//! UNKNOWN_TOPIC_ID.
 //! `current_leader_epoch` older than the partition's is answered
 //! FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH, as in KIP-320.
 //!
@@ -30,20 +33,24 @@ use kafka_protocol::messages::fetch_response::{
     EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use uuid::Uuid;
 
-use super::since;
+use super::{since, topic_name};
 use crate::broker::BrokerContext;
 use crate::broker::access::Access;
 use crate::broker::blocking::off_the_workers;
 use crate::broker::partition::Partition;
 use crate::records::{BatchHeader, down_convert, whole_batches};
-use crate::replication::fetch_check::{Divergence, divergence, leader_epoch_refusal};
+use crate::replication::fetch_check::{Divergence, divergence, isr_eligible, leader_epoch_refusal};
+use crate::replication::state::FollowerFetch;
 use crate::security::acl::AclOperation as Operation;
 use crate::storage;
 use crate::storage::{LogChunk, StorageError, concat_chunks};
 
 struct Wanted {
+    /// Empty where a v13+ fetch named an unknown topic id.
     topic: TopicName,
+    topic_id: Uuid,
     partition_index: i32,
     fetch_offset: i64,
     /// -1: not named (consumers, Fetch before v12).
@@ -70,7 +77,13 @@ pub async fn handle(
 ) -> FetchResponse {
     let image = ctx.coordinator.image();
     let image = &*image;
-    let follower = (request.replica_id.0 >= 0).then_some(request.replica_id.0);
+    let (replica_id, broker_epoch) = if version >= 15 {
+        let state = &request.replica_state;
+        (state.replica_id.0, state.replica_epoch)
+    } else {
+        (request.replica_id.0, -1)
+    };
+    let follower = (replica_id >= 0).then_some(replica_id);
     let replica_refused = follower.is_some() && !access.allows_cluster(Operation::ClusterAction);
     if let Some(replica) = follower.filter(|_| replica_refused) {
         ctx.replicas
@@ -80,9 +93,21 @@ pub async fn handle(
         .topics
         .iter()
         .flat_map(|topic| {
-            let refused = !access.allows_topic(Operation::Read, &topic.topic.0);
+            let (name, topic_id) = if version >= 13 {
+                let name = image
+                    .topic_by_id(topic.topic_id)
+                    .map(|t| topic_name(&t.name));
+                (name, topic.topic_id)
+            } else {
+                let id = image.topic(&topic.topic.0).map_or(Uuid::nil(), |t| t.id);
+                (Some(topic.topic.clone()), id)
+            };
+            let known = name.is_some();
+            let name = name.unwrap_or_default();
+            let refused = known && !access.allows_topic(Operation::Read, &name.0);
             topic.partitions.iter().map(move |p| Wanted {
-                topic: topic.topic.clone(),
+                topic: name.clone(),
+                topic_id,
                 partition_index: p.partition,
                 fetch_offset: p.fetch_offset,
                 last_fetched_epoch: p.last_fetched_epoch,
@@ -90,18 +115,20 @@ pub async fn handle(
                 divergence: Divergence::InStep,
                 current_leader_epoch: p.current_leader_epoch,
                 leader_epoch: image
-                    .partition(&topic.topic.0, p.partition)
+                    .partition(&name.0, p.partition)
                     .map_or(-1, |state| state.leader_epoch),
                 partition: if replica_refused {
                     Err(ResponseError::ClusterAuthorizationFailed)
+                } else if !known {
+                    Err(ResponseError::UnknownTopicId)
                 } else if refused {
                     Err(ResponseError::TopicAuthorizationFailed)
                 } else {
                     ctx.partitions
-                        .led(image, &topic.topic.0, p.partition)
+                        .led(image, &name.0, p.partition)
                         .and_then(|partition| {
                             let current = image
-                                .partition(&topic.topic.0, p.partition)
+                                .partition(&name.0, p.partition)
                                 .map_or(-1, |state| state.leader_epoch);
                             match leader_epoch_refusal(p.current_leader_epoch, current) {
                                 Some(error) => Err(error),
@@ -127,7 +154,7 @@ pub async fn handle(
         .collect::<Vec<_>>()
         .into();
     if let Some(replica) = follower {
-        record_follower_fetch(ctx, image, replica, &wanted);
+        record_follower_fetch(ctx, image, replica, broker_epoch, &wanted);
     }
     // Fetch v0–v2 had no response-wide limit of their own: the broker's
     // `fetch.max.bytes` bounds every version, as in Kafka.
@@ -222,6 +249,7 @@ fn moved_on(
         .iter()
         .map(|w| Wanted {
             topic: w.topic.clone(),
+            topic_id: w.topic_id,
             partition: match refusal(w) {
                 Some(error) => Err(error),
                 None => w.partition.clone(),
@@ -245,14 +273,18 @@ struct Reader {
 
 /// A follower's fetch offsets are how far its log reaches: the leader's
 /// replication state takes them in, which may move the high watermark
-/// (waking `acks=all` produces and consumers) or grow the ISR.
+/// (waking `acks=all` produces and consumers) or grow the ISR: only while
+/// the image has the replica registered under the broker epoch it fetched
+/// with (-1: a follower too old to say), unfenced and not shutting down.
 fn record_follower_fetch(
     ctx: &BrokerContext,
     image: &crate::cluster::MetadataImage,
     replica: i32,
+    broker_epoch: i64,
     wanted: &[Wanted],
 ) {
     let now = crate::broker::partition::now_ms();
+    let isr_eligible = isr_eligible(image, replica, broker_epoch);
     for w in wanted {
         let Ok(partition) = &w.partition else {
             continue;
@@ -260,12 +292,16 @@ fn record_follower_fetch(
         if w.divergence != Divergence::InStep {
             continue;
         }
-        let outcome = partition.replication.follower_fetched(
+        let fetch = FollowerFetch {
             replica,
-            w.fetch_offset,
-            partition.log_end_offset(),
-            now,
-        );
+            broker_epoch,
+            isr_eligible,
+            fetch_offset: w.fetch_offset,
+        };
+        let outcome =
+            partition
+                .replication
+                .follower_fetched(fetch, partition.log_end_offset(), now);
         if outcome.high_watermark_moved {
             partition.appended().notify_waiters();
         }
@@ -378,10 +414,13 @@ fn read_all(reader: &Reader) -> (FetchResponse, usize, bool) {
             }
         };
         match topics.last_mut() {
-            Some(last) if last.topic == w.topic => last.partitions.push(data),
+            Some(last) if last.topic == w.topic && last.topic_id == w.topic_id => {
+                last.partitions.push(data)
+            }
             _ => topics.push(
                 FetchableTopicResponse::default()
                     .with_topic(w.topic.clone())
+                    .with_topic_id(w.topic_id)
                     .with_partitions(vec![data]),
             ),
         }

@@ -312,6 +312,7 @@ async fn alter_partition_takes_the_leaders_isr_change_and_refuses_stale_epochs()
         leader_epoch,
         partition_epoch,
         isr: isr.to_vec(),
+        broker_epochs: Vec::new(),
     };
     let code = |result: Result<(), ClusterError>| result.err().map(|e| e.code());
 
@@ -413,6 +414,7 @@ async fn elect_leaders_moves_leadership_back_and_lists_only_what_it_elected_when
             expected_partition_epoch: moved.partition_epoch,
             leader: None,
             isr: Some(vec![2, NODE]),
+            isr_broker_epochs: Vec::new(),
         })
         .await
         .expect("rejoined");

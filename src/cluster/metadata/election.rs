@@ -131,6 +131,7 @@ impl MetadataImage {
             expected_partition_epoch: state.partition_epoch,
             leader: Some(leader),
             isr,
+            isr_broker_epochs: Vec::new(),
         })
     }
 
@@ -283,6 +284,7 @@ mod tests {
                 expected_partition_epoch: state.partition_epoch,
                 leader: None,
                 isr: Some(vec![2, 3, 1]),
+                isr_broker_epochs: Vec::new(),
             },
         );
         image

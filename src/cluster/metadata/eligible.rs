@@ -334,6 +334,7 @@ mod tests {
                 expected_partition_epoch: partition_epoch,
                 leader: None,
                 isr: Some(vec![3, 2]),
+                isr_broker_epochs: Vec::new(),
             },
         );
         assert_eq!(lists(&image), (3, vec![3, 2], vec![], vec![]));
@@ -350,6 +351,7 @@ mod tests {
                 expected_partition_epoch: 0,
                 leader: None,
                 isr: Some(vec![1]),
+                isr_broker_epochs: Vec::new(),
             },
         );
         // The topic's own min ISR (3) counts, not the cluster's (2).
@@ -364,6 +366,7 @@ mod tests {
                 expected_partition_epoch: 1,
                 leader: None,
                 isr: Some(vec![1, 2]),
+                isr_broker_epochs: Vec::new(),
             },
         );
         assert_eq!(lists(&image), (1, vec![1, 2], vec![3], vec![]));
@@ -421,6 +424,7 @@ mod tests {
                     expected_partition_epoch: partition_epoch,
                     leader: None,
                     isr: Some(isr),
+                    isr_broker_epochs: Vec::new(),
                 },
             );
         }
@@ -447,6 +451,7 @@ mod tests {
                 expected_partition_epoch: partition_epoch,
                 leader: None,
                 isr: Some(vec![1, 3]),
+                isr_broker_epochs: Vec::new(),
             },
         );
         assert_eq!(lists(&image), (1, vec![1, 3], vec![2], vec![]));

@@ -68,6 +68,7 @@ impl MetadataImage {
             expected_partition_epoch: request.partition_epoch,
             leader: None,
             isr: Some(request.isr.clone()),
+            isr_broker_epochs: request.members().map(|(_, epoch)| epoch).collect(),
         })
     }
 
@@ -220,7 +221,8 @@ mod tests {
 
     use uuid::Uuid;
 
-    use crate::cluster::metadata::{ApplyOutcome, Command, MetadataImage};
+    use crate::cluster::AlterPartitionRequest;
+    use crate::cluster::metadata::{ApplyOutcome, Command, KafkaCode, MetadataImage};
 
     /// Brokers 1 and 2 registered and unfenced, topic `t` with two replicas
     /// per partition: partition 0 prefers broker 1, partitions 1 and 2
@@ -432,5 +434,52 @@ mod tests {
         }
         assert_eq!(first, second);
         assert_eq!(leaders(&first), vec![(2, 1), (2, 0), (2, 0)]);
+    }
+
+    /// KAFKA-14139: a late AlterPartition must not add a replica that has
+    /// restarted (maybe with less in its log) since the leader heard from it.
+    #[test]
+    fn an_isr_change_naming_a_replica_by_an_old_broker_epoch_is_refused() {
+        let mut image = image();
+        let before_restart = epoch(&image, 2);
+        fence(&mut image, 2);
+        next(
+            &mut image,
+            Command::RegisterBroker {
+                broker_id: 2,
+                incarnation_id: Uuid::from_u128(22),
+                listeners: Vec::new(),
+                rack: None,
+            },
+        );
+        let after_restart = epoch(&image, 2);
+        next(
+            &mut image,
+            Command::UnfenceBroker {
+                broker_id: 2,
+                broker_epoch: after_restart,
+            },
+        );
+        let state = image.topics["t"].partitions[0].clone();
+        assert_eq!((state.leader, state.isr.clone()), (1, vec![1]));
+        let add_two = |broker_epoch: i64| AlterPartitionRequest {
+            broker_id: 1,
+            topic_id: Uuid::from_u128(9),
+            partition: 0,
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            isr: vec![1, 2],
+            broker_epochs: vec![-1, broker_epoch],
+        };
+        let stale = image
+            .alter_partition(&add_two(before_restart))
+            .expect("the leader asks at its epochs");
+        let index = image.last_applied + 1;
+        let refused = image.apply(index, &stale).expect_err("refused");
+        assert_eq!(refused.code, KafkaCode::INELIGIBLE_REPLICA);
+        assert_eq!(image.topics["t"].partitions[0].isr, vec![1]);
+        let current = image.alter_partition(&add_two(after_restart)).unwrap();
+        assert_eq!(next(&mut image, current), ApplyOutcome::Applied);
+        assert_eq!(image.topics["t"].partitions[0].isr, vec![1, 2]);
     }
 }

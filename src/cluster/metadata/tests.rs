@@ -99,6 +99,7 @@ fn change(topic_id: Uuid, epoch: i32, leader: Option<i32>, isr: Option<Vec<i32>>
         expected_partition_epoch: epoch,
         leader,
         isr,
+        isr_broker_epochs: Vec::new(),
     }
 }
 

@@ -217,6 +217,7 @@ impl MetadataImage {
         expected_partition_epoch: i32,
         leader: Option<i32>,
         isr: Option<&[i32]>,
+        isr_broker_epochs: &[i64],
     ) -> Result<ApplyOutcome, Rejection> {
         let elr = self
             .topic_by_id(topic_id)
@@ -259,6 +260,19 @@ impl MetadataImage {
                 return rejected(
                     KafkaCode::INELIGIBLE_REPLICA,
                     format!("broker {replica} cannot join the isr"),
+                );
+            }
+            // Registered anew since the leader heard from it: it may have
+            // restarted with less in its log (KIP-903, KAFKA-14139).
+            let stated = isr_broker_epochs.get(i).copied().unwrap_or(-1);
+            let registered = brokers.get(replica).map_or(-1, |b| b.epoch);
+            if stated >= 0 && stated != registered {
+                return rejected(
+                    KafkaCode::INELIGIBLE_REPLICA,
+                    format!(
+                        "broker {replica} was named at broker epoch {stated}, \
+                         but is registered under {registered}"
+                    ),
                 );
             }
         }

@@ -50,6 +50,7 @@ fn led_nowhere(mut image: MetadataImage) -> MetadataImage {
         expected_partition_epoch: 0,
         leader: Some(-1),
         isr: None,
+        isr_broker_epochs: Vec::new(),
     };
     image.apply(4, &change).expect("leader gone");
     image

@@ -28,11 +28,11 @@ use crate::broker::acks::acks_all_answer;
 use crate::cluster::http::wire::BrokerHeartbeatRequest;
 use crate::cluster::{AlterPartitionRequest, MetadataImage, PartitionState};
 use crate::config::{ProduceLimits, ProduceRefusal};
-use crate::replication::fetch_check::{Divergence, divergence, leader_epoch_refusal};
+use crate::replication::fetch_check::{Divergence, divergence, isr_eligible, leader_epoch_refusal};
 use crate::replication::follower::{
     self, FetchPosition, FetchedPartition, FollowerLog, FollowerStep,
 };
-use crate::replication::state::{BrokerId, Role};
+use crate::replication::state::{BrokerId, FollowerFetch, Role};
 use crate::replication::{AlterIsr, AlterSettlement, Replication};
 use crate::storage::{BatchStamp, LogConfig, PartitionLog, PendingBatch, StorageError};
 
@@ -222,6 +222,7 @@ impl Broker {
                     leader_epoch: request.leader_epoch,
                     partition_epoch: request.partition_epoch,
                     isr: request.isr,
+                    broker_epochs: request.broker_epochs,
                 };
                 if p.alter_sent
                     .as_ref()
@@ -390,9 +391,9 @@ impl Process {
             if now_ms - sent_ms <= ALTER_TIMEOUT_MS {
                 self.alter_sent = Some((sent_ms, alter));
             } else if self.replication.alter_in_flight(&alter) {
-                // As the manager: an unanswered change is given up on (see
+                // As the manager: an unanswered change is sent again (see
                 // `AlterSettlement::Unanswered`).
-                self.replication.alter_failed(now_ms);
+                self.send_alter(id, now_ms, alter, network);
             }
         }
         if now_ms >= self.next_lag_check_ms {
@@ -426,6 +427,7 @@ impl Process {
             leader_epoch: alter.leader_epoch,
             partition_epoch: alter.partition_epoch,
             isr: alter.isr.clone(),
+            broker_epochs: alter.broker_epochs.clone(),
         };
         self.alter_sent = Some((now_ms, alter));
         let message = Message::AlterPartition {
@@ -475,6 +477,7 @@ impl Process {
         let request = FetchRequest {
             fetch_id,
             replica: id,
+            broker_epoch: self.image.broker(id).map_or(-1, |b| b.epoch),
             current_leader_epoch: leader_epoch,
             fetch_offset: self.log.log_end_offset(),
             last_fetched_epoch: self.log.latest_leader_epoch().unwrap_or(-1),
@@ -652,12 +655,15 @@ impl Process {
             self.log.log_start_offset(),
         );
         if check == Divergence::InStep {
-            let outcome = self.replication.follower_fetched(
-                request.replica,
-                request.fetch_offset,
-                self.log.log_end_offset(),
-                now_ms,
-            );
+            let fetch = FollowerFetch {
+                replica: request.replica,
+                broker_epoch: request.broker_epoch,
+                isr_eligible: isr_eligible(&self.image, request.replica, request.broker_epoch),
+                fetch_offset: request.fetch_offset,
+            };
+            let outcome =
+                self.replication
+                    .follower_fetched(fetch, self.log.log_end_offset(), now_ms);
             if outcome.high_watermark_moved {
                 self.answer_parked(now_ms, deeds, network);
             }

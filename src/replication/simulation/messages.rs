@@ -59,6 +59,8 @@ pub enum Message {
 pub struct FetchRequest {
     pub fetch_id: u64,
     pub replica: BrokerId,
+    /// The follower's broker epoch as its image says (Fetch v15).
+    pub broker_epoch: i64,
     pub current_leader_epoch: i32,
     pub fetch_offset: i64,
     pub last_fetched_epoch: i32,

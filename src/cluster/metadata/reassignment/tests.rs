@@ -87,6 +87,7 @@ fn alter_isr(image: &mut MetadataImage, partition: i32, isr: Vec<i32>) {
             expected_partition_epoch: epoch,
             leader: None,
             isr: Some(isr),
+            isr_broker_epochs: Vec::new(),
         },
     )
     .expect("isr changed");
