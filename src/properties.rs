@@ -219,6 +219,7 @@ pub fn image_with_live_broker() -> MetadataImage {
             security_protocol: SecurityProtocol::Plaintext,
         }],
         rack: None,
+        previous_broker_epoch: None,
     };
     image.apply(1, &register).expect("broker registered");
     let unfence = Command::UnfenceBroker {

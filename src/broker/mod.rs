@@ -5,6 +5,7 @@ mod access;
 pub(crate) mod acks;
 mod authentication;
 mod blocking;
+pub(crate) mod clean_shutdown;
 mod cleaner;
 mod connection;
 mod dispatch;

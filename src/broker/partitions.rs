@@ -281,14 +281,18 @@ impl Partitions {
 
     /// Stops every partition's writer, then flushes every log and writes
     /// its clean-shutdown marker.
-    pub async fn close_all(&self) {
+    /// Returns whether every partition closed cleanly.
+    pub async fn close_all(&self) -> bool {
         let drained: Vec<Hosted> = self.write().drain().map(|(_, h)| h).collect();
+        let mut clean = true;
         for hosted in drained {
             let topic = hosted.partition.topic.clone();
             if let Err(error) = hosted.partition.close().await {
                 tracing::error!(%error, %topic, "could not close partition cleanly");
+                clean = false;
             }
         }
+        clean
     }
 }
 

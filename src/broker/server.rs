@@ -13,6 +13,7 @@ use tokio::sync::{Mutex, watch};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+use super::clean_shutdown;
 use super::cleaner::LogCleaner;
 use super::connection::{self, ConnectionInfo};
 use super::limits::{ConnectionLimits, ConnectionSlot, RequestBudget};
@@ -136,12 +137,14 @@ pub async fn run(
         listeners,
         rack: settings.rack.clone(),
         directory_id: crate::cluster::directory_id(&settings.data_dir)?,
+        previous_broker_epoch: Some(clean_shutdown::previous_broker_epoch(&settings.data_dir)),
     });
     // A remote coordinator may not be up yet; a stop request must not wait.
     let broker_epoch = tokio::select! {
         registered = registration => registered?,
         _ = shutdown.changed() => return Ok(()),
     };
+    clean_shutdown::forget(&settings.data_dir);
 
     // Certificates are read before anything is bound or opened, so a bad
     // file stops the start with its name.
@@ -337,7 +340,9 @@ pub async fn run(
     }
     // Group writes still in flight end before the partitions close.
     ctx.groups.close().await;
-    partitions.close_all().await;
+    if partitions.close_all().await {
+        record_clean_shutdown(&ctx, broker_epoch).await;
+    }
     tracing::info!("broker stopped cleanly");
     let _ = shutdown.borrow_and_update();
     Ok(())
@@ -390,6 +395,22 @@ async fn accept_loop(
                 drop(stream);
             }
         }
+    }
+}
+
+/// Every partition closed cleanly: the next start tells the coordinator so
+/// (see [`clean_shutdown`]), under the registration renewed last.
+async fn record_clean_shutdown(ctx: &BrokerContext, broker_epoch: i64) {
+    let broker_epoch = ctx
+        .coordinator
+        .image()
+        .broker(ctx.settings.broker_id)
+        .map_or(broker_epoch, |b| b.epoch);
+    let data_dir = ctx.settings.data_dir.clone();
+    let recorded =
+        tokio::task::spawn_blocking(move || clean_shutdown::record(&data_dir, broker_epoch)).await;
+    if let Ok(Err(error)) = recorded {
+        tracing::warn!(%error, "could not record the clean shutdown; the next start counts as unclean");
     }
 }
 

@@ -315,6 +315,7 @@ impl EmbeddedCoordinator {
                 incarnation_id: reg.incarnation_id,
                 listeners: reg.listeners,
                 rack: reg.rack,
+                previous_broker_epoch: reg.previous_broker_epoch,
             })
             .await?;
         let ApplyOutcome::BrokerRegistered { broker_epoch } = registered else {

@@ -122,6 +122,12 @@ pub enum Command {
         incarnation_id: Uuid,
         listeners: Vec<Listener>,
         rack: Option<String>,
+        /// The broker epoch its last clean shutdown recorded (KIP-966):
+        /// `Some(-1)` after a crash, `None` from a broker too old to say.
+        /// A broker that did not stop cleanly may have lost records it had
+        /// not flushed, so it is no longer an eligible leader replica.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_broker_epoch: Option<i64>,
     },
     FenceBroker {
         broker_id: i32,
@@ -414,6 +420,7 @@ impl MetadataImage {
                 incarnation_id,
                 listeners,
                 rack,
+                previous_broker_epoch,
             } => {
                 if *broker_id < 0 {
                     return rejected(
@@ -427,7 +434,11 @@ impl MetadataImage {
                 // A (re)registered broker starts fenced: it is unfenced only
                 // once it has shown it caught up with the metadata log, and
                 // its earlier incarnation's leadership ends here.
+                let last_epoch = self.brokers.get(broker_id).map(|b| b.epoch);
                 self.take_leadership(*broker_id);
+                if previous_broker_epoch.is_some_and(|previous| Some(previous) != last_epoch) {
+                    self.forget_unclean_replica(*broker_id);
+                }
                 self.brokers.insert(
                     *broker_id,
                     BrokerState {

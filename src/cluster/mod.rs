@@ -60,6 +60,10 @@ pub struct BrokerRegistration {
     /// restart from the same directory from a second broker claiming the
     /// id. Nil when unknown.
     pub directory_id: Uuid,
+    /// The broker epoch this broker's last clean shutdown recorded, -1
+    /// when it did not stop cleanly (KIP-966); see
+    /// [`crate::broker::clean_shutdown`].
+    pub previous_broker_epoch: Option<i64>,
 }
 
 /// The file in a broker's data directory that holds its id.

@@ -162,6 +162,7 @@ mod tests {
                 incarnation_id: Uuid::from_u128(u128::from(index)),
                 listeners: Vec::new(),
                 rack: None,
+                previous_broker_epoch: None,
             },
         }
     }

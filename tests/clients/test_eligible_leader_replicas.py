@@ -167,6 +167,29 @@ def test_a_replica_eligible_below_min_isr_leads_cleanly_and_nothing_acknowledged
     assert got[:len(acknowledged)] == acknowledged
 
 
+def test_a_replica_back_from_a_crash_is_no_longer_eligible(elr_cluster):
+    """KIP-966's unclean-shutdown check: the killed leader may have lost
+    records it had not flushed, so when it registers again without a clean
+    shutdown recorded it leaves the ELR and does not lead; the follower that
+    stopped cleanly (SIGTERM records its broker epoch) still may."""
+    cluster = elr_cluster
+    leader, _, last_out, acknowledged = stop_followers_then_the_leader(cluster)
+    assert sorted(view(cluster)["elr"]) == sorted([last_out, leader])
+
+    cluster.brokers[leader].start()
+    wait_until(lambda: any(b["id"] == leader and not b["fenced"]
+                           for b in cluster.coordinator.cluster()["brokers"]), timeout=60)
+    state = view(cluster)
+    assert state["leader"] == -1
+    assert state["elr"] == [last_out]
+    assert leader in state["last_known_elr"]
+
+    cluster.brokers[last_out].start()
+    wait_until(lambda: view(cluster)["leader"] == last_out, timeout=60)
+    got = read_back(cluster.bootstrap(last_out), len(acknowledged))
+    assert got[:len(acknowledged)] == acknowledged
+
+
 def test_with_the_feature_off_the_returning_follower_waits_for_the_last_isr_member(
         plain_cluster):
     cluster = plain_cluster

@@ -246,6 +246,7 @@ async fn register_until_answered(
         listeners: registration.listeners.clone(),
         rack: registration.rack.clone(),
         directory_id: registration.directory_id,
+        previous_broker_epoch: registration.previous_broker_epoch,
     };
     // A broker restarted on an empty disk (a lost disk, a new pod volume)
     // comes back with a new directory id while its old lease may still run:
@@ -436,12 +437,15 @@ async fn heartbeat(shared: Arc<Shared>) {
             {
                 tracing::warn!(%message, "the coordinator lost this broker's registration; registering again");
                 fenced = true;
-                match register_until_answered(&shared, &session.registration).await {
+                // The process kept its log: it is the same replica, clean.
+                let mut registration = session.registration.clone();
+                registration.previous_broker_epoch = Some(session.broker_epoch);
+                match register_until_answered(&shared, &registration).await {
                     Ok(broker_epoch) => {
                         if let Ok(mut current) = shared.session.lock() {
                             *current = Some(Session {
                                 broker_epoch,
-                                ..session
+                                registration,
                             });
                         }
                     }

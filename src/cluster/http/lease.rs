@@ -285,6 +285,7 @@ mod tests {
                         incarnation_id: Uuid::new_v4(),
                         listeners: Vec::new(),
                         rack: None,
+                        previous_broker_epoch: None,
                     },
                 )
                 .expect("register");
@@ -320,6 +321,7 @@ mod tests {
             listeners: Vec::new(),
             rack: None,
             directory_id: Uuid::from_u128(directory),
+            previous_broker_epoch: None,
         }
     }
 
@@ -477,6 +479,7 @@ mod tests {
                     incarnation_id: Uuid::new_v4(),
                     listeners: Vec::new(),
                     rack: None,
+                    previous_broker_epoch: None,
                 },
             )
             .expect("re-register");

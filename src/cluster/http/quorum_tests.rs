@@ -144,6 +144,7 @@ fn registration(broker_id: i32) -> BrokerRegistration {
         }],
         rack: None,
         directory_id: Uuid::nil(),
+        previous_broker_epoch: None,
     }
 }
 

@@ -491,6 +491,7 @@ impl Service {
                 incarnation_id: req.incarnation_id,
                 listeners: req.listeners.clone(),
                 rack: req.rack.clone(),
+                previous_broker_epoch: req.previous_broker_epoch,
             })
             .await?;
         let ApplyOutcome::BrokerRegistered { broker_epoch } = outcome else {

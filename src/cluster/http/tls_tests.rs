@@ -114,6 +114,7 @@ async fn a_super_user_broker_writes_over_mutual_tls_and_a_mere_client_is_refused
         }],
         rack: None,
         directory_id: Uuid::nil(),
+        previous_broker_epoch: None,
     };
     tokio::time::timeout(
         Duration::from_secs(20),

@@ -95,6 +95,10 @@ pub struct BrokerRegistrationRequest {
     /// when unknown.
     #[serde(default)]
     pub directory_id: Uuid,
+    /// The broker epoch of its last clean shutdown, -1 after a crash;
+    /// absent from older brokers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_broker_epoch: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -479,6 +483,7 @@ mod tests {
             listeners: vec![listener()],
             rack: None,
             directory_id: Uuid::nil(),
+            previous_broker_epoch: None,
         };
         let value = serde_json::to_value(&request).expect("encode");
         assert_eq!(
@@ -574,6 +579,7 @@ mod tests {
                     incarnation_id: Uuid::nil(),
                     listeners: vec![listener()],
                     rack: None,
+                    previous_broker_epoch: None,
                 },
             )
             .expect("register");
@@ -599,6 +605,7 @@ mod tests {
                     incarnation_id: Uuid::nil(),
                     listeners: vec![listener()],
                     rack: None,
+                    previous_broker_epoch: None,
                 },
             )
             .expect("register");

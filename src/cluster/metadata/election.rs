@@ -248,6 +248,7 @@ mod tests {
                     incarnation_id: Uuid::from_u128(id as u128),
                     listeners: Vec::new(),
                     rack: None,
+                    previous_broker_epoch: None,
                 },
             );
             unfence(&mut image, id);

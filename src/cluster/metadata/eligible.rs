@@ -11,6 +11,10 @@
 //! unclean election. The ISR may then be empty: a fenced last member moves
 //! to the ELR instead of staying named in the ISR.
 //!
+//! A broker that registers without a clean shutdown recorded (KIP-966's
+//! `PreviousBrokerEpoch`) may have lost unflushed records: it leaves every
+//! ELR.
+//!
 //! `last_known_elr` keeps the replicas that were once ISR or ELR members
 //! while the ISR is under min ISR, for an operator's unclean recovery.
 //! Both lists are cleared when the ISR is back at min ISR, on an unclean
@@ -143,6 +147,21 @@ impl MetadataImage {
             .then(|| self.eligible_leader_replicas.min_insync_replicas(topic))
     }
 
+    /// Broker `broker_id` registered after an unclean shutdown (Kafka's
+    /// `handleBrokerUncleanShutdown`): it may have lost records it had not
+    /// flushed, so it leaves every ELR, for the last known ELR an operator
+    /// may still recover from. Bumps the partition epoch of each partition
+    /// changed.
+    pub(super) fn forget_unclean_replica(&mut self, broker_id: i32) {
+        for partition in self.topics.values_mut().flat_map(|t| &mut t.partitions) {
+            if partition.elr.contains(&broker_id) {
+                partition.elr.retain(|id| *id != broker_id);
+                push_missing(&mut partition.last_known_elr, &[broker_id]);
+                partition.partition_epoch += 1;
+            }
+        }
+    }
+
     /// Finalizes `eligible.leader.replicas.version` at `version`; turning it
     /// off clears every partition's ELR and last known ELR.
     pub(super) fn set_eligible_leader_replicas(
@@ -258,6 +277,7 @@ mod tests {
                     incarnation_id: Uuid::from_u128(id as u128),
                     listeners: Vec::new(),
                     rack: None,
+                    previous_broker_epoch: None,
                 },
             );
             unfence(&mut image, id);
@@ -310,6 +330,38 @@ mod tests {
             (state(&image).leader_epoch, state(&image).partition_epoch),
             (epochs.0 + 1, epochs.1 + 1)
         );
+    }
+
+    /// KIP-966: a replica that crashed may have lost records it had not
+    /// flushed, so registering without a clean shutdown takes it out of
+    /// the ELR; one that stopped cleanly stays eligible and leads.
+    #[test]
+    fn a_replica_back_from_an_unclean_shutdown_is_no_longer_eligible() {
+        let mut image = image(1, &[]);
+        fence(&mut image, 2);
+        fence(&mut image, 3);
+        fence(&mut image, 1);
+        assert_eq!(lists(&image), (-1, vec![], vec![3, 1], vec![]));
+        let register = |id: i32, previous_broker_epoch| Command::RegisterBroker {
+            broker_id: id,
+            incarnation_id: Uuid::from_u128(10 + id as u128),
+            listeners: Vec::new(),
+            rack: None,
+            previous_broker_epoch,
+        };
+        let partition_epoch = state(&image).partition_epoch;
+        next(&mut image, register(1, Some(-1)));
+        assert_eq!(lists(&image), (-1, vec![], vec![3], vec![1]));
+        assert_eq!(state(&image).partition_epoch, partition_epoch + 1);
+        // Unfenced, the crashed replica does not lead.
+        unfence(&mut image, 1);
+        assert_eq!(lists(&image).0, -1);
+        // Broker 3 stopped cleanly at its current epoch: still eligible.
+        let clean = epoch(&image, 3);
+        next(&mut image, register(3, Some(clean)));
+        assert_eq!(lists(&image).2, vec![3]);
+        unfence(&mut image, 3);
+        assert_eq!((lists(&image).0, lists(&image).1), (3, vec![3]));
     }
 
     #[test]

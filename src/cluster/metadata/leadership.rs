@@ -242,6 +242,7 @@ mod tests {
                     incarnation_id: Uuid::from_u128(id as u128),
                     listeners: Vec::new(),
                     rack: None,
+                    previous_broker_epoch: None,
                 },
             );
             let epoch = image.broker(id).expect("registered").epoch;
@@ -395,6 +396,7 @@ mod tests {
                 incarnation_id: Uuid::from_u128(22),
                 listeners: Vec::new(),
                 rack: None,
+                previous_broker_epoch: None,
             },
         );
         assert_eq!(leaders(&image), vec![(-1, 2), (-1, 1), (-1, 1)]);
@@ -450,6 +452,7 @@ mod tests {
                 incarnation_id: Uuid::from_u128(22),
                 listeners: Vec::new(),
                 rack: None,
+                previous_broker_epoch: None,
             },
         );
         let after_restart = epoch(&image, 2);

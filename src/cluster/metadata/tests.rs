@@ -55,6 +55,7 @@ impl Harness {
                 security_protocol: SecurityProtocol::Plaintext,
             }],
             rack: None,
+            previous_broker_epoch: None,
         }) else {
             panic!("registration outcome");
         };
@@ -461,6 +462,7 @@ fn replaying_the_same_commands_gives_an_identical_image() {
                 incarnation_id: Uuid::from_u128(100 + id as u128),
                 listeners: vec![],
                 rack: Some(format!("rack-{id}")),
+                previous_broker_epoch: None,
             },
         );
         let broker_epoch = h.index as i64;

@@ -27,6 +27,7 @@ fn image_with_brokers(ids: &[i32]) -> MetadataImage {
                     security_protocol: SecurityProtocol::Plaintext,
                 }],
                 rack: None,
+                previous_broker_epoch: None,
             },
         );
         let epoch = image.broker(id).expect("registered").epoch;

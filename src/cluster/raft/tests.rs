@@ -41,6 +41,7 @@ fn register(broker_id: i32) -> Command {
         incarnation_id: uuid::Uuid::new_v4(),
         listeners: Vec::new(),
         rack: None,
+        previous_broker_epoch: None,
     }
 }
 

@@ -131,6 +131,7 @@ impl Controller {
                     incarnation_id: incarnation,
                     listeners: Vec::new(),
                     rack: None,
+                    previous_broker_epoch: None,
                 };
                 // A repeated registration of the same incarnation is answered
                 // with its epoch, as the server does.

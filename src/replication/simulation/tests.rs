@@ -96,12 +96,12 @@ fn three_replicas_keep_kafkas_guarantees_under_faults() {
 /// 2369 the shell taking a refused follower append for a storage failure;
 /// 2996 a follower that applied a deposed leader's late
 /// OFFSET_OUT_OF_RANGE answer and cut committed records. 4026, 2290 and
-/// 2421 failed while unanswered ISR changes were sent again (see
-/// `AlterSettlement::Unanswered`). Seed 2503 still fails: see
-/// docs/reliability.md.
+/// 2421 failed while unanswered ISR changes were sent again without broker
+/// epochs, and 2503 while they were given up on (see
+/// `AlterSettlement::Unanswered`).
 #[test]
 fn seeds_that_once_failed_pass() {
-    for seed in [1009, 1031, 1045, 2290, 2369, 2421, 2562, 2996, 4026] {
+    for seed in [1009, 1031, 1045, 2290, 2369, 2421, 2503, 2562, 2996, 4026] {
         let report = run_and_report(&SimulationConfig::new(seed));
         assert!(report.violations.is_empty(), "seed {seed} fails again");
     }

@@ -37,6 +37,7 @@ fn image() -> MetadataImage {
                 incarnation_id: Uuid::from_u128(id as u128),
                 listeners: Vec::new(),
                 rack: None,
+                previous_broker_epoch: None,
             },
         )
         .expect("registered");

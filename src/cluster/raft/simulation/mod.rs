@@ -232,6 +232,7 @@ async fn client(seed: u64, members: u64, shared: Rc<RefCell<Shared>>) -> turmoil
                 incarnation_id: Uuid::from_u128(rng.r#gen()),
                 listeners: Vec::new(),
                 rack: None,
+                previous_broker_epoch: None,
             }
         } else {
             Command::CreateTopic {
