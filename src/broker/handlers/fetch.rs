@@ -99,8 +99,8 @@ pub async fn handle(
                     .map(|t| topic_name(&t.name));
                 (name, topic.topic_id)
             } else {
-                let id = image.topic(&topic.topic.0).map_or(Uuid::nil(), |t| t.id);
-                (Some(topic.topic.clone()), id)
+                // Before v13 the answer carries names only.
+                (Some(topic.topic.clone()), Uuid::nil())
             };
             let known = name.is_some();
             let name = name.unwrap_or_default();
