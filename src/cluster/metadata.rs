@@ -648,6 +648,19 @@ fn set_flag(flag: &mut bool, value: bool) -> ApplyOutcome {
     }
 }
 
+/// Partition `partition` of the topic with id `topic_id`, to change: a
+/// function of the two maps rather than a method, so callers may hold the
+/// image's other fields (its brokers) meanwhile.
+fn partition_by_id_mut<'a>(
+    topics: &'a mut BTreeMap<String, TopicState>,
+    topic_names_by_id: &BTreeMap<Uuid, String>,
+    topic_id: Uuid,
+    partition: i32,
+) -> Option<&'a mut PartitionState> {
+    let topic = topics.get_mut(topic_names_by_id.get(&topic_id)?)?;
+    topic.partitions.get_mut(usize::try_from(partition).ok()?)
+}
+
 mod election;
 mod eligible;
 mod leadership;

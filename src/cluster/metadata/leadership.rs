@@ -291,6 +291,20 @@ mod tests {
             .collect()
     }
 
+    /// Broker `id` restarted: a new incarnation registers, fenced.
+    fn register_again(image: &mut MetadataImage, id: i32) {
+        next(
+            image,
+            Command::RegisterBroker {
+                broker_id: id,
+                incarnation_id: Uuid::from_u128(20 + id as u128),
+                listeners: Vec::new(),
+                rack: None,
+                previous_broker_epoch: None,
+            },
+        );
+    }
+
     fn fence(image: &mut MetadataImage, id: i32) -> ApplyOutcome {
         let broker_epoch = epoch(image, id);
         next(
@@ -389,16 +403,7 @@ mod tests {
             },
         );
         assert_eq!(leaders(&image), vec![(2, 1), (2, 0), (2, 0)]);
-        next(
-            &mut image,
-            Command::RegisterBroker {
-                broker_id: 2,
-                incarnation_id: Uuid::from_u128(22),
-                listeners: Vec::new(),
-                rack: None,
-                previous_broker_epoch: None,
-            },
-        );
+        register_again(&mut image, 2);
         assert_eq!(leaders(&image), vec![(-1, 2), (-1, 1), (-1, 1)]);
         // The restarted broker 2, the last ISR member, leads again once
         // unfenced; broker 1, still shutting down, does not.
@@ -445,16 +450,7 @@ mod tests {
         let mut image = image();
         let before_restart = epoch(&image, 2);
         fence(&mut image, 2);
-        next(
-            &mut image,
-            Command::RegisterBroker {
-                broker_id: 2,
-                incarnation_id: Uuid::from_u128(22),
-                listeners: Vec::new(),
-                rack: None,
-                previous_broker_epoch: None,
-            },
-        );
+        register_again(&mut image, 2);
         let after_restart = epoch(&image, 2);
         next(
             &mut image,

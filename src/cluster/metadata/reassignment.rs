@@ -16,7 +16,7 @@
 
 use uuid::Uuid;
 
-use super::{ApplyOutcome, BrokerState, MetadataImage, PartitionState};
+use super::{ApplyOutcome, BrokerState, MetadataImage, PartitionState, partition_by_id_mut};
 use crate::cluster::code::{KafkaCode, Rejection, rejected};
 
 impl MetadataImage {
@@ -33,11 +33,12 @@ impl MetadataImage {
         }
         let brokers = &self.brokers;
         let is_available = |id: &i32| brokers.get(id).is_some_and(BrokerState::is_available);
-        let state = self
-            .topic_names_by_id
-            .get(&topic_id)
-            .and_then(|name| self.topics.get_mut(name))
-            .and_then(|topic| topic.partitions.get_mut(usize::try_from(partition).ok()?));
+        let state = partition_by_id_mut(
+            &mut self.topics,
+            &self.topic_names_by_id,
+            topic_id,
+            partition,
+        );
         let Some(state) = state else {
             return rejected(
                 KafkaCode::UNKNOWN_TOPIC_OR_PARTITION,

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::eligible::{ElrRules, clear_elr};
 use super::{
     ApplyOutcome, BrokerState, ConfigResource, MetadataImage, PartitionState, TopicState,
-    validate_topic_name,
+    partition_by_id_mut, validate_topic_name,
 };
 use crate::cluster::code::{KafkaCode, Rejection, rejected};
 
@@ -223,11 +223,12 @@ impl MetadataImage {
             .topic_by_id(topic_id)
             .map(|topic| self.elr_rules(topic));
         let brokers = &self.brokers;
-        let state = self
-            .topic_names_by_id
-            .get(&topic_id)
-            .and_then(|name| self.topics.get_mut(name))
-            .and_then(|topic| topic.partitions.get_mut(usize::try_from(partition).ok()?));
+        let state = partition_by_id_mut(
+            &mut self.topics,
+            &self.topic_names_by_id,
+            topic_id,
+            partition,
+        );
         let Some(state) = state else {
             return rejected(
                 KafkaCode::UNKNOWN_TOPIC_OR_PARTITION,
