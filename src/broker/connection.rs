@@ -225,21 +225,26 @@ async fn serve_halves<R, W>(
     // Dropping the reader gives back its buffer and ends the writer once
     // the responses owed are written.
     drop(reader);
-    let _ = writer_task.await;
+    let Ok(Some(mut writer)) = writer_task.await else {
+        return;
+    };
     if refused {
-        // The client learns why from the last response: read what it still
-        // sends until it closes (briefly), since closing a socket with
-        // unread bytes sends a reset that can destroy that response before
-        // the client reads it (kafka-python then saw only a disconnect).
+        // The client learns why from the last response, so the broker lets
+        // it read that first: it waits (briefly) for the client to close,
+        // dropping what it still sends. A FIN arriving with the response
+        // made kafka-python 3 drop the response (its read loop discards
+        // what it read once it meets EOF), and closing with unread bytes
+        // sends a reset that can destroy the response outright.
         let mut sink = [0u8; 4096];
         let drain =
             async { while matches!(socket_reader.read(&mut sink).await, Ok(n) if n > 0) {} };
         let _ = tokio::time::timeout(AUTH_FAILURE_LINGER, drain).await;
     }
+    let _ = writer.shutdown().await;
 }
 
-/// How long a connection refused for its credentials is read from (and
-/// the bytes dropped) after its answer, so the answer is not reset away.
+/// How long a connection refused for its credentials waits for the client
+/// to close after its answer (and drops what it reads meanwhile).
 const AUTH_FAILURE_LINGER: Duration = Duration::from_millis(500);
 
 /// The read side of a connection and what it owes to limits.
@@ -430,11 +435,16 @@ fn start_request(
     }))
 }
 
+/// Writes each response as it is ready, in request order. A response that
+/// closes the connection (there is none to write) shuts the writer down
+/// here; once the reader is gone and every response is written, the
+/// writer is given back for the reader's side to shut down. `None` when
+/// writing failed or the writer was shut down here.
 async fn write_responses<W: AsyncWrite + Unpin>(
     mut writer: W,
     mut pending: mpsc::Receiver<Pending>,
     activity: Arc<Activity>,
-) {
+) -> Option<W> {
     let mut queue: VecDeque<Pending> = VecDeque::new();
     let mut out: Vec<Bytes> = Vec::new();
     loop {
@@ -464,15 +474,15 @@ async fn write_responses<W: AsyncWrite + Unpin>(
         // the flush costs nothing.
         let written = write_all_vectored(&mut writer, &mut out).await;
         if written.is_err() || writer.flush().await.is_err() {
-            return;
+            return None;
         }
         activity.touch();
         if close {
-            // FIN after the last answer, so the client reads it before EOF.
-            break;
+            let _ = writer.shutdown().await;
+            return None;
         }
     }
-    let _ = writer.shutdown().await;
+    Some(writer)
 }
 
 /// Writes every buffer with as few syscalls as the socket allows, without
