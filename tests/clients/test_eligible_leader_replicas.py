@@ -4,8 +4,10 @@ eligible.leader.replicas.version=1: the followers stop one after the
 other, then the leader dies; the follower that left the ISR below min ISR
 is eligible, and when it returns first it leads without an unclean
 election, and every acks=all message confluent-kafka saw acknowledged is
-still there. With the feature off (Kafka 4.0's default) the same returning
-broker waits for the last ISR member."""
+still there. A replica back from a crash is no longer eligible; when every
+replica crashed, the last leader leads again (Kafka's balanced recovery).
+With the feature off (Kafka 4.0's default) the same returning broker waits
+for the last ISR member."""
 import signal
 import subprocess
 import time
@@ -109,21 +111,28 @@ def read_back(bootstrap, count, timeout=60):
     return got
 
 
-def stop_followers_then_the_leader(cluster):
-    """Returns (leader, first follower out, last follower out) after the
-    followers stopped cleanly one by one and the leader was killed."""
+def stop_followers_then_the_leader(cluster, crash_followers=False):
+    """Returns (leader, first follower out, last follower out, the values
+    acknowledged) after the followers stopped one by one (cleanly, or
+    killed with `crash_followers`) and the leader was killed."""
     start = view(cluster)
     leader = start["leader"]
     first_out, last_out = [r for r in start["replicas"] if r != leader]
     via = leader
     acknowledged = produce_acknowledged(cluster.bootstrap(via), 0, 50)
 
-    cluster.brokers[first_out].stop(signal.SIGTERM)
-    wait_until(lambda: first_out not in view(cluster)["isr"], timeout=30)
+    def stop(follower):
+        if crash_followers:
+            cluster.brokers[follower].kill9()
+        else:
+            cluster.brokers[follower].stop(signal.SIGTERM)
+
+    stop(first_out)
+    wait_until(lambda: first_out not in view(cluster)["isr"], timeout=40)
     # Two in sync, at min ISR: acks=all still succeeds.
     acknowledged += produce_acknowledged(cluster.bootstrap(via), 50, 50)
 
-    cluster.brokers[last_out].stop(signal.SIGTERM)
+    stop(last_out)
     wait_until(lambda: view(cluster)["isr"] == [leader], timeout=30)
 
     cluster.brokers[leader].kill9()
@@ -204,3 +213,41 @@ def test_with_the_feature_off_the_returning_follower_waits_for_the_last_isr_memb
     assert view(cluster)["leader"] == -1
     # Not tracked: the describe has Kafka 3's columns only.
     assert "Elr:" not in describe_line(cluster, last_out)
+
+
+def test_when_every_replica_crashed_the_last_leader_leads_and_nothing_acknowledged_is_lost(
+        elr_cluster):
+    """Every replica is killed: each comes back from a crash and leaves the
+    ELR, so no replica may lead cleanly again. Kafka's balanced recovery
+    then elects the last known leader, which holds the most of the log,
+    instead of leaving the partition offline for good; but not while a
+    replica that may return cleanly is still eligible."""
+    cluster = elr_cluster
+    leader, first_out, last_out, acknowledged = stop_followers_then_the_leader(
+        cluster, crash_followers=True)
+    state = view(cluster)
+    assert sorted(state["elr"]) == sorted([last_out, leader])
+    assert state["last_known_elr"] == [leader]
+
+    # The last leader returns first: the last follower out is still
+    # eligible, so the last leader waits for it.
+    cluster.brokers[leader].start()
+    wait_until(lambda: any(b["id"] == leader and not b["fenced"]
+                           for b in cluster.coordinator.cluster()["brokers"]), timeout=60)
+    state = view(cluster)
+    assert (state["leader"], state["elr"]) == (-1, [last_out])
+
+    # It crashed too: the ELR empties and the last leader leads.
+    cluster.brokers[last_out].start()
+    wait_until(lambda: view(cluster)["leader"] == leader, timeout=60)
+    assert view(cluster)["last_known_elr"] == []
+    line = describe_line(cluster, leader)
+    assert f"\tLeader: {leader}\t" in line
+
+    # Everyone back in sync; every acknowledged value is there, once, in
+    # order, and acks=all works again.
+    cluster.brokers[first_out].start()
+    wait_until(lambda: len(view(cluster)["isr"]) == 3, timeout=90)
+    acknowledged += produce_acknowledged(cluster.bootstrap(leader), 100, 20)
+    got = read_back(cluster.bootstrap(leader), len(acknowledged))
+    assert got == acknowledged

@@ -15,15 +15,22 @@
 //! `PreviousBrokerEpoch`) may have lost unflushed records: it leaves every
 //! ELR.
 //!
-//! `last_known_elr` keeps the replicas that were once ISR or ELR members
-//! while the ISR is under min ISR, for an operator's unclean recovery.
-//! Both lists are cleared when the ISR is back at min ISR, on an unclean
+//! `last_known_elr` holds the partition's last leader once the ISR empties
+//! (Kafka's default, `useLastKnownLeaderInBalancedRecovery`). When every
+//! eligible replica has come back from a crash, the ISR and the ELR are
+//! both empty and no clean leader will ever return; the last leader, which
+//! holds the most of the log, then leads as in an unclean election (the ISR
+//! becomes it alone) instead of leaving the partition offline for good.
+//! Both lists are cleared when the ISR is back at min ISR, once the
+//! partition has a leader again (the last known leader), on an unclean
 //! election, when the topic's `min.insync.replicas` changes and when the
 //! feature is turned off.
 
 use serde::{Deserialize, Serialize};
 
-use super::{ApplyOutcome, KafkaCode, MetadataImage, PartitionState, Rejection, TopicState};
+use super::{
+    ApplyOutcome, BrokerState, KafkaCode, MetadataImage, PartitionState, Rejection, TopicState,
+};
 use crate::cluster::code::rejected;
 
 /// The feature's name, as `kafka-features.sh` and ApiVersions spell it.
@@ -79,10 +86,11 @@ pub(super) struct ElrRules {
 }
 
 impl ElrRules {
-    /// After the ISR changed from `old_isr`: below min ISR, the members that
-    /// left join the ELR (the ELR keeps those still out of the ISR) and the
-    /// last known ELR gathers whoever is neither; at min ISR, both empty.
-    pub fn track(&self, partition: &mut PartitionState, old_isr: &[i32]) {
+    /// After the ISR changed from `old_isr` under `old_leader`: below min
+    /// ISR, the members that left join the ELR (the ELR keeps those still
+    /// out of the ISR), and a change that empties the ISR records the
+    /// leader it had as the last known leader; at min ISR, both empty.
+    pub fn track(&self, partition: &mut PartitionState, old_isr: &[i32], old_leader: i32) {
         if !self.enabled {
             return;
         }
@@ -93,23 +101,37 @@ impl ElrRules {
         }
         let mut candidates = partition.elr.clone();
         push_missing(&mut candidates, old_isr);
-        let elr: Vec<i32> = candidates
-            .iter()
-            .copied()
-            .filter(|id| !partition.isr.contains(id))
-            .collect();
-        push_missing(&mut candidates, &partition.last_known_elr);
-        partition.last_known_elr = candidates
-            .into_iter()
-            .filter(|id| !partition.isr.contains(id) && !elr.contains(id))
-            .collect();
-        partition.elr = elr;
+        candidates.retain(|id| !partition.isr.contains(id));
+        partition.elr = candidates;
+        if partition.isr.is_empty() && !old_isr.is_empty() && old_leader >= 0 {
+            partition.last_known_elr = vec![old_leader];
+        }
     }
 
     /// `leader` was elected from the ELR: it alone is the ISR now.
     pub fn elected_from_elr(partition: &mut PartitionState, leader: i32) {
         partition.isr = vec![leader];
         partition.elr.retain(|id| *id != leader);
+        partition.last_known_elr.clear();
+    }
+
+    /// The last known leader, when it may lead: the ISR and the ELR are
+    /// both empty, so every replica that held all committed records is
+    /// gone or came back from a crash (Kafka's `canElectLastKnownLeader`).
+    pub fn last_known_leader(partition: &PartitionState) -> Option<i32> {
+        match partition.last_known_elr[..] {
+            [leader] if partition.isr.is_empty() && partition.elr.is_empty() => Some(leader),
+            _ => None,
+        }
+    }
+
+    /// `leader` leads without an ELR member's promise (an unclean election,
+    /// or the last known leader's): it alone is the ISR, and what the ELR
+    /// tracked no longer holds.
+    pub fn elected_uncleanly(partition: &mut PartitionState, leader: i32) {
+        partition.leader = leader;
+        partition.isr = vec![leader];
+        Self::forget(partition);
     }
 
     /// An unclean election: what the ELR promised no longer holds.
@@ -149,15 +171,24 @@ impl MetadataImage {
 
     /// Broker `broker_id` registered after an unclean shutdown (Kafka's
     /// `handleBrokerUncleanShutdown`): it may have lost records it had not
-    /// flushed, so it leaves every ELR, for the last known ELR an operator
-    /// may still recover from. Bumps the partition epoch of each partition
-    /// changed.
+    /// flushed, so it leaves every ELR. Where that empties the ELR of a
+    /// leaderless partition, its last known leader leads if it is available
+    /// (else when it is unfenced). Bumps the partition epoch of each
+    /// partition changed, and the leader epoch of each that gets a leader.
     pub(super) fn forget_unclean_replica(&mut self, broker_id: i32) {
+        let brokers = &self.brokers;
+        let available =
+            |id: i32| id != broker_id && brokers.get(&id).is_some_and(BrokerState::is_available);
         for partition in self.topics.values_mut().flat_map(|t| &mut t.partitions) {
-            if partition.elr.contains(&broker_id) {
-                partition.elr.retain(|id| *id != broker_id);
-                push_missing(&mut partition.last_known_elr, &[broker_id]);
-                partition.partition_epoch += 1;
+            if !partition.elr.contains(&broker_id) {
+                continue;
+            }
+            partition.elr.retain(|id| *id != broker_id);
+            partition.partition_epoch += 1;
+            if let Some(leader) = ElrRules::last_known_leader(partition).filter(|id| available(*id))
+            {
+                ElrRules::elected_uncleanly(partition, leader);
+                partition.leader_epoch += 1;
             }
         }
     }
@@ -253,6 +284,20 @@ mod tests {
         );
     }
 
+    /// Broker `id` registers again, sending `previous_broker_epoch`.
+    fn register(image: &mut MetadataImage, id: i32, previous_broker_epoch: Option<i64>) {
+        next(
+            image,
+            Command::RegisterBroker {
+                broker_id: id,
+                incarnation_id: Uuid::from_u128(10 + id as u128),
+                listeners: Vec::new(),
+                rack: None,
+                previous_broker_epoch,
+            },
+        );
+    }
+
     fn elr_version(image: &mut MetadataImage, version: i16) {
         next(
             image,
@@ -324,8 +369,9 @@ mod tests {
         assert_eq!(lists(&image), (1, vec![1], vec![3], vec![]));
         let epochs = (state(&image).leader_epoch, state(&image).partition_epoch);
         fence(&mut image, 1);
-        // The last member leaves the ISR too: it is eligible, not named.
-        assert_eq!(lists(&image), (-1, vec![], vec![3, 1], vec![]));
+        // The last member leaves the ISR too: it is eligible, not named,
+        // and the last known leader.
+        assert_eq!(lists(&image), (-1, vec![], vec![3, 1], vec![1]));
         assert_eq!(
             (state(&image).leader_epoch, state(&image).partition_epoch),
             (epochs.0 + 1, epochs.1 + 1)
@@ -341,16 +387,9 @@ mod tests {
         fence(&mut image, 2);
         fence(&mut image, 3);
         fence(&mut image, 1);
-        assert_eq!(lists(&image), (-1, vec![], vec![3, 1], vec![]));
-        let register = |id: i32, previous_broker_epoch| Command::RegisterBroker {
-            broker_id: id,
-            incarnation_id: Uuid::from_u128(10 + id as u128),
-            listeners: Vec::new(),
-            rack: None,
-            previous_broker_epoch,
-        };
+        assert_eq!(lists(&image), (-1, vec![], vec![3, 1], vec![1]));
         let partition_epoch = state(&image).partition_epoch;
-        next(&mut image, register(1, Some(-1)));
+        register(&mut image, 1, Some(-1));
         assert_eq!(lists(&image), (-1, vec![], vec![3], vec![1]));
         assert_eq!(state(&image).partition_epoch, partition_epoch + 1);
         // Unfenced, the crashed replica does not lead.
@@ -358,10 +397,53 @@ mod tests {
         assert_eq!(lists(&image).0, -1);
         // Broker 3 stopped cleanly at its current epoch: still eligible.
         let clean = epoch(&image, 3);
-        next(&mut image, register(3, Some(clean)));
+        register(&mut image, 3, Some(clean));
         assert_eq!(lists(&image).2, vec![3]);
         unfence(&mut image, 3);
-        assert_eq!((lists(&image).0, lists(&image).1), (3, vec![3]));
+        assert_eq!(lists(&image), (3, vec![3], vec![], vec![]));
+    }
+
+    /// Kafka's balanced recovery: once every eligible replica came back
+    /// from a crash nobody can lead cleanly again, so the last leader (it
+    /// holds the most of the log) leads rather than the partition staying
+    /// offline for good; while a replica that may return cleanly is still
+    /// eligible, it waits.
+    #[test]
+    fn when_every_eligible_replica_crashed_the_last_known_leader_leads() {
+        let mut image = image(1, &[]);
+        for id in [2, 3, 1] {
+            fence(&mut image, id);
+        }
+        // The last leader returns first: broker 3 may still return clean.
+        register(&mut image, 1, Some(-1));
+        unfence(&mut image, 1);
+        assert_eq!(lists(&image), (-1, vec![], vec![3], vec![1]));
+        let epochs = (state(&image).leader_epoch, state(&image).partition_epoch);
+        // Broker 3 crashed too: the ELR empties and the available last
+        // known leader leads at once, alone in the ISR.
+        register(&mut image, 3, Some(-1));
+        assert_eq!(lists(&image), (1, vec![1], vec![], vec![]));
+        assert_eq!(
+            (state(&image).leader_epoch, state(&image).partition_epoch),
+            (epochs.0 + 1, epochs.1 + 1)
+        );
+    }
+
+    #[test]
+    fn the_last_known_leader_back_last_leads_when_it_is_unfenced() {
+        let mut image = image(1, &[]);
+        for id in [2, 3, 1] {
+            fence(&mut image, id);
+        }
+        register(&mut image, 3, Some(-1));
+        // Registered but fenced, the last leader cannot lead yet; nor may
+        // the crashed replicas that are back.
+        register(&mut image, 1, Some(-1));
+        unfence(&mut image, 3);
+        unfence(&mut image, 2);
+        assert_eq!(lists(&image), (-1, vec![], vec![], vec![1]));
+        unfence(&mut image, 1);
+        assert_eq!(lists(&image), (1, vec![1], vec![], vec![]));
     }
 
     #[test]
@@ -373,7 +455,7 @@ mod tests {
         // Broker 2 left while the ISR was at min: it may have missed
         // committed records, so it does not lead.
         unfence(&mut image, 2);
-        assert_eq!(lists(&image), (-1, vec![], vec![3, 1], vec![]));
+        assert_eq!(lists(&image), (-1, vec![], vec![3, 1], vec![1]));
         unfence(&mut image, 3);
         assert_eq!(lists(&image), (3, vec![3], vec![1], vec![]));
         // Once the ISR is back at min ISR the ELR is cleared.
@@ -487,7 +569,7 @@ mod tests {
     }
 
     #[test]
-    fn the_last_known_elr_keeps_replicas_that_left_the_elr() {
+    fn a_replica_back_in_the_isr_leaves_the_elr() {
         let mut image = image(1, &[("min.insync.replicas", "3")]);
         fence(&mut image, 3);
         assert_eq!(lists(&image), (1, vec![1, 2], vec![3], vec![]));

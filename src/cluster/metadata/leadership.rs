@@ -91,9 +91,9 @@ impl MetadataImage {
                     if !leads && !in_isr {
                         continue;
                     }
-                    let old_isr = partition.isr.clone();
+                    let (old_isr, old_leader) = (partition.isr.clone(), partition.leader);
                     partition.isr.retain(|id| *id != broker_id);
-                    elr.track(partition, &old_isr);
+                    elr.track(partition, &old_isr, old_leader);
                     if leads {
                         elect(partition, &available, unclean, true);
                         partition.leader_epoch += 1;
@@ -115,8 +115,9 @@ impl MetadataImage {
 
     /// Gives `broker_id`, if it is available, the leaderless partitions
     /// whose ISR holds it, or with ELR on whose ELR holds it while the ISR
-    /// is empty (or, with unclean election, any it is a replica of);
-    /// returns whether any partition changed.
+    /// is empty, or whose last known leader it is while both are empty
+    /// (or, with unclean election, any it is a replica of); returns whether
+    /// any partition changed.
     pub(super) fn restore_leadership(&mut self, broker_id: i32) -> bool {
         if !self
             .brokers
@@ -137,10 +138,8 @@ impl MetadataImage {
                 } else if partition.isr.is_empty() && partition.elr.contains(&broker_id) {
                     partition.leader = broker_id;
                     ElrRules::elected_from_elr(partition, broker_id);
-                } else if unclean {
-                    partition.leader = broker_id;
-                    partition.isr = vec![broker_id];
-                    ElrRules::forget(partition);
+                } else if unclean || ElrRules::last_known_leader(partition) == Some(broker_id) {
+                    ElrRules::elected_uncleanly(partition, broker_id);
                 } else {
                     continue;
                 }
@@ -175,7 +174,8 @@ fn elect_without(
 
 /// Kafka's order of election: the first available ISR member in replica
 /// order; with the ISR empty, the first available ELR member (clean, it
-/// alone becomes the ISR); with `unclean`, any available replica (the ISR
+/// alone becomes the ISR); with the ELR empty too, the last known leader
+/// if it is available; with `unclean`, any available replica (the ISR
 /// becomes it alone and the ELR is forgotten); else no leader (-1).
 fn elect(
     partition: &mut PartitionState,
@@ -203,12 +203,10 @@ fn elect(
         ElrRules::elected_from_elr(partition, leader);
         return;
     }
-    match replicas.iter().copied().find(available).filter(|_| unclean) {
-        Some(leader) => {
-            partition.leader = leader;
-            partition.isr = vec![leader];
-            ElrRules::forget(partition);
-        }
+    let last_known = ElrRules::last_known_leader(partition).filter(available);
+    let any = || replicas.iter().copied().find(available).filter(|_| unclean);
+    match last_known.or_else(any) {
+        Some(leader) => ElrRules::elected_uncleanly(partition, leader),
         // The ISR (ELR off) or the ELR keeps naming the replicas that hold
         // everything committed; one of them leads again when it returns.
         None => partition.leader = -1,

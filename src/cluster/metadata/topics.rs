@@ -294,6 +294,7 @@ impl MetadataImage {
             return Ok(ApplyOutcome::Unchanged);
         }
         let old_isr = std::mem::replace(&mut state.isr, new_isr);
+        let old_leader = state.leader;
         if leader_changed {
             state.leader = new_leader;
             state.leader_epoch += 1;
@@ -307,7 +308,11 @@ impl MetadataImage {
             }
         }
         if let Some(elr) = elr {
-            elr.track(state, &old_isr);
+            elr.track(state, &old_isr, old_leader);
+            if state.leader != -1 {
+                // A partition with a leader has no use for the last one.
+                state.last_known_elr.clear();
+            }
         }
         state.partition_epoch += 1;
         // The ISR change that brings the last adding replica in sync
