@@ -343,6 +343,16 @@ mod tests {
         image
     }
 
+    /// [`image`] after brokers 2, 3 and then the leader 1 were fenced, one
+    /// after the other.
+    fn every_replica_fenced(version: i16) -> MetadataImage {
+        let mut image = image(version, &[]);
+        for id in [2, 3, 1] {
+            fence(&mut image, id);
+        }
+        image
+    }
+
     fn state(image: &MetadataImage) -> &PartitionState {
         image.partition("t", 0).expect("exists")
     }
@@ -383,10 +393,7 @@ mod tests {
     /// the ELR; one that stopped cleanly stays eligible and leads.
     #[test]
     fn a_replica_back_from_an_unclean_shutdown_is_no_longer_eligible() {
-        let mut image = image(1, &[]);
-        fence(&mut image, 2);
-        fence(&mut image, 3);
-        fence(&mut image, 1);
+        let mut image = every_replica_fenced(1);
         assert_eq!(lists(&image), (-1, vec![], vec![3, 1], vec![1]));
         let partition_epoch = state(&image).partition_epoch;
         register(&mut image, 1, Some(-1));
@@ -410,10 +417,7 @@ mod tests {
     /// eligible, it waits.
     #[test]
     fn when_every_eligible_replica_crashed_the_last_known_leader_leads() {
-        let mut image = image(1, &[]);
-        for id in [2, 3, 1] {
-            fence(&mut image, id);
-        }
+        let mut image = every_replica_fenced(1);
         // The last leader returns first: broker 3 may still return clean.
         register(&mut image, 1, Some(-1));
         unfence(&mut image, 1);
@@ -431,10 +435,7 @@ mod tests {
 
     #[test]
     fn the_last_known_leader_back_last_leads_when_it_is_unfenced() {
-        let mut image = image(1, &[]);
-        for id in [2, 3, 1] {
-            fence(&mut image, id);
-        }
+        let mut image = every_replica_fenced(1);
         register(&mut image, 3, Some(-1));
         // Registered but fenced, the last leader cannot lead yet; nor may
         // the crashed replicas that are back.
@@ -448,10 +449,7 @@ mod tests {
 
     #[test]
     fn an_eligible_replica_leads_cleanly_when_it_returns_first() {
-        let mut image = image(1, &[]);
-        for id in [2, 3, 1] {
-            fence(&mut image, id);
-        }
+        let mut image = every_replica_fenced(1);
         // Broker 2 left while the ISR was at min: it may have missed
         // committed records, so it does not lead.
         unfence(&mut image, 2);
@@ -508,10 +506,7 @@ mod tests {
 
     #[test]
     fn without_the_feature_the_last_isr_member_stays_named_and_alone_may_lead() {
-        let mut image = image(0, &[]);
-        for id in [2, 3, 1] {
-            fence(&mut image, id);
-        }
+        let mut image = every_replica_fenced(0);
         assert_eq!(lists(&image), (-1, vec![1], vec![], vec![]));
         unfence(&mut image, 3);
         assert_eq!(lists(&image), (-1, vec![1], vec![], vec![]));
