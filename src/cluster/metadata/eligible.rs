@@ -357,6 +357,11 @@ mod tests {
         image.partition("t", 0).expect("exists")
     }
 
+    /// (leader epoch, partition epoch)
+    fn epochs(image: &MetadataImage) -> (i32, i32) {
+        (state(image).leader_epoch, state(image).partition_epoch)
+    }
+
     /// (leader, isr, elr, last known elr)
     fn lists(image: &MetadataImage) -> (i32, Vec<i32>, Vec<i32>, Vec<i32>) {
         let s = state(image);
@@ -377,15 +382,12 @@ mod tests {
         assert_eq!(lists(&image), (1, vec![1, 3], vec![], vec![]));
         fence(&mut image, 3);
         assert_eq!(lists(&image), (1, vec![1], vec![3], vec![]));
-        let epochs = (state(&image).leader_epoch, state(&image).partition_epoch);
+        let before = epochs(&image);
         fence(&mut image, 1);
         // The last member leaves the ISR too: it is eligible, not named,
         // and the last known leader.
         assert_eq!(lists(&image), (-1, vec![], vec![3, 1], vec![1]));
-        assert_eq!(
-            (state(&image).leader_epoch, state(&image).partition_epoch),
-            (epochs.0 + 1, epochs.1 + 1)
-        );
+        assert_eq!(epochs(&image), (before.0 + 1, before.1 + 1));
     }
 
     /// KIP-966: a replica that crashed may have lost records it had not
@@ -422,15 +424,12 @@ mod tests {
         register(&mut image, 1, Some(-1));
         unfence(&mut image, 1);
         assert_eq!(lists(&image), (-1, vec![], vec![3], vec![1]));
-        let epochs = (state(&image).leader_epoch, state(&image).partition_epoch);
+        let before = epochs(&image);
         // Broker 3 crashed too: the ELR empties and the available last
         // known leader leads at once, alone in the ISR.
         register(&mut image, 3, Some(-1));
         assert_eq!(lists(&image), (1, vec![1], vec![], vec![]));
-        assert_eq!(
-            (state(&image).leader_epoch, state(&image).partition_epoch),
-            (epochs.0 + 1, epochs.1 + 1)
-        );
+        assert_eq!(epochs(&image), (before.0 + 1, before.1 + 1));
     }
 
     #[test]
