@@ -108,8 +108,9 @@ impl ElrRules {
         }
     }
 
-    /// `leader` was elected from the ELR: it alone is the ISR now.
+    /// `leader` was elected from the ELR: it leads, alone in the ISR.
     pub fn elected_from_elr(partition: &mut PartitionState, leader: i32) {
+        partition.leader = leader;
         partition.isr = vec![leader];
         partition.elr.retain(|id| *id != leader);
         partition.last_known_elr.clear();

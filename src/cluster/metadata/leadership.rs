@@ -136,7 +136,6 @@ impl MetadataImage {
                 if partition.isr.contains(&broker_id) {
                     partition.leader = broker_id;
                 } else if partition.isr.is_empty() && partition.elr.contains(&broker_id) {
-                    partition.leader = broker_id;
                     ElrRules::elected_from_elr(partition, broker_id);
                 } else if unclean || ElrRules::last_known_leader(partition) == Some(broker_id) {
                     ElrRules::elected_uncleanly(partition, broker_id);
@@ -199,7 +198,6 @@ fn elect(
             .copied()
             .find(|id| partition.elr.contains(id) && available(id))
     {
-        partition.leader = leader;
         ElrRules::elected_from_elr(partition, leader);
         return;
     }
